@@ -1,0 +1,1 @@
+"""Small models built from config (MLP, CNN, tiny transformers); see the submodules."""

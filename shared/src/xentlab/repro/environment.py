@@ -1,0 +1,74 @@
+"""Capture of what produced a result: versions, device, git commit, peak memory."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from xentlab.repro.spec import ReproError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ReproError("--device cuda was asked for, but torch sees no CUDA device (use --device cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise ReproError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_state(path: Path) -> dict:
+    """Commit and dirtiness of the repository holding ``path`` (None outside a git checkout)."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
+
+
+def capture_environment(package: str, device: torch.device, repo_path: Path) -> dict:
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "triton": _version("triton"),
+        "numpy": _version("numpy"),
+        "xentlab": _version("xentlab"),
+        "package": {"name": package, "version": _version(package)},
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "argv": sys.argv,
+    }
+    env["git"] = git_state(repo_path)
+    return env
+
+
+def peak_memory_mb(device: torch.device) -> dict:
+    """Peak resident memory of this process and its children (MB), and peak CUDA allocation."""
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = {"rss_mb": round(self_kb / 1024, 1), "children_rss_mb": round(child_kb / 1024, 1)}
+    if device.type == "cuda":
+        out["cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return out

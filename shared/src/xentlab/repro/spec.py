@@ -1,0 +1,99 @@
+"""What a package declares: its paper, its experiments, its claims and derived metrics."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SCALES = ("smoke", "cpu", "full")
+
+
+class ReproError(Exception):
+    """A user-facing error: the CLI prints its message on one line and exits non-zero."""
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The paper a package reproduces."""
+
+    title: str
+    package: str
+    arxiv: str | None = None
+    code: str | None = None  # the official code, when there is one
+    venue: str | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment: a function run once per seed, with a resolved config per scale.
+
+    ``fn(cfg, seed, ctx) -> dict`` must be a top-level function (worker processes pickle it). A
+    scale whose config is ``None`` is not offered by this experiment; ``version`` is part of the
+    resume key, so bump it when ``fn`` changes in a way that invalidates earlier units.
+    """
+
+    name: str
+    fn: Callable[..., Mapping[str, Any]]
+    configs: Mapping[str, Mapping[str, Any] | None]
+    version: str = "1"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            raise ValueError(f"experiment name {self.name!r} must be [A-Za-z0-9_.-]+ (it names a directory)")
+        unknown = set(self.configs) - set(SCALES)
+        if unknown:
+            raise ValueError(f"experiment {self.name!r}: unknown scales {sorted(unknown)}; use {SCALES}")
+
+    def config(self, scale: str) -> Mapping[str, Any] | None:
+        return self.configs.get(scale)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A metric computed per seed from that seed's metrics of all experiments (paired across methods).
+
+    ``fn`` receives ``{"<experiment>/<metric>": value}`` for one seed and returns a number.
+    """
+
+    name: str
+    fn: Callable[[Mapping[str, float]], float]
+
+
+_CHECK = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+AGGREGATES = ("mean", "min", "max", "all")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement of the paper, evaluated on the measured numbers.
+
+    ``check`` is a comparison with a number (``">= 0.9"``). ``agg`` says what is compared:
+    ``"mean"``: the seeds' mean, with the bootstrap 95% CI deciding between holds / fails /
+    inconclusive; ``"min"``/``"max"``: the smallest/largest per-seed value (a worst-case claim such
+    as "in every seed"); ``"all"``: a per-seed boolean metric that must be true for every seed.
+    """
+
+    id: str
+    statement: str
+    metric: str
+    check: str = "> 0.5"
+    paper: str = ""
+    agg: str = "mean"
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.agg not in AGGREGATES:
+            raise ValueError(f"claim {self.id!r}: agg must be one of {AGGREGATES}, got {self.agg!r}")
+        if self.agg != "all" and not _CHECK.match(self.check):
+            raise ValueError(f"claim {self.id!r}: check {self.check!r} must look like '>= 0.9'")
+
+    @property
+    def op_threshold(self) -> tuple[str, float]:
+        if self.agg == "all":
+            return ("==", 1.0)
+        m = _CHECK.match(self.check)
+        assert m is not None
+        return m.group(1), float(m.group(2))

@@ -1,0 +1,8 @@
+"""Test helpers: readable closeness checks, gradient checks, smoke runs of reproduce.py."""
+
+from xentlab.testing.assert_close import assert_close
+from xentlab.testing.gradients import check_gradients
+from xentlab.testing.smoke import run_smoke
+from xentlab.testing.tolerances import TOLERANCES, default_tolerance
+
+__all__ = ["TOLERANCES", "assert_close", "check_gradients", "default_tolerance", "run_smoke"]
