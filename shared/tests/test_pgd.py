@@ -71,5 +71,12 @@ def test_errors():
     with pytest.raises(ValueError, match="eps"):
         pgd_linf(m, torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), eps=-1, step_size=0.1, steps=1)
     with pytest.raises(ValueError, match="random_start"):
-        pgd_linf(m, torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), eps=0.1, step_size=0.1, steps=1,
-                 random_start="gauss")
+        pgd_linf(
+            m,
+            torch.zeros(1, 2),
+            torch.zeros(1, dtype=torch.long),
+            eps=0.1,
+            step_size=0.1,
+            steps=1,
+            random_start="gauss",
+        )

@@ -35,7 +35,9 @@ def cmd_list(root: Path, name: str | None) -> int:
         for c in p.result["claims"]:
             value = c.get("value")
             shown = "n/a" if value is None else f"{value:.4g}"
-            print(f"  {MARK[c['verdict']]:<12} {c['id']:<28} ours {shown:<10} {c['check']:<22} paper: {c.get('paper', '')}")
+            print(
+                f"  {MARK[c['verdict']]:<12} {c['id']:<28} ours {shown:<10} {c['check']:<22} paper: {c.get('paper', '')}"
+            )
         return 0
     for p in packages(root):
         held = p.held
@@ -52,8 +54,10 @@ def cmd_ledger(root: Path, check: bool) -> int:
     new = render_ledger(text, ledger_table(root))
     if check:
         if new != text:
-            print("README.md ledger is out of date with the committed results: run `uv run xentlab ledger`",
-                  file=sys.stderr)
+            print(
+                "README.md ledger is out of date with the committed results: run `uv run xentlab ledger`",
+                file=sys.stderr,
+            )
             return 1
         print("README.md ledger is up to date")
         return 0
@@ -83,8 +87,10 @@ def cmd_new(root: Path, name: str, title: str, arxiv: str | None) -> int:
         out = dest / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
-    print(f"created packages/{name}; next: uv sync --all-packages && "
-          f"uv run --package {name} packages/{name}/reproduce.py --scale smoke")
+    print(
+        f"created packages/{name}; next: uv sync --all-packages && "
+        f"uv run --package {name} packages/{name}/reproduce.py --scale smoke"
+    )
     return 0
 
 

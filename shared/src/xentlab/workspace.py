@@ -70,7 +70,10 @@ def get_package(root: Path, name: str, scale: str = "cpu") -> PackageInfo:
 
 
 def ledger_table(root: Path) -> str:
-    rows = ["| package | paper | claims held (cpu) | verdicts | compute time (cpu) |", "|---|---|---|---|---|"]
+    rows = [
+        "| package | paper | claims held (cpu) | verdicts | compute time (cpu) |",
+        "|---|---|---|---|---|",
+    ]
     marks = {"holds": "✅", "fails": "❌", "inconclusive": "➖"}
     for p in packages(root):
         link = f"[`{p.name}`](packages/{p.name}/README.md)"
@@ -82,13 +85,17 @@ def ledger_table(root: Path) -> str:
         paper = f"{p.title} ([arXiv {arxiv}](https://arxiv.org/abs/{arxiv}))" if arxiv else p.title
         verdicts = " ".join(marks[c["verdict"]] for c in p.result["claims"])
         report = f"packages/{p.name}/results/cpu/report.md"
-        rows.append(f"| {link} | {paper} | [{held}/{total}]({report}) | {verdicts} | "
-                    f"{p.result['wall_time_s'] / 60:.1f} min |")
+        rows.append(
+            f"| {link} | {paper} | [{held}/{total}]({report}) | {verdicts} | "
+            f"{p.result['wall_time_s'] / 60:.1f} min |"
+        )
     return "\n".join(rows)
 
 
 def render_ledger(readme: str, table: str) -> str:
     pattern = re.compile(re.escape(LEDGER_START) + r".*?" + re.escape(LEDGER_END), re.S)
     if not pattern.search(readme):
-        raise WorkspaceError("README.md has no ledger markers; add the start and end markers where the table goes")
+        raise WorkspaceError(
+            "README.md has no ledger markers; add the start and end markers where the table goes"
+        )
     return pattern.sub(lambda _: f"{LEDGER_START}\n{table}\n{LEDGER_END}", readme)

@@ -138,9 +138,7 @@ def load_table(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     return x, y, tuple(str(c) for c in classes)
 
 
-def fold_indices(
-    y: np.ndarray, n_folds: int = 5, split_seed: int = 0
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def fold_indices(y: np.ndarray, n_folds: int = 5, split_seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """The fixed stratified folds: a list of (train_idx, test_idx), one per fold."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -189,9 +187,7 @@ def load_tabular(
     )
 
 
-def stratified_holdout(
-    y: torch.Tensor, frac: float, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_holdout(y: torch.Tensor, frac: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Split indices of ``y`` into (keep, holdout) with ``frac`` of each class held out (seeded).
 
     For validation sets carved out of a training fold (model selection never sees the test fold).

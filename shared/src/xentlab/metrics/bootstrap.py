@@ -27,7 +27,11 @@ def bootstrap_ci(
         m = float(x.mean())
         return (m, m)
     res = stats.bootstrap(
-        (x,), np.mean, n_resamples=n_boot, confidence_level=level, method="percentile",
+        (x,),
+        np.mean,
+        n_resamples=n_boot,
+        confidence_level=level,
+        method="percentile",
         rng=np.random.default_rng(seed),
     )
     return (float(res.confidence_interval.low), float(res.confidence_interval.high))

@@ -10,6 +10,20 @@ from xentlab.repro.spec import SCALES, Claim, Derived, Experiment, Paper, ReproE
 from xentlab.repro.verdicts import FAILS, HOLDS, INCONCLUSIVE, evaluate_claim
 
 __all__ = [
-    "FAILS", "HOLDS", "INCONCLUSIVE", "SCALES", "Claim", "Derived", "Experiment", "Paper", "ReproError",
-    "Results", "RunContext", "aggregate", "evaluate_claim", "judge", "run_cli", "run_experiments",
+    "FAILS",
+    "HOLDS",
+    "INCONCLUSIVE",
+    "SCALES",
+    "Claim",
+    "Derived",
+    "Experiment",
+    "Paper",
+    "ReproError",
+    "Results",
+    "RunContext",
+    "aggregate",
+    "evaluate_claim",
+    "judge",
+    "run_cli",
+    "run_experiments",
 ]

@@ -29,19 +29,40 @@ class _Parser(argparse.ArgumentParser):
         raise ReproError(message)
 
 
-def build_parser(paper: Paper, default_seeds: Mapping[str, Sequence[int]], default_workers: int) -> argparse.ArgumentParser:
-    p = _Parser(prog=f"reproduce.py ({paper.package})",
-                description=f"Reproduce {paper.title!r}: runs the experiments over seeds and checks the paper's claims.")
-    p.add_argument("--scale", default="cpu", choices=SCALES,
-                   help="smoke: <30 s pipeline check; cpu (default): the claims on 2 CPU cores in minutes; full: the paper's setting on GPUs")
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help=f"seeds to run (default per scale: {dict(default_seeds)})")
-    p.add_argument("--out", type=Path, default=None, help="output directory (default: the package's results/<scale>/)")
+def build_parser(
+    paper: Paper, default_seeds: Mapping[str, Sequence[int]], default_workers: int
+) -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=f"reproduce.py ({paper.package})",
+        description=f"Reproduce {paper.title!r}: runs the experiments over seeds and checks the paper's claims.",
+    )
+    p.add_argument(
+        "--scale",
+        default="cpu",
+        choices=SCALES,
+        help="smoke: <30 s pipeline check; cpu (default): the claims on 2 CPU cores in minutes; full: the paper's setting on GPUs",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"seeds to run (default per scale: {dict(default_seeds)})",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: the package's results/<scale>/)"
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--check", action="store_true", help="exit 1 unless every claim holds")
-    p.add_argument("--workers", type=int, default=default_workers, help="parallel worker processes, one unit each")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per unit (1 is fastest on a loaded 2-core box)")
-    p.add_argument("--fresh", action="store_true", help="recompute every unit instead of resuming finished ones")
+    p.add_argument(
+        "--workers", type=int, default=default_workers, help="parallel worker processes, one unit each"
+    )
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads per unit (1 is fastest on a loaded 2-core box)"
+    )
+    p.add_argument(
+        "--fresh", action="store_true", help="recompute every unit instead of resuming finished ones"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -84,8 +105,17 @@ def run_cli(
     package_dir = package_dir or _caller_dir()
     default_seeds = default_seeds or {"smoke": [0], "cpu": [0, 1, 2], "full": [0, 1, 2]}
     try:
-        return _run(paper, experiments, claims, derived, figures, default_seeds, default_workers,
-                    list(sys.argv[1:] if argv is None else argv), package_dir)
+        return _run(
+            paper,
+            experiments,
+            claims,
+            derived,
+            figures,
+            default_seeds,
+            default_workers,
+            list(sys.argv[1:] if argv is None else argv),
+            package_dir,
+        )
     except ReproError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -110,9 +140,17 @@ def _run(paper, experiments, claims, derived, figures, default_seeds, default_wo
     _check_writable(out)
 
     t0 = time.perf_counter()
-    results = run_experiments(experiments, scale=args.scale, seeds=seeds, out_dir=out, device=device,
-                              workers=args.workers, threads=args.threads, fresh=args.fresh,
-                              show_progress=not args.quiet)
+    results = run_experiments(
+        experiments,
+        scale=args.scale,
+        seeds=seeds,
+        out_dir=out,
+        device=device,
+        workers=args.workers,
+        threads=args.threads,
+        fresh=args.fresh,
+        show_progress=not args.quiet,
+    )
     aggregate(results, derived)
     verdicts = judge(claims, results)
     merge_step_logs(out, results)
@@ -130,7 +168,9 @@ def _run(paper, experiments, claims, derived, figures, default_seeds, default_wo
         "config": results.configs,
         "metrics": results.metrics,
         "claims": verdicts,
-        "claims_summary": {v: sum(c["verdict"] == v for c in verdicts) for v in ("holds", "fails", "inconclusive")}
+        "claims_summary": {
+            v: sum(c["verdict"] == v for c in verdicts) for v in ("holds", "fails", "inconclusive")
+        }
         | {"total": len(verdicts)},
         "figures": figure_paths,
         "wall_time_s": round(results.unit_wall_s, 2),
@@ -147,8 +187,10 @@ def _run(paper, experiments, claims, derived, figures, default_seeds, default_wo
     print(f"\n{paper.package}: {paper.title}")
     print(console_claims(verdicts))
     s = result["claims_summary"]
-    print(f"\n{s['holds']}/{s['total']} claims hold ({s['fails']} fail, {s['inconclusive']} inconclusive); "
-          f"results in {_short(out)}")
+    print(
+        f"\n{s['holds']}/{s['total']} claims hold ({s['fails']} fail, {s['inconclusive']} inconclusive); "
+        f"results in {_short(out)}"
+    )
     if args.check and s["holds"] != s["total"]:
         raise SystemExit(1)
     return result

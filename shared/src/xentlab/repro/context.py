@@ -28,8 +28,12 @@ class RunContext:
 
     def log(self, step: int | None = None, **metrics: Any) -> None:
         """Append one line to this unit's step log (gathered into metrics.jsonl at the end)."""
-        row = {"experiment": self.experiment, "seed": self.seed, "step": step,
-               "t": round(time.perf_counter() - self._t0, 3)}
+        row = {
+            "experiment": self.experiment,
+            "seed": self.seed,
+            "step": step,
+            "t": round(time.perf_counter() - self._t0, 3),
+        }
         for k, v in metrics.items():
             if isinstance(v, torch.Tensor):
                 v = v.item()
@@ -41,6 +45,12 @@ class RunContext:
 
     def progress(self, iterable: Iterable | None = None, *, desc: str = "", total: int | None = None, **kw):
         """A tqdm bar, shown only on an interactive terminal in the main process."""
-        return tqdm(iterable, desc=f"{self.experiment}[{self.seed}] {desc}".strip(), total=total,
-                    leave=False, disable=not (self.show_progress and sys.stderr.isatty()),
-                    dynamic_ncols=True, **kw)
+        return tqdm(
+            iterable,
+            desc=f"{self.experiment}[{self.seed}] {desc}".strip(),
+            total=total,
+            leave=False,
+            disable=not (self.show_progress and sys.stderr.isatty()),
+            dynamic_ncols=True,
+            **kw,
+        )

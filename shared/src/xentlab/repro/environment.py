@@ -18,7 +18,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ReproError("--device cuda was asked for, but torch sees no CUDA device (use --device cpu or auto)")
+        raise ReproError(
+            "--device cuda was asked for, but torch sees no CUDA device (use --device cpu or auto)"
+        )
     if name not in ("cpu", "cuda"):
         raise ReproError(f"unknown device {name!r}: use auto, cpu or cuda")
     return torch.device(name)
@@ -33,6 +35,7 @@ def _version(dist: str) -> str | None:
 
 def git_state(path: Path) -> dict:
     """Commit and dirtiness of the repository holding ``path`` (None outside a git checkout)."""
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=10)
@@ -56,7 +59,9 @@ def capture_environment(package: str, device: torch.device, repo_path: Path) -> 
         "xentlab": _version("xentlab"),
         "package": {"name": package, "version": _version(package)},
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
         "torch_threads": torch.get_num_threads(),
         "argv": sys.argv,
     }

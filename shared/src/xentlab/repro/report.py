@@ -42,9 +42,21 @@ def _cell(text: str) -> str:
 def claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
     rows = ["| claim | statement | paper | ours | check | verdict |", "|---|---|---|---|---|---|"]
     for c in claims:
-        rows.append("| " + " | ".join(_cell(x) for x in (
-            f"`{c['id']}`", c["statement"], c.get("paper") or "", fmt_claim_value(c),
-            f"`{c['metric']}` {c['check']}", VERDICT_MARK[c["verdict"]])) + " |")
+        rows.append(
+            "| "
+            + " | ".join(
+                _cell(x)
+                for x in (
+                    f"`{c['id']}`",
+                    c["statement"],
+                    c.get("paper") or "",
+                    fmt_claim_value(c),
+                    f"`{c['metric']}` {c['check']}",
+                    VERDICT_MARK[c["verdict"]],
+                )
+            )
+            + " |"
+        )
     return "\n".join(rows)
 
 
@@ -53,15 +65,19 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
     for key, m in metrics.items():
         ci = m.get("ci95")
         per = ", ".join(fmt_num(v) for v in m["per_seed"].values())
-        rows.append(f"| `{key}` | {fmt_num(m['mean'])} | {fmt_num(m['std'], 2)} | "
-                    f"{f'[{fmt_num(ci[0])}, {fmt_num(ci[1])}]' if ci else 'n/a'} | {m['n']} | {per} |")
+        rows.append(
+            f"| `{key}` | {fmt_num(m['mean'])} | {fmt_num(m['std'], 2)} | "
+            f"{f'[{fmt_num(ci[0])}, {fmt_num(ci[1])}]' if ci else 'n/a'} | {m['n']} | {per} |"
+        )
     return "\n".join(rows)
 
 
 def render_report(result: Mapping[str, Any], figures: Sequence[str]) -> str:
     paper = result["paper"]
     held = sum(c["verdict"] == "holds" for c in result["claims"])
-    link = f" ([arXiv {paper['arxiv']}](https://arxiv.org/abs/{paper['arxiv']}))" if paper.get("arxiv") else ""
+    link = (
+        f" ([arXiv {paper['arxiv']}](https://arxiv.org/abs/{paper['arxiv']}))" if paper.get("arxiv") else ""
+    )
     env = result["environment"]
     lines = [
         f"# {result['package']}: {paper['title']}{link}",
@@ -90,17 +106,24 @@ def render_report(result: Mapping[str, Any], figures: Sequence[str]) -> str:
     for exp, cfg in result["config"].items():
         lines += [f"- `{exp}`: " + ", ".join(f"{k}={v}" for k, v in cfg.items())]
     git = env.get("git", {})
-    lines += ["", "## Environment", "",
-              f"python {env['python']}, torch {env['torch']}, triton {env.get('triton')}, "
-              f"numpy {env.get('numpy')}, {env['package']['name']} {env['package']['version']}, "
-              f"xentlab {env.get('xentlab')}; {env['device_name']}; git {(git.get('commit') or 'n/a')[:12]}"
-              f"{' (dirty)' if git.get('dirty') else ''}; peak RSS {result['peak_memory_mb']['rss_mb']} MB.", ""]
+    lines += [
+        "",
+        "## Environment",
+        "",
+        f"python {env['python']}, torch {env['torch']}, triton {env.get('triton')}, "
+        f"numpy {env.get('numpy')}, {env['package']['name']} {env['package']['version']}, "
+        f"xentlab {env.get('xentlab')}; {env['device_name']}; git {(git.get('commit') or 'n/a')[:12]}"
+        f"{' (dirty)' if git.get('dirty') else ''}; peak RSS {result['peak_memory_mb']['rss_mb']} MB.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def console_claims(claims: Sequence[Mapping[str, Any]]) -> str:
     """A plain-text claims table for the terminal."""
-    rows = [(c["id"], fmt_claim_value(c), f"{c['check']}", c["verdict"], c.get("paper") or "") for c in claims]
+    rows = [
+        (c["id"], fmt_claim_value(c), f"{c['check']}", c["verdict"], c.get("paper") or "") for c in claims
+    ]
     head = ("claim", "ours", "check", "verdict", "paper")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(4)]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False)) + "  paper"]

@@ -60,16 +60,31 @@ def run_unit(job: UnitJob) -> dict:
     job.log_path.write_text("")  # a restarted unit starts its step log afresh
     unit_dir = job.unit_path.parent / f"seed{job.seed}.work"
     unit_dir.mkdir(exist_ok=True)
-    ctx = RunContext(scale=job.scale, seed=job.seed, device=torch.device(job.device), experiment=job.exp.name,
-                     unit_dir=unit_dir, log_path=job.log_path, show_progress=job.show_progress)
+    ctx = RunContext(
+        scale=job.scale,
+        seed=job.seed,
+        device=torch.device(job.device),
+        experiment=job.exp.name,
+        unit_dir=unit_dir,
+        log_path=job.log_path,
+        show_progress=job.show_progress,
+    )
     seed_everything(job.seed)
     t0 = time.perf_counter()
     output = job.exp.fn(dict(job.config), job.seed, ctx)
     wall = time.perf_counter() - t0
     metrics, artifacts = split_output(output)
-    return save_unit(job.unit_path, experiment=job.exp.name, seed=job.seed, key=job.key, config=job.config,
-                     metrics=metrics, artifacts=artifacts, wall_s=round(wall, 3),
-                     finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return save_unit(
+        job.unit_path,
+        experiment=job.exp.name,
+        seed=job.seed,
+        key=job.key,
+        config=job.config,
+        metrics=metrics,
+        artifacts=artifacts,
+        wall_s=round(wall, 3),
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
 
 
 def _worker_init(threads: int) -> None:
@@ -106,16 +121,34 @@ def run_experiments(
                 results.per_seed[exp.name][seed] = done
                 results.reused_units += 1
                 continue
-            jobs.append(UnitJob(exp, dict(config), seed, key, unit_path, log_path, scale, str(device), threads,
-                                show_progress and workers == 1))
+            jobs.append(
+                UnitJob(
+                    exp,
+                    dict(config),
+                    seed,
+                    key,
+                    unit_path,
+                    log_path,
+                    scale,
+                    str(device),
+                    threads,
+                    show_progress and workers == 1,
+                )
+            )
     if results.reused_units:
         echo(f"resuming: {results.reused_units} finished unit(s) kept, {len(jobs)} to run")
-    bar = tqdm(total=len(jobs), desc="units", disable=not (show_progress and os.isatty(2)), dynamic_ncols=True)
+    bar = tqdm(
+        total=len(jobs), desc="units", disable=not (show_progress and os.isatty(2)), dynamic_ncols=True
+    )
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(threads,)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(threads,),
+        ) as pool:
             futures = {pool.submit(run_unit, job): job for job in jobs}
             for fut in futures:
                 job = futures[fut]
@@ -140,7 +173,7 @@ def aggregate(results: Results, derived: Sequence[Derived] = ()) -> None:
             for name, value in unit["metrics"].items():
                 per_seed_flat[seed][f"{exp}/{name}"] = value
     for d in derived:
-        for seed, flat in per_seed_flat.items():
+        for flat in per_seed_flat.values():
             try:
                 flat[d.name] = float(d.fn(flat))
             except (KeyError, ZeroDivisionError, TypeError):

@@ -20,8 +20,11 @@ from xentlab.repro.spec import Experiment
 
 
 def unit_key(exp: Experiment, config: Mapping[str, Any], seed: int) -> str:
-    blob = json.dumps({"experiment": exp.name, "version": exp.version, "config": config, "seed": seed},
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        {"experiment": exp.name, "version": exp.version, "config": config, "seed": seed},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -43,7 +43,9 @@ def assert_close(
     if not bool(bad.any()):
         return
     flat_bad = bad.flatten()
-    excess = torch.where(flat_bad, (err - allowed).flatten().nan_to_num(float("inf")), torch.full_like(err.flatten(), -1.0))
+    excess = torch.where(
+        flat_bad, (err - allowed).flatten().nan_to_num(float("inf")), torch.full_like(err.flatten(), -1.0)
+    )
     k = min(worst, int(flat_bad.sum()))
     idx = excess.topk(k).indices
     rows = []

@@ -7,8 +7,14 @@ from collections.abc import Callable
 import torch
 
 
-def check_gradients(fn: Callable[..., torch.Tensor], *inputs, eps: float = 1e-6, atol: float = 1e-5,
-                    rtol: float = 1e-3, check_backward_ad: bool = True) -> bool:
+def check_gradients(
+    fn: Callable[..., torch.Tensor],
+    *inputs,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    check_backward_ad: bool = True,
+) -> bool:
     """Run ``torch.autograd.gradcheck`` on ``fn`` at ``inputs``.
 
     Floating tensors are cast to float64 and made leaves that require grad (finite differences in

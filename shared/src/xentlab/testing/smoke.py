@@ -9,8 +9,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-REQUIRED_KEYS = ("paper", "package", "scale", "seeds", "config", "metrics", "claims", "wall_time_s",
-                 "peak_memory_mb", "environment")
+REQUIRED_KEYS = (
+    "paper",
+    "package",
+    "scale",
+    "seeds",
+    "config",
+    "metrics",
+    "claims",
+    "wall_time_s",
+    "peak_memory_mb",
+    "environment",
+)
 
 
 def validate_result(result: dict) -> None:
@@ -21,8 +31,12 @@ def validate_result(result: dict) -> None:
     for key in ("python", "torch", "device", "git"):
         if key not in result["environment"]:
             raise AssertionError(f"result.json environment lacks {key!r}")
-    bad = [f"{k}[seed {s}]={v}" for k, m in result["metrics"].items() for s, v in m["per_seed"].items()
-           if v is None or (isinstance(v, float) and not math.isfinite(v))]
+    bad = [
+        f"{k}[seed {s}]={v}"
+        for k, m in result["metrics"].items()
+        for s, v in m["per_seed"].items()
+        if v is None or (isinstance(v, float) and not math.isfinite(v))
+    ]
     if bad:
         raise AssertionError(f"non-finite or missing metrics: {bad[:10]}")
     for c in result["claims"]:

@@ -11,6 +11,13 @@ from xentlab.train.loop import (
 from xentlab.train.seeding import rng_state, seed_everything, set_rng_state
 
 __all__ = [
-    "EpochSampler", "NonFiniteLossError", "TrainState", "load_checkpoint", "rng_state", "save_checkpoint",
-    "seed_everything", "set_rng_state", "train",
+    "EpochSampler",
+    "NonFiniteLossError",
+    "TrainState",
+    "load_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "seed_everything",
+    "set_rng_state",
+    "train",
 ]

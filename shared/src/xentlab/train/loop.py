@@ -39,7 +39,7 @@ class EpochSampler:
         if self._cache is None or self._cache[0] != epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._cache = (epoch, torch.randperm(self.n, generator=g))
-        return self._cache[1][i * self.batch_size:(i + 1) * self.batch_size]
+        return self._cache[1][i * self.batch_size : (i + 1) * self.batch_size]
 
 
 @dataclass
@@ -49,19 +49,30 @@ class TrainState:
     stopped_on_nan: bool = False
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: TrainState
+) -> None:
     """Weights as safetensors, optimizer/RNG/step with torch.save; each file replaced atomically."""
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / "model.safetensors.tmp"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, path / "model.safetensors")
     tmp = path / "state.pt.tmp"
-    torch.save({"optimizer": optimizer.state_dict(), "step": state.step, "history": state.history,
-                "rng": rng_state()}, tmp)
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "step": state.step,
+            "history": state.history,
+            "rng": rng_state(),
+        },
+        tmp,
+    )
     os.replace(tmp, path / "state.pt")  # written last: its presence marks a complete checkpoint
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> TrainState | None:
+def load_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> TrainState | None:
     if not (path / "state.pt").exists():
         return None
     model.load_state_dict(load_file(str(path / "model.safetensors")))

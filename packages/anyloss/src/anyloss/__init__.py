@@ -1,0 +1,1 @@
+"""anyloss: see the package README."""

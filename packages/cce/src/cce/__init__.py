@@ -1,0 +1,1 @@
+"""Cut Cross-Entropy reproduction: benchmark, tiny LM and filtering experiments."""

@@ -1,0 +1,1 @@
+"""compsum: see the package README."""

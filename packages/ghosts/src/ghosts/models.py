@@ -1,0 +1,165 @@
+"""The six digit classifiers of the paper's phase-transition figure, as the official code defines them.
+
+Inputs are flat 64-d digits (8x8 images scaled to [0, 1]); outputs are 10 logits.
+
+| name          | official source                                  | what it is                                        |
+|---------------|--------------------------------------------------|---------------------------------------------------|
+| linear        | experiments/ghostenvelope/models.py::Linear      | 64 -> 10                                          |
+| mlp           | experiments/lrspike/run.py::SimpleMLP            | 64 -> 128 -> ReLU -> 10 (the lrspike model)       |
+| mlp_ln        | experiments/archgrid/run.py::MLPLN               | 3 x (Linear 64, LayerNorm, GELU) -> 10            |
+| cnn           | experiments/ghostenvelope/models.py::CNN         | conv 16, pool, conv 32, pool, fc 64 (GELU)        |
+| cnn_bn        | experiments/archgrid/run.py::CNNBN               | Conv1d over the 64 pixels, 2 x (conv, BN, ReLU)   |
+| transformer   | experiments/tfmbottlenecks/run.py::TinyTransformer | rows as 8 tokens + CLS, d 32, depth 2, 4 heads |
+
+The transformer's attention is written out (no fused kernel) so that torch.func.jvp can trace it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Linear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+class MLP(nn.Module):
+    """The official lrspike MLP: 64 -> 128 -> ReLU -> 10."""
+
+    def __init__(self, width: int = 128) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(64, width)
+        self.fc2 = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class MLPLayerNorm(nn.Module):
+    """archgrid's MLP+LN: three Linear-LayerNorm-GELU blocks of width 64."""
+
+    def __init__(self, dim: int = 64) -> None:
+        super().__init__()
+        self.fc1, self.norm1 = nn.Linear(64, dim), nn.LayerNorm(dim)
+        self.fc2, self.norm2 = nn.Linear(dim, dim), nn.LayerNorm(dim)
+        self.fc3, self.norm3 = nn.Linear(dim, dim), nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.norm1(self.fc1(x)))
+        x = F.gelu(self.norm2(self.fc2(x)))
+        x = F.gelu(self.norm3(self.fc3(x)))
+        return self.head(x)
+
+
+class CNN(nn.Module):
+    """ghostenvelope's CNN on the 8x8 image: two conv + max-pool stages, then a 64-unit layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.c2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.fc1 = nn.Linear(32 * 2 * 2, 64)
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1, 1, 8, 8)
+        x = F.max_pool2d(F.gelu(self.c1(x)), 2)
+        x = F.max_pool2d(F.gelu(self.c2(x)), 2)
+        return self.fc2(F.gelu(self.fc1(x.flatten(1))))
+
+
+class CNNBatchNorm(nn.Module):
+    """archgrid's CNN+BN: the 64 pixels as a 1-channel sequence, two conv-BN-ReLU layers, mean pool."""
+
+    def __init__(self, dim: int = 32) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv1d(1, dim, 3, padding=1), nn.BatchNorm1d(dim)
+        self.conv2, self.bn2 = nn.Conv1d(dim, dim, 3, padding=1), nn.BatchNorm1d(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(1)
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return self.head(x.mean(dim=-1))
+
+
+class _Block(nn.Module):
+    """Pre-LN transformer block: x + Attn(LN(x)), then x + FFN(LN(x)) with a GELU FFN of width 4d."""
+
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        if d % heads:
+            raise ValueError(f"d_model {d} must be divisible by heads {heads}")
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.proj = nn.Linear(d, d, bias=False)
+        self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=-1)
+        q, k, v = (z.reshape(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // self.heads), dim=-1)
+        x = x + self.proj((att @ v).transpose(1, 2).reshape(b, t, d))
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+
+class TinyTransformer(nn.Module):
+    """tfmbottlenecks' TinyTransformer: the 8 image rows as tokens, a CLS token, learned positions."""
+
+    def __init__(self, d: int = 32, depth: int = 2, heads: int = 4) -> None:
+        super().__init__()
+        self.embed_row = nn.Linear(8, d)
+        self.cls = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos = nn.Parameter(torch.zeros(1, 9, d))
+        self.blocks = nn.ModuleList([_Block(d, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 10)
+        nn.init.normal_(self.cls, std=0.02)
+        nn.init.normal_(self.pos, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        h = torch.cat([self.cls.expand(b, -1, -1), self.embed_row(x.reshape(b, 8, 8))], dim=1) + self.pos
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h[:, 0]))
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "linear": Linear,
+    "mlp": MLP,
+    "mlp_ln": MLPLayerNorm,
+    "cnn": CNN,
+    "cnn_bn": CNNBatchNorm,
+    "transformer": TinyTransformer,
+}
+
+# Display names as in the paper's figure (experiments/phasetransition/plot.py).
+DISPLAY_NAMES = {
+    "linear": "Linear",
+    "mlp": "MLP",
+    "mlp_ln": "MLP+LayerNorm",
+    "cnn": "CNN",
+    "cnn_bn": "CNN+BatchNorm",
+    "transformer": "TinyTransformer",
+}
+
+
+def build_model(name: str) -> nn.Module:
+    """A freshly initialised model (seed torch before calling for a reproducible init)."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; choose from {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[name]()

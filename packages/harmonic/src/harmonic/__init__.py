@@ -1,0 +1,1 @@
+"""harmonic: see the package README."""

@@ -1,0 +1,1 @@
+"""ldr: see the package README."""

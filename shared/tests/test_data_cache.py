@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from xentlab.data import atomic_write_bytes, cache_dir, cached_arrays, load_digits_split
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    p = tmp_path / "sub" / "f.bin"
+    atomic_write_bytes(p, b"one")
+    atomic_write_bytes(p, b"two")
+    assert p.read_bytes() == b"two"
+    assert [x.name for x in p.parent.iterdir()] == ["f.bin"]
+
+
+def test_atomic_write_failure_keeps_old_file(tmp_path):
+    p = tmp_path / "f.txt"
+    atomic_write_bytes(p, b"old")
+    with pytest.raises(TypeError):
+        atomic_write_bytes(p, "not bytes")  # type: ignore[arg-type]
+    assert p.read_bytes() == b"old"
+    assert [x.name for x in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_cached_arrays_builds_once_and_rebuilds_when_corrupt(tmp_path, monkeypatch):
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path))
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"x": np.arange(5)}
+
+    assert cached_arrays("toy", build)["x"].tolist() == [0, 1, 2, 3, 4]
+    assert cached_arrays("toy", build)["x"].tolist() == [0, 1, 2, 3, 4]
+    assert len(calls) == 1
+    (cache_dir() / "toy-v1.npz").write_bytes(b"truncated")
+    assert cached_arrays("toy", build)["x"].tolist() == [0, 1, 2, 3, 4]
+    assert len(calls) == 2
+
+
+def test_digits_split_is_seeded_stratified_and_standardised_on_train_only():
+    a, b = load_digits_split(0), load_digits_split(0)
+    assert a.x_train.shape == (1437, 64) and a.x_test.shape == (360, 64)
+    assert (a.x_train == b.x_train).all() and (a.y_test == b.y_test).all()
+    assert not (load_digits_split(1).y_test == a.y_test).all()
+    assert a.num_classes == 10
+    assert abs(a.x_train.mean().item()) < 1e-5  # train columns centred...
+    assert abs(a.x_test.mean().item()) > 1e-4  # ...test standardised with train statistics
+    counts = np.bincount(a.y_test.numpy())
+    assert counts.min() >= 35  # stratified: ~36 per class
+
+
+def test_digits_bad_test_size():
+    with pytest.raises(ValueError, match="test_size"):
+        load_digits_split(0, test_size=1.5)

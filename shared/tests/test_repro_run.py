@@ -1,0 +1,170 @@
+"""The run contract end to end, in-process, on a toy experiment."""
+
+import json
+import os
+import stat
+
+import pytest
+import torch
+
+from xentlab.repro import Claim, Derived, Experiment, Paper, run_cli
+
+PAPER = Paper(title="Toy", package="toy", arxiv="0000.00000")
+CALLS: list[tuple[str, int]] = []
+FAIL_ON: set[tuple[str, int]] = set()
+
+
+def fit(cfg, seed, ctx):
+    CALLS.append((ctx.experiment, seed))
+    if (ctx.experiment, seed) in FAIL_ON:
+        raise KeyboardInterrupt  # a run killed midway
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(3, generator=g) * cfg["scale"] + torch.randn(3)  # also uses the global (seeded) RNG
+    for step in range(3):
+        ctx.log(step=step, loss=float(w.sum()) / (step + 1))
+    return {"score": float(w.abs().mean()), "ok": True, "curve": w.tolist()}
+
+
+EXPS = [
+    Experiment("a", fit, {"smoke": {"scale": 1.0}, "cpu": {"scale": 1.0}}),
+    Experiment("b", fit, {"smoke": {"scale": 0.1}, "cpu": {"scale": 0.1}}),
+]
+CLAIMS = [
+    Claim("pos", "score is positive", "a/score", "> 0"),
+    Claim("all-ok", "ok everywhere", "a/ok", agg="all"),
+    Claim("gap", "a beats b", "gap", "> 100"),
+]
+DERIVED = [Derived("gap", lambda m: m["a/score"] - m["b/score"])]
+
+
+def run(out, *args):
+    CALLS.clear()
+    return run_cli(
+        PAPER,
+        EXPS,
+        CLAIMS,
+        derived=DERIVED,
+        argv=["--out", str(out), "--quiet", *args],
+        package_dir=out.parent,
+    )
+
+
+def test_writes_result_report_and_logs(tmp_path):
+    r = run(tmp_path / "r", "--scale", "smoke", "--seeds", "0", "1")
+    out = tmp_path / "r"
+    on_disk = json.loads((out / "result.json").read_text())
+    assert on_disk["metrics"] == json.loads(json.dumps(r["metrics"]))
+    assert set(on_disk["metrics"]) == {"a/score", "a/ok", "b/score", "b/ok", "gap"}
+    assert on_disk["metrics"]["a/score"]["n"] == 2
+    assert [c["verdict"] for c in on_disk["claims"]] == ["holds", "holds", "fails"]
+    for key in (
+        "paper",
+        "package",
+        "scale",
+        "seeds",
+        "config",
+        "wall_time_s",
+        "peak_memory_mb",
+        "environment",
+    ):
+        assert key in on_disk
+    assert on_disk["environment"]["torch"] == torch.__version__
+    report = (out / "report.md").read_text()
+    assert "| `gap` |" in report and "fails" in report
+    logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(logs) == 2 * 2 * 3 and {row["experiment"] for row in logs} == {"a", "b"}
+
+
+def test_same_seeds_same_metrics(tmp_path):
+    r1 = run(tmp_path / "one", "--scale", "smoke", "--seeds", "3")
+    r2 = run(tmp_path / "two", "--scale", "smoke", "--seeds", "3")
+    assert r1["metrics"] == r2["metrics"]
+
+
+def test_killed_run_resumes_and_matches(tmp_path):
+    reference = run(tmp_path / "ref", "--scale", "smoke", "--seeds", "0", "1")
+    FAIL_ON.add(("b", 0))
+    try:
+        with pytest.raises(SystemExit) as exc:
+            run(tmp_path / "r", "--scale", "smoke", "--seeds", "0", "1")
+        assert exc.value.code == 130
+    finally:
+        FAIL_ON.clear()
+    assert not (tmp_path / "r" / "result.json").exists()
+    resumed = run(tmp_path / "r", "--scale", "smoke", "--seeds", "0", "1")
+    assert ("a", 0) not in CALLS and ("a", 1) not in CALLS  # finished units were kept
+    assert ("b", 0) in CALLS
+    assert resumed["metrics"] == reference["metrics"]
+    assert resumed["units"] == {"computed": 2, "reused": 2}
+
+
+def test_changed_config_recomputes(tmp_path):
+    run(tmp_path / "r", "--scale", "smoke", "--seeds", "0")
+    run(tmp_path / "r", "--scale", "smoke", "--seeds", "0", "--fresh")
+    assert len(CALLS) == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--scale", "huge"], "invalid choice"),
+        (["--seeds", "-1"], "non-negative"),
+        (["--seeds", "1", "1"], "distinct"),
+        (["--scale", "full"], "no experiment at scale"),
+        (["--workers", "0"], "at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_keeps_results(tmp_path, capsys, args, message):
+    out = tmp_path / "r"
+    run(out, "--scale", "smoke", "--seeds", "0")
+    before = (out / "result.json").read_bytes()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        run(out, *args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+    assert (out / "result.json").read_bytes() == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_out_is_a_clear_error(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    with pytest.raises(SystemExit) as exc:
+        run(locked / "out", "--scale", "smoke")
+    assert exc.value.code == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("keep me")
+    with pytest.raises(SystemExit) as exc:
+        run(f, "--scale", "smoke")
+    assert exc.value.code == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert f.read_text() == "keep me"
+
+
+def test_check_flag_exits_one_when_a_claim_does_not_hold(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        run(tmp_path / "r", "--scale", "smoke", "--seeds", "0", "--check")
+    assert exc.value.code == 1
+    assert (tmp_path / "r" / "result.json").exists()  # results are still written
+
+
+def test_out_under_an_unwritable_root_is_a_clear_error(tmp_path, capsys):
+    from pathlib import Path
+
+    with pytest.raises(SystemExit) as exc:
+        run_cli(
+            PAPER,
+            EXPS,
+            CLAIMS,
+            argv=["--out", "/proc/xentlab-no/out", "--scale", "smoke"],
+            package_dir=Path(tmp_path),
+        )
+    assert exc.value.code == 2
+    assert "cannot write to --out" in capsys.readouterr().err

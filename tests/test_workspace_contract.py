@@ -1,0 +1,85 @@
+"""Every paper package obeys the reproduction contract of DESIGN.md, and the README ledger is in sync."""
+
+from __future__ import annotations
+
+import json
+import socket
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from xentlab.testing.smoke import validate_result
+from xentlab.workspace import ledger_table, render_ledger
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = sorted(
+    p for p in (ROOT / "packages").iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
+)
+
+
+def test_workspace_members_and_python():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert set(meta["tool"]["uv"]["workspace"]["members"]) == {"shared", "packages/*"}
+    assert "3.11" in meta["project"]["requires-python"] or meta["project"]["requires-python"] == ">=3.11"
+    assert (ROOT / "uv.lock").is_file(), "uv.lock must be committed"
+    assert (ROOT / ".ci" / "run").is_file()
+
+
+def test_there_are_packages():
+    assert PACKAGES, "no paper packages found"
+
+
+@pytest.mark.parametrize("pkg", PACKAGES, ids=lambda p: p.name)
+def test_package_has_contract_files(pkg: Path):
+    for name in ("pyproject.toml", "README.md", "reproduce.py"):
+        assert (pkg / name).is_file(), f"packages/{pkg.name} lacks {name}"
+    tests = list((pkg / "tests").glob("test_*.py"))
+    assert tests, f"packages/{pkg.name}/tests has no test_*.py"
+    module = pkg.name.replace("-", "_")
+    assert (pkg / "src" / module / "__init__.py").is_file(), f"packages/{pkg.name} lacks src/{module}/"
+
+
+@pytest.mark.parametrize("pkg", PACKAGES, ids=lambda p: p.name)
+def test_package_depends_on_xentlab_through_the_workspace(pkg: Path):
+    meta = tomllib.loads((pkg / "pyproject.toml").read_text())
+    assert meta["project"]["name"] == pkg.name
+    deps = [d.split(";")[0].strip() for d in meta["project"].get("dependencies", [])]
+    assert any(d == "xentlab" or d.startswith(("xentlab>", "xentlab=", "xentlab[")) for d in deps), (
+        f"{pkg.name} must depend on xentlab"
+    )
+    assert meta["tool"]["uv"]["sources"]["xentlab"] == {"workspace": True}
+
+
+@pytest.mark.parametrize("pkg", PACKAGES, ids=lambda p: p.name)
+def test_package_readme_sections(pkg: Path):
+    text = (pkg / "README.md").read_text().lower()
+    for needle in ("claim", "reproduce.py", "deviation"):
+        assert needle in text, f"packages/{pkg.name}/README.md should cover {needle!r}"
+    assert "arxiv" in text or "paper" in text
+
+
+@pytest.mark.parametrize("pkg", PACKAGES, ids=lambda p: p.name)
+def test_committed_cpu_results_are_valid(pkg: Path):
+    path = pkg / "results" / "cpu" / "result.json"
+    if not path.exists():
+        pytest.fail(f"packages/{pkg.name} has no committed results/cpu/result.json")
+    result = json.loads(path.read_text())
+    validate_result(result)
+    assert result["package"] == pkg.name and result["scale"] == "cpu"
+    assert len(result["seeds"]) >= 2, "cpu scale runs several seeds"
+    assert (pkg / "results" / "cpu" / "report.md").is_file()
+    for fig in result.get("figures", []):
+        assert (pkg / "results" / "cpu" / fig).is_file(), f"figure {fig} named in result.json is missing"
+
+
+def test_readme_ledger_matches_committed_results():
+    readme = (ROOT / "README.md").read_text()
+    assert render_ledger(readme, ledger_table(ROOT)) == readme, (
+        "README ledger is out of date: run `uv run xentlab ledger` and commit"
+    )
+
+
+def test_network_is_blocked():
+    with pytest.raises(RuntimeError, match="offline"):
+        socket.create_connection(("203.0.113.1", 80), timeout=1)
