@@ -26,7 +26,9 @@ class AdamDirection:
     moves the parameters by -lr * p. Equivalent to torch.optim.Adam when lr is fixed.
     """
 
-    def __init__(self, params: Iterable[torch.Tensor], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self, params: Iterable[torch.Tensor], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ):
         self.params = [p for p in params if p.requires_grad]
         if not self.params:
             raise ValueError("AdamDirection needs at least one trainable parameter")
@@ -58,7 +60,9 @@ class AdamDirection:
     @torch.no_grad()
     def apply(self, direction: list[torch.Tensor], lr: float) -> None:
         if len(direction) != len(self.params):
-            raise ValueError(f"direction has {len(direction)} tensors, optimiser has {len(self.params)} parameters")
+            raise ValueError(
+                f"direction has {len(direction)} tensors, optimiser has {len(self.params)} parameters"
+            )
         for p, d in zip(self.params, direction):
             p.add_(d, alpha=-lr)
 

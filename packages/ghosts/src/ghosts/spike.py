@@ -82,7 +82,7 @@ def run_spike(method: str, base_lr: float, data: Digits, seed: int, cfg: SpikeCo
         with torch.no_grad():
             model.eval()
             acc = accuracy(model(data.x_test), data.y_test)
-        log["loss"].append(float(loss))
+        log["loss"].append(float(loss.detach()))
         log["acc"].append(acc)
         log["tau"].append(lr_eff * p_norm)
         log["rho"].append(rho)

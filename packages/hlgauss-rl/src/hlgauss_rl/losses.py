@@ -41,6 +41,10 @@ class ValueLoss:
         next_q = self.q_values(next_out).max(dim=-1).values
         return rewards + gamma * (1.0 - dones) * next_q
 
+    def prepare(self, target: torch.Tensor) -> torch.Tensor:
+        """What `loss` compares against; categorical losses turn a scalar target into probabilities once."""
+        return target
+
     def loss(self, out_taken: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -80,8 +84,11 @@ class _Categorical(ValueLoss):
     def target_probs(self, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def prepare(self, target):
+        return target if target.ndim == 2 else self.target_probs(target)
+
     def loss(self, out_taken, target):
-        # Cross-entropy -sum_i p_i log softmax(logits)_i (Sec. 3.1, Eq. 2).
+        """Cross-entropy -sum_i p_i log softmax(logits)_i (Sec. 3.1); target: scalars (B,) or probs (B, m)."""
         probs = target if target.ndim == out_taken.ndim else self.target_probs(target)
         return -(probs * out_taken.log_softmax(dim=-1)).sum(dim=-1).mean()
 

@@ -97,14 +97,23 @@ def c51_project(
     """Categorical projection of the distributional Bellman target (Bellemare et al. 2017, Algorithm 1).
 
     next_probs: (B, m) probabilities of the target network at (s', a*); rewards, dones: (B,).
-    Each atom z_i moves to T z_i = clip(r + gamma * (1 - done) * z_i, v_min, v_max) and its mass
-    p_i is split between the two atoms around T z_i. Returns (B, m); each row sums to sum(p).
+    Each atom z_i moves to T z_i = clip(r + gamma * (1 - done) * z_i, v_min, v_max) and its mass p_i
+    is split between the atoms l = floor(b_i) and l + 1 around b_i = (T z_i - v_min) / dz, in the
+    proportions (l + 1 - b_i) and (b_i - l): the triangle kernel of Eq. 7, in O(B m) with a scatter.
+    Returns (B, m); each row sums to sum(p).
     """
-    if next_probs.ndim != 2 or next_probs.shape[-1] != support.numel():
-        raise ValueError(f"next_probs must be (B, {support.numel()}), got {tuple(next_probs.shape)}")
+    m = support.numel()
+    if next_probs.ndim != 2 or next_probs.shape[-1] != m:
+        raise ValueError(f"next_probs must be (B, {m}), got {tuple(next_probs.shape)}")
     support = support.to(device=next_probs.device, dtype=next_probs.dtype)
     not_done = 1.0 - dones.to(next_probs.dtype)
     tz = rewards.to(next_probs.dtype).unsqueeze(-1) + gamma * not_done.unsqueeze(-1) * support  # (B, m)
-    tz = tz.clamp(support[0], support[-1])
-    # (B, m_i, m_j) share of atom i's mass landing on atom j, weighted by p_i and summed over i.
-    return torch.einsum("bi,bij->bj", next_probs, _triangle(tz, support))
+    b = (tz.clamp(support[0], support[-1]) - support[0]) / (support[1] - support[0])
+    # l <= m - 2 so that l + 1 is an atom; b = m - 1 (the top atom) then puts weight b - l = 1 on it.
+    # Unlike a ceil-based upper index, this needs no special case when b is an integer.
+    lower = b.floor().clamp(0, m - 2)
+    w_upper = b - lower
+    out = torch.zeros_like(next_probs)
+    out.scatter_add_(1, lower.long(), next_probs * (1 - w_upper))
+    out.scatter_add_(1, lower.long() + 1, next_probs * w_upper)
+    return out

@@ -1,0 +1,219 @@
+"""Reproduce 'Cross-Entropy Loss Functions: Theoretical Analysis and Applications' (Mao, Mohri, Zhong;
+ICML 2023) at CPU scale: the comp-sum family l_tau on digits (K=10) and KEEL letter (K=26), a numerical
+check of the H-consistency bound, and adversarial training (PGD-AT, TRADES, ADV-COMP-SUM) on digits.
+
+    uv run --package compsum packages/compsum/reproduce.py            # cpu scale (default)
+    uv run --package compsum packages/compsum/reproduce.py --scale smoke
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compsum.experiments import run_adversarial, run_bound, run_clean, tau_key
+from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
+
+PAPER = Paper(
+    title="Cross-Entropy Loss Functions: Theoretical Analysis and Applications",
+    arxiv="2304.07288",
+    package="compsum",
+    venue="ICML 2023",
+    code=None,  # no official code
+)
+
+TAUS = [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+# ----------------------------------------------------------------------------- experiment functions
+def bound(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    return run_bound(cfg, seed)
+
+
+def clean(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    out = run_clean(cfg, seed)
+    ctx.log(**{k: v for k, v in out.items() if k.startswith("acc_")})
+    return out
+
+
+def adversarial(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    return run_adversarial(cfg, seed)
+
+
+# ----------------------------------------------------------------------------- configs per scale
+BOUND = {
+    "smoke": {"taus": TAUS, "ns": [2, 10], "alphas": [0.3, 1.0], "samples": 200, "tol": 1e-7},
+    # 4 n x 4 alpha x (random scores + worst ties) ~= 0.5M (dC_01, dC_tau) pairs per tau and seed
+    "cpu": {"taus": TAUS, "ns": [2, 3, 10, 26], "alphas": [0.05, 0.3, 1.0, 5.0], "samples": 3000, "tol": 1e-7},
+    "full": {"taus": TAUS, "ns": [2, 3, 10, 26, 100], "alphas": [0.05, 0.3, 1.0, 5.0], "samples": 20000,
+             "tol": 1e-7},  # fmt: skip
+}
+
+
+def _clean(dataset: str, hidden, epochs: int, batch_size: int, **extra) -> dict:
+    return {"dataset": dataset, "n_folds": 5, "hidden": list(hidden), "epochs": epochs,
+            "batch_size": batch_size, "lr": 1e-3, "taus": TAUS, **extra}  # fmt: skip
+
+
+CLEAN_DIGITS = {
+    "smoke": _clean("digits", (32,), 2, 64),
+    "cpu": _clean("digits", (256, 256), 20, 64),
+    "full": None,  # the paper's clean comparison is on CIFAR-10/100 with ResNets: see README
+}
+CLEAN_LETTER = {
+    "smoke": _clean("letter", (32,), 1, 256, max_train=2000),
+    "cpu": _clean("letter", (128, 128), 15, 128),
+    "full": None,
+}
+
+ADV_COMMON = {
+    "n_folds": 5, "val_frac": 0.2, "lr": 1e-3, "tau": 1.0,
+    "train_attack": {"eps": 0.1, "step_size": 0.025, "steps": 10},  # PGD-10 for training
+    "eval_attack": {"eps": 0.1, "step_size": 0.01, "steps": 40},  # PGD-40 for evaluation
+}  # fmt: skip
+ADVERSARIAL = {
+    "smoke": {**ADV_COMMON, "hidden": [32], "epochs": 1, "batch_size": 256, "betas": [6.0], "nus": [1.0],
+              "train_attack": {"eps": 0.1, "step_size": 0.05, "steps": 2},
+              "eval_attack": {"eps": 0.1, "step_size": 0.05, "steps": 3}},
+    "cpu": {**ADV_COMMON, "hidden": [256, 256], "epochs": 30, "batch_size": 128,
+            "betas": [1.0, 3.0, 6.0], "nus": [0.1, 0.3, 1.0, 3.0]},
+    "full": None,
+}  # fmt: skip
+
+EXPERIMENTS = [
+    Experiment("bound", bound, BOUND, description="T_tau(dC_01) <= dC_tau on sampled distributions"),
+    Experiment("clean_digits", clean, CLEAN_DIGITS, description="l_tau on digits (K=10)"),
+    Experiment("clean_letter", clean, CLEAN_LETTER, description="l_tau on KEEL letter (K=26)"),
+    Experiment("adversarial", adversarial, ADVERSARIAL, description="PGD-AT / TRADES / ADV-COMP-SUM"),
+]
+
+
+# ----------------------------------------------------------------------------- derived metrics
+def _deficit(m, ds: str) -> float:
+    return m[f"clean_{ds}/acc_tau1"] - m[f"clean_{ds}/acc_tau2"]
+
+
+def _max_gap_tau_le1(m) -> float:
+    gaps = [
+        abs(m[f"clean_{ds}/acc_{tau_key(t)}"] - m[f"clean_{ds}/acc_tau1"])
+        for ds in ("digits", "letter")
+        for t in (0.0, 0.5)
+    ]
+    return max(gaps)
+
+
+DERIVED = [
+    Derived("deficit/mae_vs_ce_digits", lambda m: _deficit(m, "digits")),
+    Derived("deficit/mae_vs_ce_letter", lambda m: _deficit(m, "letter")),
+    Derived("deficit/growth_letter_minus_digits", lambda m: _deficit(m, "letter") - _deficit(m, "digits")),
+    Derived("near_ce/max_abs_gap_tau0_tau0.5", _max_gap_tau_le1),
+    Derived("adv/clean_acs_minus_trades", lambda m: m["adversarial/acs_clean"] - m["adversarial/trades_clean"]),
+    Derived("adv/robust_acs_minus_trades", lambda m: m["adversarial/acs_robust"] - m["adversarial/trades_robust"]),
+]
+
+CLAIMS = [
+    Claim(
+        id="bound-holds",
+        statement="T_tau(0-1 conditional regret) <= comp-sum conditional regret on every sampled "
+        "(p, h), tau in {0, 0.5, 1, 1.5, 2}, n in {2, 3, 10, 26}",
+        paper="H-consistency bounds for comp-sum losses (Thm. 3.1)",
+        metric="bound/violations_total", check="<= 0", agg="max",
+    ),
+    Claim(
+        id="bound-tight",
+        statement="the bound is attained: min over samples of dC_tau / T_tau(dC_01) is within 1% of 1 "
+        "(n = 2, every tau)",
+        paper="'we further show that our bounds are tight' (abstract)",
+        metric="bound/tight_ratio_n2_worst", check="<= 1.01", agg="max",
+    ),
+    Claim(
+        id="mae-deficit-grows-with-K",
+        statement="the accuracy deficit of MAE (tau=2) vs CE (tau=1) is larger on letter (K=26) than on "
+        "digits (K=10)",
+        paper="bounds of tau > 1 degrade with the number of classes n (Sec. 3); MAE lags CE (Sec. 7)",
+        metric="deficit/growth_letter_minus_digits", check="> 0",
+    ),
+    Claim(
+        id="tau-le-1-near-ce",
+        statement="tau in {0, 0.5} stays within 1 point of CE on both datasets (worst of the four gaps)",
+        paper="comp-sum losses with tau in [0, 1] have n-independent bounds (Sec. 3)",
+        metric="near_ce/max_abs_gap_tau0_tau0.5", check="<= 0.01",
+    ),
+    Claim(
+        id="adv-clean-ge-trades",
+        statement="ADV-COMP-SUM's clean accuracy is at least TRADES' (PGD-40 evaluated models)",
+        paper="'superior non-adversarial accuracy' than TRADES (abstract; Sec. 7 tables)",
+        metric="adv/clean_acs_minus_trades", check=">= 0",
+    ),
+    Claim(
+        id="adv-robust-comparable",
+        statement="ADV-COMP-SUM's PGD-40 robust accuracy is within 0.5 points of TRADES' or better",
+        paper="'outperform the current state-of-the-art' in robust accuracy (abstract)",
+        metric="adv/robust_acs_minus_trades", check=">= -0.005",
+    ),
+]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- figures
+def figures(results, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from compsum.bounds import t_tau
+
+    paths = []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax = axes[0]
+    for ds, k in (("digits", 10), ("letter", 26)):
+        means, stds = [], []
+        for t in TAUS:
+            key = f"clean_{ds}/acc_{tau_key(t)}"
+            if key not in results.metrics:
+                break
+            means.append(results.metrics[key]["mean"])
+            stds.append(results.metrics[key]["std"] or 0.0)
+        if len(means) == len(TAUS):
+            ax.errorbar(TAUS, means, yerr=stds, marker="o", capsize=3, label=f"{ds} (K={k})")
+    ax.set_xlabel("tau  (0: sum-exp, 1: CE, 2: MAE)")
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_title("Comp-sum family: accuracy vs tau")
+    ax.legend()
+    ax = axes[1]
+    t = np.linspace(0, 1, 200)
+    for tau in TAUS:
+        ax.plot(t, t_tau(t, tau, 10), label=f"tau={tau:g}")
+    ax.set_xlabel("0-1 conditional regret t")
+    ax.set_ylabel("T_tau(t)  (n = 10)")
+    ax.set_title("Lower bound on the surrogate regret")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    p = out_dir / "accuracy_vs_tau.png"
+    fig.savefig(p, dpi=120)
+    plt.close(fig)
+    paths.append(p)
+
+    if "adversarial/acs_clean" in results.metrics:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for name, label in (("pgdat", "PGD-AT"), ("trades", "TRADES"), ("acs", "ADV-COMP-SUM")):
+            c = results.values(f"adversarial/{name}_clean")
+            r = results.values(f"adversarial/{name}_robust")
+            ax.scatter(r, c, label=label, alpha=0.8)
+        ax.set_xlabel("PGD-40 robust accuracy (eps = 0.1)")
+        ax.set_ylabel("clean accuracy")
+        ax.set_title("Adversarial training on digits (one point per seed)")
+        ax.legend()
+        fig.tight_layout()
+        p = out_dir / "adversarial.png"
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        paths.append(p)
+    return paths
+
+
+if __name__ == "__main__":
+    run_cli(
+        PAPER, EXPERIMENTS, CLAIMS, derived=DERIVED, figures=figures,
+        default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0, 1, 2]}, default_workers=2,
+    )  # fmt: skip

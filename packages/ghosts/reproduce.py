@@ -1,0 +1,445 @@
+"""Reproduce 'Ghosts of Softmax' (arXiv 2603.13552) on scikit-learn digits, the paper's own setting.
+
+Two experiments, each following the official code (piyush314/ghosts-of-softmax):
+
+* phase    one step of length tau = r * rho_a from a trained classifier, for six architectures and
+           for the descent and random directions: no run should collapse for r < 1, while the
+           gradient step collapses test accuracy once r >= 1 (README teaser figure, abstract).
+* lrspike  Adam on the lrspike MLP with the learning rate multiplied by 1000 (official) or 10000
+           (abstract) from step 50 on: plain Adam and Adam + gradient clipping collapse, the
+           rho-controller (tau <= rho_a) survives (experiments/lrspike, archgrid's clip baseline).
+
+    uv run --package ghosts packages/ghosts/reproduce.py               # cpu scale, ~4 min on 2 cores
+    uv run --package ghosts packages/ghosts/reproduce.py --scale smoke # pipeline check, < 30 s
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from ghosts.data import load_digits
+from ghosts.models import DISPLAY_NAMES
+from ghosts.phase import PhaseConfig, default_r_grid, phase_runs, random_median_onset
+from ghosts.spike import SpikeConfig, run_spike
+
+from xentlab.repro import Claim, Experiment, Paper, RunContext, run_cli
+
+PAPER = Paper(
+    title="Ghosts of Softmax: Complex Singularities That Limit Safe Step Sizes in Cross-Entropy",
+    arxiv="2603.13552",
+    package="ghosts",
+    code="https://github.com/piyush314/ghosts-of-softmax",
+)
+
+ALL_ARCHS = ["linear", "mlp", "mlp_ln", "cnn", "cnn_bn", "transformer"]
+
+
+# --------------------------------------------------------------------------------------------
+# phase: the one-step phase transition at r = 1
+# --------------------------------------------------------------------------------------------
+
+
+def _r_grid(cfg: dict) -> list[float]:
+    return default_r_grid(cfg["r_min"], cfg["r_max"], cfg["r_points"])
+
+
+def phase(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    """Train each architecture (seeded init and batches), then sweep r along each direction."""
+    data = load_digits(cfg["split_seed"], cfg["test_size"], ctx.device)
+    grid = _r_grid(cfg)
+    pcfg = PhaseConfig(
+        archs=cfg["archs"],
+        steps_scale=cfg["steps_scale"],
+        random_dirs=cfg["random_dirs"],
+        eval_n=cfg["eval_n"],
+        r_grid=grid,
+        onset_loss_ratio=cfg["onset_loss_ratio"],
+        acc_collapse=cfg["acc_collapse"],
+    )
+    runs = phase_runs(pcfg, data, seed, progress=lambda it, **kw: ctx.progress(it, **kw))
+    out: dict = {}
+    for arch in cfg["archs"]:
+        mine = [r for r in runs if r["arch"] == arch]
+        grad = next(r for r in mine if r["direction"] == "grad")
+        out[f"acc0_{arch}"] = grad["acc0"]
+        out[f"rho_grad_{arch}"] = grad["rho_a"]
+        # "collapse appears once r >= 1": the gradient step erases >= half the test accuracy at some
+        # r >= 1 of the sweep (and, by the next claim, at no r < 1)
+        out[f"grad_collapse_{arch}"] = bool(math.isfinite(grad["onset_acc"]) and grad["onset_acc"] >= 1.0)
+        onset_rand = random_median_onset(mine, grid, cfg["onset_loss_ratio"])
+        ctx.log(
+            arch=arch,
+            acc0=grad["acc0"],
+            rho_grad=grad["rho_a"],
+            onset_acc_grad=grad["onset_acc"],
+            onset_loss_grad=grad["onset_loss"],
+            onset_loss_rand_median=onset_rand,
+        )
+    out["min_acc_retained_below1"] = min(r["min_acc_retained_below1"] for r in runs)
+    out["min_acc_retained_below1_grad"] = min(
+        r["min_acc_retained_below1"] for r in runs if r["direction"] == "grad"
+    )
+    out["all_archs_grad_collapse"] = all(out[f"grad_collapse_{a}"] for a in cfg["archs"])
+    out["frac_archs_grad_collapse"] = float(np.mean([out[f"grad_collapse_{a}"] for a in cfg["archs"]]))
+    out["frac_runs_collapse_in_sweep"] = float(np.mean([math.isfinite(r["onset_acc"]) for r in runs]))
+    # the official loss-based statistics (phasetransition/run.py): median random-direction loss curve
+    # crossing 1.1, and the fraction of those onsets within [0.8, 1.25] ("frac_near_1")
+    onsets = [
+        random_median_onset([r for r in runs if r["arch"] == a], grid, cfg["onset_loss_ratio"])
+        for a in cfg["archs"]
+    ]
+    if cfg["random_dirs"] > 0:
+        out["frac_rand_onset_near_1"] = float(np.mean([0.8 <= o <= 1.25 for o in onsets]))
+        out["frac_rand_onset_at_or_above_1"] = float(np.mean([o >= 1.0 for o in onsets]))
+    out["max_loss_ratio_below1_grad"] = max(
+        r["max_loss_ratio_below1"] for r in runs if r["direction"] == "grad"
+    )
+    out["r_grid"] = grid
+    out["runs"] = [
+        {
+            k: (round(v, 5) if isinstance(v, float) and math.isfinite(v) else v)
+            for k, v in r.items()
+            if k not in ("loss_ratio", "acc_retained")
+        }
+        | {
+            "loss_ratio": [round(x, 5) if math.isfinite(x) else None for x in r["loss_ratio"]],
+            "acc_retained": [round(x, 5) for x in r["acc_retained"]],
+        }
+        for r in runs
+    ]
+    out["onset_loss_rand_median"] = {a: o for a, o in zip(cfg["archs"], onsets)}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# lrspike: plain Adam vs Adam + clipping vs the rho-controller under a persistent lr spike
+# --------------------------------------------------------------------------------------------
+
+
+def _key(method: str, lr: float, mul: float) -> str:
+    return f"{method}_lr{lr:.0e}_x{mul:g}"
+
+
+def lrspike(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    data = load_digits(seed, cfg["test_size"], ctx.device)  # official: stratified 80/20, split seed = seed
+    out: dict = {}
+    curves: dict = {}
+    combos = [(m, lr, mul) for mul in cfg["spike_muls"] for lr in cfg["lrs"] for m in cfg["methods"]]
+    for method, lr, mul in ctx.progress(combos, desc="runs"):
+        scfg = SpikeConfig(
+            arch=cfg["arch"],
+            steps=cfg["steps"],
+            batch_size=cfg["batch_size"],
+            spike_at=cfg["spike_at"],
+            spike_mul=mul,
+            clip_norm=cfg["clip_norm"],
+        )
+        log = run_spike(method, lr, data, seed, scfg)
+        key = _key(method, lr, mul)
+        pre, final = log["acc"][cfg["spike_at"]], log["acc"][-1]
+        ratios = [
+            t / r for t, r in zip(log["tau"], log["rho"]) if math.isfinite(t) and r > 0 and math.isfinite(r)
+        ]
+        out[f"{key}_final_acc"] = final
+        out[f"{key}_retained"] = final / pre if pre > 0 else 0.0
+        out[f"{key}_collapsed"] = bool(final < cfg["collapse_acc"])
+        out[f"{key}_max_r"] = max(ratios) if ratios else 0.0
+        out[f"{key}_diverged"] = log["diverged"]
+        curves[key] = {
+            k: [round(x, 5) if math.isfinite(x) else None for x in log[k]]
+            for k in ("acc", "tau", "rho", "loss")
+        }
+        ctx.log(
+            run=key, pre_spike_acc=pre, final_acc=final, max_r=out[f"{key}_max_r"], diverged=log["diverged"]
+        )
+    rho_keys = [_key("rho", lr, mul) for mul in cfg["spike_muls"] for lr in cfg["lrs"]]
+    if "rho" in cfg["methods"]:
+        out["rho_min_retained"] = min(out[f"{k}_retained"] for k in rho_keys)
+        out["rho_max_r"] = max(out[f"{k}_max_r"] for k in rho_keys)
+    out["curves"] = curves
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# scales
+# --------------------------------------------------------------------------------------------
+
+PHASE_BASE = {
+    "archs": ALL_ARCHS,
+    "split_seed": 42,  # phasetransition / ghostenvelope: stratified 70/30 with the fixed seed 42
+    "test_size": 0.3,
+    "steps_scale": 1.0,
+    "eval_n": 384,
+    "r_min": 0.01,
+    "r_max": 30.0,
+    "r_points": 18,
+    "onset_loss_ratio": 1.1,
+    "acc_collapse": 0.5,
+}
+SPIKE_BASE = {
+    "arch": "mlp",
+    "lrs": [1e-4, 1e-3, 1e-2],
+    "spike_muls": [1000.0, 10000.0],
+    "methods": ["plain", "clip", "rho"],
+    "steps": 200,
+    "batch_size": 64,
+    "spike_at": 50,
+    "clip_norm": 1.0,
+    "test_size": 0.2,
+    "collapse_acc": 0.3,
+}
+
+EXPERIMENTS = [
+    Experiment(
+        name="phase",
+        fn=phase,
+        description="one step of length r * rho_a from trained models of six architectures",
+        configs={
+            "smoke": PHASE_BASE
+            | {"archs": ["linear", "mlp"], "steps_scale": 0.3, "random_dirs": 1, "r_points": 8},
+            "cpu": PHASE_BASE | {"random_dirs": 3},
+            "full": PHASE_BASE | {"random_dirs": 20, "r_min": 1e-3, "r_max": 35.0, "r_points": 42},
+        },
+    ),
+    Experiment(
+        name="lrspike",
+        fn=lrspike,
+        description="lr x1000 / x10000 from step 50: plain Adam, Adam + clipping, rho-controller",
+        configs={
+            "smoke": SPIKE_BASE | {"lrs": [1e-2], "steps": 40, "spike_at": 20},
+            "cpu": SPIKE_BASE,
+            "full": SPIKE_BASE,
+        },
+    ),
+]
+
+_LR = "lr1e-02"
+CLAIMS = [
+    Claim(
+        id="phase-no-collapse-below-r1",
+        statement="No run (6 architectures x {descent, 3 random} directions) loses half its test accuracy "
+        "for any step r = tau/rho_a < 1",
+        paper="no model fails for r < 1 across six architectures and multiple directions (abstract)",
+        metric="phase/min_acc_retained_below1",
+        check=">= 0.5",
+        agg="min",
+    ),
+    Claim(
+        id="phase-within-5pct-below-r1",
+        statement="Stricter: every run keeps >= 95% of its test accuracy for every r < 1",
+        paper="no model fails for r < 1 (abstract); 5% is our threshold",
+        metric="phase/min_acc_retained_below1",
+        check=">= 0.95",
+        agg="min",
+    ),
+    Claim(
+        id="phase-collapse-at-r-ge-1",
+        statement="For every architecture the gradient step collapses test accuracy (< 50% retained) "
+        "at some r in [1, 30]",
+        paper="all architectures collapse once r exceeds 1 (README teaser figure); collapse appears once r >= 1",
+        metric="phase/all_archs_grad_collapse",
+        agg="all",
+    ),
+]
+for _mul, _paper in (
+    ("1000", "official lrspike protocol: x1000 from step 50"),
+    ("10000", "survives lr spikes up to 10,000x (abstract)"),
+):
+    CLAIMS += [
+        Claim(
+            id=f"spike-x{_mul}-rho-survives",
+            statement=f"rho-controller at lr 1e-2 with a x{_mul} spike keeps >= 90% of its pre-spike test "
+            "accuracy in every seed",
+            paper=_paper,
+            metric=f"lrspike/rho_{_LR}_x{_mul}_retained",
+            check=">= 0.9",
+            agg="min",
+        ),
+        Claim(
+            id=f"spike-x{_mul}-plain-collapses",
+            statement=f"plain Adam at lr 1e-2 with a x{_mul} spike ends below 30% test accuracy in every seed",
+            paper="learning erased at lr 1e-2 (official lrspike figure)",
+            metric=f"lrspike/plain_{_LR}_x{_mul}_final_acc",
+            check="< 0.3",
+            agg="max",
+        ),
+        Claim(
+            id=f"spike-x{_mul}-clip-collapses",
+            statement=f"Adam + gradient clipping (norm 1) at lr 1e-2 with a x{_mul} spike ends below 30% "
+            "test accuracy in every seed",
+            paper="gradient clipping still collapses (abstract)",
+            metric=f"lrspike/clip_{_LR}_x{_mul}_final_acc",
+            check="< 0.3",
+            agg="max",
+        ),
+    ]
+CLAIMS.append(
+    Claim(
+        id="spike-rho-survives-all-lrs",
+        statement="rho-controller keeps >= 90% of its pre-spike accuracy at every base lr and spike size",
+        paper="the controller absorbs the spike (official lrspike README)",
+        metric="lrspike/rho_min_retained",
+        check=">= 0.9",
+        agg="min",
+    )
+)
+
+
+# --------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------
+
+
+def _band(rows: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    arr = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+    return np.nanmedian(arr, 0), np.nanmin(arr, 0), np.nanmax(arr, 0)
+
+
+def _units(results, exp: str) -> dict[int, dict]:
+    """seed -> the unit's metrics and artifacts in one dict."""
+    out = {}
+    for seed, unit in results.per_seed.get(exp, {}).items():
+        out[int(seed)] = (
+            {**unit.get("metrics", {}), **unit.get("artifacts", {})} if "artifacts" in unit else unit
+        )
+    return out
+
+
+def figures(results, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    units = _units(results, "phase")
+    if units:
+        seeds = sorted(units)
+        grid = np.array(units[seeds[0]]["r_grid"])
+        archs = results.configs["phase"]["archs"]
+        for quantity, fname, ylabel in (
+            ("acc_retained", "phase_accuracy_vs_r.png", "test accuracy retained (%)"),
+            ("loss_ratio", "phase_loss_vs_r.png", "loss ratio L(theta + tau v) / L(theta)"),
+        ):
+            ncol = min(3, len(archs))
+            nrow = math.ceil(len(archs) / ncol)
+            fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.3 * nrow), squeeze=False, sharex=True)
+            for ax, arch in zip(axes.flat, archs):
+                runs = [r for s in seeds for r in units[s]["runs"] if r["arch"] == arch]
+                grad = [r[quantity] for r in runs if r["direction"] == "grad"]
+                rand = [r[quantity] for r in runs if r["direction"] != "grad"]
+                scale = 100.0 if quantity == "acc_retained" else 1.0
+                for rows, color, label in (
+                    (grad, "#E3120B", "descent step"),
+                    (rand, "#006BA2", "random directions"),
+                ):
+                    if not rows:
+                        continue
+                    med, lo, hi = _band(rows)
+                    ax.plot(grid, med * scale, color=color, lw=2, label=f"{label} (median)")
+                    ax.fill_between(grid, lo * scale, hi * scale, color=color, alpha=0.15)
+                ax.axvspan(grid.min(), 1.0, color="#00843D", alpha=0.06)
+                ax.axvline(1.0, color="#3D3D3D", ls="--", lw=1.2)
+                if quantity == "loss_ratio":
+                    ax.set_yscale("log")
+                    ax.axhline(results.configs["phase"]["onset_loss_ratio"], color="#767676", ls=":", lw=1)
+                else:
+                    ax.axhline(100 * results.configs["phase"]["acc_collapse"], color="#767676", ls=":", lw=1)
+                    ax.set_ylim(0, 105)
+                ax.set_xscale("log")
+                ax.set_title(f"{DISPLAY_NAMES.get(arch, arch)}", fontsize=11)
+                ax.set_xlabel(r"$r = \tau / \rho_a$")
+                ax.set_ylabel(ylabel, fontsize=8)
+                ax.grid(True, which="major", alpha=0.3)
+            for ax in list(axes.flat)[len(archs) :]:
+                ax.set_visible(False)
+            axes.flat[0].legend(fontsize=7, loc="lower left")
+            fig.suptitle(
+                f"One step of length r * rho_a (r = 1 dashed; {len(seeds)} seeds: median and min-max)",
+                fontsize=11,
+            )
+            fig.tight_layout()
+            path = out_dir / fname
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            paths.append(path)
+
+    units = _units(results, "lrspike")
+    if units:
+        cfg = results.configs["lrspike"]
+        seeds = sorted(units)
+        lrs, muls = cfg["lrs"], cfg["spike_muls"]
+        colors = {"plain": "#E3120B", "clip": "#0097A7", "rho": "#F4A100"}
+        names = {"plain": "plain Adam", "clip": "Adam + clip (1.0)", "rho": "rho-controller"}
+        fig, axes = plt.subplots(
+            len(lrs),
+            len(muls),
+            figsize=(5.2 * len(muls), 2.8 * len(lrs)),
+            squeeze=False,
+            sharex=True,
+            sharey=True,
+        )
+        steps = np.arange(cfg["steps"])
+        for i, lr in enumerate(lrs):
+            for j, mul in enumerate(muls):
+                ax = axes[i, j]
+                for m in cfg["methods"]:
+                    med, lo, hi = _band([units[s]["curves"][_key(m, lr, mul)]["acc"] for s in seeds])
+                    ax.plot(steps, med, color=colors[m], lw=1.8, label=names[m])
+                    ax.fill_between(steps, lo, hi, color=colors[m], alpha=0.15)
+                ax.axvline(cfg["spike_at"], color="#767676", ls="--", lw=1)
+                ax.set_ylim(-0.03, 1.03)
+                ax.set_title(f"base lr {lr:g}, x{mul:g} from step {cfg['spike_at']}", fontsize=10)
+                ax.grid(True, alpha=0.3)
+                if j == 0:
+                    ax.set_ylabel("test accuracy")
+                if i == len(lrs) - 1:
+                    ax.set_xlabel("step")
+        axes[0, 0].legend(fontsize=8, loc="lower right")
+        fig.suptitle(f"Learning-rate spike ({len(seeds)} seeds: median and min-max)", fontsize=11)
+        fig.tight_layout()
+        path = out_dir / "lrspike_accuracy.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+
+        # step length tau against the radius rho_a through the spike, at the largest base lr
+        lr, mul = lrs[-1], muls[0]
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        for m in cfg["methods"]:
+            med, lo, hi = _band([units[s]["curves"][_key(m, lr, mul)]["tau"] for s in seeds])
+            ax.plot(steps, med, color=colors[m], lw=1.6, label=f"tau, {names[m]}")
+        med, lo, hi = _band([units[s]["curves"][_key("rho", lr, mul)]["rho"] for s in seeds])
+        ax.plot(steps, med, color="#00843D", lw=1.6, ls="--", label="rho_a (rho-controller run)")
+        ax.fill_between(steps, lo, hi, color="#00843D", alpha=0.15)
+        ax.axvline(cfg["spike_at"], color="#767676", ls="--", lw=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("step length / radius")
+        ax.set_title(
+            f"Step length vs radius, base lr {lr:g}, x{mul:g} spike (median of {len(seeds)} seeds)",
+            fontsize=10,
+        )
+        ax.legend(fontsize=7)
+        ax.grid(True, which="major", alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / "lrspike_tau_vs_rho.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    run_cli(
+        PAPER,
+        EXPERIMENTS,
+        CLAIMS,
+        figures=figures,
+        default_seeds={"smoke": [0], "cpu": [0, 1, 2, 3, 4], "full": [0, 1, 2, 3, 4]},
+        default_workers=2,
+    )

@@ -1,0 +1,1 @@
+"""TraCoCo: translation-consistent co-training for semi-supervised 3D segmentation."""

@@ -1,0 +1,1 @@
+"""Losses several papers share (CE family, SupCon/InfoNCE, gradient reversal, ...); import from the submodules."""
