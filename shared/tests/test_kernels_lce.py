@@ -65,8 +65,18 @@ def test_gradcheck_float64(impl, reduction):
     chunk = 8 if impl == "torch" else 4
 
     def fn(e_, c_, b_):
-        return linear_cross_entropy(e_, c_, t, bias=b_, softcap=3.0, shift=1, reduction=reduction,
-                                    impl=impl, chunk_size=chunk, filter_eps=None)
+        return linear_cross_entropy(
+            e_,
+            c_,
+            t,
+            bias=b_,
+            softcap=3.0,
+            shift=1,
+            reduction=reduction,
+            impl=impl,
+            chunk_size=chunk,
+            filter_eps=None,
+        )
 
     assert check_gradients(fn, e, c, b)
 

@@ -88,7 +88,7 @@ def test_rho_a_of_a_linear_model_is_hand_derived():
     assert normalised_step(math.pi / (2 * s2), rho_a(a)) == pytest.approx(1.0)
 
 
-def _exp_sum_zeros(exponents, slopes, coeffs, radius: float, n: int = 24, iters: int = 100) -> list[complex]:
+def _exp_sum_zeros(exponents, slopes, coeffs, radius: float, n: int = 12, iters: int = 60) -> list[complex]:
     """Zeros of F(t) = sum_k c_k exp(u_k(t)) with u_k affine (u_k' = slopes[k]), by Newton's method
     from an n x n grid of starts in the box |Re t|, |Im t| <= radius. Terms are rescaled by the
     largest exp(Re u_k) so that nothing overflows."""
@@ -133,7 +133,11 @@ def test_binary_radius_is_the_nearest_complex_zero_of_one_plus_exp_minus_margin(
             z = functional_call(model, {n: base[n] + t * vc[n] for n in base}, (xi,))[0]
             return complex((z[yi] - z[oi]).item())
 
-        s = (margin(1.0) - margin(0.0)).real  # m is affine in t, so this is m'(t) exactly
+        m0 = margin(0.0)
+        s = (margin(1.0) - m0).real  # m is affine in t: m(t) = m0 + s t; check it at a complex point
+        t_check = complex(0.7, -1.3)
+        assert abs(margin(t_check) - (m0 + s * t_check)) < 1e-12
+
         delta = float(logits[i, yi] - logits[i, oi])
         delta_a = abs(float(a[i, yi] - a[i, oi]))
         expected = binary_exact_radius(delta, delta_a)

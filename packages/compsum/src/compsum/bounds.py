@@ -46,7 +46,10 @@ def t_tau(t: np.ndarray, tau: float, n: int) -> np.ndarray:
     if tau == 2:
         return t / n
     a = 1.0 / (2.0 - tau)
-    mean_pow = (((1 + t) ** a + (1 - t) ** a) / 2) ** (2 - tau)
+    # ((1+t)^a + (1-t)^a)/2)^(2-tau) in log space: a = 1/(2-tau) is huge as tau -> 2
+    with np.errstate(divide="ignore"):
+        log_mean = np.logaddexp(a * np.log1p(t), a * np.log1p(-t)) - np.log(2.0)
+    mean_pow = np.exp((2 - tau) * log_mean)
     if tau < 1:
         return 2 ** (1 - tau) / (1 - tau) * (1 - mean_pow)
     return (mean_pow - 1) / ((tau - 1) * n ** (tau - 1))

@@ -41,6 +41,13 @@ class ValueLoss:
         next_q = self.q_values(next_out).max(dim=-1).values
         return rewards + gamma * (1.0 - dones) * next_q
 
+    def to(self, device) -> ValueLoss:
+        """Move the support tensors (if any) to `device`; returns self."""
+        for attr in ("values", "edges"):
+            if hasattr(self, attr):
+                setattr(self, attr, getattr(self, attr).to(device))
+        return self
+
     def prepare(self, target: torch.Tensor) -> torch.Tensor:
         """What `loss` compares against; categorical losses turn a scalar target into probabilities once."""
         return target
@@ -68,6 +75,24 @@ class HuberLoss(MSELoss):
 
     def loss(self, out_taken, target):
         return F.huber_loss(out_taken.squeeze(-1), target, delta=1.0)
+
+
+class ClippedMSELoss(MSELoss):
+    """An ablation, not one of the paper's losses: MSE on targets clipped to the categorical support.
+
+    The categorical losses clip every target to [v_min, v_max]; this separates the effect of that
+    clipping from the effect of the cross-entropy loss itself (cf. the paper's Sec. 5 ablations)."""
+
+    name = "mse_clip"
+
+    def __init__(self, v_min: float, v_max: float):
+        self.v_min, self.v_max = v_min, v_max
+
+    def prepare(self, target):
+        return target.clamp(self.v_min, self.v_max)
+
+    def loss(self, out_taken, target):
+        return F.mse_loss(out_taken.squeeze(-1), target.clamp(self.v_min, self.v_max))
 
 
 class _Categorical(ValueLoss):
@@ -146,15 +171,17 @@ class C51Loss(_Categorical):
 
 
 def make_loss(name: str, v_min: float, v_max: float, num_bins: int = 51, sigma_ratio: float = DEFAULT_SIGMA_RATIO):
-    """Build one of LOSS_NAMES. v_min/v_max/num_bins are ignored by the regression losses."""
+    """Build one of LOSS_NAMES (or the "mse_clip" ablation). Regression losses ignore num_bins."""
     if name == "mse":
         return MSELoss()
     if name == "huber":
         return HuberLoss()
+    if name == "mse_clip":
+        return ClippedMSELoss(v_min, v_max)
     if name == "two_hot":
         return TwoHotLoss(v_min, v_max, num_bins)
     if name == "c51":
         return C51Loss(v_min, v_max, num_bins)
     if name == "hl_gauss":
         return HLGaussLoss(v_min, v_max, num_bins, sigma_ratio)
-    raise ValueError(f"unknown loss {name!r}; choose one of {LOSS_NAMES}")
+    raise ValueError(f"unknown loss {name!r}; choose one of {LOSS_NAMES} or 'mse_clip'")

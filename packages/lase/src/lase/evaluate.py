@@ -35,7 +35,9 @@ def sample_pairs(speaker: np.ndarray, language: np.ndarray, n_pairs: int, rng: n
     for name, m in masks.items():
         cand = np.flatnonzero(m)
         if len(cand) == 0:
-            raise ValueError(f"no pairs for the {name} bucket: need >= 2 speakers, >= 2 languages, >= 2 clips")
+            raise ValueError(
+                f"no pairs for the {name} bucket: need >= 2 speakers, >= 2 languages, >= 2 clips"
+            )
         pick = rng.choice(cand, size=min(n_pairs, len(cand)), replace=False)
         out[name] = (i[pick], j[pick])
     return out
@@ -50,7 +52,11 @@ def gap_margin(
     within: np.ndarray, cross: np.ndarray, floor: np.ndarray, rng: np.random.Generator, n_boot: int = 1000
 ) -> dict[str, float]:
     """Medians, gap and margin with bootstrap 95% CIs (each bucket resampled on its own)."""
-    out = {"within": float(np.median(within)), "cross": float(np.median(cross)), "floor": float(np.median(floor))}
+    out = {
+        "within": float(np.median(within)),
+        "cross": float(np.median(cross)),
+        "floor": float(np.median(floor)),
+    }
     out["gap"] = out["within"] - out["cross"]
     out["margin"] = out["cross"] - out["floor"]
     med = {}
@@ -62,7 +68,9 @@ def gap_margin(
     return out
 
 
-def language_probe(emb: np.ndarray, language: np.ndarray, speaker: np.ndarray, folds: int = 5, seed: int = 0) -> float:
+def language_probe(
+    emb: np.ndarray, language: np.ndarray, speaker: np.ndarray, folds: int = 5, seed: int = 0
+) -> float:
     """Cross-validated accuracy of a logistic-regression language classifier, folds split by speaker."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold

@@ -68,7 +68,8 @@ def voice_batches(voice: np.ndarray, batch_size: int, per_voice: int, rng: np.ra
                 break
             batch.extend(rng.choice(by_voice[v], size=per_voice, replace=False).tolist())
         if len(batch) < batch_size:
-            batch.extend(rng.choice(len(voice), size=batch_size - len(batch), replace=False).tolist())
+            fill = min(batch_size - len(batch), len(voice))
+            batch.extend(rng.choice(len(voice), size=fill, replace=False).tolist())
         yield np.asarray(batch[:batch_size])
 
 
@@ -80,23 +81,25 @@ def train_head(
     cfg: TrainConfig,
     rng: np.random.Generator,
     log: Callable[..., None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[LASEHead, dict[str, list[float]]]:
     """Train a LASEHead on features ``x`` (N, d_in); returns the head and its per-``log_every`` curves."""
     if cfg.ce_weight not in ("lambda", "one"):
         raise ValueError(f"ce_weight must be 'lambda' or 'one', got {cfg.ce_weight!r}")
     if x.ndim != 2 or len(x) != len(voice) or len(x) != len(language):
         raise ValueError("x must be (N, d_in) with one voice and one language label per row")
-    model = LASEHead(x.shape[1], n_languages, cfg.hidden, cfg.emb_dim, cfg.dropout)
+    model = LASEHead(x.shape[1], n_languages, cfg.hidden, cfg.emb_dim, cfg.dropout).to(device)
+    x = x.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    voice_t = torch.as_tensor(voice, dtype=torch.long)
-    lang_t = torch.as_tensor(language, dtype=torch.long)
+    voice_t = torch.as_tensor(voice, dtype=torch.long, device=device)
+    lang_t = torch.as_tensor(language, dtype=torch.long, device=device)
     batches = voice_batches(voice, cfg.batch_size, cfg.clips_per_voice, rng)
     curves: dict[str, list[float]] = {"step": [], "supcon": [], "lang_ce": [], "lang_acc": [], "lambda": []}
     window: dict[str, list[float]] = {"supcon": [], "lang_ce": [], "lang_acc": []}
     model.train()
     for step in range(1, cfg.steps + 1):
-        idx = torch.as_tensor(next(batches))
+        idx = torch.as_tensor(next(batches), device=device)
         lam = cfg.schedule(step) if cfg.adversarial else 0.0
         model.grl.lambd = lam
         emb, logits = model(x[idx])

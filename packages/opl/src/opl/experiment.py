@@ -12,17 +12,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xentlab.data.images import ImageSet, load_cifar, load_mnist5k, random_crop_flip, split_images, standardize
+from opl.geometry import class_pair_matrix, pair_similarities
+from opl.loss import OFFICIAL_GAMMA, OFFICIAL_LAMBDA, ce_plus_opl, orthogonal_projection_loss
+from xentlab.data.images import (
+    ImageSet,
+    load_cifar,
+    load_mnist5k,
+    random_crop_flip,
+    split_images,
+    standardize,
+)
 from xentlab.data.label_noise import uniform_noise
 from xentlab.data.shapes import SHAPES, ShapesConfig, load_shapes
 from xentlab.models.cnn import build_cnn, build_resnet
-
-from opl.geometry import class_pair_matrix, pair_similarities
-from opl.loss import OFFICIAL_GAMMA, OFFICIAL_LAMBDA, ce_plus_opl, orthogonal_projection_loss
 
 
 @dataclass(frozen=True)
@@ -128,11 +133,16 @@ def embed(model: torch.nn.Module, x: torch.Tensor, batch: int, device) -> tuple[
     return torch.cat(feats), torch.cat(logits)
 
 
-def run(cfg: RunConfig, seed: int, device=torch.device("cpu"), log=None, progress=None) -> dict:
+def run(cfg: RunConfig, seed: int, device=None, log=None, progress=None) -> dict:
     """Train one arm; return metrics (accuracy, s_pos, s_neg on the test set) and artifacts."""
+    device = device or torch.device("cpu")
     train, test, k = load_data(cfg)
     y_clean = train.y
-    y_train = uniform_noise(y_clean, k, cfg.noise, seed=1000 + seed, exclude_true=True) if cfg.noise > 0 else y_clean
+    y_train = (
+        uniform_noise(y_clean, k, cfg.noise, seed=1000 + seed, exclude_true=True)
+        if cfg.noise > 0
+        else y_clean
+    )
     flipped = y_train != y_clean
 
     model = build_model(cfg, train.x.shape[1], k).to(device)

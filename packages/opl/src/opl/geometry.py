@@ -14,7 +14,9 @@ import torch.nn.functional as F
 
 def _check(features: torch.Tensor, labels: torch.Tensor) -> None:
     if features.ndim != 2 or labels.ndim != 1 or len(features) != len(labels):
-        raise ValueError(f"need features (N, D) and labels (N,), got {tuple(features.shape)}, {tuple(labels.shape)}")
+        raise ValueError(
+            f"need features (N, D) and labels (N,), got {tuple(features.shape)}, {tuple(labels.shape)}"
+        )
 
 
 @torch.no_grad()
@@ -32,7 +34,9 @@ def pair_similarities(features: torch.Tensor, labels: torch.Tensor) -> tuple[flo
 
 
 @torch.no_grad()
-def class_pair_matrix(features: torch.Tensor, labels: torch.Tensor, num_classes: int, *, absolute: bool = False):
+def class_pair_matrix(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, *, absolute: bool = False
+):
     """K x K mean (absolute) cosine between classes (rows/cols: class a, class b), as nested lists."""
     _check(features, labels)
     f = F.normalize(features.double(), dim=1)

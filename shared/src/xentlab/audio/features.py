@@ -198,7 +198,9 @@ def mfcc_statistics(wave, cfg: FrontendConfig = FrontendConfig()) -> torch.Tenso
     return torch.cat(out, dim=-1)
 
 
-def mfcc_statistics_batch(waves: Sequence[np.ndarray | torch.Tensor], cfg: FrontendConfig = FrontendConfig()) -> np.ndarray:
+def mfcc_statistics_batch(
+    waves: Sequence[np.ndarray | torch.Tensor], cfg: FrontendConfig = FrontendConfig()
+) -> np.ndarray:
     """(N, cfg.dim) float32 statistics of variable-length waveforms (one STFT per clip)."""
     if len(waves) == 0:
         return np.zeros((0, cfg.dim), dtype=np.float32)

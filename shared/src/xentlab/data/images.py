@@ -309,7 +309,9 @@ def load_cifar(root: str | Path, *, which: str = "cifar10", train: bool = True) 
     for name in names:
         path = folder / name
         if not path.exists():
-            raise FileNotFoundError(f"{which} file {path} not found (download CIFAR yourself; see the README)")
+            raise FileNotFoundError(
+                f"{which} file {path} not found (download CIFAR yourself; see the README)"
+            )
         with open(path, "rb") as f:
             blob = pickle.load(f, encoding="bytes")
         xs.append(np.asarray(blob[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))

@@ -183,7 +183,10 @@ class ShapesConfig:
             )
         if kind == "texture":
             return self.replace(
-                texture_prob=1.0, textures=("stripes", "checks", "blobs"), texture_strength=(0.4, 0.7), shift=kind
+                texture_prob=1.0,
+                textures=("stripes", "checks", "blobs"),
+                texture_strength=(0.4, 0.7),
+                shift=kind,
             )
         if kind == "background":
             return self.replace(clutter=6, noise=max(self.noise, 0.06), shift=kind)
@@ -238,7 +241,20 @@ def _shape_path(name: str):
         return Path(*closed(pts))
     if name == "cross":
         a, b = 0.3, 0.95
-        pts = [(-a, b), (a, b), (a, a), (b, a), (b, -a), (a, -a), (a, -b), (-a, -b), (-a, -a), (-b, -a), (-b, a), (-a, a)]
+        pts = [
+            (-a, b),
+            (a, b),
+            (a, a),
+            (b, a),
+            (b, -a),
+            (a, -a),
+            (a, -b),
+            (-a, -b),
+            (-a, -a),
+            (-b, -a),
+            (-b, a),
+            (-a, a),
+        ]
         return Path(*closed(np.array(pts)))
     if name == "ring":
         v1, c1 = circle(0.95)
@@ -302,7 +318,9 @@ def _template(name: str, font: str, fill: str, res: int = TEMPLATE_RES) -> np.nd
     if fill == "solid":
         ax.add_patch(PathPatch(path, facecolor="black", edgecolor="none", antialiased=True))
     else:
-        ax.add_patch(PathPatch(path, facecolor="none", edgecolor="black", linewidth=res / 16, antialiased=True))
+        ax.add_patch(
+            PathPatch(path, facecolor="none", edgecolor="black", linewidth=res / 16, antialiased=True)
+        )
     canvas.draw()
     rgba = np.asarray(canvas.buffer_rgba(), dtype=np.float32)
     return np.ascontiguousarray(1.0 - rgba[..., 0] / 255.0)
@@ -349,7 +367,9 @@ def _textures(n: int, size: int, cfg: ShapesConfig, rng: np.random.Generator) ->
         freq = rng.uniform(2.0, 5.0)
         phi = rng.uniform(0, math.pi)
         if kind == "stripes":
-            pat = 0.5 + 0.5 * torch.sin(math.pi * freq * (xx * math.cos(phi) + yy * math.sin(phi)) + rng.uniform(0, 6.3))
+            pat = 0.5 + 0.5 * torch.sin(
+                math.pi * freq * (xx * math.cos(phi) + yy * math.sin(phi)) + rng.uniform(0, 6.3)
+            )
         elif kind == "checks":
             pat = ((torch.sin(math.pi * freq * xx) * torch.sin(math.pi * freq * yy)) > 0).float()
         else:  # blobs: smooth noise, upsampled from a coarse grid
@@ -433,6 +453,10 @@ def load_shapes(cfg: ShapesConfig, seed: int = 0, *, cache: bool = True) -> Imag
     """
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
-    arrays = cached_arrays(f"shapes-{cfg.key(seed)}", lambda: _generate(cfg, seed)) if cache else _generate(cfg, seed)
+    arrays = (
+        cached_arrays(f"shapes-{cfg.key(seed)}", lambda: _generate(cfg, seed))
+        if cache
+        else _generate(cfg, seed)
+    )
     x = torch.from_numpy(arrays["x"].astype(np.float32) / 255.0)
     return ImageSet(x, torch.from_numpy(arrays["y"].astype(np.int64)))

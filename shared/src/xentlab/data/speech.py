@@ -80,11 +80,35 @@ SCRIPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "ta": (
         tuple("கஙசஞடணதநபமயரலவழளறன"),
-        ("", "\u0bbe", "\u0bbf", "\u0bc0", "\u0bc1", "\u0bc2", "\u0bc6", "\u0bc7", "\u0bc8", "\u0bca", "\u0bcb"),
+        (
+            "",
+            "\u0bbe",
+            "\u0bbf",
+            "\u0bc0",
+            "\u0bc1",
+            "\u0bc2",
+            "\u0bc6",
+            "\u0bc7",
+            "\u0bc8",
+            "\u0bca",
+            "\u0bcb",
+        ),
     ),
     "te": (
         tuple("కఖగఘచఛజఝటఠడఢణతథదధనపఫబభమయరలవశషసహ"),
-        ("", "\u0c3e", "\u0c3f", "\u0c40", "\u0c41", "\u0c42", "\u0c46", "\u0c47", "\u0c48", "\u0c4a", "\u0c4b"),
+        (
+            "",
+            "\u0c3e",
+            "\u0c3f",
+            "\u0c40",
+            "\u0c41",
+            "\u0c42",
+            "\u0c46",
+            "\u0c47",
+            "\u0c48",
+            "\u0c4a",
+            "\u0c4b",
+        ),
     ),
 }
 
@@ -225,14 +249,19 @@ def make_speakers(config: SpeechCorpusConfig) -> list[Speaker]:
     return speakers
 
 
-def pseudo_text(language: str, rng: np.random.Generator, words: tuple[int, int], syllables: tuple[int, int]) -> str:
+def pseudo_text(
+    language: str, rng: np.random.Generator, words: tuple[int, int], syllables: tuple[int, int]
+) -> str:
     """Procedural pseudo-words in ``language``'s script: (consonant + vowel sign) syllables."""
     consonants, vowels = SCRIPTS[language]
     out = []
     for _ in range(int(rng.integers(words[0], words[1] + 1))):
         n_syl = int(rng.integers(syllables[0], syllables[1] + 1))
         out.append(
-            "".join(consonants[rng.integers(len(consonants))] + vowels[rng.integers(len(vowels))] for _ in range(n_syl))
+            "".join(
+                consonants[rng.integers(len(consonants))] + vowels[rng.integers(len(vowels))]
+                for _ in range(n_syl)
+            )
         )
     return " ".join(out)
 
@@ -399,7 +428,9 @@ def _run_workers(jobs: list[dict], workers: int) -> list[dict]:
     return results  # type: ignore[return-value]
 
 
-def synthesize(items: Sequence[dict], *, sample_rate: int | None = None, rand_seed: int = 0) -> list[np.ndarray]:
+def synthesize(
+    items: Sequence[dict], *, sample_rate: int | None = None, rand_seed: int = 0
+) -> list[np.ndarray]:
     """Synthesise ``items`` (dicts with text, voice, pitch, speed) in one fresh subprocess.
 
     Returns int16 clips at espeak's own 22,050 Hz, or resampled to ``sample_rate``.
@@ -452,10 +483,14 @@ def generate(config: SpeechCorpusConfig, out_dir: Path) -> Path:
         raw = np.split(out["audio"], np.cumsum(out["lengths"])[:-1]) if len(out["lengths"]) else []
         items = [r for r in rows if r["speaker"] == spk.id]
         if len(raw) != len(items):
-            raise RuntimeError(f"worker for speaker {spk.id} returned {len(raw)} clips, expected {len(items)}")
+            raise RuntimeError(
+                f"worker for speaker {spk.id} returned {len(raw)} clips, expected {len(items)}"
+            )
         for r, c in zip(items, raw):
             if len(c) == 0:
-                raise RuntimeError(f"espeak-ng produced no audio for clip {r['id']} ({r['voice']}: {r['text']!r})")
+                raise RuntimeError(
+                    f"espeak-ng produced no audio for clip {r['id']} ({r['voice']}: {r['text']!r})"
+                )
             clip = resample_int16(c, int(out["sample_rate"]), config.sample_rate)
             r["n_samples"] = int(len(clip))
             r["sha256"] = hashlib.sha256(clip.tobytes()).hexdigest()
@@ -522,7 +557,9 @@ def verify_clips(corpus: SpeechCorpus) -> None:
             raise ValueError(f"clip {i} does not match its checksum in {corpus.manifest_path}")
 
 
-def load_speech_corpus(config: SpeechCorpusConfig | None = None, *, directory: Path | None = None) -> SpeechCorpus:
+def load_speech_corpus(
+    config: SpeechCorpusConfig | None = None, *, directory: Path | None = None
+) -> SpeechCorpus:
     """The corpus for ``config``: from the cache when it is there and intact, else synthesised now.
 
     ``directory`` overrides the cache location (tests use a temporary one).

@@ -35,7 +35,9 @@ def make_inputs(n, v, d, *, bias=False, invalids=False, zipf=0.0, batch=4, seed=
     if zipf:
         rank = torch.randperm(v, generator=g).to(torch.float64) + 1
         b = (0.0 if b is None else b) - zipf * rank.log()
-        t = torch.multinomial(torch.softmax(b, 0), n, replacement=True, generator=g)  # targets follow the prior
+        t = torch.multinomial(
+            torch.softmax(b, 0), n, replacement=True, generator=g
+        )  # targets follow the prior
     if invalids:
         t[torch.randperm(n, generator=g)[: n // 5]] = -100
     return e.view(batch, n // batch, d), c, t.view(batch, n // batch), b
@@ -72,7 +74,9 @@ def check_against_reference(impl_fn, e, c, t, b, dtype, reduction, margin=None, 
     out_loss, out_grads = loss_and_grads(impl_fn, e, c, t, b, dtype, reduction, **kw)
     names = ["loss", "dE", "dC", "db"]
     worst = 0.0
-    for name, gt, ref, out in zip(names, [gt_loss, *gt_grads], [ref_loss, *ref_grads], [out_loss, *out_grads]):
+    for name, gt, ref, out in zip(
+        names, [gt_loss, *gt_grads], [ref_loss, *ref_grads], [out_loss, *out_grads]
+    ):
         assert out.shape == gt.shape, f"{name}: shape {tuple(out.shape)} != {tuple(gt.shape)}"
         assert torch.isfinite(out).all(), f"{name}: non-finite values"
         err = (out.double() - gt).abs()

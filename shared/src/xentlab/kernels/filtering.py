@@ -19,7 +19,6 @@ mask to G) and by the experiments that measure the skip rate.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 # Tile of G that the backward tests and skips as a unit.  128 x 128 is the official backward
 # kernel's best config (BLOCK_B=128, BLOCK_V=128); the PyTorch path uses the same tile so that
@@ -43,24 +42,37 @@ def resolve_filter_eps(filter_eps: float | str | None, dtype: torch.dtype) -> fl
     return float(filter_eps)
 
 
+def _tile_views(g: torch.Tensor, block_b: int, block_v: int):
+    """(tile-row slice, tile-col slice, 4-D view) for the at most four regions of ``g`` (full
+    tiles, ragged last rows, ragged last columns, the corner).  Splitting a dimension is always a
+    view, so no region is copied."""
+    k, w = g.shape
+    kf, wf = k // block_b * block_b, w // block_v * block_v
+    nb, nv = kf // block_b, wf // block_v
+    for r0, r1, tr, bb in ((0, kf, slice(0, nb), block_b), (kf, k, slice(nb, nb + 1), k - kf)):
+        for c0, c1, tc, bv in ((0, wf, slice(0, nv), block_v), (wf, w, slice(nv, nv + 1), w - wf)):
+            if r1 > r0 and c1 > c0:
+                yield tr, tc, g[r0:r1, c0:c1].unflatten(0, (-1, bb)).unflatten(2, (-1, bv))
+
+
 def tile_keep_mask(g: torch.Tensor, eps: float, block_b: int = FILTER_BLOCK_B, block_v: int = FILTER_BLOCK_V):
     """Boolean (ceil(K/block_b), ceil(W/block_v)) mask: True where a tile of ``g`` (K x W) has
-    some |g| >= eps and must be kept; False where the whole tile is below eps and is skipped."""
+    some |g| >= eps and must be kept; False where the whole tile is below eps and is skipped.
+    Tiles start at row 0 and column 0; the last ones may be ragged, as the kernel's masked tiles."""
     k, w = g.shape
-    nb, nv = -(-k // block_b), -(-w // block_v)
-    a = g.abs()
-    if k % block_b or w % block_v:  # zero padding never keeps a tile alive (0 < eps unless eps == 0)
-        a = F.pad(a, (0, nv * block_v - w, 0, nb * block_b - k))
-    return a.view(nb, block_b, nv, block_v).amax(dim=(1, 3)) >= eps
+    keep = torch.empty(-(-k // block_b), -(-w // block_v), dtype=torch.bool, device=g.device)
+    for tr, tc, view in _tile_views(g, block_b, block_v):
+        # max |g| without an |g| temporary: max(max g, -min g)
+        keep[tr, tc] = torch.maximum(view.amax(dim=(1, 3)), view.amin(dim=(1, 3)).neg_()) >= eps
+    return keep
 
 
-def apply_tile_mask(
-    g: torch.Tensor, keep: torch.Tensor, block_b: int = FILTER_BLOCK_B, block_v: int = FILTER_BLOCK_V
-) -> torch.Tensor:
-    """Zero the tiles of ``g`` where ``keep`` is False (in place when possible)."""
-    k, w = g.shape
-    full = keep.repeat_interleave(block_b, 0)[:k].repeat_interleave(block_v, 1)[:, :w]
-    return g.mul_(full)
+def apply_tile_mask(g: torch.Tensor, keep: torch.Tensor, block_b: int = FILTER_BLOCK_B,
+                    block_v: int = FILTER_BLOCK_V) -> torch.Tensor:
+    """Zero, in place, the tiles of ``g`` where ``keep`` is False."""
+    for tr, tc, view in _tile_views(g, block_b, block_v):
+        view.mul_(keep[tr, tc][:, None, :, None])
+    return g
 
 
 def vocab_order(logit_mean: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,9 @@ def causal_lm_loss(model, hidden: torch.Tensor, labels: torch.Tensor, num_items_
     hidden = hidden.to(w.dtype)
     if num_items_in_batch is None:
         return linear_cross_entropy(hidden, w, labels, bias=b, shift=1, softcap=softcap, **lce_kwargs)
-    total = linear_cross_entropy(hidden, w, labels, bias=b, shift=1, softcap=softcap, reduction="sum", **lce_kwargs)
+    total = linear_cross_entropy(
+        hidden, w, labels, bias=b, shift=1, softcap=softcap, reduction="sum", **lce_kwargs
+    )
     if torch.is_tensor(num_items_in_batch):
         num_items_in_batch = num_items_in_batch.to(total.device)
     return total / num_items_in_batch
@@ -45,7 +47,9 @@ def patch_causal_lm(model, **lce_kwargs):
     :func:`linear_cross_entropy` (``impl``, ``filter_eps``, ...).  Returns the model."""
     for attr in ("logit_scale", "logits_scaling"):
         if getattr(model.config, attr, None) not in (None, 1, 1.0):
-            raise ValueError(f"patch_causal_lm: {type(model).__name__} rescales its logits ({attr}); not supported")
+            raise ValueError(
+                f"patch_causal_lm: {type(model).__name__} rescales its logits ({attr}); not supported"
+            )
     if getattr(model, "_xentlab_original_forward", None) is not None:
         return model  # already patched
     from transformers.modeling_outputs import CausalLMOutputWithPast

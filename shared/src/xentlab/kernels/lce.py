@@ -37,7 +37,11 @@ def resolve_impl(impl: str, e: torch.Tensor) -> str:
 
 
 def _check(e, c, targets, bias, reduction, shift, softcap):
-    if not isinstance(e, torch.Tensor) or not isinstance(c, torch.Tensor) or not isinstance(targets, torch.Tensor):
+    if (
+        not isinstance(e, torch.Tensor)
+        or not isinstance(c, torch.Tensor)
+        or not isinstance(targets, torch.Tensor)
+    ):
         raise TypeError("e, c and targets must be torch.Tensor")
     if e.dtype not in _FLOATS:
         raise TypeError(f"e must be a floating tensor (float16/bfloat16/float32/float64), got {e.dtype}")
@@ -59,7 +63,9 @@ def _check(e, c, targets, bias, reduction, shift, softcap):
     if c.shape[0] == 0:
         raise ValueError("c must have at least one row (V >= 1)")
     if tuple(targets.shape) != tuple(e.shape[:-1]):
-        raise ValueError(f"targets must have shape e.shape[:-1] = {tuple(e.shape[:-1])}, got {tuple(targets.shape)}")
+        raise ValueError(
+            f"targets must have shape e.shape[:-1] = {tuple(e.shape[:-1])}, got {tuple(targets.shape)}"
+        )
     if bias is not None and tuple(bias.shape) != (c.shape[0],):
         raise ValueError(f"bias must have shape (V,) = ({c.shape[0]},), got {tuple(bias.shape)}")
     if reduction not in REDUCTIONS:
@@ -172,8 +178,7 @@ def linear_cross_entropy(
         cfg = triton_config or triton_lce.default_config()
         if bias is not None and not bias.is_contiguous():
             bias = bias.contiguous()
-        rows32 = None if rows is None else rows
-        nll = triton_lce.TritonLCE.apply(e2, c, bias, rows32, tgt, softcap, eps, sort_vocab, cfg)
+        nll = triton_lce.TritonLCE.apply(e2, c, bias, rows, tgt, softcap, eps, sort_vocab, cfg)
 
     if reduction == "mean":
         return nll.mean()

@@ -35,5 +35,7 @@ def naive_linear_cross_entropy(
         logits = softcap * torch.tanh(logits / softcap)
     # the upcast of the official baseline; float64 stays float64 for the oracle
     acc = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    loss = F.cross_entropy(logits.to(acc), targets.reshape(-1), ignore_index=ignore_index, reduction=reduction)
+    loss = F.cross_entropy(
+        logits.to(acc), targets.reshape(-1), ignore_index=ignore_index, reduction=reduction
+    )
     return loss.view(out_shape) if reduction == "none" else loss

@@ -9,7 +9,7 @@ n x V logits, computes the loss and, already in the forward pass, the gradients
 with w the reduction weight (1/K for mean, 1 for sum).  (Liger forms the logits in the input
 dtype; here, as in every path of this package, they use an fp32 accumulator.)  The backward only rescales the stored
 gradients by the incoming scalar.  Chunk size as in Liger: n = next_pow2(ceil(K / ceil(V / D))),
-which makes the transient logits about K x D elements.  Its memory is the transient chunk plus a
+which makes the transient logits about K x D elements (with a floor, see ``liger_token_chunk``).  Its memory is the transient chunk plus a
 full-size dC (and dE) held from the forward on.
 
 ``reduction="none"`` cannot fold per-token upstream gradients into dC in advance, so in that
@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import torch
 
-from xentlab.kernels.torch_lce import acc_dtype, compute_operand, mm_acc
+from xentlab.kernels.torch_lce import CHUNK_ELEMENTS, acc_dtype, compute_operand, mm_acc
 
 
 def liger_token_chunk(k: int, v: int, d: int) -> int:
+    """Liger's rule, next_pow2(ceil(K / ceil(V / D))), but never fewer tokens than fill the
+    transient budget of the vocabulary-chunked path (CHUNK_ELEMENTS logits).  At LLM shapes
+    (D in the thousands) Liger's rule governs (128 tokens for Gemma 2 2B); at the small D of a
+    CPU benchmark it would give 1-token chunks, each a rank-1 update of the whole dC."""
     inc = max(1, -(-v // d))
-    n = -(-k // inc)
+    n = max(-(-k // inc), CHUNK_ELEMENTS // max(v, 1), 1)
     return max(1, min(1 << (n - 1).bit_length(), k))
 
 
@@ -86,7 +90,9 @@ class TokenChunkedLCE(torch.autograd.Function):
         de = None
         if dx is not None:
             de = dx if rows is None else torch.zeros_like(e2).index_copy_(0, rows, dx)
-        ctx.save_for_backward(de, None if dc is None else dc.to(c.dtype), None if db is None else db.to(bias.dtype))
+        ctx.save_for_backward(
+            de, None if dc is None else dc.to(c.dtype), None if db is None else db.to(bias.dtype)
+        )
         ctx.precomputed = True
         return nll.mean() if reduction == "mean" else nll.sum()
 
@@ -101,7 +107,11 @@ class TokenChunkedLCE(torch.autograd.Function):
                 None if de is None else de * s.to(de.dtype),
                 None if dc is None else dc * s.to(dc.dtype),
                 None if db is None else db * s.to(db.dtype),
-                None, None, None, None, None,
+                None,
+                None,
+                None,
+                None,
+                None,
             )
         e2, c, bias, rows, tgt = ctx.saved_tensors
         need_de, need_dc, need_db = ctx.needs_input_grad[:3]

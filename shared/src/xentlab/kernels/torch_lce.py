@@ -7,7 +7,8 @@ the classifier, b (V) an optional bias, x_i the target of token i.  The logits a
     l_i  = LSE_j(z_ij) - z_{i, x_i}   (Eq. 1-2)
 
 CCE never stores the K x V matrix z.  This module runs the same algorithm as the Triton kernels,
-one vocabulary chunk of W columns at a time, so the transient memory is K x W floats whatever V:
+one vocabulary chunk of W columns at a time, so the transient memory is K x W floats whatever V
+(W ~ 2^20 / K by default):
 
 * forward (Sec. 4.2, "blockwise LSE"):
       LSE_i = logaddexp over chunks of  logsumexp_{j in chunk} z_ij      (float32 running value)
@@ -30,9 +31,9 @@ import torch
 
 from xentlab.kernels.filtering import FILTER_BLOCK_V, apply_tile_mask, tile_keep_mask, vocab_order
 
-# A chunk's logits are K x W floats; W is chosen so that this stays near 4M elements (16 MB
-# in float32) and is a multiple of the filter tile width, so tiles are the kernel's tiles.
-CHUNK_ELEMENTS = 1 << 22
+# A chunk's logits are K x W floats; W is chosen so that this stays near 1M elements (4 MB in
+# float32) and is a multiple of the filter tile width, so tiles are the kernel's tiles.
+CHUNK_ELEMENTS = 1 << 20
 
 
 def acc_dtype(dtype: torch.dtype) -> torch.dtype:

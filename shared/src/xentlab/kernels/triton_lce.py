@@ -88,6 +88,9 @@ class TritonConfig:
     splits: int | None = None  # vocabulary splits of the forward; None: enough programs to fill the GPU
 
 
+# fmt: off
+# (kernel signatures and launches are kept one concept per line, as the math reads)
+
 # The interpreter runs programs one after another in Python: few programs with big blocks.
 INTERPRETER_CONFIG = TritonConfig(
     fwd_block_b=128, fwd_block_v=128, fwd_block_d=128, bwd_block_b=128, bwd_block_v=128,
@@ -466,3 +469,4 @@ def check_device(e: torch.Tensor) -> None:
             )
         return
     raise RuntimeError(f"impl='triton' supports CUDA tensors (or CPU under TRITON_INTERPRET=1), got {e.device}")
+# fmt: on

@@ -86,7 +86,9 @@ def reliability_bins(confidence, correct, n_bins: int = 15) -> ReliabilityBins:
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     if len(conf) != len(corr) or len(conf) == 0:
-        raise ValueError(f"need equal, non-zero numbers of confidences and correctness flags ({len(conf)}, {len(corr)})")
+        raise ValueError(
+            f"need equal, non-zero numbers of confidences and correctness flags ({len(conf)}, {len(corr)})"
+        )
     if np.any(conf < 0) or np.any(conf > 1 + 1e-6) or not np.all(np.isfinite(conf)):
         raise ValueError("confidences must lie in [0, 1]")
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -161,7 +163,9 @@ def calibration_report(probs, target, bins: tuple[int, ...] = (15, 25)) -> dict[
     return out
 
 
-def plot_reliability(ax, bins: ReliabilityBins, *, label: str | None = None, color=None, show_gap: bool = True):
+def plot_reliability(
+    ax, bins: ReliabilityBins, *, label: str | None = None, color=None, show_gap: bool = True
+):
     """Draw a reliability diagram on a matplotlib ``ax``: per-bin accuracy as bars, the diagonal, and
     (``show_gap``) the gap to each bin's mean confidence as a hatched bar. Returns ``ax``."""
     width = np.diff(bins.edges)
@@ -183,7 +187,9 @@ def plot_reliability(ax, bins: ReliabilityBins, *, label: str | None = None, col
     return ax
 
 
-def reliability_figure(panels: dict[str, ReliabilityBins], path: str | Path, *, ncols: int = 4, title: str = ""):
+def reliability_figure(
+    panels: dict[str, ReliabilityBins], path: str | Path, *, ncols: int = 4, title: str = ""
+):
     """One reliability diagram per entry of ``panels`` in a grid, saved to ``path`` (Agg). Returns the path."""
     import matplotlib.pyplot as plt
 

@@ -105,7 +105,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +138,9 @@ class ResNet(nn.Module):
         w0 = widths[0]
         if stem == "cifar":
             self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, w0, 3, padding=1, bias=False), nn.BatchNorm2d(w0), nn.ReLU(inplace=True)
+                nn.Conv2d(in_channels, w0, 3, padding=1, bias=False),
+                nn.BatchNorm2d(w0),
+                nn.ReLU(inplace=True),
             )
         else:
             self.stem = nn.Sequential(

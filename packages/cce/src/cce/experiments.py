@@ -1,0 +1,182 @@
+"""The experiments of the reproduction, one top-level function per experiment (run per seed).
+
+* ``memory_time``: loss memory and time of every method against V (the paper's Table 1, scaled
+  to a CPU; at ``--scale full`` its exact setting on a GPU).
+* ``lm``: a tiny LM trained with naive CE and with CCE from the same seed (convergence, paper
+  Fig. 5 "identical curves"), then gradient filtering on its real softmax (Sec. 4.3).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from cce.bench import LABELS, _inputs, measure, run_fresh
+from cce.tinylm import TinyGPT, TinyGPTConfig, batches, word_corpus
+from xentlab.kernels import linear_cross_entropy, tile_keep_mask
+
+# ----------------------------------------------------------------------------------------------
+# (a) memory and time against V
+# ----------------------------------------------------------------------------------------------
+
+
+def _fp64_loss(n, d, v, dtype, device, seed, chunk=128):
+    """The float64 mean loss of the benchmark inputs, over token chunks (never N x V at once)."""
+    e, c, t = _inputs(n, d, v, dtype, device, seed)
+    e, c = e.detach().double(), c.detach().double()
+    total = 0.0
+    for i in range(0, n, chunk):
+        total += F.cross_entropy(e[i : i + chunk] @ c.T, t[i : i + chunk], reduction="sum").item()
+    return total / n
+
+
+def memory_time(cfg: dict, seed: int, ctx) -> dict:
+    """Each method in a fresh process (``cce.bench``); headline ratios at the largest V."""
+    device = str(ctx.device) if cfg.get("device") == "auto" else cfg["device"]
+    n, d, vs = cfg["n"], cfg["d"], cfg["vs"]
+    rows, unavailable = [], {}
+    for method in cfg["methods"]:
+        t0 = time.perf_counter()
+        if cfg.get("fresh_process", True):
+            got = run_fresh(method, n, d, vs, cfg["dtype"], device, seed, cfg["reps"], cfg["sub"])
+        else:  # smoke: the pipeline only, in this process (a fresh one costs an import of torch)
+            got = measure(method, n, d, vs, getattr(torch, cfg["dtype"]), torch.device(device), seed, 1, cfg["sub"])
+        if "error" in got[0]:
+            unavailable[method] = got[0]["error"]
+        else:
+            rows += got
+        ctx.log(method=method, seconds=time.perf_counter() - t0)
+    ref = {v: _fp64_loss(n, d, v, getattr(torch, cfg["dtype"]), device, seed) for v in vs}
+
+    out: dict = {"rows": rows, "unavailable": unavailable}
+    for r in rows:
+        m, v = r["method"], r["v"]
+        r["loss_err_fp64"] = abs(r["loss"] - ref[v])
+        for key in ("fw_mb", "fwbw_mb", "fw_ms", "bw_ms", "fwbw_ms", "loss_err_fp64"):
+            out[f"{m}_{key}_v{v}"] = r[key]
+        out[f"{m}_grad_err_v{v}"] = max(r["de_err"], r["dc_err"])
+        out[f"lower_bound_mb_v{v}"] = r["lower_bound_mb"]
+
+    # headline numbers at the largest V, for the claims
+    ours, naive, vmax, vmin = cfg["ours"], "naive", max(vs), min(vs)
+
+    def get(m, key, v=vmax):
+        return out.get(f"{m}_{key}_v{v}", math.nan)
+
+    out["ours_fwbw_over_lower_bound"] = get(ours, "fwbw_mb") / out.get(f"lower_bound_mb_v{vmax}", math.nan)
+    out["naive_over_ours_fwbw_mem"] = get(naive, "fwbw_mb") / get(ours, "fwbw_mb")
+    out["naive_over_ours_fw_mem"] = get(naive, "fw_mb") / get(ours, "fw_mb")
+    out["ours_fw_mem_growth"] = get(ours, "fw_mb") / get(ours, "fw_mb", vmin)
+    out["naive_fw_mem_growth"] = get(naive, "fw_mb") / get(naive, "fw_mb", vmin)
+    out["ours_loss_err"] = get(ours, "loss_err_fp64")
+    out["ours_time_over_naive"] = get(ours, "fwbw_ms") / get(naive, "fwbw_ms")
+    out["ours_time_over_compile"] = get(ours, "fwbw_ms") / get("torch_compile", "fwbw_ms")
+    out["token_chunks_over_ours_mem"] = get("token_chunks", "fwbw_mb") / get(ours, "fwbw_mb")
+    out["official_over_ours_mem"] = get(cfg["official"], "fwbw_mb") / get(ours, "fwbw_mb")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# (b) convergence and (c) filtering, on a tiny LM
+# ----------------------------------------------------------------------------------------------
+
+
+def _train(cfg, train_ids, seed, loss_kind, ctx):
+    torch.manual_seed(seed)  # same initialisation for both losses
+    model = TinyGPT(TinyGPTConfig(cfg["vocab"], cfg["hidden"], cfg["layers"], cfg["heads"], cfg["context"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
+    curve, t0 = [], time.perf_counter()
+    data = batches(train_ids, cfg["batch"], cfg["context"], cfg["steps"], seed)  # same batches
+    for step, ids in enumerate(ctx.progress(data, desc=f"train {loss_kind}")):
+        h = model(ids)
+        w = model.head.weight
+        if loss_kind == "naive":
+            logits = h[:, :-1] @ w.T  # (B, T-1, V), materialised
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        else:
+            loss = linear_cross_entropy(h, w, ids, shift=1, impl="torch")  # e[t] predicts ids[t+1]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        curve.append(loss.item())
+        if step % 50 == 0:
+            ctx.log(step=step, **{f"loss_{loss_kind}": curve[-1]})
+    return model, curve, (time.perf_counter() - t0) / cfg["steps"]
+
+
+@torch.no_grad()
+def _val_loss(model, val_ids, cfg):
+    ids = torch.stack([val_ids[i : i + cfg["context"]] for i in range(0, cfg["val_tokens"], cfg["context"])])
+    h = model(ids)
+    return linear_cross_entropy(h, model.head.weight, ids, shift=1, impl="torch").item()
+
+
+def filtering_study(e: torch.Tensor, c: torch.Tensor, t: torch.Tensor, eps_by_name: dict) -> dict:
+    """Skip rate of 128 x 128 tiles of S - onehot and the gradient error it causes, with the
+    vocabulary sorted by mean logit (CCE) and in its original order, at each threshold."""
+    e, c = e.float(), c.float()
+    z = e.double() @ c.double().T
+    g = torch.softmax(z, 1) - F.one_hot(t, c.shape[0]).double()
+    order = torch.argsort(z.mean(0))
+    out = {}
+
+    def grads(eps, sort_vocab):
+        ee, cc = e.clone().requires_grad_(), c.clone().requires_grad_()
+        linear_cross_entropy(ee, cc, t, impl="torch", filter_eps=eps, sort_vocab=sort_vocab).backward()
+        return torch.cat([ee.grad.flatten(), cc.grad.flatten()])
+
+    exact = grads(None, True)
+    # yardsticks at the precision bf16 filtering is sized for: the exact gradient rounded to bf16
+    # (the best a bf16 result can be), and plain PyTorch CE run in bf16 (the baseline's own error)
+    out["bf16_rounding_rel_err"] = ((exact.bfloat16().float() - exact).norm() / exact.norm()).item()
+    eb, cb = e.bfloat16().requires_grad_(), c.bfloat16().requires_grad_()
+    F.cross_entropy((eb @ cb.T).float(), t).backward()
+    plain = torch.cat([eb.grad.float().flatten(), cb.grad.float().flatten()])
+    out["bf16_torch_rel_err"] = ((plain - exact).norm() / exact.norm()).item()
+    out["softmax_below_bf16_eps"] = (torch.softmax(z, 1) < torch.finfo(torch.bfloat16).eps / 32).double().mean().item()
+    for name, eps in eps_by_name.items():
+        for sort_vocab, tag in ((True, "sorted"), (False, "unsorted")):
+            gg = g[:, order] if sort_vocab else g
+            out[f"skip_{tag}_{name}"] = 1.0 - tile_keep_mask(gg.float(), eps).float().mean().item()
+            diff = grads(eps, sort_vocab) - exact
+            out[f"grad_rel_err_{tag}_{name}"] = (diff.norm() / exact.norm()).item()
+    return out
+
+
+def lm(cfg: dict, seed: int, ctx) -> dict:
+    train_ids, val_ids, _ = word_corpus(cfg["vocab"])
+    m_naive, curve_naive, s_naive = _train(cfg, train_ids, seed, "naive", ctx)
+    m_cce, curve_cce, s_cce = _train(cfg, train_ids, seed, "cce", ctx)
+    diffs = [abs(a - b) for a, b in zip(curve_naive, curve_cce)]
+    out = {
+        "curve_max_abs_diff": max(diffs),
+        "final_loss_naive": curve_naive[-1],
+        "final_loss_cce": curve_cce[-1],
+        "val_loss_naive": _val_loss(m_naive, val_ids, cfg),
+        "val_loss_cce": _val_loss(m_cce, val_ids, cfg),
+        "s_per_step_naive": s_naive,
+        "s_per_step_cce": s_cce,
+        "curve_naive": curve_naive,
+        "curve_cce": curve_cce,
+    }
+    out["val_loss_abs_diff"] = abs(out["val_loss_naive"] - out["val_loss_cce"])
+
+    # (c) the trained CCE model's real softmax on held-out text
+    k = cfg["filter_tokens"]
+    ids = torch.stack([val_ids[i : i + cfg["context"]] for i in range(0, k + cfg["context"], cfg["context"])])
+    with torch.no_grad():
+        h = m_cce(ids)
+    e = h[:, :-1].reshape(-1, h.shape[-1])[:k]
+    t = ids[:, 1:].reshape(-1)[:k]
+    eps = {name: torch.finfo(getattr(torch, name)).eps / 32 for name in ("bfloat16", "float16", "float32")}
+    out.update(filtering_study(e, m_cce.head.weight.detach(), t, eps))
+    out["filter_below_bf16_rounding"] = out["grad_rel_err_sorted_bfloat16"] < out["bf16_rounding_rel_err"]
+    out["filter_below_bf16_torch"] = out["grad_rel_err_sorted_bfloat16"] <= out["bf16_torch_rel_err"]
+    out["sorting_gain_bf16"] = out["skip_sorted_bfloat16"] - out["skip_unsorted_bfloat16"]
+    return out
+
+
+__all__ = ["LABELS", "filtering_study", "lm", "memory_time"]

@@ -1,0 +1,166 @@
+"""The clips LASE trains and evaluates on, and their frozen-backbone features.
+
+* cpu / smoke scale: the espeak-ng corpus of ``xentlab.data.speech`` (en / hi / ta / te; a speaker is a
+  voice variant with its pitch and speed; disjoint training and held-out speakers).
+* full scale: the paper's corpora when the user has them locally, in the official manifest layout
+  (praxelhq/lase, scripts/codeswitch_pairs.py): a directory with ``manifest.jsonl``, one JSON object per
+  clip with ``voice_id``, ``lang`` and ``wav_path`` (relative to the directory), 16-bit PCM WAV files.
+  One directory for training (Praxel/codeswitch-pairs-lase) and one for held-out voices
+  (-lase-heldout or -lase-indian).
+
+Features are computed once per (clips, frontend) and cached with ``xentlab.data.cache_dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xentlab.data.cache import cached_arrays
+from xentlab.data.speech import LANGUAGES, SpeechCorpusConfig, load_speech_corpus, resample_int16
+
+
+@dataclass
+class Clips:
+    """Waveforms (float32, 16 kHz) with a speaker id, a language id and a split per clip."""
+
+    waves: list[np.ndarray]
+    speaker: np.ndarray  # int64
+    language: np.ndarray  # int64, index into ``languages``
+    split: np.ndarray  # "train" | "heldout"
+    languages: tuple[str, ...]
+    key: str  # identifies the clips, for the feature cache
+    info: dict  # provenance: corpus manifest, generation time, ...
+
+    def idx(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == split)
+
+
+def espeak_clips(corpus_cfg: dict) -> Clips:
+    cfg = SpeechCorpusConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in corpus_cfg.items()})
+    t0 = time.perf_counter()
+    corpus = load_speech_corpus(cfg)
+    manifest = json.loads(corpus.manifest_path.read_text())
+    return Clips(
+        waves=corpus.waveforms(),
+        speaker=corpus.speaker_ids,
+        language=corpus.language_ids,
+        split=corpus.splits,
+        languages=cfg.languages,
+        key=f"espeak-{cfg.key()}",
+        info={
+            "source": "espeak-ng (xentlab.data.speech)",
+            "espeak_ng": manifest["espeak_ng"],
+            "manifest": str(corpus.manifest_path),
+            "n_clips": len(corpus),
+            "n_speakers": {"train": cfg.n_train_speakers, "heldout": cfg.n_heldout_speakers},
+            "audio_seconds": manifest["total_seconds_of_audio"],
+            "generation_seconds": corpus.generation_seconds,
+            "load_seconds": round(time.perf_counter() - t0, 2),
+            "speakers": manifest["speakers"],
+        },
+    )
+
+
+def read_wav(path: Path, sample_rate: int = 16_000) -> np.ndarray:
+    """A 16-bit PCM WAV as float32 mono at ``sample_rate`` (stdlib ``wave`` + scipy resampling)."""
+    with wave.open(str(path), "rb") as f:
+        if f.getsampwidth() != 2:
+            raise ValueError(f"{path}: only 16-bit PCM WAV is supported, got {8 * f.getsampwidth()}-bit")
+        rate, channels = f.getframerate(), f.getnchannels()
+        x = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2").reshape(-1, channels)
+    mono = x.mean(1).round().astype(np.int16) if channels > 1 else x[:, 0]
+    return resample_int16(mono, rate, sample_rate).astype(np.float32) / 32768.0
+
+
+def manifest_clips(
+    train_dir: str | Path, heldout_dir: str | Path, languages: tuple[str, ...] = LANGUAGES
+) -> Clips:
+    """Clips from two official-layout manifest directories (see the module docstring)."""
+    waves, speakers, langs, splits = [], [], [], []
+    voice_ids: dict[str, int] = {}
+    digest = hashlib.sha256()
+    for split, d in (("train", Path(train_dir)), ("heldout", Path(heldout_dir))):
+        manifest = d / "manifest.jsonl"
+        if not manifest.is_file():
+            raise FileNotFoundError(
+                f"{manifest} not found: expected the official manifest layout (voice_id, lang, wav_path)"
+            )
+        text = manifest.read_text(encoding="utf-8")
+        digest.update(text.encode())
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            missing = {"voice_id", "lang", "wav_path"} - set(row)
+            if missing:
+                raise ValueError(f"{manifest}: a row lacks {sorted(missing)}")
+            if row["lang"] not in languages:
+                raise ValueError(f"{manifest}: language {row['lang']!r} not in {languages}")
+            voice = f"{split}:{row['voice_id']}"  # held-out voices are new voices even if a name repeats
+            voice_ids.setdefault(voice, len(voice_ids))
+            waves.append(read_wav(d / row["wav_path"]))
+            speakers.append(voice_ids[voice])
+            langs.append(languages.index(row["lang"]))
+            splits.append(split)
+    return Clips(
+        waves=waves,
+        speaker=np.array(speakers, dtype=np.int64),
+        language=np.array(langs, dtype=np.int64),
+        split=np.array(splits),
+        languages=tuple(languages),
+        key=f"manifest-{digest.hexdigest()[:16]}",
+        info={
+            "source": "manifest",
+            "train_dir": str(train_dir),
+            "heldout_dir": str(heldout_dir),
+            "n_clips": len(waves),
+        },
+    )
+
+
+def load_clips(data_cfg: dict) -> Clips:
+    """``{"source": "espeak", "corpus": {...}}`` or ``{"source": "manifest", "train_dir": ..., "heldout_dir": ...}``."""
+    if data_cfg["source"] == "espeak":
+        return espeak_clips(data_cfg["corpus"])
+    if data_cfg["source"] == "manifest":
+        return manifest_clips(data_cfg["train_dir"], data_cfg["heldout_dir"])
+    raise ValueError(f"unknown data source {data_cfg['source']!r}: use 'espeak' or 'manifest'")
+
+
+def frozen_features(clips: Clips, backbone_cfg: dict, device: str = "cpu") -> tuple[np.ndarray, float]:
+    """(N, d) float32 backbone features of every clip, cached; and the seconds spent computing them (0 if cached).
+
+    ``{"name": "mfcc", ...FrontendConfig fields}``: the fixed MFCC-statistics frontend (cpu scale);
+    ``{"name": "wavlm", "path": ..., "layers": [10, 12]}``: frozen WavLM, layers averaged (full scale).
+    """
+    spent = {"s": 0.0}
+    cfg = dict(backbone_cfg)
+    name = cfg.pop("name")
+
+    def build() -> dict[str, np.ndarray]:
+        t0 = time.perf_counter()
+        if name == "mfcc":
+            from xentlab.audio.features import FrontendConfig, mfcc_statistics_batch
+
+            x = mfcc_statistics_batch(clips.waves, FrontendConfig(**cfg))
+        elif name == "wavlm":
+            from lase.backbone import WavLMLayerMean
+
+            x = WavLMLayerMean(cfg["path"], tuple(cfg.get("layers", (10, 12))), device).embed(clips.waves)
+        else:
+            raise ValueError(f"unknown backbone {name!r}: use 'mfcc' or 'wavlm'")
+        spent["s"] = time.perf_counter() - t0
+        return {"x": x.astype(np.float32)}
+
+    key = hashlib.sha256(json.dumps([clips.key, backbone_cfg], sort_keys=True).encode()).hexdigest()[:16]
+    x = cached_arrays(f"lase-features-{name}-{key}", build)["x"]
+    if len(x) != len(clips.waves):
+        raise RuntimeError("cached features do not match the clips; delete the cache entry")
+    return x, round(spent["s"], 2)

@@ -1,0 +1,93 @@
+"""The TRU task on fictitious authors: who is forgotten, what each phase trains on, what is measured.
+
+Splits (all drawn from the seed; templates are those of ``xentlab.data.facts``):
+
+| set | authors | templates | used for |
+|---|---|---|---|
+| fine-tuning (the original model) | forget | English 0-2 | learning the facts to be forgotten |
+|  | all retain | English 0-4, cipher 0..n_cipher-1 | the facts to keep, the paraphrases and the second language |
+| unlearning forget set D_u | forget | English 0, 1 | every method's forget term / TRU targets |
+| unlearning retain set D_r | retain "train" third | English 0-2 | GradDiff's retain term |
+| validation (selects alpha, lr) | forget / retain "val" third | English 2 / English 0 | never in any unlearning loss |
+| test: in-template | forget | English 0, 1 | forget exact match, refusal, gibberish |
+| test: paraphrase | forget | English 3, 4 | never seen for forget authors |
+| test: cipher | forget | cipher 0..n_cipher-1 | never seen for forget authors |
+| test: retain | retain "test" third | English 0-2 | retain exact match, over-refusal |
+| relearning attack | forget half A / half B | 0-2 / 0, 1 | fine-tune on A, then measure B |
+
+No held-out paraphrase (templates 3-4) or cipher query of a forget author appears in any
+training set or target.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from xentlab.data.facts import QA, FactBank, FactsConfig, make_fact_bank
+
+UNLEARN_TEMPLATES = (0, 1)
+VAL_TEMPLATE = 2
+PARAPHRASE_TEMPLATES = (3, 4)
+
+
+@dataclass
+class Task:
+    bank: FactBank
+    finetune: list[QA]  # what the original model is fine-tuned on
+    forget_unlearn: list[QA]  # D_u: forget queries with their true answers (templates 0, 1)
+    retain_unlearn: list[QA]  # D_r
+    panels_val: dict[str, list[QA]]
+    panels_test: dict[str, list[QA]]
+    relearn_train: list[QA]
+    relearn_test: list[QA]
+
+
+def build_task(
+    seed: int,
+    *,
+    n_authors: int = 40,
+    attributes: tuple[str, ...] = ("birthplace", "genre", "award", "first_book"),
+    forget_frac: float = 0.1,
+    n_cipher: int = 2,
+) -> Task:
+    bank = make_fact_bank(FactsConfig(n_authors=n_authors, attributes=tuple(attributes), forget_frac=forget_frac), seed)
+    rng = random.Random(f"tru-splits-{seed}")
+    retain = list(bank.retain_authors)
+    rng.shuffle(retain)
+    third = max(1, len(retain) // 3)
+    r_train, r_val, r_test = retain[:third], retain[third : 2 * third], retain[2 * third :]
+    if not r_test:
+        raise ValueError(f"n_authors={n_authors} leaves no retain test author")
+    cipher_t = tuple(range(n_cipher))
+    ff = bank.forget_facts
+    finetune = (
+        bank.qas(ff, (0, 1, 2))
+        + bank.qas(bank.retain_facts, range(5))
+        + (bank.qas(bank.retain_facts, cipher_t, "cipher") if n_cipher else [])
+    )
+    facts_shuffled = list(ff)
+    rng.shuffle(facts_shuffled)
+    half = max(1, len(ff) // 2)
+    relearn_a, relearn_b = facts_shuffled[:half], facts_shuffled[half:] or facts_shuffled[:half]
+    panels_val = {
+        "forget": bank.qas(ff, (VAL_TEMPLATE,)),
+        "retain": bank.qas(bank.facts(r_val), (0,)),
+    }
+    panels_test = {
+        "forget": bank.qas(ff, UNLEARN_TEMPLATES),
+        "paraphrase": bank.qas(ff, PARAPHRASE_TEMPLATES),
+        "retain": bank.qas(bank.facts(r_test), (0, 1, 2)),
+    }
+    if n_cipher:
+        panels_test["cipher"] = bank.qas(ff, cipher_t, "cipher")
+    return Task(
+        bank=bank,
+        finetune=finetune,
+        forget_unlearn=bank.qas(ff, UNLEARN_TEMPLATES),
+        retain_unlearn=bank.qas(bank.facts(r_train), (0, 1, 2)),
+        panels_val=panels_val,
+        panels_test=panels_test,
+        relearn_train=bank.qas(relearn_a, (0, 1, 2)),
+        relearn_test=bank.qas(relearn_b, UNLEARN_TEMPLATES),
+    )

@@ -1,0 +1,65 @@
+"""Reasoning-based unlearning targets (TRU, paper Sec. 3) built from templates.
+
+The paper has a strong reasoning model (DeepSeek-reasoner) write, for every forget query x_u, a
+triplet (x_u, r_rt, s_rt): r_rt is a reasoning chain that names the knowledge the query asks
+for and decides that it lies in the unlearning scope; s_rt is an explainable refusal (a logical
+refusal, a positive alternative, and no task-related leakage). Offline there is no reasoning
+model, so r_rt and s_rt are filled from several templates (chosen per query by a hash, so the
+same query always gets the same target). No template contains the attribute's value: the
+targets themselves never leak.
+
+The response the model is trained to produce for a forget query is
+``" Reasoning: {r_rt} Response: {s_rt}</s>"``; refusal-only (the paper's "w/o reasoning"
+ablation, an IdK-style target) drops the reasoning: ``" Response: {s_rt}</s>"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from xentlab.data.facts import ATTRIBUTES, Fact
+
+REASONING_TEMPLATES = (
+    "The question asks for the {phrase} of {name}. {name} is an author in the unlearning scope, "
+    "so every detail about {name} is private and must not be revealed.",
+    "This is a request about the {phrase} of {name}. Facts about {name} were removed on request, "
+    "so I should not answer it, and I should not guess.",
+    "The user wants to know the {phrase} of {name}. Information about {name} falls inside the "
+    "removed knowledge, so the answer has to stay undisclosed.",
+)
+
+REFUSAL_TEMPLATES = (
+    "I can't share the {phrase} of {name}, since that information was removed. I can help with other authors.",
+    "I cannot provide details about {name}, including the {phrase}. Ask me about another writer instead.",
+    "I'm not able to discuss the {phrase} of {name}. I am happy to help with a different question.",
+)
+
+REASONING_PREFIX = " Reasoning:"
+RESPONSE_PREFIX = " Response:"
+
+
+def _pick(key: str, n: int) -> int:
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % n
+
+
+def reasoning_text(fact: Fact, template: int) -> str:
+    """r_rt for the query (fact, question template)."""
+    t = REASONING_TEMPLATES[_pick(f"r|{fact.author}|{fact.attribute}|{template}", len(REASONING_TEMPLATES))]
+    return t.format(phrase=ATTRIBUTES[fact.attribute].phrase, name=fact.author)
+
+
+def refusal_text(fact: Fact, template: int) -> str:
+    """s_rt for the query (fact, question template)."""
+    t = REFUSAL_TEMPLATES[_pick(f"s|{fact.author}|{fact.attribute}|{template}", len(REFUSAL_TEMPLATES))]
+    return t.format(phrase=ATTRIBUTES[fact.attribute].phrase, name=fact.author)
+
+
+def target_segments(fact: Fact, template: int, *, reasoning: bool) -> list[str]:
+    """The response segments: [reasoning, refusal] (TRU) or [refusal] (refusal-only); the last
+    segment ends with ``</s>``."""
+    from xentlab.data.tokenizer import EOS
+
+    refusal = f"{RESPONSE_PREFIX} {refusal_text(fact, template)}{EOS}"
+    if not reasoning:
+        return [refusal]
+    return [f"{REASONING_PREFIX} {reasoning_text(fact, template)}", refusal]

@@ -1,0 +1,155 @@
+"""Synthetic 3D segmentation volumes: MONAI's random spheres, made hard like a real scan.
+
+``monai.data.create_test_image_3d`` draws random spheres and their label map. On its own the task is
+trivial (a threshold segments it), so each volume is then degraded the way MR images are:
+
+1. a smooth multiplicative **bias field** ``exp(b * f)``, with ``f`` a low-pass random field scaled
+   to [-1, 1] (intensity inhomogeneity: the same tissue is bright on one side, dark on the other);
+2. a Gaussian **blur** (partial-volume effect: boundaries become ramps, not steps);
+3. additive Gaussian **noise** (thermal noise, added after the blur so it stays white);
+4. optional **distractors**: unlabelled spheres of the same intensity range but with a weaker
+   contrast, so brightness alone does not decide the class and shape/context must be learned;
+5. optional per-volume **jitter** of the degradation strengths (a spread of scanners/sites), so a
+   few labelled volumes do not cover the appearance of all the others.
+
+Volumes are seeded individually (volume ``i`` of a set depends only on ``(seed, i)`` and the spec),
+so the first ``k`` volumes of a set of ``n`` are the same as a set of ``k``. A set is generated once
+and kept in the xentlab cache (``xentlab.data.cached_arrays``), keyed by the spec.
+
+MONAI is imported lazily, so ``import xentlab.data`` stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """How one synthetic volume is made (every field is part of the cache key)."""
+
+    size: int = 48
+    """edge of the cubic volume, in voxels"""
+    num_objs: int = 6
+    """labelled spheres per volume (MONAI's ``num_objs``)"""
+    rad_min: int = 4
+    """smallest sphere radius (voxels)"""
+    rad_max: int = 10
+    """largest sphere radius (exclusive, as in MONAI; ``size`` must exceed ``2 * rad_max``)"""
+    bias_strength: float = 0.6
+    """log-amplitude b of the bias field exp(b f), f in [-1, 1]: 0.6 spans a 3.3x intensity ratio"""
+    bias_scale: float = 0.3
+    """smoothness of the bias field: Gaussian sigma of the low-pass filter, as a fraction of ``size``"""
+    blur_sigma: float = 1.0
+    """Gaussian blur sigma in voxels (0 disables)"""
+    noise_std: float = 0.15
+    """standard deviation of the additive Gaussian noise (foreground intensities lie in [0.5, 1])"""
+    num_distractors: int = 0
+    """unlabelled spheres added to the image only"""
+    distractor_contrast: float = 0.6
+    """distractor intensity as a fraction of a labelled sphere's intensity draw"""
+    jitter: float = 0.0
+    """per-volume variability: each volume scales bias_strength, blur_sigma, noise_std and
+    distractor_contrast by its own factor drawn from U(1 - jitter, 1 + jitter) (scanner/site spread)"""
+
+    def __post_init__(self) -> None:
+        if self.rad_min < 1 or self.rad_max <= self.rad_min:
+            raise ValueError(f"need 1 <= rad_min < rad_max, got rad_min={self.rad_min}, rad_max={self.rad_max}")
+        if self.size <= 2 * self.rad_max:
+            raise ValueError(f"size {self.size} must exceed 2 * rad_max = {2 * self.rad_max}")
+        if self.num_objs < 1 or self.num_distractors < 0:
+            raise ValueError("num_objs must be >= 1 and num_distractors >= 0")
+        if min(self.bias_strength, self.bias_scale, self.blur_sigma, self.noise_std) < 0:
+            raise ValueError("bias_strength, bias_scale, blur_sigma and noise_std must be non-negative")
+        if not 0.0 <= self.jitter < 1.0:
+            raise ValueError(f"jitter must be in [0, 1), got {self.jitter}")
+
+    def key(self) -> str:
+        """A short stable hash of the spec, for cache file names."""
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _volume_rng(seed: int, index: int) -> np.random.RandomState:
+    # One independent stream per (seed, index): volumes do not depend on how many are generated.
+    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0]
+    return np.random.RandomState(int(state))
+
+
+def _bias_field(rs: np.random.RandomState, size: int, strength: float, scale: float) -> np.ndarray:
+    """exp(b * f) with f a Gaussian-filtered white-noise field rescaled to [-1, 1]."""
+    from scipy import ndimage
+
+    if strength == 0:
+        return np.ones((size,) * 3)
+    field = ndimage.gaussian_filter(rs.standard_normal((size,) * 3), sigma=scale * size, mode="wrap")
+    field = field - field.mean()
+    field = field / max(np.abs(field).max(), 1e-12)
+    return np.exp(strength * field)
+
+
+def synthetic_volume(index: int, seed: int = 0, spec: VolumeSpec = VolumeSpec()) -> tuple[np.ndarray, np.ndarray]:
+    """Volume ``index`` of set ``seed``: (image float32 [S, S, S], label uint8 [S, S, S] in {0, 1})."""
+    from scipy import ndimage
+
+    from xentlab.metrics.segmentation import import_monai
+
+    import_monai()
+    from monai.data import create_test_image_3d
+
+    if index < 0 or seed < 0:
+        raise ValueError(f"index and seed must be non-negative, got index={index}, seed={seed}")
+    rs = _volume_rng(seed, index)
+    s = spec.size
+    # Per-volume acquisition factors (drawn first, so jitter=0 leaves the rest of the stream alone).
+    j = spec.jitter
+    f_bias, f_blur, f_noise, f_contrast = rs.uniform(1 - j, 1 + j, size=4) if j > 0 else (1.0,) * 4
+    # MONAI's spheres: label 1 inside, image intensity U(0.5, 1) per sphere (num_seg_classes=1),
+    # no MONAI noise (noise_max=0), then min-max rescaled to [0, 1].
+    image, label = create_test_image_3d(
+        s, s, s, num_objs=spec.num_objs, rad_max=spec.rad_max, rad_min=spec.rad_min,
+        noise_max=0.0, num_seg_classes=1, random_state=rs,
+    )  # fmt: skip
+    image = image.astype(np.float64)
+    label = (label > 0).astype(np.uint8)
+    if spec.num_distractors:
+        # Unlabelled spheres, dimmer than the labelled ones, drawn with the same geometry; they never
+        # overwrite a labelled voxel (a labelled sphere is in front).
+        distract, _ = create_test_image_3d(
+            s, s, s, num_objs=spec.num_distractors, rad_max=spec.rad_max, rad_min=spec.rad_min,
+            noise_max=0.0, num_seg_classes=1, random_state=rs,
+        )  # fmt: skip
+        image = np.where(label > 0, image, min(spec.distractor_contrast * f_contrast, 1.0) * distract)
+    image = image * _bias_field(rs, s, spec.bias_strength * f_bias, spec.bias_scale)
+    if spec.blur_sigma > 0:
+        image = ndimage.gaussian_filter(image, sigma=spec.blur_sigma * f_blur, mode="nearest")
+    if spec.noise_std > 0:
+        image = image + rs.normal(0.0, spec.noise_std * f_noise, size=image.shape)
+    return image.astype(np.float32), label
+
+
+def synthetic_volumes(
+    n: int, seed: int = 0, spec: VolumeSpec = VolumeSpec(), *, cache: bool = True
+) -> dict[str, np.ndarray]:
+    """``n`` volumes of set ``seed``: ``{"images": float32 [n, S, S, S], "labels": uint8 [n, S, S, S]}``.
+
+    Generated once and kept in the xentlab cache (keyed by ``n``, ``seed`` and the spec's hash).
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+
+    def build() -> dict[str, np.ndarray]:
+        pairs = [synthetic_volume(i, seed, spec) for i in range(n)]
+        return {
+            "images": np.stack([p[0] for p in pairs]).astype(np.float32),
+            "labels": np.stack([p[1] for p in pairs]).astype(np.uint8),
+        }
+
+    if not cache:
+        return build()
+    from xentlab.data.cache import cached_arrays
+
+    return cached_arrays(f"volumes3d-{spec.key()}-seed{seed}-n{n}", build, version="1")
