@@ -139,9 +139,10 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax.set_ylabel("test accuracy")
         ax.set_title(f"{ds}: accuracy vs cost per head")
         ax = axes[1]
-        seed0 = next(iter(results.per_seed[ds].values()))
+        unit = next(iter(results.per_seed[ds].values()))
+        curves = unit.get("artifacts", unit)["norm_curves"]
         for h in heads_:
-            curve = np.asarray(seed0["norm_curves"][h])
+            curve = np.asarray(curves[h])
             ax.plot(curve / curve[0], label=h, lw=2.5 if h in ("ce", "cosine", "euclidean") else 1)
         ax.set_xlabel("epoch")
         ax.set_ylabel("||W_head|| / ||W_head at init||")

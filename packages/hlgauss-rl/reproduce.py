@@ -44,6 +44,8 @@ PAPER = Paper(
 # ---------------------------------------------------------------------------------------------
 MDP_CPU = {"noise_scale": 1.0}
 MDP_SMOKE = {"noise_scale": 1.0, "iterations": 4, "steps_per_iteration": 3, "eval_every": 2}
+# Ablation: a support 5 (not 1) beyond [min Q*, max Q*], so that far fewer noisy targets are clipped.
+MDP_WIDE = {"support_margin": 5.0, "losses": ["mse", "hl_gauss", "mse_clip"]}
 
 # ---------------------------------------------------------------------------------------------
 # (b) MinAtar: the same DQN hyperparameters for every loss (hlgauss_rl.dqn.DQNConfig documents them)
@@ -51,34 +53,83 @@ MDP_SMOKE = {"noise_scale": 1.0, "iterations": 4, "steps_per_iteration": 3, "eva
 GAMES = ("Breakout", "Asterix")
 MINATAR_LOSSES = ("mse", "two_hot", "hl_gauss")
 MINATAR_CPU = {
-    "total_steps": 15_000, "num_envs": 4, "buffer_size": 15_000, "learning_starts": 1_000,
-    "exploration_steps": 5_000, "target_update_period": 1_000, "train_frequency": 4, "batch_size": 32,
-    "lr": 2.5e-4, "max_episode_steps": 5_000, "eval_episodes": 10, "checkpoint_every": 5_000,
+    "total_steps": 15_000,
+    "num_envs": 4,
+    "buffer_size": 15_000,
+    "learning_starts": 1_000,
+    "exploration_steps": 5_000,
+    "target_update_period": 1_000,
+    "train_frequency": 4,
+    "batch_size": 32,
+    "lr": 2.5e-4,
+    "max_episode_steps": 5_000,
+    "eval_episodes": 10,
+    "checkpoint_every": 5_000,
 }
 MINATAR_SMOKE = {
-    "total_steps": 400, "num_envs": 4, "buffer_size": 1_000, "learning_starts": 100, "exploration_steps": 200,
-    "max_episode_steps": 200, "eval_episodes": 2, "curve_points": 4, "log_every": 200, "tensorboard": False,
+    "total_steps": 400,
+    "num_envs": 4,
+    "buffer_size": 1_000,
+    "learning_starts": 100,
+    "exploration_steps": 200,
+    "max_episode_steps": 200,
+    "eval_episodes": 2,
+    "curve_points": 4,
+    "log_every": 200,
+    "tensorboard": False,
 }
 RANDOM_CPU = {"max_episode_steps": 5_000, "eval_episodes": 50}
 RANDOM_SMOKE = {"max_episode_steps": 200, "eval_episodes": 2}
-SPS_CPU = {"env_id": "MinAtar/Breakout-v1", "total_steps": 2_000, "learning_starts": 400, "buffer_size": 2_000,
-           "num_envs": 4, "max_episode_steps": 5_000}
+SPS_CPU = {
+    "env_id": "MinAtar/Breakout-v1",
+    "total_steps": 2_000,
+    "learning_starts": 400,
+    "buffer_size": 2_000,
+    "num_envs": 4,
+    "max_episode_steps": 5_000,
+}
 SPS_SMOKE = {**SPS_CPU, "total_steps": 200, "learning_starts": 100}
 
 # ---------------------------------------------------------------------------------------------
 # full scale: Dopamine's JAX DQN (dopamine/jax/agents/dqn/configs/dqn.gin) on the Atari-5 games
 # ---------------------------------------------------------------------------------------------
 ATARI_FULL = {
-    "network": "nature", "total_steps": 10_000_000, "num_envs": 4, "buffer_size": 1_000_000, "batch_size": 32,
-    "learning_starts": 20_000, "train_frequency": 4, "target_update_period": 8_000, "start_e": 1.0,
-    "end_e": 0.01, "exploration_steps": 250_000, "lr": 6.25e-5, "adam_eps": 1.5e-4, "gamma": 0.99,
-    "clip_rewards": True, "max_episode_steps": 27_000, "eval_episodes": 30, "eval_epsilon": 0.001,
-    "checkpoint_every": 500_000, "log_every": 10_000, "curve_points": 50,
+    "network": "nature",
+    "total_steps": 10_000_000,
+    "num_envs": 4,
+    "buffer_size": 1_000_000,
+    "batch_size": 32,
+    "learning_starts": 20_000,
+    "train_frequency": 4,
+    "target_update_period": 8_000,
+    "start_e": 1.0,
+    "end_e": 0.01,
+    "exploration_steps": 250_000,
+    "lr": 6.25e-5,
+    "adam_eps": 1.5e-4,
+    "gamma": 0.99,
+    "clip_rewards": True,
+    "max_episode_steps": 27_000,
+    "eval_episodes": 30,
+    "eval_epsilon": 0.001,
+    "checkpoint_every": 500_000,
+    "log_every": 10_000,
+    "curve_points": 50,
 }
 ATARI_SMOKE = {
-    "network": "nature", "total_steps": 160, "num_envs": 2, "buffer_size": 512, "batch_size": 8,
-    "learning_starts": 128, "exploration_steps": 100_000, "clip_rewards": True, "max_episode_steps": 48,
-    "eval_episodes": 1, "curve_points": 2, "log_every": 80, "tensorboard": False,
+    "network": "nature",
+    "total_steps": 160,
+    "num_envs": 2,
+    "buffer_size": 512,
+    "batch_size": 8,
+    "learning_starts": 128,
+    "exploration_steps": 100_000,
+    "clip_rewards": True,
+    "max_episode_steps": 48,
+    "eval_episodes": 1,
+    "curve_points": 2,
+    "log_every": 80,
+    "tensorboard": False,
 }
 ATARI_WIDTHS = (1, 2, 4)  # the network-size axis, for MSE and HL-Gauss
 SMOKE_WIDTHS = (1, 2)
@@ -101,17 +152,52 @@ def _atari_experiments() -> list[Experiment]:
 
 
 EXPERIMENTS = [
-    Experiment("mdp_noisy", mdp_unit, {"smoke": MDP_SMOKE, "cpu": MDP_CPU, "full": MDP_CPU}, version="1",
-               description="generated MDP, Student-t(2) reward noise: RMSE to Q* per loss"),
-    Experiment("mdp_clean", mdp_unit, {"smoke": {**MDP_SMOKE, "noise_scale": 0.0}, "cpu": {**MDP_CPU, "noise_scale": 0.0},
-                                       "full": {**MDP_CPU, "noise_scale": 0.0}}, description="the noise-free control"),
-    *[Experiment(f"minatar_{game.lower()}_{loss}", minatar_unit,
-                 {"smoke": {**MINATAR_SMOKE, "env_id": f"MinAtar/{game}-v1", "loss": loss},
-                  "cpu": {**MINATAR_CPU, "env_id": f"MinAtar/{game}-v1", "loss": loss}})
-      for game in GAMES for loss in MINATAR_LOSSES],
-    *[Experiment(f"random_{game.lower()}", random_policy_unit,
-                 {"smoke": {**RANDOM_SMOKE, "env_id": f"MinAtar/{game}-v1"}, "cpu": {**RANDOM_CPU, "env_id": f"MinAtar/{game}-v1"}})
-      for game in GAMES],
+    Experiment(
+        "mdp_noisy",
+        mdp_unit,
+        {"smoke": MDP_SMOKE, "cpu": MDP_CPU, "full": MDP_CPU},
+        version="1",
+        description="generated MDP, Student-t(2) reward noise: RMSE to Q* per loss",
+    ),
+    Experiment(
+        "mdp_clean",
+        mdp_unit,
+        {
+            "smoke": {**MDP_SMOKE, "noise_scale": 0.0},
+            "cpu": {**MDP_CPU, "noise_scale": 0.0},
+            "full": {**MDP_CPU, "noise_scale": 0.0},
+        },
+        description="the noise-free control",
+    ),
+    Experiment(
+        "mdp_noisy_wide",
+        mdp_unit,
+        {"smoke": {**MDP_SMOKE, **MDP_WIDE}, "cpu": {**MDP_CPU, **MDP_WIDE}, "full": {**MDP_CPU, **MDP_WIDE}},
+        description="ablation: the noisy MDP with a 5x wider margin of the categorical support",
+    ),
+    *[
+        Experiment(
+            f"minatar_{game.lower()}_{loss}",
+            minatar_unit,
+            {
+                "smoke": {**MINATAR_SMOKE, "env_id": f"MinAtar/{game}-v1", "loss": loss},
+                "cpu": {**MINATAR_CPU, "env_id": f"MinAtar/{game}-v1", "loss": loss},
+            },
+        )
+        for game in GAMES
+        for loss in MINATAR_LOSSES
+    ],
+    *[
+        Experiment(
+            f"random_{game.lower()}",
+            random_policy_unit,
+            {
+                "smoke": {**RANDOM_SMOKE, "env_id": f"MinAtar/{game}-v1"},
+                "cpu": {**RANDOM_CPU, "env_id": f"MinAtar/{game}-v1"},
+            },
+        )
+        for game in GAMES
+    ],
     Experiment("sps", sps_unit, {"smoke": SPS_SMOKE, "cpu": SPS_CPU}),
     *_atari_experiments(),
 ]
@@ -136,56 +222,135 @@ def _atari_iqm(m, loss: str, width: int | None) -> float:
     return iqm([v for rw, v in rows if rw == w])
 
 
+def _return_difference(game: str, exp_a: str, exp_b: str, metric_b: str = "eval_return"):
+    """Per-seed eval_return of experiment a minus `metric_b` of experiment b ('{}' = the game)."""
+    return lambda m: m[f"{exp_a.format(game)}/eval_return"] - m[f"{exp_b.format(game)}/{metric_b}"]
+
+
 DERIVED = [
     Derived("mdp/gap_noisy", lambda m: _gap(m, "noisy")),
     Derived("mdp/gap_clean", lambda m: _gap(m, "clean")),
     Derived("mdp/gap_shrink", lambda m: _gap(m, "noisy") - _gap(m, "clean")),
-    Derived("mdp/hl_beats_mse_noisy", lambda m: float(m["mdp_noisy/rmse_hl_gauss"] < m["mdp_noisy/rmse_mse"])),
+    Derived(
+        "mdp/hl_beats_mse_noisy", lambda m: float(m["mdp_noisy/rmse_hl_gauss"] < m["mdp_noisy/rmse_mse"])
+    ),
     Derived("mdp/gap_noisy_vs_mse_clip", lambda m: _gap(m, "noisy", "mse_clip")),
-    *[Derived(f"{g.lower()}/{loss}_minus_random",
-              lambda m, g=g.lower(), loss=loss: m[f"minatar_{g}_{loss}/eval_return"] - m[f"random_{g}/return"])
-      for g in GAMES for loss in MINATAR_LOSSES],
-    *[Derived(f"{g.lower()}/hl_gauss_minus_mse",
-              lambda m, g=g.lower(): m[f"minatar_{g}_hl_gauss/eval_return"] - m[f"minatar_{g}_mse/eval_return"])
-      for g in GAMES],
-    Derived("atari/iqm_hl_gauss_minus_mse_w1", lambda m: _atari_iqm(m, "hl_gauss", 1) - _atari_iqm(m, "mse", 1)),
-    Derived("atari/hl_gauss_width_gain", lambda m: _atari_iqm(m, "hl_gauss", None) - _atari_iqm(m, "hl_gauss", 1)),
-    Derived("atari/gap_growth_with_width", lambda m: (_atari_iqm(m, "hl_gauss", None) - _atari_iqm(m, "mse", None))
-            - (_atari_iqm(m, "hl_gauss", 1) - _atari_iqm(m, "mse", 1))),
+    Derived("mdp/gap_noisy_wide", lambda m: _gap(m, "noisy_wide")),
+    Derived("mdp/gap_noisy_wide_vs_mse_clip", lambda m: _gap(m, "noisy_wide", "mse_clip")),
+    *[
+        Derived(
+            f"{g.lower()}/{loss}_minus_random",
+            _return_difference(g.lower(), f"minatar_{{}}_{loss}", "random_{}", "return"),
+        )
+        for g in GAMES
+        for loss in MINATAR_LOSSES
+    ],
+    *[
+        Derived(
+            f"{g.lower()}/hl_gauss_minus_mse",
+            _return_difference(g.lower(), "minatar_{}_hl_gauss", "minatar_{}_mse"),
+        )
+        for g in GAMES
+    ],
+    Derived(
+        "atari/iqm_hl_gauss_minus_mse_w1", lambda m: _atari_iqm(m, "hl_gauss", 1) - _atari_iqm(m, "mse", 1)
+    ),
+    Derived(
+        "atari/hl_gauss_width_gain", lambda m: _atari_iqm(m, "hl_gauss", None) - _atari_iqm(m, "hl_gauss", 1)
+    ),
+    Derived(
+        "atari/gap_growth_with_width",
+        lambda m: (
+            (_atari_iqm(m, "hl_gauss", None) - _atari_iqm(m, "mse", None))
+            - (_atari_iqm(m, "hl_gauss", 1) - _atari_iqm(m, "mse", 1))
+        ),
+    ),
 ]
 
 MECHANISM = "Mechanism test in the paper's spirit (Sec. 5, noisy targets), not a number from the paper."
 MDP_CLAIMS = [
-    Claim("mdp-noisy-hl-vs-mse", "Under heavy-tailed reward noise, HL-Gauss has >= 10% lower RMSE to Q* than MSE",
-          metric="mdp/gap_noisy", check=">= 0.10", note=MECHANISM,
-          paper="HL-Gauss is robust to noisy targets (Sec. 5); threshold from the issue"),
-    Claim("mdp-noisy-every-seed", "HL-Gauss beats MSE on every seed's MDP under noise",
-          metric="mdp/hl_beats_mse_noisy", agg="all", note=MECHANISM, paper="Sec. 5 (noisy targets)"),
-    Claim("mdp-gap-shrinks", "Without noise the HL-Gauss-vs-MSE gap shrinks (gap_noisy - gap_clean > 0)",
-          metric="mdp/gap_shrink", check="> 0", note=MECHANISM, paper="the gain is attributed to noisy targets (Sec. 5)"),
+    Claim(
+        "mdp-noisy-hl-vs-mse",
+        "Under heavy-tailed reward noise, HL-Gauss has >= 10% lower RMSE to Q* than MSE",
+        metric="mdp/gap_noisy",
+        check=">= 0.10",
+        note=MECHANISM,
+        paper="HL-Gauss is robust to noisy targets (Sec. 5); threshold from the issue",
+    ),
+    Claim(
+        "mdp-noisy-every-seed",
+        "HL-Gauss beats MSE on every seed's MDP under noise",
+        metric="mdp/hl_beats_mse_noisy",
+        agg="all",
+        note=MECHANISM,
+        paper="Sec. 5 (noisy targets)",
+    ),
+    Claim(
+        "mdp-gap-shrinks",
+        "Without noise the HL-Gauss-vs-MSE gap shrinks (gap_noisy - gap_clean > 0)",
+        metric="mdp/gap_shrink",
+        check="> 0",
+        note=MECHANISM,
+        paper="the gain is attributed to noisy targets (Sec. 5)",
+    ),
 ]
 BUDGET = "15k environment steps per run (the paper: 200M frames on Atari): only the direction is meaningful."
 MINATAR_CLAIMS = [
-    *[Claim(f"minatar-{g.lower()}-{loss.replace('_', '-')}-beats-random",
+    *[
+        Claim(
+            f"minatar-{g.lower()}-{loss.replace('_', '-')}-beats-random",
             f"DQN with {loss} beats the random policy on MinAtar {g} (final evaluation return)",
-            metric=f"{g.lower()}/{loss}_minus_random", check="> 0", note=BUDGET, paper="sanity check, not a paper claim")
-      for g in GAMES for loss in MINATAR_LOSSES],
-    *[Claim(f"minatar-{g.lower()}-hl-gauss-vs-mse", f"HL-Gauss returns more than MSE on MinAtar {g} (direction only)",
-            metric=f"{g.lower()}/hl_gauss_minus_mse", check="> 0", note=BUDGET,
-            paper="HL-Gauss > MSE on Atari (Fig. 1, Sec. 4.1)")
-      for g in GAMES],
+            metric=f"{g.lower()}/{loss}_minus_random",
+            check="> 0",
+            note=BUDGET,
+            paper="sanity check, not a paper claim",
+        )
+        for g in GAMES
+        for loss in MINATAR_LOSSES
+    ],
+    *[
+        Claim(
+            f"minatar-{g.lower()}-hl-gauss-vs-mse",
+            f"HL-Gauss returns more than MSE on MinAtar {g} (direction only)",
+            metric=f"{g.lower()}/hl_gauss_minus_mse",
+            check="> 0",
+            note=BUDGET,
+            paper="HL-Gauss > MSE on Atari (Fig. 1, Sec. 4.1)",
+        )
+        for g in GAMES
+    ],
 ]
 SPS_CLAIMS = [
-    Claim("sps-vs-cleanrl", "Our agent runs at least as many environment steps per second as a plain CleanRL DQN",
-          metric="sps/sps_ratio", check=">= 1.0", paper="engineering target of the issue, not a paper claim"),
+    Claim(
+        "sps-vs-cleanrl",
+        "Our agent runs at least as many environment steps per second as a plain CleanRL DQN",
+        metric="sps/sps_ratio",
+        check=">= 1.0",
+        paper="engineering target of the issue, not a paper claim",
+    ),
 ]
 ATARI_CLAIMS = [
-    Claim("atari-hl-gauss-beats-mse", "HL-Gauss has a higher IQM human-normalised score than MSE (Nature CNN)",
-          metric="atari/iqm_hl_gauss_minus_mse_w1", check="> 0", paper="Fig. 1 / Sec. 4.1 (single-task Atari)"),
-    Claim("atari-hl-gauss-scales", "HL-Gauss improves with network width", metric="atari/hl_gauss_width_gain",
-          check="> 0", paper="HL-Gauss scales with network size (Sec. 4.1, SoftMoE / ResNet)"),
-    Claim("atari-gap-grows-with-width", "The HL-Gauss-over-MSE gap grows with width",
-          metric="atari/gap_growth_with_width", check="> 0", paper="regression does not scale (Sec. 4.1)"),
+    Claim(
+        "atari-hl-gauss-beats-mse",
+        "HL-Gauss has a higher IQM human-normalised score than MSE (Nature CNN)",
+        metric="atari/iqm_hl_gauss_minus_mse_w1",
+        check="> 0",
+        paper="Fig. 1 / Sec. 4.1 (single-task Atari)",
+    ),
+    Claim(
+        "atari-hl-gauss-scales",
+        "HL-Gauss improves with network width",
+        metric="atari/hl_gauss_width_gain",
+        check="> 0",
+        paper="HL-Gauss scales with network size (Sec. 4.1, SoftMoE / ResNet)",
+    ),
+    Claim(
+        "atari-gap-grows-with-width",
+        "The HL-Gauss-over-MSE gap grows with width",
+        metric="atari/gap_growth_with_width",
+        check="> 0",
+        paper="regression does not scale (Sec. 4.1)",
+    ),
 ]
 
 
@@ -210,8 +375,14 @@ def _scale_from_argv(argv: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------
-COLORS = {"mse": "tab:red", "huber": "tab:orange", "two_hot": "tab:green", "c51": "tab:purple",
-          "hl_gauss": "tab:blue", "mse_clip": "tab:gray"}
+COLORS = {
+    "mse": "tab:red",
+    "huber": "tab:orange",
+    "two_hot": "tab:green",
+    "c51": "tab:purple",
+    "hl_gauss": "tab:blue",
+    "mse_clip": "tab:gray",
+}
 
 
 def figures(results, out_dir: Path) -> list[Path]:
@@ -229,9 +400,17 @@ def figures(results, out_dir: Path) -> list[Path]:
             means = [results.metrics[f"mdp_{noise}/rmse_{loss}"]["mean"] for loss in losses]
             cis = [results.metrics[f"mdp_{noise}/rmse_{loss}"]["ci95"] for loss in losses]
             err = np.array([[mu - lo, hi - mu] for mu, (lo, hi) in zip(means, cis)]).T
-            ax.bar(x + (j - 0.5) * 0.38, means, 0.38, yerr=err, capsize=3, hatch=hatch,
-                   color=[COLORS[loss] for loss in losses], edgecolor="black",
-                   label="Student-t(2) reward noise" if noise == "noisy" else "no noise (control)")
+            ax.bar(
+                x + (j - 0.5) * 0.38,
+                means,
+                0.38,
+                yerr=err,
+                capsize=3,
+                hatch=hatch,
+                color=[COLORS[loss] for loss in losses],
+                edgecolor="black",
+                label="Student-t(2) reward noise" if noise == "noisy" else "no noise (control)",
+            )
         ax.set_xticks(x, [loss.replace("_", "-") for loss in losses])
         ax.set_yscale("log")
         ax.set_ylabel("RMSE(Q - Q*)  (mean, 95% CI over seeds)")
@@ -259,16 +438,25 @@ def figures(results, out_dir: Path) -> list[Path]:
             for loss in MINATAR_LOSSES:
                 units = results.per_seed[f"minatar_{game.lower()}_{loss}"].values()
                 steps = [p[0] for p in next(iter(units))["artifacts"]["curve"]]
-                vals = np.array([[np.nan if p[1] is None else p[1] for p in u["artifacts"]["curve"]] for u in units])
+                vals = np.array(
+                    [[np.nan if p[1] is None else p[1] for p in u["artifacts"]["curve"]] for u in units]
+                )
                 with warnings.catch_warnings():  # a step bin in which no episode ended is NaN: a gap
                     warnings.simplefilter("ignore", RuntimeWarning)
                     mean, lo, hi = np.nanmean(vals, 0), np.nanmin(vals, 0), np.nanmax(vals, 0)
-                ax.plot(steps, mean, color=COLORS[loss], label=f"{loss.replace('_', '-')} (training episodes)")
+                ax.plot(
+                    steps, mean, color=COLORS[loss], label=f"{loss.replace('_', '-')} (training episodes)"
+                )
                 ax.fill_between(steps, lo, hi, color=COLORS[loss], alpha=0.15)
                 ev = results.metrics[f"minatar_{game.lower()}_{loss}/eval_return"]
-                ax.errorbar([steps[-1] * 1.03 + 200 * MINATAR_LOSSES.index(loss)], [ev["mean"]],
-                            yerr=[[ev["mean"] - ev["ci95"][0]], [ev["ci95"][1] - ev["mean"]]], fmt="o",
-                            color=COLORS[loss], capsize=3)
+                ax.errorbar(
+                    [steps[-1] * 1.03 + 200 * MINATAR_LOSSES.index(loss)],
+                    [ev["mean"]],
+                    yerr=[[ev["mean"] - ev["ci95"][0]], [ev["ci95"][1] - ev["mean"]]],
+                    fmt="o",
+                    color=COLORS[loss],
+                    capsize=3,
+                )
             rnd = results.metrics[f"random_{game.lower()}/return"]["mean"]
             ax.axhline(rnd, color="black", ls="--", lw=1, label="random policy")
             ax.set_title(f"(b) MinAtar {game}: learning curves; dots = final evaluation (95% CI)")
@@ -307,8 +495,14 @@ def _atari_figure(results, atari: list[str], out_dir: Path, plt) -> list[Path]:
     names = sorted(summary)
     for i, algo in enumerate(names):
         s = summary[algo]
-        ax.errorbar([s["iqm"]], [i], xerr=[[s["iqm"] - s["ci95"][0]], [s["ci95"][1] - s["iqm"]]], fmt="o",
-                    color=COLORS[algo.rsplit("_w", 1)[0]], capsize=3)
+        ax.errorbar(
+            [s["iqm"]],
+            [i],
+            xerr=[[s["iqm"] - s["ci95"][0]], [s["ci95"][1] - s["iqm"]]],
+            fmt="o",
+            color=COLORS[algo.rsplit("_w", 1)[0]],
+            capsize=3,
+        )
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("IQM human-normalised score (rliable stratified bootstrap 95% CI)")
     fig.tight_layout()
@@ -320,6 +514,12 @@ def _atari_figure(results, atari: list[str], out_dir: Path, plt) -> list[Path]:
 if __name__ == "__main__":
     scale = _scale_from_argv(sys.argv[1:])
     # cpu: both cores as two one-thread workers; smoke stays in one process (each worker re-imports torch).
-    run_cli(PAPER, EXPERIMENTS, claims_for(scale), derived=DERIVED, figures=figures,
-            default_seeds={"smoke": [0], "cpu": [0, 1, 2, 3, 4], "full": [0, 1, 2]},
-            default_workers=2 if scale == "cpu" else 1)
+    run_cli(
+        PAPER,
+        EXPERIMENTS,
+        claims_for(scale),
+        derived=DERIVED,
+        figures=figures,
+        default_seeds={"smoke": [0], "cpu": [0, 1, 2, 3, 4], "full": [0, 1, 2]},
+        default_workers=2 if scale == "cpu" else 1,
+    )

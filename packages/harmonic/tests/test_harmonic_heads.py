@@ -17,17 +17,25 @@ def _x(seed=1):
     return torch.randn(5, 6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
+def _sq(x, w):  # explicit float64 references (torch.cdist's matmul path is only ~1e-8 accurate)
+    return ((x[:, None] - w[None]) ** 2).sum(-1)
+
+
+def _l1(x, w):
+    return (x[:, None] - w[None]).abs().sum(-1)
+
+
 def test_distances_match_references():
     x = _x()
     for kind, ref in {
-        "euclidean": lambda w: torch.cdist(x, w) ** 2 + 1e-4,  # squared distance, as Baek et al.
-        "manhattan": lambda w: torch.cdist(x, w, p=1) + 1e-4,
+        "euclidean": lambda w: _sq(x, w) + 1e-4,  # squared distance, as Baek et al.
+        "manhattan": lambda w: _l1(x, w) + 1e-4,
         "cosine": lambda w: 1 - torch.nn.functional.cosine_similarity(x[:, None], w[None], dim=-1) + 1e-4,
-        "bray_curtis": lambda w: torch.cdist(x, w, p=1) / ((x.sum(1)[:, None] + w.sum(1)[None]).abs() + 1e-4),
+        "bray_curtis": lambda w: _l1(x, w) / ((x.sum(1)[:, None] + w.sum(1)[None]).abs() + 1e-4),
         # log-diagonal 0 -> unit precision (+1e-6): sqrt(||x - w||^2 (1 + 1e-6) + 1e-6)
-        "mahalanobis_diag": lambda w: torch.sqrt(torch.cdist(x, w) ** 2 * (1 + 1e-6) + 1e-6),
-        # Cholesky factor 0.1 I at init -> P = 0.01 I + 1e-6 I
-        "mahalanobis_full": lambda w: torch.sqrt(torch.cdist(x, w) ** 2 * (0.01 + 1e-6) + 1e-6),
+        "mahalanobis_diag": lambda w: torch.sqrt(_sq(x, w) * (1 + 1e-6) + 1e-6),
+        # Cholesky factor 0.1 I at init (0.1 rounded to float32, then cast) -> P = (0.1^2 + 1e-6) I
+        "mahalanobis_full": lambda w: torch.sqrt(_sq(x, w) * (float(torch.tensor(0.1)) ** 2 + 1e-6) + 1e-6),
     }.items():
         head = _head(kind)
         assert_close(head(x), ref(head.weight.detach()).clamp_min(1e-8), rtol=1e-9, atol=1e-9, name=kind)

@@ -3,10 +3,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from xentlab.testing import assert_close, check_gradients
-
 from hlgauss_rl.losses import LOSS_NAMES, C51Loss, HLGaussLoss, make_loss
 from hlgauss_rl.targets import c51_project, hl_gauss_edges, hl_gauss_probs
+
+from xentlab.testing import assert_close, check_gradients
 
 
 def test_make_loss_output_sizes_and_unknown_name():
@@ -34,8 +34,12 @@ def test_hl_gauss_loss_is_cross_entropy_on_hl_gauss_targets_and_matches_package(
     assert_close(loss.loss(logits, y), F.cross_entropy(logits, probs), name="CE")
     hlg = pytest.importorskip("hl_gauss_pytorch")
     oracle = hlg.HLGaussLoss(-10.0, 10.0, 51, sigma_to_bin_ratio=0.75, clamp_to_range=True)
-    assert_close(loss.loss(logits, y), oracle(logits, y), atol=1e-5, rtol=1e-5, name="vs hl-gauss-pytorch loss")
-    assert_close(loss.q_values(logits), oracle(logits), atol=1e-5, rtol=1e-5, name="vs hl-gauss-pytorch value")
+    assert_close(
+        loss.loss(logits, y), oracle(logits, y), atol=1e-5, rtol=1e-5, name="vs hl-gauss-pytorch loss"
+    )
+    assert_close(
+        loss.q_values(logits), oracle(logits), atol=1e-5, rtol=1e-5, name="vs hl-gauss-pytorch value"
+    )
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
@@ -52,7 +56,9 @@ def test_td_target_uses_greedy_target_value(name):
         p = next_out.softmax(-1)[torch.arange(6), best]
         assert_close(target, c51_project(p, r, d, 0.9, loss.values))
         # Away from the support's ends the projection's mean is exactly r + gamma (1 - d) Q(s', a*).
-        assert_close((target * loss.values).sum(-1), r + 0.9 * (1 - d) * q_next.max(-1).values, atol=1e-5, rtol=0)
+        assert_close(
+            (target * loss.values).sum(-1), r + 0.9 * (1 - d) * q_next.max(-1).values, atol=1e-5, rtol=0
+        )
     else:
         assert_close(target, r + 0.9 * (1 - d) * q_next.max(-1).values)
 

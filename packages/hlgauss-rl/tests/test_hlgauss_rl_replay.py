@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from hlgauss_rl.replay import ReplayBuffer
 
 

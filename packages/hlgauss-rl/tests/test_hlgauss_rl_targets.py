@@ -4,8 +4,6 @@ import math
 
 import pytest
 import torch
-from xentlab.testing import assert_close
-
 from hlgauss_rl.targets import (
     DEFAULT_SIGMA_RATIO,
     atoms,
@@ -15,6 +13,8 @@ from hlgauss_rl.targets import (
     hl_gauss_probs,
     two_hot_probs,
 )
+
+from xentlab.testing import assert_close
 
 V_MIN, V_MAX, M = -10.0, 10.0, 51
 WIDTH = (V_MAX - V_MIN) / M
@@ -80,7 +80,9 @@ def test_hl_gauss_small_sigma_is_one_hot():
 def test_hl_gauss_matches_hl_gauss_pytorch_package():
     """Independent oracle: PyPI `hl-gauss-pytorch` (lucidrains) with the paper's ratio 0.75 (its default is 2.0)."""
     hlg = pytest.importorskip("hl_gauss_pytorch")
-    oracle = hlg.HLGaussLoss(V_MIN, V_MAX, M, sigma_to_bin_ratio=0.75, clamp_to_range=True, warn_out_of_range=False)
+    oracle = hlg.HLGaussLoss(
+        V_MIN, V_MAX, M, sigma_to_bin_ratio=0.75, clamp_to_range=True, warn_out_of_range=False
+    )
     y = torch.tensor([-30.0, -10.0, -7.77, -0.1, 0.0, 2.5, 9.5, 10.0, 30.0])
     ours = hl_gauss_probs(y, hl_gauss_edges(V_MIN, V_MAX, M), DEFAULT_SIGMA_RATIO * WIDTH)
     assert_close(ours, oracle.transform_to_probs(y), atol=1e-6, rtol=0, name="vs hl-gauss-pytorch probs")
@@ -101,7 +103,10 @@ def test_two_hot_sums_to_one_mean_exact_two_nonzeros():
 def test_two_hot_by_hand_and_clipping():
     z = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
     # y = 1.25 lies between atoms 1 and 2: (2 - 1.25)/1 = 0.75 to atom 1, (1.25 - 1)/1 = 0.25 to atom 2.
-    assert_close(two_hot_probs(torch.tensor([1.25], dtype=torch.float64), z), torch.tensor([[0.0, 0.75, 0.25]]).double())
+    assert_close(
+        two_hot_probs(torch.tensor([1.25], dtype=torch.float64), z),
+        torch.tensor([[0.0, 0.75, 0.25]]).double(),
+    )
     # Out of the support: clipped to the end atoms.
     got = two_hot_probs(torch.tensor([-5.0, 7.0, 1.0], dtype=torch.float64), z)
     assert_close(got, torch.tensor([[1.0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]], dtype=torch.float64))

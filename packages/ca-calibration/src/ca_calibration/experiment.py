@@ -67,6 +67,8 @@ class RunConfig:
     """optimiser steps of the per-sample calibrators (official: 50k val images / batch 1000 x 10 epochs)"""
     cal_batch: int = 1000
     cal_lr: float = 1e-4
+    official_init: bool = False
+    """PyTorch's default init of the temperature layer (can start fully clamped at T = 0.1, see calibrator.py)"""
     ood_rotation: float = 30.0
     ood_blur: float = 1.0
     bins: tuple[int, ...] = (15, 25)
@@ -151,7 +153,7 @@ def run(cfg: RunConfig, seed: int, device=None, log=None) -> dict:
     for objective in ("ce", "ca"):
         # same architecture and the same initial weights for both objectives (a paired comparison)
         torch.manual_seed(10_000 + seed)
-        cal = AdaptiveTemperature(input_dim=a_cal.shape[1])
+        cal = AdaptiveTemperature(input_dim=a_cal.shape[1], official_init=cfg.official_init)
         records[objective] = fit_adaptive(cal, z_cal, a_cal, y_cal, objective=objective, steps=cfg.cal_steps,
                                           batch_size=cfg.cal_batch, lr=cfg.cal_lr, seed=seed)  # fmt: skip
         calibrators[objective] = cal

@@ -89,7 +89,9 @@ def make_method(name: str):
     if name.startswith("official_"):
         from cut_cross_entropy import linear_cross_entropy as official
 
-        impl = {"official_cpu": "torch_compile", "official_cce": "cce", "official_cce_exact": "cce_exact"}[name]
+        impl = {"official_cpu": "torch_compile", "official_cce": "cce", "official_cce_exact": "cce_exact"}[
+            name
+        ]
         return lambda e, c, t: official(e, c, t, impl=impl)
     if name == "liger":
         from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
@@ -277,7 +279,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     if a.device == "cuda" and torch.get_float32_matmul_precision() == "highest":
         torch.set_float32_matmul_precision("high")
-    rows = measure(a.method, a.n, a.d, a.vs, getattr(torch, a.dtype), torch.device(a.device), a.seed, a.reps, a.sub)
+    rows = measure(
+        a.method, a.n, a.d, a.vs, getattr(torch, a.dtype), torch.device(a.device), a.seed, a.reps, a.sub
+    )
     print(json.dumps({"rows": rows}))
 
 

@@ -11,12 +11,30 @@ from scipy import stats
 # Dopamine and cleanrl). Games: the Atari-5 subset of Aitchison et al. (2022), which predicts the
 # 57-game median, plus Pong (the CPU smoke test) and the MinAtar originals.
 RANDOM_SCORES = {
-    "Pong": -20.7, "Breakout": 1.7, "Asterix": 210.0, "Seaquest": 68.4, "SpaceInvaders": 148.0, "Freeway": 0.0,
-    "BattleZone": 2360.0, "DoubleDunk": -18.6, "NameThisGame": 2292.3, "Phoenix": 761.4, "Qbert": 163.9,
+    "Pong": -20.7,
+    "Breakout": 1.7,
+    "Asterix": 210.0,
+    "Seaquest": 68.4,
+    "SpaceInvaders": 148.0,
+    "Freeway": 0.0,
+    "BattleZone": 2360.0,
+    "DoubleDunk": -18.6,
+    "NameThisGame": 2292.3,
+    "Phoenix": 761.4,
+    "Qbert": 163.9,
 }
 HUMAN_SCORES = {
-    "Pong": 14.6, "Breakout": 30.5, "Asterix": 8503.3, "Seaquest": 42054.7, "SpaceInvaders": 1668.7, "Freeway": 29.6,
-    "BattleZone": 37187.5, "DoubleDunk": -16.4, "NameThisGame": 8049.0, "Phoenix": 7242.6, "Qbert": 13455.0,
+    "Pong": 14.6,
+    "Breakout": 30.5,
+    "Asterix": 8503.3,
+    "Seaquest": 42054.7,
+    "SpaceInvaders": 1668.7,
+    "Freeway": 29.6,
+    "BattleZone": 37187.5,
+    "DoubleDunk": -16.4,
+    "NameThisGame": 8049.0,
+    "Phoenix": 7242.6,
+    "Qbert": 13455.0,
 }
 ATARI_5 = ("BattleZone", "DoubleDunk", "NameThisGame", "Phoenix", "Qbert")
 
@@ -40,6 +58,10 @@ def rliable_iqm_ci(scores: dict[str, np.ndarray], reps: int = 2000, seed: int = 
 
     with warnings.catch_warnings():  # arch (under rliable) deprecates RandomState; rliable still passes one
         warnings.simplefilter("ignore", FutureWarning)
-        point, ci = rly.get_interval_estimates(scores, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps,
-                                               random_state=np.random.RandomState(seed))
+        point, ci = rly.get_interval_estimates(
+            scores,
+            lambda x: np.array([metrics.aggregate_iqm(x)]),
+            reps=reps,
+            random_state=np.random.RandomState(seed),
+        )
     return {k: {"iqm": float(point[k][0]), "ci95": [float(ci[k][0][0]), float(ci[k][1][0])]} for k in scores}

@@ -90,7 +90,9 @@ def run_cleanrl_dqn(cfg: DQNConfig, run_dir: Path | str, device="cpu") -> dict:
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
         if "final_info" in infos and "episode" in infos["final_info"]:
             for i in np.flatnonzero(infos["final_info"]["_episode"]):
-                writer.add_scalar("charts/episodic_return", infos["final_info"]["episode"]["r"][i], global_step)
+                writer.add_scalar(
+                    "charts/episodic_return", infos["final_info"]["episode"]["r"][i], global_step
+                )
 
         real_next_obs = next_obs.copy()
         for idx, trunc in enumerate(truncations):
@@ -101,7 +103,9 @@ def run_cleanrl_dqn(cfg: DQNConfig, run_dir: Path | str, device="cpu") -> dict:
 
         step = global_step * cfg.num_envs
         if step > cfg.learning_starts and global_step % max(cfg.train_frequency // cfg.num_envs, 1) == 0:
-            data_obs, data_actions, data_next_obs, data_dones, data_rewards = rb.sample(cfg.batch_size, device)
+            data_obs, data_actions, data_next_obs, data_dones, data_rewards = rb.sample(
+                cfg.batch_size, device
+            )
             with torch.no_grad():
                 target_max, _ = target_network(data_next_obs).squeeze(-1).max(dim=1)
                 td_target = data_rewards.flatten() + cfg.gamma * target_max * (1 - data_dones.flatten())

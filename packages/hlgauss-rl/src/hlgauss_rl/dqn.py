@@ -91,7 +91,9 @@ def linear_schedule(start_e: float, end_e: float, duration: int, t: int) -> floa
     return max(slope * t + start_e, end_e)
 
 
-def epsilon_greedy(q_net, loss_fn, obs: np.ndarray, epsilon: float, rng: np.random.Generator, device) -> np.ndarray:
+def epsilon_greedy(
+    q_net, loss_fn, obs: np.ndarray, epsilon: float, rng: np.random.Generator, device
+) -> np.ndarray:
     """Per-env epsilon-greedy on Q = loss_fn.q_values(q_net(obs)); skips the forward pass if all explore."""
     n_actions = q_net.n_actions
     explore = rng.random(len(obs)) < epsilon
@@ -111,8 +113,11 @@ def evaluate(q_net, loss_fn, cfg: DQNConfig, episodes: int, epsilon: float, seed
     obs, _ = envs.reset(seed=[seed + i for i in range(episodes)])
     returns: dict[int, float] = {}
     while len(returns) < episodes:
-        actions = epsilon_greedy(q_net, loss_fn, obs, epsilon, rng, device) if q_net is not None else (
-            rng.integers(0, envs.single_action_space.n, size=episodes))
+        actions = (
+            epsilon_greedy(q_net, loss_fn, obs, epsilon, rng, device)
+            if q_net is not None
+            else (rng.integers(0, envs.single_action_space.n, size=episodes))
+        )
         obs, _, _, _, infos = envs.step(actions)
         for env_idx, ret, _ in finished_episodes(infos):
             returns.setdefault(env_idx, ret)
@@ -144,8 +149,13 @@ def train(cfg: DQNConfig, run_dir: Path | str, log: Callable[..., None] | None =
     rng = np.random.default_rng(cfg.seed)
 
     # Environments.
-    envs = make_vector_env(cfg.env_id, cfg.num_envs, cfg.seed, max_episode_steps=cfg.max_episode_steps,
-                           clip_rewards=cfg.clip_rewards)
+    envs = make_vector_env(
+        cfg.env_id,
+        cfg.num_envs,
+        cfg.seed,
+        max_episode_steps=cfg.max_episode_steps,
+        clip_rewards=cfg.clip_rewards,
+    )
     obs_shape, n_actions = envs.single_observation_space.shape, int(envs.single_action_space.n)
 
     # Loss, online and target networks (same initial weights), optimiser, replay.
@@ -177,7 +187,10 @@ def train(cfg: DQNConfig, run_dir: Path | str, log: Callable[..., None] | None =
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tb"))
-        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(cfg).items()))
+        writer.add_text(
+            "hyperparameters",
+            "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(cfg).items()),
+        )
 
     start_step, start_time, train_time = global_step, time.perf_counter(), 0.0
     last_loss, last_q = float("nan"), float("nan")
@@ -198,10 +211,15 @@ def train(cfg: DQNConfig, run_dir: Path | str, log: Callable[..., None] | None =
 
         # Learn: one update per `train_frequency` environment steps once `learning_starts` have passed.
         t0 = time.perf_counter()
-        while global_step > cfg.learning_starts and n_updates < (global_step - cfg.learning_starts) // cfg.train_frequency:
+        while (
+            global_step > cfg.learning_starts
+            and n_updates < (global_step - cfg.learning_starts) // cfg.train_frequency
+        ):
             data = rb.sample(cfg.batch_size, device)
             with torch.no_grad():
-                target = loss_fn.td_target(target_net(data["next_obs"]), data["rewards"], data["terminated"], cfg.gamma)
+                target = loss_fn.td_target(
+                    target_net(data["next_obs"]), data["rewards"], data["terminated"], cfg.gamma
+                )
             out_taken = q_net(data["obs"])[torch.arange(cfg.batch_size, device=device), data["actions"]]
             loss = loss_fn.loss(out_taken, target)
             optimizer.zero_grad()
@@ -215,29 +233,54 @@ def train(cfg: DQNConfig, run_dir: Path | str, log: Callable[..., None] | None =
         train_time += time.perf_counter() - t0
 
         # Copy the online network into the target network every `target_update_period` steps.
-        if global_step // cfg.target_update_period != (global_step - cfg.num_envs) // cfg.target_update_period:
+        if (
+            global_step // cfg.target_update_period
+            != (global_step - cfg.num_envs) // cfg.target_update_period
+        ):
             target_net.load_state_dict(q_net.state_dict())
 
         if global_step // cfg.log_every != (global_step - cfg.num_envs) // cfg.log_every:
             sps = (global_step - start_step) / (time.perf_counter() - start_time)
             recent = [r for _, r in episodes[-20:]]
-            row = {"td_loss": last_loss, "q_values": last_q, "epsilon": epsilon, "sps": sps,
-                   "episodic_return": float(np.mean(recent)) if recent else float("nan")}
+            row = {
+                "td_loss": last_loss,
+                "q_values": last_q,
+                "epsilon": epsilon,
+                "sps": sps,
+                "episodic_return": float(np.mean(recent)) if recent else float("nan"),
+            }
             if writer:
                 for k, v in row.items():
-                    writer.add_scalar(("charts/" if k in ("epsilon", "sps", "episodic_return") else "losses/") + k, v, global_step)
+                    writer.add_scalar(
+                        ("charts/" if k in ("epsilon", "sps", "episodic_return") else "losses/") + k,
+                        v,
+                        global_step,
+                    )
             if log:
                 log(step=global_step, loss=cfg.loss, env=cfg.env_id, **row)
 
-        if cfg.checkpoint_every and global_step // cfg.checkpoint_every != (global_step - cfg.num_envs) // cfg.checkpoint_every:
-            torch.save({
-                "config": {k: v for k, v in asdict(cfg).items() if k != "halt_at"},
-                "q_net": q_net.state_dict(), "target_net": target_net.state_dict(),
-                "optimizer": optimizer.state_dict(), "replay": rb.state_dict(),
-                "envs": pickle.dumps(envs), "obs": obs, "rng": rng,
-                "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
-                "global_step": global_step, "n_updates": n_updates, "episodes": episodes,
-            }, ckpt_path.with_suffix(".tmp"))
+        if (
+            cfg.checkpoint_every
+            and global_step // cfg.checkpoint_every != (global_step - cfg.num_envs) // cfg.checkpoint_every
+        ):
+            torch.save(
+                {
+                    "config": {k: v for k, v in asdict(cfg).items() if k != "halt_at"},
+                    "q_net": q_net.state_dict(),
+                    "target_net": target_net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "replay": rb.state_dict(),
+                    "envs": pickle.dumps(envs),
+                    "obs": obs,
+                    "rng": rng,
+                    "python_rng": random.getstate(),
+                    "torch_rng": torch.get_rng_state(),
+                    "global_step": global_step,
+                    "n_updates": n_updates,
+                    "episodes": episodes,
+                },
+                ckpt_path.with_suffix(".tmp"),
+            )
             ckpt_path.with_suffix(".tmp").replace(ckpt_path)  # atomic: never a half-written checkpoint
             if cfg.halt_at is not None and global_step >= cfg.halt_at:
                 envs.close()
@@ -259,12 +302,13 @@ def train(cfg: DQNConfig, run_dir: Path | str, log: Callable[..., None] | None =
         writer.close()
     if ckpt_path.exists() and not cfg.keep_checkpoint:
         ckpt_path.unlink()
-    last = [r for s, r in episodes if s > 0.9 * cfg.total_steps]
+    last = [r for _, r in episodes[-max(1, len(episodes) // 10):]]  # the last 10% of training episodes
     return {
         "eval_return": float(np.mean(eval_returns)) if eval_returns else float("nan"),
         "eval_returns": eval_returns,
-        "train_return_last10pct": float(np.mean(last)) if last else float("nan"),
+        "train_return_last10pct": float(np.mean(last)) if episodes else float("nan"),
         "episodes": len(episodes),
+        "param_norm": float(torch.sqrt(sum(p.detach().double().pow(2).sum() for p in q_net.parameters()))),
         "updates": n_updates,
         "sps": (global_step - start_step) / wall,
         "train_time_s": train_time,

@@ -66,10 +66,15 @@ def _build_env(env_id: str, seed: int, max_episode_steps: int | None, clip_rewar
         env = ChannelsFirst(env)
     elif is_atari(env_id):
         _ale_registered()
-        env = gym.make(env_id, frameskip=1, repeat_action_probability=ATARI_STICKY_PROB,
-                       max_episode_steps=4 * (max_episode_steps or ATARI_MAX_EPISODE_STEPS))
-        env = gym.wrappers.AtariPreprocessing(env, noop_max=0, frame_skip=4, screen_size=84,
-                                              terminal_on_life_loss=False, grayscale_obs=True)
+        env = gym.make(
+            env_id,
+            frameskip=1,
+            repeat_action_probability=ATARI_STICKY_PROB,
+            max_episode_steps=4 * (max_episode_steps or ATARI_MAX_EPISODE_STEPS),
+        )
+        env = gym.wrappers.AtariPreprocessing(
+            env, noop_max=0, frame_skip=4, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True
+        )
         env = gym.wrappers.FrameStackObservation(env, 4)
     else:
         env = gym.make(env_id, max_episode_steps=max_episode_steps)
@@ -81,8 +86,10 @@ def _build_env(env_id: str, seed: int, max_episode_steps: int | None, clip_rewar
 
 
 def make_vector_env(env_id: str, num_envs: int, seed: int, **kwargs) -> gym.vector.SyncVectorEnv:
-    envs = gym.vector.SyncVectorEnv([make_env(env_id, seed + i, **kwargs) for i in range(num_envs)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(env_id, seed + i, **kwargs) for i in range(num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
     if not isinstance(envs.single_action_space, gym.spaces.Discrete):
         raise ValueError(f"{env_id}: DQN needs a discrete action space, got {envs.single_action_space}")
     return envs

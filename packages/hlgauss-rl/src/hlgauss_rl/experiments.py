@@ -37,9 +37,12 @@ def minatar_unit(cfg: dict, seed: int, ctx) -> dict:
     """(b) One DQN run on MinAtar with one loss; final evaluation return and the learning curve."""
     dqn_cfg = _dqn_config(cfg, seed)
     out = train(dqn_cfg, ctx.unit_dir, log=ctx.log, device=ctx.device)
+    extra = {}
+    if np.isfinite(out["train_return_last10pct"]):  # undefined when no training episode ended (smoke)
+        extra["train_return_last10pct"] = out["train_return_last10pct"]
     return {
         "eval_return": out["eval_return"],
-        "train_return_last10pct": out["train_return_last10pct"],
+        **extra,
         "sps": out["sps"],
         "updates": out["updates"],
         "curve": out["curve"],

@@ -123,7 +123,9 @@ class HLGaussLoss(_Categorical):
 
     name = "hl_gauss"
 
-    def __init__(self, v_min: float, v_max: float, num_bins: int = 51, sigma_ratio: float = DEFAULT_SIGMA_RATIO):
+    def __init__(
+        self, v_min: float, v_max: float, num_bins: int = 51, sigma_ratio: float = DEFAULT_SIGMA_RATIO
+    ):
         super().__init__(num_bins)
         if not sigma_ratio > 0:
             raise ValueError(f"sigma_ratio must be > 0, got {sigma_ratio}")
@@ -170,7 +172,9 @@ class C51Loss(_Categorical):
         return two_hot_probs(target, self.values)
 
 
-def make_loss(name: str, v_min: float, v_max: float, num_bins: int = 51, sigma_ratio: float = DEFAULT_SIGMA_RATIO):
+def make_loss(
+    name: str, v_min: float, v_max: float, num_bins: int = 51, sigma_ratio: float = DEFAULT_SIGMA_RATIO
+):
     """Build one of LOSS_NAMES (or the "mse_clip" ablation). Regression losses ignore num_bins."""
     if name == "mse":
         return MSELoss()

@@ -132,8 +132,11 @@ def run_mdp_study(cfg: MDPConfig, seed: int, log=None) -> dict:
     P, R = make_random_mdp(cfg, rng)
     q_star = value_iteration(P, R, cfg.gamma)
     data = sample_dataset(P, R, cfg, rng)
-    out: dict = {"q_star_min": float(q_star.min()), "q_star_max": float(q_star.max()),
-                 "reward_noise_abs_max": float(np.abs(data["r"] - R[data["s"], data["a"]]).max())}
+    out: dict = {
+        "q_star_min": float(q_star.min()),
+        "q_star_max": float(q_star.max()),
+        "reward_noise_abs_max": float(np.abs(data["r"] - R[data["s"], data["a"]]).max()),
+    }
     curves = {}
     for name in cfg.losses:
         res = fitted_q_iteration(name, data, q_star, cfg, seed)

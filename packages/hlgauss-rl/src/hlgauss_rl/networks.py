@@ -9,11 +9,17 @@ import torch.nn as nn
 class QNetwork(nn.Module):
     """A conv torso and an MLP head; forward returns (B, |A|, n_outputs)."""
 
-    def __init__(self, torso: nn.Module, torso_dim: int, hidden: int, n_actions: int, n_outputs: int, scale: float):
+    def __init__(
+        self, torso: nn.Module, torso_dim: int, hidden: int, n_actions: int, n_outputs: int, scale: float
+    ):
         super().__init__()
         self.n_actions, self.n_outputs, self.scale = n_actions, n_outputs, scale
         self.network = nn.Sequential(
-            torso, nn.Flatten(), nn.Linear(torso_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_actions * n_outputs)
+            torso,
+            nn.Flatten(),
+            nn.Linear(torso_dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, n_actions * n_outputs),
         )
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -42,7 +48,9 @@ def nature_network(in_channels: int, n_actions: int, n_outputs: int, width: int 
     return QNetwork(torso, c3 * 7 * 7, 512 * width, n_actions, n_outputs, scale=1 / 255)
 
 
-def make_network(kind: str, obs_shape: tuple[int, ...], n_actions: int, n_outputs: int, width: int = 1) -> QNetwork:
+def make_network(
+    kind: str, obs_shape: tuple[int, ...], n_actions: int, n_outputs: int, width: int = 1
+) -> QNetwork:
     if kind == "minatar":
         if tuple(obs_shape[1:]) != (10, 10):
             raise ValueError(f"the MinAtar network expects (C, 10, 10) observations, got {obs_shape}")

@@ -17,7 +17,9 @@ import torch
 
 
 class ReplayBuffer:
-    def __init__(self, capacity: int, num_envs: int, obs_shape: tuple[int, ...], obs_dtype=np.uint8, seed: int = 0):
+    def __init__(
+        self, capacity: int, num_envs: int, obs_shape: tuple[int, ...], obs_dtype=np.uint8, seed: int = 0
+    ):
         if capacity < 2 * num_envs:
             raise ValueError(f"capacity {capacity} must hold at least two steps of {num_envs} envs")
         self.rows, self.num_envs = capacity // num_envs, num_envs
@@ -26,7 +28,9 @@ class ReplayBuffer:
         self.rewards = np.zeros((self.rows, num_envs), dtype=np.float32)
         self.terminated = np.zeros((self.rows, num_envs), dtype=np.float32)
         self.truncated = np.zeros((self.rows, num_envs), dtype=bool)  # ended by a time limit, not terminated
-        self.final_obs: dict[tuple[int, int], np.ndarray] = {}  # (row, env) -> last obs of a truncated episode
+        self.final_obs: dict[
+            tuple[int, int], np.ndarray
+        ] = {}  # (row, env) -> last obs of a truncated episode
         self.pos, self.full = 0, False
         self.rng = np.random.default_rng(seed)
 
@@ -71,14 +75,24 @@ class ReplayBuffer:
         return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
 
     def state_dict(self) -> dict:
-        return {"obs": self.obs, "actions": self.actions, "rewards": self.rewards, "terminated": self.terminated,
-                "truncated": self.truncated, "final_obs": self.final_obs, "pos": self.pos, "full": self.full,
-                "rng": self.rng.bit_generator.state}
+        return {
+            "obs": self.obs,
+            "actions": self.actions,
+            "rewards": self.rewards,
+            "terminated": self.terminated,
+            "truncated": self.truncated,
+            "final_obs": self.final_obs,
+            "pos": self.pos,
+            "full": self.full,
+            "rng": self.rng.bit_generator.state,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         for key in ("obs", "actions", "rewards", "terminated", "truncated"):
             if state[key].shape != getattr(self, key).shape:
-                raise ValueError(f"replay {key} has shape {state[key].shape}, expected {getattr(self, key).shape}")
+                raise ValueError(
+                    f"replay {key} has shape {state[key].shape}, expected {getattr(self, key).shape}"
+                )
             setattr(self, key, state[key])
         self.final_obs, self.pos, self.full = dict(state["final_obs"]), int(state["pos"]), bool(state["full"])
         self.rng.bit_generator.state = state["rng"]

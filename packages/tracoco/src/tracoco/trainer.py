@@ -167,7 +167,7 @@ def model_loss(
         )
         reg = negative_entropy(overlaps, cfg.entropy_prob_clamp)
         unsup_extra = cfg.spatial_weight * tc + cfg.hyp * reg
-        stats.update(tc=tc.item(), negent=float(reg))
+        stats.update(tc=tc.item(), negent=reg.item())
     sup, sup_stats = supervised_loss(sup_out[:lb], batch.label[:lb])
     stats.update(sup_stats)
     with torch.no_grad():

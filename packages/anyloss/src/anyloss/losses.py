@@ -1,0 +1,93 @@
+"""AnyLoss (Han, Moniz & Chawla, KDD 2024): classification metrics made differentiable through an
+amplified soft confusion matrix; plus the baselines of the official notebooks (BCE, weighted BCE, MSE).
+
+Facts from the official notebooks (doheonhan/anyloss_extension, ``AnyLoss_Code.ipynb`` and the 102-
+dataset notebook); the code is ours. With p = sigmoid output of the network and y in {0, 1}:
+
+    amplification       A(p) = 1 / (1 + exp(-L (p - 0.5))),  L = 73 in the original-paper notebooks
+    soft confusion      y_hat = A(p), N = batch size, y1 = sum y, y0 = N - y1
+                        TP = sum y * y_hat, FP = sum y_hat - TP, FN = y1 - TP, TN = N - y1 - sum y_hat + TP
+    Any-F_beta          1 - (1 + b^2) TP / (b^2 y1 + sum y_hat + 1e-5)            (b = 1: Any-F1)
+    Any-Gmean           1 - TP * TN / (y1 * y0 + 1e-5)        (TPR * TNR, *without* the square root)
+    Any-BAcc            1 - (y0 TP + y1 TN) / (2 y1 y0 + 1e-5)
+    Any-Acc             1 - (TP + TN) / N
+    BCE                 -mean(y log(p + 1e-5) + (1 - y) log(1 - p + 1e-5))
+    WBCE                -mean(w1 y log(p + 1e-5) + w0 (1 - y) log(1 - p + 1e-5)), w1 = y0/N, w0 = y1/N
+    MSE                 mean((y - p)^2)
+
+Every loss takes (y, p) with p already in (0, 1), like the Keras losses it mirrors, and returns a scalar.
+"""
+
+from __future__ import annotations
+
+import torch
+
+S = 1e-5  # the notebooks' guard against log(0) and 0/0
+DEFAULT_L = 73.0
+
+
+def amplify(p: torch.Tensor, L: float = DEFAULT_L) -> torch.Tensor:
+    """A(p) = sigmoid(L (p - 0.5)): pushes probabilities towards 0/1 so the soft counts approach the
+    counts of the thresholded predictions."""
+    return torch.sigmoid(L * (p - 0.5))
+
+
+def soft_confusion(y: torch.Tensor, y_hat: torch.Tensor) -> dict[str, torch.Tensor]:
+    """N, y1, y0, TP, FP, FN, TN of soft predictions ``y_hat`` in [0, 1] (sums over the batch)."""
+    if y.shape != y_hat.shape:
+        raise ValueError(f"y and predictions must have the same shape, got {tuple(y.shape)} and {tuple(y_hat.shape)}")
+    n = torch.tensor(float(y.numel()), dtype=y_hat.dtype, device=y_hat.device)
+    y = y.to(y_hat.dtype)
+    y1 = y.sum()
+    tp = (y * y_hat).sum()
+    s_hat = y_hat.sum()
+    return {"N": n, "y1": y1, "y0": n - y1, "TP": tp, "FP": s_hat - tp, "FN": y1 - tp, "TN": n - y1 - s_hat + tp,
+            "sum_hat": s_hat}  # fmt: skip
+
+
+def any_fbeta(y: torch.Tensor, p: torch.Tensor, beta: float = 1.0, L: float = DEFAULT_L) -> torch.Tensor:
+    c = soft_confusion(y, amplify(p, L))
+    return 1 - (1 + beta**2) * c["TP"] / (beta**2 * c["y1"] + c["sum_hat"] + S)
+
+
+def any_gmean(y: torch.Tensor, p: torch.Tensor, L: float = DEFAULT_L) -> torch.Tensor:
+    c = soft_confusion(y, amplify(p, L))
+    return 1 - c["TP"] * c["TN"] / (c["y1"] * c["y0"] + S)
+
+
+def any_bacc(y: torch.Tensor, p: torch.Tensor, L: float = DEFAULT_L) -> torch.Tensor:
+    c = soft_confusion(y, amplify(p, L))
+    return 1 - (c["y0"] * c["TP"] + c["y1"] * c["TN"]) / (2 * c["y1"] * c["y0"] + S)
+
+
+def any_acc(y: torch.Tensor, p: torch.Tensor, L: float = DEFAULT_L) -> torch.Tensor:
+    c = soft_confusion(y, amplify(p, L))
+    return 1 - (c["TP"] + c["TN"]) / c["N"]
+
+
+def bce(y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    y = y.to(p.dtype)
+    return -(y * torch.log(p + S) + (1 - y) * torch.log(1 - p + S)).mean()
+
+
+def wbce(y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    y = y.to(p.dtype)
+    n = float(y.numel())
+    y1 = y.sum()
+    w1, w0 = (n - y1) / n, y1 / n  # the rarer class gets the larger weight
+    return -(w1 * y * torch.log(p + S) + w0 * (1 - y) * torch.log(1 - p + S)).mean()
+
+
+def mse(y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return ((y.to(p.dtype) - p) ** 2).mean()
+
+
+LOSSES = {
+    "bce": bce,
+    "wbce": wbce,
+    "mse": mse,
+    "any_f1": any_fbeta,
+    "any_gmean": any_gmean,
+    "any_bacc": any_bacc,
+    "any_acc": any_acc,
+}

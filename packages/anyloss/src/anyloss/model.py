@@ -1,0 +1,54 @@
+"""M independent copies of the official notebooks' network, trained side by side on the same batches.
+
+The official model (Keras) is ``Dense(h) -> BatchNormalization -> sigmoid -> Dense(1, sigmoid)`` with
+h = 2 hidden units. Training one copy per loss function on identical mini-batches is the protocol of
+the notebooks (every loss sees the same folds); stacking the copies into one module with a leading
+"model" dimension changes nothing mathematically -- parameters are disjoint, the summed loss has
+block-separable gradients and Adam's update is elementwise -- but runs M models for the Python
+overhead of one, which is what makes the CPU budget.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class StackedMLP(nn.Module):
+    """``forward(x [B, d]) -> p [M, B]``: sigmoid outputs of M independent Dense-BN-sigmoid-Dense nets.
+
+    BatchNorm follows Keras' defaults (momentum 0.99, epsilon 1e-3): batch statistics in training mode,
+    moving averages in eval mode.
+    """
+
+    def __init__(self, num_models: int, in_dim: int, hidden: int = 2, bn_momentum: float = 0.99, bn_eps: float = 1e-3):
+        super().__init__()
+        if num_models < 1 or in_dim < 1 or hidden < 1:
+            raise ValueError(f"need num_models, in_dim, hidden >= 1; got {num_models}, {in_dim}, {hidden}")
+        m = num_models
+        # He-normal first layer (the notebooks' kernel_initializer), Glorot-uniform output layer (Keras' default)
+        self.w1 = nn.Parameter(torch.randn(m, in_dim, hidden) * math.sqrt(2.0 / in_dim))
+        self.b1 = nn.Parameter(torch.zeros(m, 1, hidden))
+        self.gamma = nn.Parameter(torch.ones(m, 1, hidden))
+        self.beta = nn.Parameter(torch.zeros(m, 1, hidden))
+        limit = math.sqrt(6.0 / (hidden + 1))
+        self.w2 = nn.Parameter((torch.rand(m, hidden, 1) * 2 - 1) * limit)
+        self.b2 = nn.Parameter(torch.zeros(m, 1, 1))
+        self.register_buffer("running_mean", torch.zeros(m, 1, hidden))
+        self.register_buffer("running_var", torch.ones(m, 1, hidden))
+        self.momentum, self.eps = bn_momentum, bn_eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.einsum("bd,mdh->mbh", x, self.w1) + self.b1  # [M, B, h]
+        if self.training:
+            mean = h.mean(dim=1, keepdim=True)
+            var = h.var(dim=1, unbiased=False, keepdim=True)
+            with torch.no_grad():
+                self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * mean)
+                self.running_var.mul_(self.momentum).add_((1 - self.momentum) * var)
+        else:
+            mean, var = self.running_mean, self.running_var
+        h = torch.sigmoid(self.gamma * (h - mean) / torch.sqrt(var + self.eps) + self.beta)
+        return torch.sigmoid(torch.bmm(h, self.w2) + self.b2).squeeze(-1)  # [M, B]
