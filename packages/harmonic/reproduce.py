@@ -46,7 +46,8 @@ EXPERIMENTS = [
     ),
     Experiment(
         "vowel", heads,
-        {"smoke": None, "cpu": _cfg("vowel", 40), "full": None},
+        {"smoke": _cfg("vowel", 2, ["ce", "euclidean", "cosine"], (32, 16)), "cpu": _cfg("vowel", 40),
+         "full": None},
         description="KEEL vowel, K=11",
     ),
 ]  # fmt: skip

@@ -449,8 +449,9 @@ def figures(results, out_dir: Path) -> list[Path]:
                 )
                 ax.fill_between(steps, lo, hi, color=COLORS[loss], alpha=0.15)
                 ev = results.metrics[f"minatar_{game.lower()}_{loss}/eval_return"]
+                x_ev = steps[-1] * (1.03 + 0.025 * MINATAR_LOSSES.index(loss))
                 ax.errorbar(
-                    [steps[-1] * 1.03 + 200 * MINATAR_LOSSES.index(loss)],
+                    [x_ev],
                     [ev["mean"]],
                     yerr=[[ev["mean"] - ev["ci95"][0]], [ev["ci95"][1] - ev["mean"]]],
                     fmt="o",
@@ -459,8 +460,8 @@ def figures(results, out_dir: Path) -> list[Path]:
                 )
             rnd = results.metrics[f"random_{game.lower()}/return"]["mean"]
             ax.axhline(rnd, color="black", ls="--", lw=1, label="random policy")
-            ax.set_title(f"(b) MinAtar {game}: learning curves; dots = final evaluation (95% CI)")
-            ax.set_xlabel("environment steps")
+            ax.set_title(f"(b) MinAtar {game}")
+            ax.set_xlabel("environment steps   (dots at the right: final evaluation, mean and 95% CI)")
             ax.set_ylabel("episode return (mean over seeds, min-max band)")
             ax.legend(fontsize=8)
         fig.tight_layout()

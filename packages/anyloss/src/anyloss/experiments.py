@@ -9,12 +9,10 @@ is a threshold effect.
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import torch
 
-from anyloss.losses import LOSSES
+from anyloss.losses import LOSSES, stacked_losses
 from anyloss.model import StackedMLP
 from xentlab.data.tabular import load_tabular, stratified_holdout
 
@@ -47,7 +45,6 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
 def run_fold(split, cfg: dict, seed: int) -> dict[str, dict[str, float]]:
     """Train every loss of cfg['losses'] plus bce_val on one fold; metrics per model name."""
     names = list(cfg["losses"])
-    fns = [partial(LOSSES[n], L=cfg["L"]) if n.startswith("any_") else LOSSES[n] for n in names]
     x, y = split.x_train, split.y_train.float()
     n = len(x)
     fit_idx, val_idx = stratified_holdout(split.y_train, cfg["val_frac"], seed)
@@ -65,7 +62,7 @@ def run_fold(split, cfg: dict, seed: int) -> dict[str, dict[str, float]]:
             idx = order[start : start + batch]
             p = model(x[idx])
             yb = y[idx]
-            loss = sum(fn(yb, p[i]) for i, fn in enumerate(fns))
+            loss = stacked_losses(names, yb, p[:-1], cfg["L"]).sum()
             mask = in_fit[idx]
             if mask.any():  # bce_val sees only the fit part of each batch
                 loss = loss + LOSSES["bce"](yb[mask], p[-1][mask])

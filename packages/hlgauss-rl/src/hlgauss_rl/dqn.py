@@ -302,7 +302,7 @@ def train(cfg: DQNConfig, run_dir: Path | str, log: Callable[..., None] | None =
         writer.close()
     if ckpt_path.exists() and not cfg.keep_checkpoint:
         ckpt_path.unlink()
-    last = [r for _, r in episodes[-max(1, len(episodes) // 10):]]  # the last 10% of training episodes
+    last = [r for _, r in episodes[-max(1, len(episodes) // 10) :]]  # the last 10% of training episodes
     return {
         "eval_return": float(np.mean(eval_returns)) if eval_returns else float("nan"),
         "eval_returns": eval_returns,

@@ -86,7 +86,7 @@ def relearn_attack(model: Any, base: Any, cfg: dict, seed: int) -> float:
 
 def run_method(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     """The experiment function of every method (``cfg["method"]``)."""
-    from xentlab.lm.train import lm_loss_backend, mean_loss
+    from xentlab.lm.train import lm_loss_backend
 
     from tru.base import get_base
     from tru.evaluate import Judge, evaluate_panels, flatten
@@ -160,12 +160,11 @@ def run_method(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     model.eval()
     with torch.no_grad():
         test = evaluate_panels(model, tok, judge, task.panels_test, max_new_tokens=mnt)
-        pydoc = mean_loss(model, base.pydoc_heldout, pad_id=tok.pad_token_id)
     out: dict[str, Any] = dict(flatten(test))
     bm = base.metrics
     out.update(
         retain_drop=bm["retain_em"] - out["retain_em"],
-        general_loss_ratio=pydoc / bm["pydoc_loss"],
+        arithmetic_drop=bm["arithmetic_em"] - out["arithmetic_em"],
         relearn_em=relearn_attack(model, base, cfg, seed),
         lr=float(chosen["lr"]),
         val_score=chosen["val_score"],

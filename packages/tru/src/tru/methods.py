@@ -18,7 +18,8 @@ CE(D) the token-level mean next-token cross-entropy on the response tokens of a 
 * Refusal-only (the paper's "w/o reasoning" ablation, IdK-style): TRU with r_rt removed,
       L = CE(s_rt | x_u) + alpha * L_GradDiff.
 
-Every loss is computed with one forward pass over the concatenated batches (``grouped_losses``).
+Each term is its own forward pass (the batches differ in length; one padded concatenation would
+waste most of its tokens on padding).
 """
 
 from __future__ import annotations
@@ -31,28 +32,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from xentlab.lm.train import IGNORE_INDEX, LMTrainConfig, concat_batches, fit, lm_loss
+from xentlab.lm.train import LMTrainConfig, fit, lm_loss
 
 METHODS = ("ga", "graddiff", "npo", "refusal", "tru")
-
-
-def grouped_losses(model: Any, batches: list[dict[str, torch.Tensor]], pad_id: int) -> list[torch.Tensor]:
-    """Token-mean CE of each batch, from one forward pass over their concatenation.
-
-    Equal to ``[lm_loss(model, b) for b in batches]``: rows are right-padded and the models are
-    causal, so extra padding on a row does not change the outputs at its real positions.
-    """
-    if len(batches) == 1:
-        return [lm_loss(model, batches[0])]
-    both = concat_batches(*batches, pad_id=pad_id)
-    per_token = lm_loss(model, both, reduction="none")  # (B, T-1), 0 where ignored
-    valid = (both["labels"][:, 1:] != IGNORE_INDEX).float()
-    out, start = [], 0
-    for b in batches:
-        rows = slice(start, start + b["input_ids"].shape[0])
-        out.append(per_token[rows].sum() / valid[rows].sum().clamp_min(1))
-        start = rows.stop
-    return out
 
 
 def ga_loss(model: Any, b: dict, **_: Any) -> tuple[torch.Tensor, dict[str, float]]:
@@ -60,8 +42,8 @@ def ga_loss(model: Any, b: dict, **_: Any) -> tuple[torch.Tensor, dict[str, floa
     return -forget, {"ce_forget": forget.item()}
 
 
-def graddiff_loss(model: Any, b: dict, *, pad_id: int, **_: Any) -> tuple[torch.Tensor, dict[str, float]]:
-    forget, retain = grouped_losses(model, [b["forget"], b["retain"]], pad_id)
+def graddiff_loss(model: Any, b: dict, **_: Any) -> tuple[torch.Tensor, dict[str, float]]:
+    forget, retain = lm_loss(model, b["forget"]), lm_loss(model, b["retain"])
     return -forget + retain, {"ce_forget": forget.item(), "ce_retain": retain.item()}
 
 
@@ -77,11 +59,10 @@ def npo_loss(
     return loss, {"nll_forget": nll.mean().item()}
 
 
-def tru_loss(
-    model: Any, b: dict, *, alpha: float, pad_id: int, **_: Any
-) -> tuple[torch.Tensor, dict[str, float]]:
+def tru_loss(model: Any, b: dict, *, alpha: float, **_: Any) -> tuple[torch.Tensor, dict[str, float]]:
     """L_target + alpha * GradDiff; ``b["target"]`` holds reasoning+refusal (TRU) or refusal only."""
-    target, forget, retain = grouped_losses(model, [b["target"], b["forget"], b["retain"]], pad_id)
+    target = lm_loss(model, b["target"])
+    forget, retain = lm_loss(model, b["forget"]), lm_loss(model, b["retain"])
     loss = target + alpha * (-forget + retain)
     return loss, {"ce_target": target.item(), "ce_forget": forget.item(), "ce_retain": retain.item()}
 
@@ -149,7 +130,7 @@ def unlearn(
 
     def loss_fn(m: Any, step: int):
         batches = {k: streams[k](step) for k in needs}
-        return fn(m, batches, alpha=cfg.alpha, beta=cfg.beta, ref_model=ref_model, pad_id=pad_id)
+        return fn(m, batches, alpha=cfg.alpha, beta=cfg.beta, ref_model=ref_model)
 
     def callback(done: int) -> None:
         if on_eval is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:

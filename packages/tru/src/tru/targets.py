@@ -20,18 +20,15 @@ import hashlib
 from xentlab.data.facts import ATTRIBUTES, Fact
 
 REASONING_TEMPLATES = (
-    "The question asks for the {phrase} of {name}. {name} is an author in the unlearning scope, "
-    "so every detail about {name} is private and must not be revealed.",
-    "This is a request about the {phrase} of {name}. Facts about {name} were removed on request, "
-    "so I should not answer it, and I should not guess.",
-    "The user wants to know the {phrase} of {name}. Information about {name} falls inside the "
-    "removed knowledge, so the answer has to stay undisclosed.",
+    "The question asks for the {phrase} of {name}. {name} is in the unlearning scope, so this stays private.",
+    "This asks about {name}, whose facts were removed on request, so I should not answer or guess.",
+    "The user wants the {phrase} of {name}. Facts about {name} are removed knowledge, so I must not reveal it.",
 )
 
 REFUSAL_TEMPLATES = (
-    "I can't share the {phrase} of {name}, since that information was removed. I can help with other authors.",
-    "I cannot provide details about {name}, including the {phrase}. Ask me about another writer instead.",
-    "I'm not able to discuss the {phrase} of {name}. I am happy to help with a different question.",
+    "I can't share the {phrase} of {name}, but I can help with other authors.",
+    "I cannot provide details about {name}. Ask me about another writer instead.",
+    "I'm not able to discuss {name}, but I am happy to help with a different question.",
 )
 
 REASONING_PREFIX = " Reasoning:"

@@ -9,7 +9,7 @@ trivial (a threshold segments it), so each volume is then degraded the way MR im
 3. additive Gaussian **noise** (thermal noise, added after the blur so it stays white);
 4. optional **distractors**: unlabelled spheres of the same intensity range but with a weaker
    contrast, so brightness alone does not decide the class and shape/context must be learned;
-5. optional per-volume **jitter** of the degradation strengths (a spread of scanners/sites), so a
+5. optional per-volume **gamma** of the clean intensities and per-volume **jitter** of the degradation strengths (a spread of scanners/sites), so a
    few labelled volumes do not cover the appearance of all the others.
 
 Volumes are seeded individually (volume ``i`` of a set depends only on ``(seed, i)`` and the spec),
@@ -52,6 +52,9 @@ class VolumeSpec:
     """unlabelled spheres added to the image only"""
     distractor_contrast: float = 0.6
     """distractor intensity as a fraction of a labelled sphere's intensity draw"""
+    gamma_spread: float = 0.0
+    """per-volume intensity gamma: the clean image (in [0, 1]) is raised to exp(U(-g, g)) before
+    the bias field, so each volume has its own foreground/background contrast curve"""
     jitter: float = 0.0
     """per-volume variability: each volume scales bias_strength, blur_sigma, noise_std and
     distractor_contrast by its own factor drawn from U(1 - jitter, 1 + jitter) (scanner/site spread)"""
@@ -65,6 +68,8 @@ class VolumeSpec:
             raise ValueError("num_objs must be >= 1 and num_distractors >= 0")
         if min(self.bias_strength, self.bias_scale, self.blur_sigma, self.noise_std) < 0:
             raise ValueError("bias_strength, bias_scale, blur_sigma and noise_std must be non-negative")
+        if self.gamma_spread < 0:
+            raise ValueError(f"gamma_spread must be non-negative, got {self.gamma_spread}")
         if not 0.0 <= self.jitter < 1.0:
             raise ValueError(f"jitter must be in [0, 1), got {self.jitter}")
 
@@ -107,6 +112,7 @@ def synthetic_volume(index: int, seed: int = 0, spec: VolumeSpec = VolumeSpec())
     # Per-volume acquisition factors (drawn first, so jitter=0 leaves the rest of the stream alone).
     j = spec.jitter
     f_bias, f_blur, f_noise, f_contrast = rs.uniform(1 - j, 1 + j, size=4) if j > 0 else (1.0,) * 4
+    gamma = float(np.exp(rs.uniform(-spec.gamma_spread, spec.gamma_spread))) if spec.gamma_spread > 0 else 1.0
     # MONAI's spheres: label 1 inside, image intensity U(0.5, 1) per sphere (num_seg_classes=1),
     # no MONAI noise (noise_max=0), then min-max rescaled to [0, 1].
     image, label = create_test_image_3d(
@@ -123,6 +129,7 @@ def synthetic_volume(index: int, seed: int = 0, spec: VolumeSpec = VolumeSpec())
             noise_max=0.0, num_seg_classes=1, random_state=rs,
         )  # fmt: skip
         image = np.where(label > 0, image, min(spec.distractor_contrast * f_contrast, 1.0) * distract)
+    image = image**gamma
     image = image * _bias_field(rs, s, spec.bias_strength * f_bias, spec.bias_scale)
     if spec.blur_sigma > 0:
         image = ndimage.gaussian_filter(image, sigma=spec.blur_sigma * f_blur, mode="nearest")

@@ -151,7 +151,9 @@ def _locked_add(ptrs, val, mask, lock):
     The sum is formed in fp32 and rounded once to the storage dtype."""
     while tl.atomic_cas(lock, 0, 1) == 1:
         pass
-    cur = tl.load(ptrs, mask=mask, other=0.0)
+    # ".cg": read through L2, not this SM's L1, which may hold a copy from before another
+    # program's update
+    cur = tl.load(ptrs, mask=mask, other=0.0, cache_modifier=".cg")
     tl.store(ptrs, (cur.to(tl.float32) + val).to(ptrs.dtype.element_ty), mask=mask)
     tl.debug_barrier()  # every thread's store is done before the lock is released
     tl.atomic_xchg(lock, 0)

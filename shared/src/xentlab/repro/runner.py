@@ -74,6 +74,8 @@ def run_unit(job: UnitJob) -> dict:
     output = job.exp.fn(dict(job.config), job.seed, ctx)
     wall = time.perf_counter() - t0
     metrics, artifacts = split_output(output)
+    if not any(unit_dir.iterdir()):
+        unit_dir.rmdir()  # the scratch dir was not used: leave no empty folder behind
     return save_unit(
         job.unit_path,
         experiment=job.exp.name,
