@@ -14,11 +14,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+from ca_calibration.experiment import METHODS, RunConfig, run
 
 from xentlab.metrics.calibration import ReliabilityBins, plot_reliability
 from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
-
-from ca_calibration.experiment import METHODS, RunConfig, run
 
 PAPER = Paper(
     title="Optimizing Calibration by Gaining Aware of Prediction Correctness",
@@ -31,7 +30,16 @@ SMOKE = dict(n_train=300, n_cal=200, n_test=200, widths=(4, 8, 8), epochs=1, cal
 # cpu: MNIST-5k 3000/1000/1000, CNN 8-16-32 trained 30 epochs with Adam (lr 3e-3, batch 64, no
 # augmentation, no label smoothing) so that it ends overconfident; calibrators: 500 Adam steps at lr 1e-4,
 # batch 1000 (= the official budget on ImageNet-val: 50,000 / 1,000 x 10 epochs).
-CPU = dict(n_train=3000, n_cal=1000, n_test=1000, widths=(8, 16, 32), epochs=30, lr=3e-3, batch_size=64, cal_steps=500)
+CPU = dict(
+    n_train=3000,
+    n_cal=1000,
+    n_test=1000,
+    widths=(8, 16, 32),
+    epochs=30,
+    lr=3e-3,
+    batch_size=64,
+    cal_steps=500,
+)
 # full: CIFAR-10 from a local folder (CA_DATA_ROOT), ResNet-18 with a CIFAR stem, 5k calibration images.
 FULL = dict(dataset="cifar10", data_root=os.environ.get("CA_DATA_ROOT", "~/data/cifar"), model="resnet18",
             n_cal=5000, epochs=100, lr=1e-3, batch_size=128, augment=True, cal_steps=500)  # fmt: skip
@@ -61,20 +69,32 @@ for s in SETS:
 
 CLAIMS = [
     *[
-        Claim(id=f"{s}-ece-drop", statement=f"On the shifted set '{s}' the CA calibrator lowers ECE by >= 30% vs uncalibrated",
-              paper="better ECE on ImageNet-A/R/S and ObjectNet (OOD) with ImageNet-val as the calibration set (Tables 2-3)",
-              metric=f"{s}/ca_ece25_drop", check=">= 0.3")  # fmt: skip
+        Claim(
+            id=f"{s}-ece-drop",
+            statement=f"On the shifted set '{s}' the CA calibrator lowers ECE by >= 30% vs uncalibrated",
+            paper="better ECE on ImageNet-A/R/S and ObjectNet (OOD) with ImageNet-val as the calibration set (Tables 2-3)",
+            metric=f"{s}/ca_ece25_drop",
+            check=">= 0.3",
+        )  # fmt: skip
         for s in OOD
     ],
     *[
-        Claim(id=f"{s}-ca-vs-ce", statement=f"On '{s}' the CA-trained calibrator is at least as well calibrated as the CE-trained one",
-              paper="CA objective vs CE objective for the same calibrator (Sec. 4, Table 4)",
-              metric=f"{s}/ca_minus_ce_ece25", check="<= 0")  # fmt: skip
+        Claim(
+            id=f"{s}-ca-vs-ce",
+            statement=f"On '{s}' the CA-trained calibrator is at least as well calibrated as the CE-trained one",
+            paper="CA objective vs CE objective for the same calibrator (Sec. 4, Table 4)",
+            metric=f"{s}/ca_minus_ce_ece25",
+            check="<= 0",
+        )  # fmt: skip
         for s in OOD
     ],
-    Claim(id="id-no-worse", statement="In distribution the CA calibrator does not raise ECE over the uncalibrated model",
-          paper="'competitive calibration performance' on ImageNet-val (ID); reviewers noted ID ECE can rise",
-          metric="id/ca_ece25_drop", check=">= 0"),  # fmt: skip
+    Claim(
+        id="id-no-worse",
+        statement="In distribution the CA calibrator does not raise ECE over the uncalibrated model",
+        paper="'competitive calibration performance' on ImageNet-val (ID); reviewers noted ID ECE can rise",
+        metric="id/ca_ece25_drop",
+        check=">= 0",
+    ),  # fmt: skip
 ]
 
 
@@ -84,7 +104,9 @@ def figures(results, out_dir: Path) -> list[Path]:
     seeds = sorted(results.per_seed["cal"])
     unit = results.per_seed["cal"][seeds[0]]
     rel = unit["artifacts"]["reliability"]
-    fig, axes = plt.subplots(len(SETS), len(METHODS), figsize=(3.0 * len(METHODS), 3.0 * len(SETS)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(SETS), len(METHODS), figsize=(3.0 * len(METHODS), 3.0 * len(SETS)), squeeze=False
+    )
     for i, s in enumerate(SETS):
         for j, meth in enumerate(METHODS):
             r = rel[f"{s}/{meth}"]

@@ -22,7 +22,7 @@ from pathlib import Path
 from cce.bench import CPU_METHODS, GPU_METHODS, LABELS
 from cce.experiments import lm, memory_time
 
-from xentlab.repro import Claim, Experiment, Paper, run_cli
+from xentlab.repro import Claim, Derived, Experiment, Paper, run_cli
 
 PAPER = Paper(
     title="Cut Your Losses in Large-Vocabulary Language Models",
@@ -103,6 +103,7 @@ EXPERIMENTS = [
                 "lr": 3e-3,
                 "val_tokens": 8192,
                 "filter_tokens": 2048,
+                "control": True,  # a third run: naive CE with the tokens permuted (fp32 drift yardstick)
             },
             "full": None,  # the paper fine-tunes / pretrains 2-12B models; out of reach here
         },
@@ -128,11 +129,13 @@ CLAIMS = [
     ),
     Claim(
         id="loss-mem-flat",
-        statement="CCE's loss (forward) memory does not grow with V (<= 1.5x from the smallest to the largest V)",
+        statement="CCE's loss (forward) memory does not grow with V: from the smallest to the largest V it grows "
+        "by at most 5% of naive CE's growth",
         paper="loss memory 24 GB -> 1 MB on Gemma 2 2B (abstract): O(N), nothing of size N x V",
-        metric="memory_time/ours_fw_mem_growth",
-        check="<= 1.5",
+        metric="memory_time/ours_fw_growth_vs_naive",
+        check="<= 0.05",
         agg="max",
+        note="growth in MB relative to naive's: CCE's own few MB are at the resolution of RSS deltas",
     ),
     Claim(
         id="loss-exact",
@@ -215,9 +218,26 @@ def _claims_for(argv: list[str]) -> list[Claim]:
     return [c for c in CLAIMS if not (smoke and c.id in _NEEDS_COMPILE)]
 
 
+def _fw_growth_vs_naive(m: dict) -> float:
+    """(ours_fw(Vmax) - ours_fw(Vmin)) / (naive_fw(Vmax) - naive_fw(Vmin)), in MB, for one seed."""
+    ours = "cce_triton" if any(k.startswith("memory_time/cce_triton_fw_mb_v") for k in m) else "cce_torch"
+    prefix = f"memory_time/{ours}_fw_mb_v"
+    vs = sorted(int(k[len(prefix) :]) for k in m if k.startswith(prefix))
+    if len(vs) < 2:
+        raise KeyError("one vocabulary size only")
+    lo, hi = vs[0], vs[-1]
+    d_naive = m[f"memory_time/naive_fw_mb_v{hi}"] - m[f"memory_time/naive_fw_mb_v{lo}"]
+    return (m[f"{prefix}{hi}"] - m[f"{prefix}{lo}"]) / d_naive
+
+
+DERIVED = [Derived("memory_time/ours_fw_growth_vs_naive", _fw_growth_vs_naive)]
+
+
 def _style(method: str) -> dict:
     ours = method.startswith("cce_")
-    return {"lw": 2.5 if ours else 1.5, "marker": "o" if ours else "s", "ms": 4}
+    # torch.compile(naive) and the official CPU path compute the same graph: dash one of them
+    return {"lw": 2.5 if ours else 1.5, "marker": "o" if ours else "s", "ms": 4,
+            "ls": "--" if method == "torch_compile" else "-"}  # fmt: skip
 
 
 def _flat(unit: dict) -> dict:
@@ -324,6 +344,7 @@ if __name__ == "__main__":
         PAPER,
         EXPERIMENTS,
         _claims_for(sys.argv[1:]),
+        derived=DERIVED,
         figures=figures,
         default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0]},
         default_workers=2,

@@ -98,14 +98,14 @@ CLAIMS = [
     Claim(
         id="no-acc-cost",
         statement="OPL costs no accuracy on clean labels (gain >= -0.3 points)",
-        paper="CIFAR-100 ResNet-56: 72.4 -> 73.5 top-1 (Table 1); ImageNet R18 69.91 -> 70.27 (README)",
+        paper="ImageNet top-1: ResNet-18 69.91 -> 70.27, ResNet-50 76.15 -> 76.98 (official README)",
         metric="clean/acc_gain_pts",
         check=">= -0.3",
     ),  # fmt: skip
     Claim(
         id="noisy-acc-gain",
         statement="Under 40% symmetric label noise OPL improves test accuracy over CE",
-        paper="CIFAR-100, 40% class-dependent noise, TL vs TL+OPL: 47.66 -> 53.94 (README)",
+        paper="CIFAR-100, TL vs TL+OPL: uniform noise 62.64 -> 65.62, class-dependent 47.66 -> 53.94 (official README)",
         metric="noisy/acc_gain_pts",
         check="> 0",
     ),  # fmt: skip
@@ -132,6 +132,9 @@ def figures(results, out_dir: Path) -> list[Path]:
         im = ax.imshow(mat, vmin=-0.2, vmax=1.0, cmap="viridis")
         off = mat[~np.eye(len(mat), dtype=bool)]
         ax.set_title(f"{name}\ndiag {np.diag(mat).mean():.2f} | off-diag {off.mean():.2f}", fontsize=9)
+        ax.set_xticks(range(len(mat)))
+        ax.set_yticks(range(len(mat)))
+        ax.tick_params(labelsize=7)
         ax.set_xlabel("class b")
         ax.set_ylabel("class a")
     fig.colorbar(im, ax=axes, shrink=0.8, label="mean cosine of test features")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tracoco.experiment import run_unit
+
 from xentlab.repro import Claim, Derived, Experiment, Paper, run_cli
 
 PAPER = Paper(
@@ -102,14 +103,18 @@ def configs(method: str, full: dict | None = None) -> dict:
 EXPERIMENTS = [
     Experiment("supervised", run_unit, configs("supervised", LA), description="labelled volumes only"),
     Experiment("tracoco", run_unit, configs("tracoco", LA), description="the full method"),
-    Experiment("no_tc", run_unit, configs("no_tc", LA), description="TraCoCo without translation consistency"),
+    Experiment(
+        "no_tc", run_unit, configs("no_tc", LA), description="TraCoCo without translation consistency"
+    ),
     Experiment(
         "tracoco_la16",
         run_unit,
         {"full": dict(LA, method="tracoco", n_labelled=16, unsup_weight=1.0)},
         description="Left Atrium, 16 labels",
     ),
-    Experiment("tracoco_brats25", run_unit, {"full": dict(BRATS, method="tracoco")}, description="BraTS19, 25 labels"),
+    Experiment(
+        "tracoco_brats25", run_unit, {"full": dict(BRATS, method="tracoco")}, description="BraTS19, 25 labels"
+    ),
     Experiment(
         "tracoco_brats50",
         run_unit,
@@ -175,7 +180,9 @@ def figures(results, out_dir: Path) -> list[Path]:
             ax.imshow(arr.T, cmap=cmap, origin="lower", interpolation="nearest")
             ax.set_title(title, fontsize=9)
             ax.axis("off")
-        fig.suptitle(f"Test volume 0, slice z={sl['z']} (seed {seed}, network 1, last iteration)", fontsize=10)
+        fig.suptitle(
+            f"Test volume 0, slice z={sl['z']} (seed {seed}, network 1, last iteration)", fontsize=10
+        )
         fig.tight_layout()
         paths.append(out_dir / "test_slice.png")
         fig.savefig(paths[-1], dpi=110)

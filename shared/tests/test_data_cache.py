@@ -52,3 +52,12 @@ def test_digits_split_is_seeded_stratified_and_standardised_on_train_only():
 def test_digits_bad_test_size():
     with pytest.raises(ValueError, match="test_size"):
         load_digits_split(0, test_size=1.5)
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    import os
+
+    p = atomic_write_bytes(tmp_path / "f", b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-
 from tracoco.data import brats19, left_atrium, read_list
 from tracoco.evaluate import case_metrics, evaluate, stride_overlap
 from tracoco.models import predict_volume
@@ -90,7 +89,9 @@ class _Threshold(nn.Module):
 def test_sliding_window_stitching_is_exact_for_a_pointwise_net():
     torch.manual_seed(0)
     image = torch.randn(20, 18, 13)
-    pred, prob = predict_volume(_Threshold(), image, roi=(8, 8, 8), overlap=stride_overlap((8, 8, 8), (3, 3, 2)))
+    pred, prob = predict_volume(
+        _Threshold(), image, roi=(8, 8, 8), overlap=stride_overlap((8, 8, 8), (3, 3, 2))
+    )
     assert pred.shape == image.shape
     assert torch.equal(pred, (image > 0).long())
     assert torch.allclose(prob, torch.sigmoid(2 * image), atol=1e-6)  # softmax(-x, x)[1]

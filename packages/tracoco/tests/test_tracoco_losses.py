@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from tracoco.losses import (
     cbc_loss,
     dice_loss,
@@ -12,6 +11,7 @@ from tracoco.losses import (
     supervised_loss,
     translation_consistency,
 )
+
 from xentlab.testing import assert_close, check_gradients
 
 LN2 = math.log(2.0)
@@ -68,7 +68,9 @@ def test_tc_class_axis_is_kl_per_voxel_over_classes():
     # F.kl_div(..., 'none').mean() averages the C = 2 elementwise terms: KL(q || p) / 2.
     a = torch.zeros(1, 2, 1, 1, 1, dtype=torch.float64)
     b = torch.tensor([0.0, math.log(3.0)], dtype=torch.float64).view(1, 2, 1, 1, 1)
-    loss, overlaps = translation_consistency(a, b, _ranges(1), _ranges(1), logit_clamp=False, softmax_axis="class")
+    loss, overlaps = translation_consistency(
+        a, b, _ranges(1), _ranges(1), logit_clamp=False, softmax_axis="class"
+    )
     assert_close(loss, torch.tensor(kl([0.25, 0.75], [0.5, 0.5]) / 2, dtype=torch.float64))
     assert len(overlaps) == 2
 
@@ -81,7 +83,9 @@ def test_tc_official_axis_compares_distributions_over_x():
     a = torch.zeros(1, 2, 2, 1, 1, dtype=torch.float64)
     b = torch.tensor([0.0, math.log(3.0)], dtype=torch.float64).view(1, 1, 2, 1, 1).expand(1, 2, 2, 1, 1)
     official, _ = translation_consistency(a, b, _ranges(2), _ranges(2), logit_clamp=False, softmax_axis="x")
-    by_class, _ = translation_consistency(a, b, _ranges(2), _ranges(2), logit_clamp=False, softmax_axis="class")
+    by_class, _ = translation_consistency(
+        a, b, _ranges(2), _ranges(2), logit_clamp=False, softmax_axis="class"
+    )
     assert_close(official, torch.tensor(kl([0.25, 0.75], [0.5, 0.5]) / 2, dtype=torch.float64))
     assert_close(by_class, torch.tensor(0.0, dtype=torch.float64), atol=1e-12)
 
@@ -90,7 +94,9 @@ def test_tc_logit_clamp_matches_formula_and_blocks_gradient_outside():
     # a = (-5, 5) clamps to (1e-6, 1); b = (0, 0) clamps to (1e-6, 1e-6) -> q uniform.
     a = torch.tensor([-5.0, 5.0], dtype=torch.float64).view(1, 2, 1, 1, 1).requires_grad_()
     b = torch.tensor([0.0, 0.0], dtype=torch.float64).view(1, 2, 1, 1, 1).requires_grad_()
-    loss, overlaps = translation_consistency(a, b, _ranges(1), _ranges(1), logit_clamp=True, softmax_axis="class")
+    loss, overlaps = translation_consistency(
+        a, b, _ranges(1), _ranges(1), logit_clamp=True, softmax_axis="class"
+    )
     e = math.exp(1 - 1e-6)
     p = [1 / (1 + e), e / (1 + e)]  # softmax(1e-6, 1)
     assert_close(loss, torch.tensor(kl([0.5, 0.5], p) / 2, dtype=torch.float64))

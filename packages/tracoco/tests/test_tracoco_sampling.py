@@ -6,7 +6,6 @@ from itertools import islice
 import numpy as np
 import pytest
 import torch
-
 from tracoco.crops import overlap_ranges, pad_to_exceed, sample_crop_pair, two_stream_batches
 from tracoco.cutmix import apply_cutmix, rand_boxes
 from tracoco.schedules import consistency_weight, poly_lr, sigmoid_rampup

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from anyloss.losses import LOSSES, stacked_losses
+from anyloss.losses import stacked_losses
 from anyloss.model import StackedMLP
 from xentlab.data.tabular import load_tabular, stratified_holdout
 
@@ -42,43 +42,67 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return max(scores)[2]
 
 
-def run_fold(split, cfg: dict, seed: int) -> dict[str, dict[str, float]]:
-    """Train every loss of cfg['losses'] plus bce_val on one fold; metrics per model name."""
+def run_cv(ds: str, cfg: dict, seed: int) -> list[dict[str, dict[str, float]]]:
+    """Train every loss of cfg['losses'] plus bce_val on all CV folds of ``ds`` at once (the folds'
+    networks are stacked, see anyloss.model); returns per fold the test metrics per model name.
+
+    Batching: batch = int(batch_frac * n_train) with n_train the smallest training fold (folds differ
+    by at most one row); each fold draws its own permutation of its own rows every epoch, truncated to
+    that common n_train (at most one row of a fold sits out an epoch).
+    """
     names = list(cfg["losses"])
-    x, y = split.x_train, split.y_train.float()
-    n = len(x)
-    fit_idx, val_idx = stratified_holdout(split.y_train, cfg["val_frac"], seed)
-    in_fit = torch.zeros(n, dtype=torch.bool)
-    in_fit[fit_idx] = True
+    splits = [load_tabular(ds, fold=f, n_folds=cfg["n_folds"], split_seed=seed) for f in range(cfg["n_folds"])]
+    g = len(splits)
+    n = min(len(s.x_train) for s in splits)
+    xs = [s.x_train for s in splits]
+    ys = [s.y_train.float() for s in splits]
+    # bce_val: fit on 80% of each training fold, threshold on the other 20%
+    holdouts = [stratified_holdout(s.y_train, cfg["val_frac"], seed * 100 + f) for f, s in enumerate(splits)]
+    in_fit = []
+    for s, (fit_idx, _) in zip(splits, holdouts):
+        m = torch.zeros(len(s.x_train), dtype=torch.bool)
+        m[fit_idx] = True
+        in_fit.append(m)
     torch.manual_seed(seed)
-    model = StackedMLP(len(names) + 1, split.num_features, hidden=cfg["hidden"])
+    model = StackedMLP(len(names) + 1, splits[0].num_features, hidden=cfg["hidden"], num_groups=g)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     batch = max(int(n * cfg["batch_frac"]), 1)  # the notebooks: int(0.05 * N_train)
     gen = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(cfg["epochs"]):
-        order = torch.randperm(n, generator=gen)  # Keras fit() shuffles every epoch
+        # Keras fit() shuffles every epoch; one permutation per fold
+        orders = [torch.randperm(len(x), generator=gen)[:n] for x in xs]
         for start in range(0, n, batch):
-            idx = order[start : start + batch]
-            p = model(x[idx])
-            yb = y[idx]
-            loss = stacked_losses(names, yb, p[:-1], cfg["L"]).sum()
-            mask = in_fit[idx]
-            if mask.any():  # bce_val sees only the fit part of each batch
-                loss = loss + LOSSES["bce"](yb[mask], p[-1][mask])
+            idx = [o[start : start + batch] for o in orders]
+            xb = torch.stack([x[i] for x, i in zip(xs, idx)])  # [G, B, d]
+            yb = torch.stack([y[i] for y, i in zip(ys, idx)])  # [G, B]
+            mask = torch.stack([m[i] for m, i in zip(in_fit, idx)]).to(yb.dtype)
+            p = model(xb)  # [G, M+1, B]
+            loss = stacked_losses(names, yb, p[:, :-1], cfg["L"]).sum()
+            # bce_val: BCE (official form) over the fit rows of each fold's batch
+            pv = p[:, -1]
+            bce_rows = -(yb * torch.log(pv + 1e-5) + (1 - yb) * torch.log(1 - pv + 1e-5))
+            loss = loss + ((bce_rows * mask).sum(1) / mask.sum(1).clamp_min(1)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
     model.eval()
+    results = []
     with torch.no_grad():
-        p_test = model(split.x_test).numpy()
-        p_val = model(x[val_idx])[-1].numpy()
-    y_test = split.y_test.numpy()
-    out = {name: binary_metrics(y_test, (p_test[i] >= 0.5).astype(int)) for i, name in enumerate(names)}
-    threshold = best_f1_threshold(split.y_train[val_idx].numpy(), p_val)
-    out["bce_val"] = binary_metrics(y_test, (p_test[-1] >= threshold).astype(int))
-    out["bce_val"]["threshold"] = threshold
-    return out
+        for f, s in enumerate(splits):
+            x_eval = torch.zeros(g, len(s.x_test), s.num_features)
+            x_eval[f] = s.x_test  # only group f's networks are read below
+            p_test = model(x_eval)[f].numpy()
+            x_val = torch.zeros(g, len(holdouts[f][1]), s.num_features)
+            x_val[f] = s.x_train[holdouts[f][1]]
+            p_val = model(x_val)[f, -1].numpy()
+            y_test = s.y_test.numpy()
+            out = {nm: binary_metrics(y_test, (p_test[i] >= 0.5).astype(int)) for i, nm in enumerate(names)}
+            threshold = best_f1_threshold(s.y_train[holdouts[f][1]].numpy(), p_val)
+            out["bce_val"] = binary_metrics(y_test, (p_test[-1] >= threshold).astype(int))
+            out["bce_val"]["threshold"] = threshold
+            results.append(out)
+    return results
 
 
 def run_datasets(cfg: dict, seed: int) -> dict:
@@ -88,11 +112,8 @@ def run_datasets(cfg: dict, seed: int) -> dict:
     """
     out: dict = {}
     for ds in cfg["datasets"]:
-        per_fold = []
-        for fold in range(cfg["n_folds"]):
-            split = load_tabular(ds, fold=fold, n_folds=cfg["n_folds"], split_seed=seed)
-            per_fold.append(run_fold(split, cfg, seed * 100 + fold))
-        out[f"positive_rate:{ds}"] = split.positive_rate
+        per_fold = run_cv(ds, cfg, seed)
+        out[f"positive_rate:{ds}"] = load_tabular(ds, fold=0, n_folds=cfg["n_folds"]).positive_rate
         for model_name in per_fold[0]:
             for metric in per_fold[0][model_name]:
                 vals = [f[model_name][metric] for f in per_fold]

@@ -5,7 +5,8 @@ h = 2 hidden units. Training one copy per loss function on identical mini-batche
 the notebooks (every loss sees the same folds); stacking the copies into one module with a leading
 "model" dimension changes nothing mathematically -- parameters are disjoint, the summed loss has
 block-separable gradients and Adam's update is elementwise -- but runs M models for the Python
-overhead of one, which is what makes the CPU budget.
+overhead of one, which is what makes the CPU budget. The copies are arranged as G groups of M models
+(G = the CV folds of one dataset, each group with its own batch of its own training rows).
 """
 
 from __future__ import annotations
@@ -17,38 +18,52 @@ from torch import nn
 
 
 class StackedMLP(nn.Module):
-    """``forward(x [B, d]) -> p [M, B]``: sigmoid outputs of M independent Dense-BN-sigmoid-Dense nets.
+    """``forward(x [G, B, d]) -> p [G, M, B]``: sigmoid outputs of G x M independent Dense-BN-sigmoid-Dense
+    nets; group g's M nets all see x[g]. A 2-d ``x [B, d]`` is treated as G = 1 and gives ``[M, B]``.
 
     BatchNorm follows Keras' defaults (momentum 0.99, epsilon 1e-3): batch statistics in training mode,
     moving averages in eval mode.
     """
 
-    def __init__(self, num_models: int, in_dim: int, hidden: int = 2, bn_momentum: float = 0.99, bn_eps: float = 1e-3):
+    def __init__(
+        self,
+        num_models: int,
+        in_dim: int,
+        hidden: int = 2,
+        num_groups: int = 1,
+        bn_momentum: float = 0.99,
+        bn_eps: float = 1e-3,
+    ):
         super().__init__()
-        if num_models < 1 or in_dim < 1 or hidden < 1:
-            raise ValueError(f"need num_models, in_dim, hidden >= 1; got {num_models}, {in_dim}, {hidden}")
-        m = num_models
+        if min(num_models, in_dim, hidden, num_groups) < 1:
+            raise ValueError(f"need num_models, in_dim, hidden, num_groups >= 1; got {num_models}, {in_dim}, "
+                             f"{hidden}, {num_groups}")  # fmt: skip
+        g, m = num_groups, num_models
         # He-normal first layer (the notebooks' kernel_initializer), Glorot-uniform output layer (Keras' default)
-        self.w1 = nn.Parameter(torch.randn(m, in_dim, hidden) * math.sqrt(2.0 / in_dim))
-        self.b1 = nn.Parameter(torch.zeros(m, 1, hidden))
-        self.gamma = nn.Parameter(torch.ones(m, 1, hidden))
-        self.beta = nn.Parameter(torch.zeros(m, 1, hidden))
+        self.w1 = nn.Parameter(torch.randn(g, m, in_dim, hidden) * math.sqrt(2.0 / in_dim))
+        self.b1 = nn.Parameter(torch.zeros(g, m, 1, hidden))
+        self.gamma = nn.Parameter(torch.ones(g, m, 1, hidden))
+        self.beta = nn.Parameter(torch.zeros(g, m, 1, hidden))
         limit = math.sqrt(6.0 / (hidden + 1))
-        self.w2 = nn.Parameter((torch.rand(m, hidden, 1) * 2 - 1) * limit)
-        self.b2 = nn.Parameter(torch.zeros(m, 1, 1))
-        self.register_buffer("running_mean", torch.zeros(m, 1, hidden))
-        self.register_buffer("running_var", torch.ones(m, 1, hidden))
+        self.w2 = nn.Parameter((torch.rand(g, m, hidden) * 2 - 1) * limit)
+        self.b2 = nn.Parameter(torch.zeros(g, m, 1))
+        self.register_buffer("running_mean", torch.zeros(g, m, 1, hidden))
+        self.register_buffer("running_var", torch.ones(g, m, 1, hidden))
         self.momentum, self.eps = bn_momentum, bn_eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.einsum("bd,mdh->mbh", x, self.w1) + self.b1  # [M, B, h]
+        squeeze = x.ndim == 2
+        if squeeze:
+            x = x[None]
+        h = torch.einsum("gbd,gmdh->gmbh", x, self.w1) + self.b1  # [G, M, B, h]
         if self.training:
-            mean = h.mean(dim=1, keepdim=True)
-            var = h.var(dim=1, unbiased=False, keepdim=True)
+            mean = h.mean(dim=2, keepdim=True)
+            var = h.var(dim=2, unbiased=False, keepdim=True)
             with torch.no_grad():
                 self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * mean)
                 self.running_var.mul_(self.momentum).add_((1 - self.momentum) * var)
         else:
             mean, var = self.running_mean, self.running_var
         h = torch.sigmoid(self.gamma * (h - mean) / torch.sqrt(var + self.eps) + self.beta)
-        return torch.sigmoid(torch.bmm(h, self.w2) + self.b2).squeeze(-1)  # [M, B]
+        p = torch.sigmoid(torch.einsum("gmbh,gmh->gmb", h, self.w2) + self.b2)  # [G, M, B]
+        return p[0] if squeeze else p

@@ -73,7 +73,9 @@ def ca_loss(cal_logits: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor
     divides 0 by 0; we return 0 (no signal) instead of NaN.
     """
     if cal_logits.shape != logits.shape or logits.ndim != 2 or labels.shape != (logits.shape[0],):
-        raise ValueError(f"shapes: cal_logits {tuple(cal_logits.shape)}, logits {tuple(logits.shape)}, labels {tuple(labels.shape)}")
+        raise ValueError(
+            f"shapes: cal_logits {tuple(cal_logits.shape)}, logits {tuple(logits.shape)}, labels {tuple(labels.shape)}"
+        )
     correct = logits.argmax(1) == labels
     conf = F.softmax(cal_logits, dim=1).max(dim=1).values
     w = class_balanced_weights(correct)

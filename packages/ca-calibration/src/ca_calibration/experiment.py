@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ca_calibration.calibrator import AdaptiveTemperature, TemperatureScaling, fit_adaptive
+from ca_calibration.features import TransformSpec, logits_and_features
 from xentlab.data.images import (
     ImageSet,
     adjust_contrast,
@@ -36,9 +38,6 @@ from xentlab.data.images import (
 )
 from xentlab.metrics.calibration import calibration_report, confidence_correct, reliability_bins
 from xentlab.models.cnn import build_cnn, build_resnet
-
-from ca_calibration.calibrator import AdaptiveTemperature, TemperatureScaling, fit_adaptive
-from ca_calibration.features import TransformSpec, logits_and_features
 
 METHODS = ("none", "ts", "ce", "ca")
 """uncalibrated, temperature scaling, per-sample calibrator + CE, per-sample calibrator + CA"""
@@ -84,7 +83,9 @@ def _digits_as_mnist() -> ImageSet:
 def load_sets(cfg: RunConfig, seed: int) -> dict[str, ImageSet]:
     """train / cal / id / two shifted test sets, images in [0, 1]."""
     if cfg.dataset == "mnist5k":
-        parts = split_images(load_mnist5k(), {"train": cfg.n_train, "cal": cfg.n_cal, "id": cfg.n_test}, seed=seed)
+        parts = split_images(
+            load_mnist5k(), {"train": cfg.n_train, "cal": cfg.n_cal, "id": cfg.n_test}, seed=seed
+        )
         test = parts["id"]
         shifted = rotate(test.x, cfg.ood_rotation)
         parts["rotblur"] = ImageSet(gaussian_blur(shifted, cfg.ood_blur).clamp(0, 1), test.y)
@@ -97,7 +98,9 @@ def load_sets(cfg: RunConfig, seed: int) -> dict[str, ImageSet]:
         parts = split_images(full, {"train": len(full) - cfg.n_cal, "cal": cfg.n_cal}, seed=seed)
         test = load_cifar(cfg.data_root, which="cifar10", train=False)
         parts["id"] = test
-        parts["rotblur"] = ImageSet(gaussian_blur(rotate(test.x, cfg.ood_rotation), cfg.ood_blur).clamp(0, 1), test.y)
+        parts["rotblur"] = ImageSet(
+            gaussian_blur(rotate(test.x, cfg.ood_rotation), cfg.ood_blur).clamp(0, 1), test.y
+        )
         g = torch.Generator().manual_seed(seed)
         noisy = adjust_contrast(test.x, 0.4) + 0.08 * torch.randn(test.x.shape, generator=g)
         parts["contrastnoise"] = ImageSet(noisy.clamp(0, 1), test.y)

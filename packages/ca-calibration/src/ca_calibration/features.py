@@ -47,7 +47,9 @@ class TransformSpec:
         return [rot, shift, contrast]
 
 
-def transform_features(logits: torch.Tensor, transformed_logits: Sequence[torch.Tensor], k: int = TOP_K) -> torch.Tensor:
+def transform_features(
+    logits: torch.Tensor, transformed_logits: Sequence[torch.Tensor], k: int = TOP_K
+) -> torch.Tensor:
     """(N, len(transformed_logits) * k) features: each transform's softmax at the original's top-k classes."""
     if logits.ndim != 2:
         raise ValueError(f"logits must be (N, C), got {tuple(logits.shape)}")
@@ -57,7 +59,9 @@ def transform_features(logits: torch.Tensor, transformed_logits: Sequence[torch.
     cols = []
     for z in transformed_logits:
         if z.shape != logits.shape:
-            raise ValueError(f"transformed logits {tuple(z.shape)} differ from the original {tuple(logits.shape)}")
+            raise ValueError(
+                f"transformed logits {tuple(z.shape)} differ from the original {tuple(logits.shape)}"
+            )
         cols.append(torch.gather(torch.softmax(z, dim=1), 1, top_idx))
     return torch.cat(cols, dim=1)
 

@@ -99,9 +99,15 @@ def _train(cfg, train_ids, seed, loss_kind, ctx):
     for step, ids in enumerate(ctx.progress(data, desc=f"train {loss_kind}")):
         h = model(ids)
         w = model.head.weight
-        if loss_kind == "naive":
-            logits = h[:, :-1] @ w.T  # (B, T-1, V), materialised
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        if loss_kind in ("naive", "control"):
+            logits = (h[:, :-1] @ w.T).reshape(-1, w.shape[0])  # (B (T-1), V), materialised
+            tgt = ids[:, 1:].reshape(-1)
+            if loss_kind == "control":
+                # the same loss over the tokens in another order: identical math, different fp32
+                # rounding (the mean and the dW accumulation sum in another order)
+                perm = torch.randperm(tgt.numel(), generator=torch.Generator().manual_seed(step))
+                logits, tgt = logits[perm], tgt[perm]
+            loss = F.cross_entropy(logits, tgt)
         else:
             loss = linear_cross_entropy(h, w, ids, shift=1, impl="torch")  # e[t] predicts ids[t+1]
         opt.zero_grad(set_to_none=True)
@@ -161,6 +167,7 @@ def lm(cfg: dict, seed: int, ctx) -> dict:
     diffs = [abs(a - b) for a, b in zip(curve_naive, curve_cce)]
     out = {
         "curve_max_abs_diff": max(diffs),
+        "curve_max_abs_diff_first100": max(diffs[:100]),
         "final_loss_naive": curve_naive[-1],
         "final_loss_cce": curve_cce[-1],
         "val_loss_naive": _val_loss(m_naive, val_ids, cfg),
@@ -171,6 +178,11 @@ def lm(cfg: dict, seed: int, ctx) -> dict:
         "curve_cce": curve_cce,
     }
     out["val_loss_abs_diff"] = abs(out["val_loss_naive"] - out["val_loss_cce"])
+    if cfg.get("control", False):
+        # how far two fp32 runs of the *same* loss drift apart when only the rounding differs
+        _, curve_ctl, _ = _train(cfg, train_ids, seed, "control", ctx)
+        out["control_curve_max_abs_diff"] = max(abs(a - b) for a, b in zip(curve_naive, curve_ctl))
+        out["curve_control"] = curve_ctl
 
     # (c) the trained CCE model's real softmax on held-out text
     k = cfg["filter_tokens"]

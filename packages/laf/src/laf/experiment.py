@@ -26,11 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from xentlab.data.images import ImageSet, load_cifar, load_digits_images, load_mnist_idx, split_images
-from xentlab.metrics.membership import attack_features, attack_success, fit_attack, logistic_mia
-
 from laf.models import LAFCNN, LAFResNet
 from laf.unlearning import fine_tune, gradient_ascent, laf_unlearn, train_classifier, train_vae
+from xentlab.data.images import ImageSet, load_cifar, load_digits_images, load_mnist_idx, split_images
+from xentlab.metrics.membership import attack_features, attack_success, fit_attack, logistic_mia
 
 METHODS = ("original", "retrain", "finetune", "gradient_ascent", "laf")
 
@@ -52,6 +51,8 @@ class RunConfig:
     latent_dims: int = 8
     vae_epochs: int = 10
     laf_epochs: int = 20
+    laf_steps: int | None = None
+    """if set, run ceil(laf_steps / batches-per-epoch) LAF epochs instead of laf_epochs (step matching)"""
     lr_ue: float = 5e-5
     lr_ra: float = 1e-4
     temp: float = 20.0
@@ -135,7 +136,9 @@ def evaluate(model, sets: dict, cfg: RunConfig, retrain_probs: dict | None, seed
     perm = rng.permutation(len(sets["test"].y))
     test_a, test_b = perm[:half], perm[half:][:n_f]
     feats_test = attack_features(probs["test"])
-    attacker = fit_attack(attack_features(probs["remain"][sample]), feats_test[test_a], kind="gbdt", seed=seed)
+    attacker = fit_attack(
+        attack_features(probs["remain"][sample]), feats_test[test_a], kind="gbdt", seed=seed
+    )
     out["mia_acc"] = attack_success(attacker, attack_features(probs["forget"]), feats_test[test_b])
     out["mia_forget_member_rate"] = attack_success(attacker, attack_features(probs["forget"]))
     out["mia_auc_forget_vs_test"] = logistic_mia(
@@ -178,16 +181,21 @@ def run(cfg: RunConfig, seed: int, device=None, log=None) -> dict:
 
     # LAF: no labels from here on -- only the images of the forgetting and remaining sets
     model = copy.deepcopy(original)
-    s_vae = train_vae(model, x_tr, latent_dims=cfg.latent_dims, epochs=cfg.vae_epochs, batch_size=bs, seed=seed)
+    s_vae = train_vae(
+        model, x_tr, latent_dims=cfg.latent_dims, epochs=cfg.vae_epochs, batch_size=bs, seed=seed
+    )
     u_vae = train_vae(model, sets["forget"].x, latent_dims=cfg.latent_dims, epochs=cfg.vae_epochs, batch_size=bs,
                       seed=seed + 1)  # fmt: skip
+    per_epoch = -(-min(len(sets["forget"].y), len(sets["remain"].y)) // bs)  # zip stops at the shorter loader
+    laf_epochs = cfg.laf_epochs if cfg.laf_steps is None else -(-cfg.laf_steps // per_epoch)
     model, ue_curve, ra_curve = laf_unlearn(model, s_vae, u_vae, sets["forget"].x, sets["remain"].x,
-                                            epochs=cfg.laf_epochs, lr_ue=cfg.lr_ue, lr_ra=cfg.lr_ra,
+                                            epochs=laf_epochs, lr_ue=cfg.lr_ue, lr_ra=cfg.lr_ra,
                                             temp=cfg.temp, batch_size=bs, seed=seed, log=log)  # fmt: skip
     results["laf"], _ = evaluate(model, sets, cfg, r_probs, seed)
 
     out: dict = {f"{meth}_{k}": v for meth, res in results.items() for k, v in res.items()}
     out["n_forget"] = int(mask.sum())
     out["n_remain"] = int((~mask).sum())
+    out["laf_epochs_run"] = laf_epochs
     out["laf_curves"] = {"ue": ue_curve, "ra": ra_curve}
     return out

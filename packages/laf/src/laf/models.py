@@ -59,7 +59,9 @@ class VAE(nn.Module):
         super().__init__()
         self.enc1, self.enc2 = nn.Linear(dim, 128), nn.Linear(128, 32)
         self.mu, self.log_var = nn.Linear(32, latent_dims), nn.Linear(32, latent_dims)
-        self.dec = nn.Sequential(nn.Linear(latent_dims, 32), nn.ReLU(), nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, dim))
+        self.dec = nn.Sequential(
+            nn.Linear(latent_dims, 32), nn.ReLU(), nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, dim)
+        )
 
     def forward(self, e: torch.Tensor):
         """(reconstruction, z, mu, sigma), as the official ``VariationalAutoencoder.forward``."""

@@ -40,7 +40,9 @@ def batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch.Ten
         yield order[i : i + batch_size]
 
 
-def train_classifier(model, x, y, *, epochs=20, lr=1e-4, weight_decay=1e-4, batch_size=32, seed=0) -> nn.Module:
+def train_classifier(
+    model, x, y, *, epochs=20, lr=1e-4, weight_decay=1e-4, batch_size=32, seed=0
+) -> nn.Module:
     """Official ``Train.train``: Adam(lr 1e-4, weight decay 1e-4), CE, 20 epochs, batch 32."""
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
@@ -117,7 +119,9 @@ def laf_unlearn(model, s_vae, u_vae, x_forget, x_remain, *, epochs=20, lr_ue=5e-
     for epoch in range(epochs):
         tot_ue = tot_ra = 0.0
         count = 0
-        for u_idx, s_idx in zip(batches(len(x_forget), batch_size, gen), batches(len(x_remain), batch_size, gen)):
+        for u_idx, s_idx in zip(
+            batches(len(x_forget), batch_size, gen), batches(len(x_remain), batch_size, gen)
+        ):
             u_x, s_x = x_forget[u_idx], x_remain[s_idx]
             # step 1: representation-level unlearning against the two VAEs
             _, s_e = model(s_x)

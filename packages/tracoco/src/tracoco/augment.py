@@ -34,7 +34,10 @@ def normalise(image: np.ndarray) -> np.ndarray:
 
 
 def augment(
-    image: np.ndarray, label: np.ndarray, rng: np.random.Generator, brightness: tuple[float, float] = (0.75, 1.25)
+    image: np.ndarray,
+    label: np.ndarray,
+    rng: np.random.Generator,
+    brightness: tuple[float, float] = (0.75, 1.25),
 ) -> tuple[np.ndarray, np.ndarray]:
     """RandomRotFlip -> Normalise -> RandomBrightness of one volume [X, Y, Z] and its label."""
     Flip, Rotate90, ScaleIntensity = _monai_transforms()

@@ -69,7 +69,9 @@ def sample_crop_pair(
         starts_b.append(t)
         ranges_a.append(ra)
         ranges_b.append(rb)
-    return CropPair(tuple(starts_a), tuple(starts_b), tuple(int(c) for c in size), tuple(ranges_a), tuple(ranges_b))
+    return CropPair(
+        tuple(starts_a), tuple(starts_b), tuple(int(c) for c in size), tuple(ranges_a), tuple(ranges_b)
+    )
 
 
 def pad_to_exceed(volume: np.ndarray, size: Sequence[int], value: float = 0.0) -> np.ndarray:
@@ -86,7 +88,11 @@ def pad_to_exceed(volume: np.ndarray, size: Sequence[int], value: float = 0.0) -
 
 
 def two_stream_batches(
-    labelled: Sequence[int], unlabelled: Sequence[int], labelled_bs: int, unlabelled_bs: int, rng: np.random.Generator
+    labelled: Sequence[int],
+    unlabelled: Sequence[int],
+    labelled_bs: int,
+    unlabelled_bs: int,
+    rng: np.random.Generator,
 ) -> Iterator[list[int]]:
     """Endless batches ``[labelled ..., unlabelled ...]`` (official ``TwoStreamBatchSampler``).
 
@@ -97,11 +103,15 @@ def two_stream_batches(
     if not 0 < labelled_bs <= len(labelled):
         raise ValueError(f"need 0 < labelled_bs <= {len(labelled)} labelled volumes, got {labelled_bs}")
     if unlabelled_bs and not 0 < unlabelled_bs <= len(unlabelled):
-        raise ValueError(f"need 0 < unlabelled_bs <= {len(unlabelled)} unlabelled volumes, got {unlabelled_bs}")
+        raise ValueError(
+            f"need 0 < unlabelled_bs <= {len(unlabelled)} unlabelled volumes, got {unlabelled_bs}"
+        )
     labelled, unlabelled = list(labelled), list(unlabelled)
     while True:
         primary = rng.permutation(labelled).tolist()
-        secondary = itertools.chain.from_iterable(rng.permutation(unlabelled).tolist() for _ in itertools.count())
+        secondary = itertools.chain.from_iterable(
+            rng.permutation(unlabelled).tolist() for _ in itertools.count()
+        )
         for k in range(len(primary) // labelled_bs):
             batch = primary[k * labelled_bs : (k + 1) * labelled_bs]
             if unlabelled_bs:

@@ -66,7 +66,9 @@ class H5Source:
             image = np.asarray(f["image"][:], dtype=np.float32)
             label = np.asarray(f["label"][:]).astype(np.int64)
         if image.ndim != 3 or image.shape != label.shape:
-            raise ValueError(f"{self.paths[i]}: image {image.shape} and label {label.shape} must be the same 3D shape")
+            raise ValueError(
+                f"{self.paths[i]}: image {image.shape} and label {label.shape} must be the same 3D shape"
+            )
         return image, label
 
 
@@ -107,7 +109,9 @@ def left_atrium(root: str | Path | None, n_labelled: int) -> tuple[H5Source, H5S
     )
 
 
-def brats19(root: str | Path | None, n_labelled: int, split: str = "test") -> tuple[H5Source, H5Source, H5Source]:
+def brats19(
+    root: str | Path | None, n_labelled: int, split: str = "test"
+) -> tuple[H5Source, H5Source, H5Source]:
     """(labelled, unlabelled, eval) of the BraTS19 h5 layout; ``split`` picks test.list or val.list."""
     root = _check_root(root, "BraTS19", "TRACOCO_BRATS_ROOT")
     if split not in ("test", "val"):

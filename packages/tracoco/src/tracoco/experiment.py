@@ -6,7 +6,6 @@ import os
 import time
 
 import numpy as np
-import torch
 
 from tracoco.data import brats19, left_atrium, synthetic_split
 from tracoco.evaluate import evaluate

@@ -109,7 +109,9 @@ def translation_consistency(
         if logit_clamp:
             a = a.clamp(min=1e-6, max=1.0)
             b = b.clamp(min=1e-6, max=1.0)
-        loss = loss + F.kl_div(torch.log_softmax(a, dim=dim), torch.softmax(b, dim=dim), reduction="none").mean()
+        loss = (
+            loss + F.kl_div(torch.log_softmax(a, dim=dim), torch.softmax(b, dim=dim), reduction="none").mean()
+        )
         collection += [a, b]
     return loss, collection
 

@@ -21,7 +21,7 @@ def build_network(name: str, num_classes: int = 2) -> nn.Module:
     from xentlab.metrics.segmentation import import_monai
 
     import_monai()
-    from monai.networks.nets import VNet, BasicUNet, UNet
+    from monai.networks.nets import BasicUNet, UNet, VNet
 
     if name == "unet_small":
         return UNet(

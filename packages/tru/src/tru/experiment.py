@@ -38,7 +38,7 @@ def _streams(base: Any, method: str, batch_size: int, seed: int) -> dict[str, An
             segments_example(
                 tok,
                 [(chat_prompt(qa.question), False)]
-                + [(s, True) for s in target_segments(qa.fact, qa.template, reasoning=method == "tru")],
+                + [(s, True) for s in target_segments(qa.fact, reasoning=method == "tru")],
             )
             for qa in task.forget_unlearn
         ]

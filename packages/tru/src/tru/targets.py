@@ -4,9 +4,11 @@ The paper has a strong reasoning model (DeepSeek-reasoner) write, for every forg
 triplet (x_u, r_rt, s_rt): r_rt is a reasoning chain that names the knowledge the query asks
 for and decides that it lies in the unlearning scope; s_rt is an explainable refusal (a logical
 refusal, a positive alternative, and no task-related leakage). Offline there is no reasoning
-model, so r_rt and s_rt are filled from several templates (chosen per query by a hash, so the
-same query always gets the same target). No template contains the attribute's value: the
-targets themselves never leak.
+model, so r_rt and s_rt are filled from templates. Which template a query gets is a function of
+the asked attribute, i.e. of something the model can read in the question: a choice by hash of
+the query would ask a 1M-parameter model to predict an arbitrary choice, and its greedy outputs
+then splice templates together (measured: incoherent refusals). No template contains the
+attribute's value: the targets themselves never leak.
 
 The response the model is trained to produce for a forget query is
 ``" Reasoning: {r_rt} Response: {s_rt}</s>"``; refusal-only (the paper's "w/o reasoning"
@@ -14,8 +16,6 @@ ablation, an IdK-style target) drops the reasoning: ``" Response: {s_rt}</s>"``.
 """
 
 from __future__ import annotations
-
-import hashlib
 
 from xentlab.data.facts import ATTRIBUTES, Fact
 
@@ -35,28 +35,28 @@ REASONING_PREFIX = " Reasoning:"
 RESPONSE_PREFIX = " Response:"
 
 
-def _pick(key: str, n: int) -> int:
-    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % n
+def _pick(attribute: str, n: int, offset: int = 0) -> int:
+    return (list(ATTRIBUTES).index(attribute) + offset) % n
 
 
-def reasoning_text(fact: Fact, template: int) -> str:
-    """r_rt for the query (fact, question template)."""
-    t = REASONING_TEMPLATES[_pick(f"r|{fact.author}|{fact.attribute}|{template}", len(REASONING_TEMPLATES))]
+def reasoning_text(fact: Fact) -> str:
+    """r_rt for a query about ``fact`` (the template follows the attribute)."""
+    t = REASONING_TEMPLATES[_pick(fact.attribute, len(REASONING_TEMPLATES))]
     return t.format(phrase=ATTRIBUTES[fact.attribute].phrase, name=fact.author)
 
 
-def refusal_text(fact: Fact, template: int) -> str:
-    """s_rt for the query (fact, question template)."""
-    t = REFUSAL_TEMPLATES[_pick(f"s|{fact.author}|{fact.attribute}|{template}", len(REFUSAL_TEMPLATES))]
+def refusal_text(fact: Fact) -> str:
+    """s_rt for a query about ``fact`` (the template follows the attribute)."""
+    t = REFUSAL_TEMPLATES[_pick(fact.attribute, len(REFUSAL_TEMPLATES), offset=1)]
     return t.format(phrase=ATTRIBUTES[fact.attribute].phrase, name=fact.author)
 
 
-def target_segments(fact: Fact, template: int, *, reasoning: bool) -> list[str]:
+def target_segments(fact: Fact, *, reasoning: bool) -> list[str]:
     """The response segments: [reasoning, refusal] (TRU) or [refusal] (refusal-only); the last
     segment ends with ``</s>``."""
     from xentlab.data.tokenizer import EOS
 
-    refusal = f"{RESPONSE_PREFIX} {refusal_text(fact, template)}{EOS}"
+    refusal = f"{RESPONSE_PREFIX} {refusal_text(fact)}{EOS}"
     if not reasoning:
         return [refusal]
-    return [f"{REASONING_PREFIX} {reasoning_text(fact, template)}", refusal]
+    return [f"{REASONING_PREFIX} {reasoning_text(fact)}", refusal]

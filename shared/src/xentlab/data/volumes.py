@@ -52,6 +52,10 @@ class VolumeSpec:
     """unlabelled spheres added to the image only"""
     distractor_contrast: float = 0.6
     """distractor intensity as a fraction of a labelled sphere's intensity draw"""
+    distractor_rad_min: int | None = None
+    """smallest distractor radius (None: rad_min)"""
+    distractor_rad_max: int | None = None
+    """largest distractor radius, exclusive (None: rad_max)"""
     gamma_spread: float = 0.0
     """per-volume intensity gamma: the clean image (in [0, 1]) is raised to exp(U(-g, g)) before
     the bias field, so each volume has its own foreground/background contrast curve"""
@@ -61,13 +65,21 @@ class VolumeSpec:
 
     def __post_init__(self) -> None:
         if self.rad_min < 1 or self.rad_max <= self.rad_min:
-            raise ValueError(f"need 1 <= rad_min < rad_max, got rad_min={self.rad_min}, rad_max={self.rad_max}")
+            raise ValueError(
+                f"need 1 <= rad_min < rad_max, got rad_min={self.rad_min}, rad_max={self.rad_max}"
+            )
         if self.size <= 2 * self.rad_max:
             raise ValueError(f"size {self.size} must exceed 2 * rad_max = {2 * self.rad_max}")
         if self.num_objs < 1 or self.num_distractors < 0:
             raise ValueError("num_objs must be >= 1 and num_distractors >= 0")
         if min(self.bias_strength, self.bias_scale, self.blur_sigma, self.noise_std) < 0:
             raise ValueError("bias_strength, bias_scale, blur_sigma and noise_std must be non-negative")
+        d_min = self.rad_min if self.distractor_rad_min is None else self.distractor_rad_min
+        d_max = self.rad_max if self.distractor_rad_max is None else self.distractor_rad_max
+        if d_min < 1 or d_max <= d_min or self.size <= 2 * d_max:
+            raise ValueError(
+                f"need 1 <= distractor_rad_min < distractor_rad_max < size / 2, got {d_min}, {d_max}"
+            )
         if self.gamma_spread < 0:
             raise ValueError(f"gamma_spread must be non-negative, got {self.gamma_spread}")
         if not 0.0 <= self.jitter < 1.0:
@@ -96,7 +108,9 @@ def _bias_field(rs: np.random.RandomState, size: int, strength: float, scale: fl
     return np.exp(strength * field)
 
 
-def synthetic_volume(index: int, seed: int = 0, spec: VolumeSpec = VolumeSpec()) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_volume(
+    index: int, seed: int = 0, spec: VolumeSpec = VolumeSpec()
+) -> tuple[np.ndarray, np.ndarray]:
     """Volume ``index`` of set ``seed``: (image float32 [S, S, S], label uint8 [S, S, S] in {0, 1})."""
     from scipy import ndimage
 
@@ -122,10 +136,12 @@ def synthetic_volume(index: int, seed: int = 0, spec: VolumeSpec = VolumeSpec())
     image = image.astype(np.float64)
     label = (label > 0).astype(np.uint8)
     if spec.num_distractors:
-        # Unlabelled spheres, dimmer than the labelled ones, drawn with the same geometry; they never
+        # Unlabelled spheres (dimmer by distractor_contrast, sizes from their own range); they never
         # overwrite a labelled voxel (a labelled sphere is in front).
         distract, _ = create_test_image_3d(
-            s, s, s, num_objs=spec.num_distractors, rad_max=spec.rad_max, rad_min=spec.rad_min,
+            s, s, s, num_objs=spec.num_distractors,
+            rad_max=spec.rad_max if spec.distractor_rad_max is None else spec.distractor_rad_max,
+            rad_min=spec.rad_min if spec.distractor_rad_min is None else spec.distractor_rad_min,
             noise_max=0.0, num_seg_classes=1, random_state=rs,
         )  # fmt: skip
         image = np.where(label > 0, image, min(spec.distractor_contrast * f_contrast, 1.0) * distract)

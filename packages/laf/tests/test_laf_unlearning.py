@@ -1,0 +1,112 @@
+"""LAF losses against hand derivations and the official formulas; models; a small end-to-end check."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from laf.experiment import RunConfig, forget_mask, js_divergence
+from laf.models import LAFCNN, VAE
+from laf.unlearning import alignment_loss, extractor_nmse, laf_unlearn, train_vae, vae_loss
+
+from xentlab.testing import assert_close, check_gradients, run_smoke
+
+
+def test_extractor_nmse_by_hand():
+    # per-sample squared errors m = [0, 1, 3]: sum exp(m / (m + 1)) = e^0 + e^0.5 + e^0.75
+    e = torch.zeros(3, 2)
+    e_out = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, math.sqrt(2.0)]])
+    assert_close(extractor_nmse(e_out, e), torch.tensor(1 + math.exp(0.5) + math.exp(0.75)), rtol=1e-6)
+
+
+def test_alignment_loss_matches_the_official_formula():
+    # official: sum(log(exp(COS1) / sum(exp(COS2 / temp)))) with COS = CosineEmbeddingLoss(target=1)
+    g = torch.Generator().manual_seed(0)
+    s_e, s_t = (
+        torch.randn(5, 8, generator=g, dtype=torch.float64),
+        torch.randn(5, 8, generator=g, dtype=torch.float64),
+    )
+    u_e, u_t = (
+        torch.randn(3, 8, generator=g, dtype=torch.float64),
+        torch.randn(3, 8, generator=g, dtype=torch.float64),
+    )
+    cel = torch.nn.CosineEmbeddingLoss(reduction="none")
+    c1 = cel(s_e, s_t, torch.ones(5, dtype=torch.float64))
+    c2 = cel(u_e, u_t, torch.ones(3, dtype=torch.float64))
+    ref = torch.sum(torch.log(torch.exp(c1) / torch.sum(torch.exp(c2 / 20.0))))
+    assert_close(alignment_loss(s_e, s_t, u_e, u_t, 20.0), ref, rtol=1e-10, atol=1e-10)
+    check_gradients(lambda a, b: alignment_loss(a, s_t, b, u_t, 5.0), s_e, u_e)
+
+
+def test_alignment_loss_by_hand():
+    # remaining aligned (c = 0), forgetting orthogonal to the teacher (d = 1): each term is 0 - log(n_u e^(1/T))
+    s = torch.eye(2)
+    u_e, u_t = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    assert_close(alignment_loss(s, s, u_e, u_t, 2.0), torch.tensor(-2 * 0.5))
+
+
+def test_vae_loss_by_hand():
+    # MSE sum / B + 0.025 KLD / B with mu = 0, sigma = 1: KLD = -0.5 * sum(log(1 + 1e-8) + 1 - 0 - 1) ~ 0
+    e, e_out = torch.zeros(2, 3), torch.ones(2, 3)
+    mu, sigma = torch.zeros(2, 4), torch.ones(2, 4)
+    assert_close(vae_loss(e_out, e, mu, sigma), torch.tensor(3.0), atol=1e-6)
+    # sigma = e^0.5, mu = 1 in one latent unit: KLD term = -0.5 * (1 + 1 - 1 - e) per sample
+    mu[:, 0], sigma[:, 0] = 1.0, math.exp(0.5)
+    expected = 3.0 + 0.025 * (-0.5 * (1 + 1 - 1 - math.e))
+    assert_close(vae_loss(e_out, e, mu, sigma), torch.tensor(expected), rtol=1e-5)
+
+
+def test_models_shapes_and_vae_output_range():
+    m = LAFCNN(1, 10, input_size=28)
+    logits, emb = m(torch.randn(2, 1, 28, 28))
+    assert logits.shape == (2, 10) and emb.shape == (2, 256)
+    assert m.fc1.in_features == 32 * 7 * 7  # the official CNN
+    assert LAFCNN(1, 10, input_size=8).fc1.in_features == 32 * 2 * 2
+    out, z, mu, sigma = VAE(8)(torch.randn(4, 256))
+    assert (
+        out.shape == (4, 256)
+        and z.shape == (4, 8)
+        and (out > 0).all()
+        and (out < 1).all()
+        and (sigma > 0).all()
+    )
+
+
+def test_forget_masks():
+    y = torch.arange(10).repeat(20)
+    assert forget_mask(RunConfig(scenario="class", forget_class=3), y, 0).sum() == 20
+    m = forget_mask(RunConfig(scenario="random"), y, 0)
+    assert m.sum() == 5 * 8 and not m[y < 5].any()  # 40% of 20 in each of classes 5-9
+    with pytest.raises(ValueError, match="scenario"):
+        forget_mask(RunConfig(scenario="noise"), y, 0)
+
+
+def test_js_divergence():
+    p = torch.tensor([[1.0, 0.0]])
+    assert js_divergence(p, p) == pytest.approx(0.0, abs=1e-9)
+    assert js_divergence(p, torch.tensor([[0.0, 1.0]])) == pytest.approx(math.log(2), rel=1e-6)
+
+
+def test_laf_moves_forgetting_embeddings_away_without_labels():
+    # a tiny model and data: after LAF the forgetting embeddings drift from the teacher's more than the
+    # remaining ones (the RA loss rewards exactly that); no label is passed anywhere
+    torch.manual_seed(0)
+    model = LAFCNN(1, 10, input_size=8)
+    x_f, x_r = torch.rand(32, 1, 8, 8) + 0.5, torch.rand(64, 1, 8, 8)
+    teacher_f, teacher_r = model(x_f)[1].detach(), model(x_r)[1].detach()
+    s_vae = train_vae(model, torch.cat([x_f, x_r]), epochs=2, seed=0)
+    u_vae = train_vae(model, x_f, epochs=2, seed=1)
+    model, ue, ra = laf_unlearn(
+        model, s_vae, u_vae, x_f, x_r, epochs=15, lr_ue=1e-3, lr_ra=1e-3, temp=5.0, seed=0
+    )
+    assert len(ue) == 15 and all(math.isfinite(v) for v in ue + ra)
+    drift_f = 1 - F.cosine_similarity(model(x_f)[1], teacher_f).mean()
+    drift_r = 1 - F.cosine_similarity(model(x_r)[1], teacher_r).mean()
+    assert drift_f > drift_r
+
+
+def test_smoke(tmp_path):
+    result = run_smoke(Path(__file__).parents[1] / "reproduce.py", tmp_path, extra_args=["--workers", "1"])
+    assert result["package"] == "laf"
+    assert "random/laf_closer_than_original" in result["metrics"]
