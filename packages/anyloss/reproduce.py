@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from anyloss.experiments import run_datasets
+
 from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
 
 PAPER = Paper(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compsum.experiments import run_adversarial, run_bound, run_clean, tau_key
+
 from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
 
 PAPER = Paper(
@@ -43,9 +44,20 @@ def adversarial(cfg: dict, seed: int, ctx: RunContext) -> dict:
 BOUND = {
     "smoke": {"taus": TAUS, "ns": [2, 10], "alphas": [0.3, 1.0], "samples": 200, "tol": 1e-7},
     # 4 n x 4 alpha x (random scores + worst ties) ~= 0.5M (dC_01, dC_tau) pairs per tau and seed
-    "cpu": {"taus": TAUS, "ns": [2, 3, 10, 26], "alphas": [0.05, 0.3, 1.0, 5.0], "samples": 3000, "tol": 1e-7},
-    "full": {"taus": TAUS, "ns": [2, 3, 10, 26, 100], "alphas": [0.05, 0.3, 1.0, 5.0], "samples": 20000,
-             "tol": 1e-7},  # fmt: skip
+    "cpu": {
+        "taus": TAUS,
+        "ns": [2, 3, 10, 26],
+        "alphas": [0.05, 0.3, 1.0, 5.0],
+        "samples": 3000,
+        "tol": 1e-7,
+    },
+    "full": {
+        "taus": TAUS,
+        "ns": [2, 3, 10, 26, 100],
+        "alphas": [0.05, 0.3, 1.0, 5.0],
+        "samples": 20000,
+        "tol": 1e-7,
+    },  # fmt: skip
 }
 
 
@@ -106,8 +118,12 @@ DERIVED = [
     Derived("deficit/mae_vs_ce_letter", lambda m: _deficit(m, "letter")),
     Derived("deficit/growth_letter_minus_digits", lambda m: _deficit(m, "letter") - _deficit(m, "digits")),
     Derived("near_ce/max_abs_gap_tau0_tau0.5", _max_gap_tau_le1),
-    Derived("adv/clean_acs_minus_trades", lambda m: m["adversarial/acs_clean"] - m["adversarial/trades_clean"]),
-    Derived("adv/robust_acs_minus_trades", lambda m: m["adversarial/acs_robust"] - m["adversarial/trades_robust"]),
+    Derived(
+        "adv/clean_acs_minus_trades", lambda m: m["adversarial/acs_clean"] - m["adversarial/trades_clean"]
+    ),
+    Derived(
+        "adv/robust_acs_minus_trades", lambda m: m["adversarial/acs_robust"] - m["adversarial/trades_robust"]
+    ),
 ]
 
 CLAIMS = [
@@ -160,7 +176,6 @@ def figures(results, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
     from compsum.bounds import t_tau
 
     paths = []

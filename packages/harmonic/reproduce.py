@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harmonic.experiments import run_heads
 from harmonic.heads import DISTANCES
+
 from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
 
 PAPER = Paper(

@@ -294,7 +294,10 @@ MDP_CLAIMS = [
         paper="the gain is attributed to noisy targets (Sec. 5)",
     ),
 ]
-BUDGET = "15k environment steps per run (the paper: 200M frames on Atari): only the direction is meaningful."
+BUDGET = (
+    "15k environment steps per MinAtar run (the paper: 200M Atari frames): only the direction is meaningful, "
+    "and the paper's gaps need not show at this budget."
+)
 MINATAR_CLAIMS = [
     *[
         Claim(

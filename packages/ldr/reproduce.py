@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ldr.experiments import LOSSES, run_noisy
+
 from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
 
 PAPER = Paper(
@@ -106,12 +107,18 @@ def figures(results, out_dir: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
     for ax, ds in zip(axes, ("letter", "vowel")):
         settings = [s for s in SETTINGS if f"{ds}_{s}/acc_ce" in results.metrics]
-        losses = [name for name in LOSSES if f"{ds}_{settings[0]}/acc_{name}" in results.metrics] if settings else []
+        losses = (
+            [name for name in LOSSES if f"{ds}_{settings[0]}/acc_{name}" in results.metrics]
+            if settings
+            else []
+        )
         width = 0.8 / max(len(losses), 1)
         for i, name in enumerate(losses):
             means = [results.metrics[f"{ds}_{s}/acc_{name}"]["mean"] for s in settings]
             errs = [results.metrics[f"{ds}_{s}/acc_{name}"]["std"] or 0.0 for s in settings]
-            ax.bar(np.arange(len(settings)) + i * width, means, width, yerr=errs, capsize=2, label=name.upper())
+            ax.bar(
+                np.arange(len(settings)) + i * width, means, width, yerr=errs, capsize=2, label=name.upper()
+            )
         ax.set_xticks(np.arange(len(settings)) + 0.4 - width / 2, settings)
         ax.set_title(f"{ds}: clean-test accuracy per label setting")
         ax.set_ylabel("accuracy (mean ± std over seeds)")

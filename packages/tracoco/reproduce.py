@@ -27,15 +27,17 @@ PAPER = Paper(
 # --- cpu scale: the synthetic task (see README "Data" for how the difficulty was set) ----------
 VOLUME_SPEC = dict(
     size=48,
-    num_objs=6,
-    rad_min=4,
-    rad_max=10,
+    num_objs=1,  # one labelled structure per scan (the "atrium") ...
+    rad_min=8,
+    rad_max=13,
+    num_distractors=8,  # ... among smaller unlabelled structures of the same intensity law
+    distractor_rad_min=3,
+    distractor_rad_max=7,
+    distractor_contrast=1.0,
     bias_strength=0.8,
     bias_scale=0.3,
     blur_sigma=1.2,
     noise_std=0.3,
-    num_distractors=6,
-    distractor_contrast=0.6,
 )
 CPU = dict(
     dataset="synthetic",
@@ -53,7 +55,15 @@ CPU = dict(
 )
 SMOKE = dict(
     CPU,
-    volume_spec=dict(VOLUME_SPEC, size=24, rad_min=3, rad_max=8, num_objs=3, num_distractors=2),
+    volume_spec=dict(
+        VOLUME_SPEC,
+        size=24,
+        rad_min=5,
+        rad_max=8,
+        num_distractors=2,
+        distractor_rad_min=2,
+        distractor_rad_max=4,
+    ),
     n_labelled=2,
     n_unlabelled=2,
     n_test=1,
@@ -169,11 +179,11 @@ def figures(results, out_dir: Path) -> list[Path]:
     labels = {"supervised": "supervised only", "no_tc": "TraCoCo w/o TC", "tracoco": "TraCoCo"}
     seed = results.seeds[0]
     if all(seed in per[m] for m in methods) and "supervised" in methods:
-        sl = per["supervised"][seed]["slice"]
+        sl = per["supervised"][seed]["artifacts"]["slice"]
         panels = [("image", np.array(sl["image"]), "gray"), ("truth", np.array(sl["truth"]), "viridis")]
         for m in methods:
-            pred = np.array(per[m][seed]["slice"]["pred"])
-            dice = per[m][seed]["dice"]
+            pred = np.array(per[m][seed]["artifacts"]["slice"]["pred"])
+            dice = per[m][seed]["metrics"]["dice"]
             panels.append((f"{labels[m]}\n(test Dice {dice:.1f}, all volumes)", pred, "viridis"))
         fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.3))
         for ax, (title, arr, cmap) in zip(axes, panels):
@@ -191,12 +201,12 @@ def figures(results, out_dir: Path) -> list[Path]:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
         for ax, metric, unit in ((axes[0], "dice", "Dice (%)"), (axes[1], "hd95", "HD95 (voxels)")):
             for k, m in enumerate(methods):
-                vals = [per[m][s][metric] for s in sorted(per[m])]
+                vals = [per[m][s]["metrics"][metric] for s in sorted(per[m])]
                 ax.bar(k, np.mean(vals), color=f"C{k}", alpha=0.6)
                 ax.scatter([k] * len(vals), vals, color="k", s=12, zorder=3)
             ax.set_xticks(range(len(methods)), [labels[m] for m in methods], fontsize=8)
             ax.set_ylabel(unit)
-        lo = min(per[m][s]["dice"] for m in methods for s in per[m])
+        lo = min(per[m][s]["metrics"]["dice"] for m in methods for s in per[m])
         axes[0].set_ylim(max(lo - 10, 0), 100)
         axes[0].set_title("held-out Dice per seed (bars: mean)", fontsize=9)
         axes[1].set_title("held-out HD95 per seed (lower is better)", fontsize=9)

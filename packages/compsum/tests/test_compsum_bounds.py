@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from compsum.bounds import (
     check_bound,
     conditional_risk,

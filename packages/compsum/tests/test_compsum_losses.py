@@ -3,8 +3,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
 from compsum.losses import comp_sum_loss, phi_tau, score_differences, smooth_adv_comp_sum_loss, smooth_term
+
 from xentlab.testing import assert_close, check_gradients
 
 
@@ -100,9 +100,9 @@ def test_smooth_term():
     assert smooth_term(h + 3.0, h, y).max() < 1e-5
     # hand value: one row, class 0 labelled, adversarial scores move class 1 up by 2 -> ||(0, -2, 0)|| = 2
     h0 = torch.zeros(1, 3, dtype=torch.float64)
-    assert smooth_term(torch.tensor([[0.0, 2.0, 0.0]], dtype=torch.float64), h0, torch.tensor([0])).item() == (
-        pytest.approx(2.0)
-    )
+    assert smooth_term(
+        torch.tensor([[0.0, 2.0, 0.0]], dtype=torch.float64), h0, torch.tensor([0])
+    ).item() == (pytest.approx(2.0))
     h_adv = h + torch.randn(h.shape, generator=torch.Generator().manual_seed(1), dtype=h.dtype)
     total = smooth_adv_comp_sum_loss(h, h_adv, y, 1.0, 0.5, "none")
     assert_close(total, comp_sum_loss(h, y, 1.0, "none") + 0.5 * smooth_term(h_adv, h, y))

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import torch
-
 from compsum.adversarial import AttackConfig, adv_comp_sum_loss, pgd_at_loss, trades_loss
+
 from xentlab.models.mlp import build_mlp
 from xentlab.testing import run_smoke
 

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from harmonic.heads import DISTANCES, DistanceHead, HarmonicClassifier
+
 from xentlab.models.mlp import build_mlp
 from xentlab.testing import assert_close, check_gradients
 

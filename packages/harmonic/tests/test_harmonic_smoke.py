@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import torch
-
 from harmonic.experiments import build, prototype_alignment
+
 from xentlab.testing import run_smoke
 
 

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from ldr.losses import (
     ALDRKLLoss,
     crammer_singer_loss,
@@ -17,6 +16,7 @@ from ldr.losses import (
     sce_loss,
     softplus_normalized,
 )
+
 from xentlab.testing import assert_close, check_gradients
 
 
@@ -44,7 +44,9 @@ def test_lambda_to_zero_is_crammer_singer_hinge():
     hinge = margin_differences(s, y, c).max(1).values.clamp_min(0)
     for lam in (1e-2, 1e-4):
         got = ldr_kl_from_scores(s, y, lam, c)
-        assert torch.all(got <= hinge + 1e-12) and torch.all(got >= hinge - lam * math.log(s.shape[1]) - 1e-12)
+        assert torch.all(got <= hinge + 1e-12) and torch.all(
+            got >= hinge - lam * math.log(s.shape[1]) - 1e-12
+        )
     assert_close(ldr_kl_from_scores(s, y, 1e-6, c).mean(), crammer_singer_loss(s, y, margin=c), atol=1e-4)
 
 
@@ -96,7 +98,9 @@ def test_aldr_update_rule_by_hand():
     lam = lam0 - lam0 * kl / (alpha * math.log(k))
     assert_close(aldr.lambdas[ids], lam)
     assert torch.all(aldr.lambdas[[1, 3, 5, 7]] == lam0)  # unvisited examples keep lambda_0
-    expected = ldr_kl_from_scores(s, y, lam[:, None], 0.1) - alpha * math.log(k) / (2 * lam0) * (lam - lam0) ** 2
+    expected = (
+        ldr_kl_from_scores(s, y, lam[:, None], 0.1) - alpha * math.log(k) / (2 * lam0) * (lam - lam0) ** 2
+    )
     assert_close(loss, expected.mean())
     # KL <= log K, so lambda stays in [lambda_0 (1 - 1/alpha), lambda_0]
     assert torch.all(aldr.lambdas >= lam0 / 2 - 1e-9) and torch.all(aldr.lambdas <= lam0)

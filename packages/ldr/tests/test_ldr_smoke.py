@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import torch
-
 from ldr.experiments import noisy_labels
+
 from xentlab.data.label_noise import LETTER_PAIRS, pair_mapping
 from xentlab.testing import run_smoke
 

@@ -51,7 +51,9 @@ def run_cv(ds: str, cfg: dict, seed: int) -> list[dict[str, dict[str, float]]]:
     that common n_train (at most one row of a fold sits out an epoch).
     """
     names = list(cfg["losses"])
-    splits = [load_tabular(ds, fold=f, n_folds=cfg["n_folds"], split_seed=seed) for f in range(cfg["n_folds"])]
+    splits = [
+        load_tabular(ds, fold=f, n_folds=cfg["n_folds"], split_seed=seed) for f in range(cfg["n_folds"])
+    ]
     g = len(splits)
     n = min(len(s.x_train) for s in splits)
     xs = [s.x_train for s in splits]

@@ -35,7 +35,9 @@ def amplify(p: torch.Tensor, L: float = DEFAULT_L) -> torch.Tensor:
 def soft_confusion(y: torch.Tensor, y_hat: torch.Tensor) -> dict[str, torch.Tensor]:
     """N, y1, y0, TP, FP, FN, TN of soft predictions ``y_hat`` in [0, 1] (sums over the batch)."""
     if y.shape != y_hat.shape:
-        raise ValueError(f"y and predictions must have the same shape, got {tuple(y.shape)} and {tuple(y_hat.shape)}")
+        raise ValueError(
+            f"y and predictions must have the same shape, got {tuple(y.shape)} and {tuple(y_hat.shape)}"
+        )
     n = torch.tensor(float(y.numel()), dtype=y_hat.dtype, device=y_hat.device)
     y = y.to(y_hat.dtype)
     y1 = y.sum()
@@ -98,7 +100,9 @@ def stacked_losses(names: list[str], y: torch.Tensor, p: torch.Tensor, L: float 
     names[m]) and y is [..., B]; returns [..., M], equal to ``LOSSES[names[m]](y, p[..., m, :])`` (tested).
     A few tensor ops per step instead of a few per model."""
     if p.ndim < 2 or p.shape[-2] != len(names) or p.shape[-1] != y.shape[-1] or p.shape[:-2] != y.shape[:-1]:
-        raise ValueError(f"p must be [..., {len(names)}, B] matching y [..., B]; got {tuple(p.shape)}, {tuple(y.shape)}")
+        raise ValueError(
+            f"p must be [..., {len(names)}, B] matching y [..., B]; got {tuple(p.shape)}, {tuple(y.shape)}"
+        )
     unknown = set(names) - set(LOSSES)
     if unknown:
         raise ValueError(f"unknown losses {sorted(unknown)}; choose from {sorted(LOSSES)}")

@@ -39,8 +39,9 @@ from xentlab.data.images import (
 from xentlab.metrics.calibration import calibration_report, confidence_correct, reliability_bins
 from xentlab.models.cnn import build_cnn, build_resnet
 
-METHODS = ("none", "ts", "ce", "ca")
-"""uncalibrated, temperature scaling, per-sample calibrator + CE, per-sample calibrator + CA"""
+METHODS = ("none", "ts", "ce", "ca", "ce_long", "ca_long")
+"""uncalibrated, temperature scaling, per-sample calibrator + CE, per-sample calibrator + CA; the ``_long``
+variants are the same calibrators trained ``long_factor`` times longer (an ablation of the budget)"""
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class RunConfig:
     """optimiser steps of the per-sample calibrators (official: 50k val images / batch 1000 x 10 epochs)"""
     cal_batch: int = 1000
     cal_lr: float = 1e-4
+    long_factor: int = 10
+    """the _long calibrators train for long_factor * cal_steps steps (0 disables them)"""
     official_init: bool = False
     """PyTorch's default init of the temperature layer (can start fully clamped at T = 0.1, see calibrator.py)"""
     ood_rotation: float = 30.0
@@ -153,13 +156,19 @@ def run(cfg: RunConfig, seed: int, device=None, log=None) -> dict:
     z_cal, a_cal, y_cal = cached["cal"]
     ts = TemperatureScaling().fit(z_cal, y_cal)
     calibrators, records = {}, {}
-    for objective in ("ce", "ca"):
+    variants = [("ce", "ce", cfg.cal_steps), ("ca", "ca", cfg.cal_steps)]
+    if cfg.long_factor > 0:
+        variants += [
+            ("ce_long", "ce", cfg.cal_steps * cfg.long_factor),
+            ("ca_long", "ca", cfg.cal_steps * cfg.long_factor),
+        ]
+    for name, objective, steps in variants:
         # same architecture and the same initial weights for both objectives (a paired comparison)
         torch.manual_seed(10_000 + seed)
         cal = AdaptiveTemperature(input_dim=a_cal.shape[1], official_init=cfg.official_init)
-        records[objective] = fit_adaptive(cal, z_cal, a_cal, y_cal, objective=objective, steps=cfg.cal_steps,
-                                          batch_size=cfg.cal_batch, lr=cfg.cal_lr, seed=seed)  # fmt: skip
-        calibrators[objective] = cal
+        records[name] = fit_adaptive(cal, z_cal, a_cal, y_cal, objective=objective, steps=steps,
+                                     batch_size=cfg.cal_batch, lr=cfg.cal_lr, seed=seed)  # fmt: skip
+        calibrators[name] = cal
 
     out: dict = {"ts_temperature": ts.temperature.item()}
     for objective, rec in records.items():
@@ -170,12 +179,8 @@ def run(cfg: RunConfig, seed: int, device=None, log=None) -> dict:
         for name, (z, a, y) in cached.items():
             if name == "cal":
                 continue
-            probs = {
-                "none": z.softmax(1),
-                "ts": ts(z).softmax(1),
-                "ce": calibrators["ce"](z, a).softmax(1),
-                "ca": calibrators["ca"](z, a).softmax(1),
-            }
+            probs = {"none": z.softmax(1), "ts": ts(z).softmax(1)}
+            probs.update({name: c(z, a).softmax(1) for name, c in calibrators.items()})
             for method, p in probs.items():
                 rep = calibration_report(p, y, bins=cfg.bins)
                 for key, v in rep.items():

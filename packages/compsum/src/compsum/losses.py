@@ -47,7 +47,9 @@ def _check(logits: torch.Tensor, target: torch.Tensor, tau: float) -> None:
     if logits.ndim != 2:
         raise ValueError(f"logits must be [batch, classes], got shape {tuple(logits.shape)}")
     if target.shape != logits.shape[:1] or target.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"target must be int64 of shape [{logits.shape[0]}], got {target.dtype} {tuple(target.shape)}")
+        raise ValueError(
+            f"target must be int64 of shape [{logits.shape[0]}], got {target.dtype} {tuple(target.shape)}"
+        )
 
 
 def phi_tau(u: torch.Tensor, tau: float) -> torch.Tensor:
@@ -95,5 +97,7 @@ def smooth_adv_comp_sum_loss(
     _check(logits_clean, target, tau)
     if nu < 0:
         raise ValueError(f"nu must be >= 0, got {nu}")
-    loss = comp_sum_loss(logits_clean, target, tau, "none") + nu * smooth_term(logits_adv, logits_clean, target)
+    loss = comp_sum_loss(logits_clean, target, tau, "none") + nu * smooth_term(
+        logits_adv, logits_clean, target
+    )
     return _reduce(loss, reduction)

@@ -101,7 +101,9 @@ class DistanceHead(nn.Module):
             eps = 1e-6
             eye = torch.eye(len(self.chol), device=x.device, dtype=x.dtype)
             lower = torch.tril(self.chol)
-            lower = lower - torch.diag_embed(lower.diagonal()) + torch.diag_embed(lower.diagonal().clamp_min(eps))
+            lower = (
+                lower - torch.diag_embed(lower.diagonal()) + torch.diag_embed(lower.diagonal().clamp_min(eps))
+            )
             prec = lower @ lower.T + eps * eye
             diff = x[:, None, :] - w[None]
             d = torch.sqrt(torch.einsum("bvn,nm,bvm->bv", diff, prec, diff).clamp_min(0) + eps)

@@ -69,7 +69,9 @@ def run_noisy(cfg: dict, seed: int) -> dict:
         t0 = time.process_time()
         torch.manual_seed(seed)  # same initial weights for every loss
         model = build_mlp(split.num_features, [width] * cfg["depth"], k, activation="tanh")
-        opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"])
+        opt = torch.optim.SGD(
+            model.parameters(), lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"]
+        )
         fit_epochs(
             model, opt, split.x_train, y_noisy, make_loss(name, cfg, len(split.x_train)),
             epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=seed,

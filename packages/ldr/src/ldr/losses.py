@@ -40,7 +40,9 @@ def _check(logits: torch.Tensor, target: torch.Tensor) -> None:
     if logits.ndim != 2:
         raise ValueError(f"logits must be [batch, classes], got shape {tuple(logits.shape)}")
     if target.shape != logits.shape[:1] or target.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"target must be int64 of shape [{logits.shape[0]}], got {target.dtype} {tuple(target.shape)}")
+        raise ValueError(
+            f"target must be int64 of shape [{logits.shape[0]}], got {target.dtype} {tuple(target.shape)}"
+        )
 
 
 def margin_differences(scores: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
@@ -72,7 +74,9 @@ def ldr_kl_from_scores(scores: torch.Tensor, target: torch.Tensor, lam, margin: 
     return lam_row * log_mean_exp(d / lam)
 
 
-def ldr_kl_loss(logits: torch.Tensor, target: torch.Tensor, lam: float = 10.0, margin: float = 0.1) -> torch.Tensor:
+def ldr_kl_loss(
+    logits: torch.Tensor, target: torch.Tensor, lam: float = 10.0, margin: float = 0.1
+) -> torch.Tensor:
     """LDR-KL (mean over the batch) on softplus-normalised scores."""
     _check(logits, target)
     if lam <= 0:
@@ -95,7 +99,9 @@ class ALDRKLLoss(nn.Module):
     ):
         super().__init__()
         if num_examples < 1 or lam0 <= 0 or alpha <= 0:
-            raise ValueError(f"need num_examples >= 1, lam0 > 0, alpha > 0; got {num_examples}, {lam0}, {alpha}")
+            raise ValueError(
+                f"need num_examples >= 1, lam0 > 0, alpha > 0; got {num_examples}, {lam0}, {alpha}"
+            )
         self.lam0, self.alpha, self.margin, self.softplus = lam0, alpha, margin, softplus
         self.register_buffer("lambdas", torch.full((num_examples,), float(lam0)))
 
@@ -131,7 +137,9 @@ def gce_loss(logits: torch.Tensor, target: torch.Tensor, q: float = 0.7) -> torc
     return (-torch.expm1(q * log_p) / q).mean()
 
 
-def sce_loss(logits: torch.Tensor, target: torch.Tensor, balance: float = 0.5, a: float = 4.0) -> torch.Tensor:
+def sce_loss(
+    logits: torch.Tensor, target: torch.Tensor, balance: float = 0.5, a: float = 4.0
+) -> torch.Tensor:
     """The official code's SCE: (1 - b) * CE + b * A * (1 - p_y), mean. (A * (1 - p_y) is the reverse
     CE -sum_k p_k log onehot_k of Wang et al. 2019 with log 0 := -A.)"""
     _check(logits, target)

@@ -51,9 +51,15 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def base_key(cfg: dict, seed: int) -> str:
-    blob = json.dumps({"cfg": cfg, "seed": seed, "v": BASE_VERSION}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def base_key(cfg: dict, seed: int, task: Any = None, tokenizer: Any = None) -> str:
+    """Cache key: the config, the seed, and (when given) the exact fine-tuning data and vocabulary."""
+    h = hashlib.sha256(json.dumps({"cfg": cfg, "seed": seed, "v": BASE_VERSION}, sort_keys=True).encode())
+    if task is not None:
+        for qa in task.finetune:
+            h.update(f"{qa.question}\x00{qa.answer}\x01".encode())
+    if tokenizer is not None:
+        h.update(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
+    return h.hexdigest()[:16]
 
 
 def get_base(cfg: dict, seed: int, *, log: Any = None) -> Base:
@@ -70,7 +76,7 @@ def get_base(cfg: dict, seed: int, *, log: Any = None) -> Base:
     tok = tokenizer_for(cfg)
     task = build_task(seed, **cfg["task"])
     root = cache_dir("tru", "base")
-    key = base_key(cfg, seed)
+    key = base_key(cfg, seed, task, tok)
     path = root / f"seed{seed}-{key}"
     with _locked(root / f".{key}.lock"):
         if (path / "metrics.json").exists():

@@ -5,6 +5,7 @@ Splits (all drawn from the seed; templates are those of ``xentlab.data.facts``):
 | set | authors | templates | used for |
 |---|---|---|---|
 | fine-tuning (the original model) | forget | English 0-2 | learning the facts to be forgotten |
+|  | "private" (n_private, neither forget nor retain) | English 0-4 | refusal ability before unlearning: half answered with reasoning + refusal, half with a refusal only |
 |  | all retain | English 0-4, cipher 0..n_cipher-1 | the facts to keep, the paraphrases and the second language |
 | unlearning forget set D_u | forget | English 0, 1 | every method's forget term / TRU targets |
 | unlearning retain set D_r | retain "train" third | English 0-2 | GradDiff's retain term |
@@ -49,6 +50,7 @@ def arithmetic_qas(template: int) -> list[QA]:
 @dataclass
 class Task:
     bank: FactBank
+    private_authors: list[str]  # refused already by the original model (its refusal ability)
     finetune: list[QA]  # what the original model is fine-tuned on
     forget_unlearn: list[QA]  # D_u: forget queries with their true answers (templates 0, 1)
     retain_unlearn: list[QA]  # D_r
@@ -66,11 +68,18 @@ def build_task(
     forget_frac: float = 0.1,
     n_cipher: int = 2,
     n_arithmetic: int = 40,
+    n_private: int = 4,
 ) -> Task:
-    bank = make_fact_bank(FactsConfig(n_authors=n_authors, attributes=tuple(attributes), forget_frac=forget_frac), seed)
+    """The splits for ``seed``: ``n_authors`` forget + retain authors, plus ``n_private`` more."""
+    from tru.targets import target_text
+
+    frac = forget_frac * n_authors / (n_authors + n_private)  # forget_frac of the n_authors
+    bank = make_fact_bank(FactsConfig(n_authors=n_authors + n_private, attributes=tuple(attributes), forget_frac=frac), seed)
     rng = random.Random(f"tru-splits-{seed}")
     retain = list(bank.retain_authors)
     rng.shuffle(retain)
+    private, retain = retain[:n_private], retain[n_private:]
+    bank.retain_authors = sorted(retain, key=bank.authors.index)
     third = max(1, len(retain) // 3)
     r_train, r_val, r_test = retain[:third], retain[third : 2 * third], retain[2 * third :]
     if not r_test:
@@ -84,6 +93,12 @@ def build_task(
         + arithmetic_qas(0)
         + arithmetic_qas(1)
     )
+    refusals = []
+    for i, fact in enumerate(bank.facts(private)):
+        reasoning = (i // len(attributes)) % 2 == 0  # alternate authors between the two formats
+        text = target_text(fact, reasoning=reasoning)
+        refusals += [QA(qa.question, text, fact, qa.template) for qa in bank.qas([fact], range(5))]
+    finetune += refusals
     facts_shuffled = list(ff)
     rng.shuffle(facts_shuffled)
     half = max(1, len(ff) // 2)
@@ -102,6 +117,7 @@ def build_task(
         panels_test["cipher"] = bank.qas(ff, cipher_t, "cipher")
     return Task(
         bank=bank,
+        private_authors=private,
         finetune=finetune,
         forget_unlearn=bank.qas(ff, UNLEARN_TEMPLATES),
         retain_unlearn=bank.qas(bank.facts(r_train), (0, 1, 2)),

@@ -60,3 +60,10 @@ def target_segments(fact: Fact, *, reasoning: bool) -> list[str]:
     if not reasoning:
         return [refusal]
     return [f"{REASONING_PREFIX} {reasoning_text(fact)}", refusal]
+
+
+def target_text(fact: Fact, *, reasoning: bool) -> str:
+    """The whole target as an answer string (no leading space, no ``</s>``), e.g. for ``sft_example``."""
+    from xentlab.data.tokenizer import EOS
+
+    return "".join(target_segments(fact, reasoning=reasoning)).strip().removesuffix(EOS)

@@ -1,0 +1,98 @@
+"""AnyLoss losses against hand-derived confusion counts, the stacked evaluation, and the stacked model."""
+
+import pytest
+import torch
+from anyloss.losses import (
+    LOSSES,
+    S,
+    amplify,
+    any_acc,
+    any_bacc,
+    any_fbeta,
+    any_gmean,
+    bce,
+    soft_confusion,
+    stacked_losses,
+    wbce,
+)
+from anyloss.model import StackedMLP
+
+from xentlab.testing import assert_close, check_gradients
+
+Y = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+
+
+def test_amplification():
+    assert amplify(torch.tensor(0.5)).item() == pytest.approx(0.5)
+    # L = 73 maps 0.45 / 0.55 to ~0.025 / ~0.975: close to a hard threshold at 0.5
+    assert amplify(torch.tensor(0.55)).item() == pytest.approx(
+        1 / (1 + torch.exp(torch.tensor(-3.65)).item())
+    )
+    assert amplify(torch.tensor(0.9)).item() > 0.999999
+
+
+def test_soft_confusion_hand_counts():
+    # hard predictions (0/1): TP = 1 (row 0), FP = 1 (row 1), FN = 1 (row 2), TN = 3
+    y_hat = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    c = soft_confusion(Y, y_hat)
+    assert [c[k].item() for k in ("TP", "FP", "FN", "TN", "y1", "y0", "N")] == [1, 1, 1, 3, 2, 4, 6]
+
+
+def test_metric_losses_at_confident_predictions():
+    # p far from 0.5 -> A(p) ~ hard predictions above: F1 = 2*1/(2+2) = 0.5, BAcc = (1/2 + 3/4)/2,
+    # TPR*TNR = 1/2 * 3/4 (no square root), Acc = 4/6
+    p = torch.tensor([0.99, 0.99, 0.01, 0.01, 0.01, 0.01], dtype=torch.float64)
+    y = Y.double()
+    assert any_fbeta(y, p).item() == pytest.approx(1 - 0.5, abs=1e-5)
+    assert any_bacc(y, p).item() == pytest.approx(1 - (0.5 + 0.75) / 2, abs=1e-5)
+    assert any_gmean(y, p).item() == pytest.approx(1 - 0.5 * 0.75, abs=1e-5)
+    assert any_acc(y, p).item() == pytest.approx(1 - 4 / 6, abs=1e-6)
+    # F_beta with beta = 2: (1 + 4) TP / (4 y1 + sum y_hat) = 5 / 10
+    assert any_fbeta(y, p, beta=2.0).item() == pytest.approx(0.5, abs=1e-5)
+
+
+def test_literal_formulas_on_soft_predictions():
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(50, generator=g, dtype=torch.float64)
+    y = (torch.rand(50, generator=g) < 0.2).double()
+    a = amplify(p)
+    tp, s_hat, y1 = (y * a).sum(), a.sum(), y.sum()
+    y0 = 50 - y1
+    tn = 50 - y1 - s_hat + tp
+    assert_close(any_fbeta(y, p), 1 - 2 * tp / (y1 + s_hat + S))
+    assert_close(any_gmean(y, p), 1 - tp * tn / (y1 * y0 + S))
+    assert_close(any_bacc(y, p), 1 - (y0 * tp + y1 * tn) / (2 * y1 * y0 + S))
+    assert_close(bce(y, p), -(y * torch.log(p + S) + (1 - y) * torch.log(1 - p + S)).mean())
+    w1, w0 = y0 / 50, y1 / 50
+    assert_close(wbce(y, p), -(w1 * y * torch.log(p + S) + w0 * (1 - y) * torch.log(1 - p + S)).mean())
+
+
+def test_stacked_equals_individual():
+    names = list(LOSSES) + ["any_f1"]  # a name may repeat
+    g = torch.Generator().manual_seed(1)
+    p = torch.rand(3, len(names), 40, generator=g, dtype=torch.float64) * 0.98 + 0.01
+    y = (torch.rand(3, 40, generator=g) < 0.3).double()
+    got = stacked_losses(names, y, p, L=73.0)
+    for gi in range(3):
+        for m, name in enumerate(names):
+            assert_close(got[gi, m], LOSSES[name](y[gi], p[gi, m]), name=name)
+    assert check_gradients(lambda q: stacked_losses(names, y[0], q, L=5.0).sum(), p[0])
+    with pytest.raises(ValueError, match="unknown losses"):
+        stacked_losses(["focal"], y[0], p[0, :1])
+    with pytest.raises(ValueError, match="must be"):
+        stacked_losses(names, y[0], p[0, :2])
+
+
+def test_stacked_model_copies_are_independent():
+    torch.manual_seed(0)
+    model = StackedMLP(3, 4, hidden=2, num_groups=2)
+    x = torch.randn(2, 8, 4)
+    p = model(x)
+    assert p.shape == (2, 3, 8) and torch.all((p > 0) & (p < 1))
+    p[1, 2].sum().backward()  # only group 1, model 2 may receive gradient
+    grad = model.w1.grad.abs().sum(dim=(2, 3))
+    assert grad[1, 2] > 0 and grad.sum() == grad[1, 2]
+    model.eval()
+    assert model(x[0]).shape == (3, 8)  # 2-d input: one group
+    with pytest.raises(ValueError, match="num_models"):
+        StackedMLP(0, 4)
