@@ -97,6 +97,23 @@ CLAIMS = [
         )  # fmt: skip
         for s in OOD
     ],
+    *[
+        Claim(
+            id=f"{s}-ece-drop-10x",
+            statement=f"Ablation, calibrators trained 10x longer: on '{s}' CA lowers ECE by >= 30% vs uncalibrated",
+            paper="(budget ablation, not in the paper)",
+            metric=f"{s}/ca_long_ece25_drop",
+            check=">= 0.3",
+        )
+        for s in OOD
+    ],
+    Claim(
+        id="id-no-worse-10x",
+        statement="Ablation, 10x longer: in distribution the CA calibrator does not raise ECE over uncalibrated",
+        paper="(budget ablation; the reviewers' ID trade-off)",
+        metric="id/ca_long_ece25_drop",
+        check=">= 0",
+    ),
     Claim(
         id="id-no-worse",
         statement="In distribution the CA calibrator does not raise ECE over the uncalibrated model",
@@ -113,10 +130,13 @@ def figures(results, out_dir: Path) -> list[Path]:
     seeds = sorted(results.per_seed["cal"])
     unit = results.per_seed["cal"][seeds[0]]
     rel = unit["artifacts"]["reliability"]
+    sets = [
+        s for s in ("id", "digits", "rotblur", "contrastnoise") if f"{s}/none" in rel
+    ]  # full scale differs
     fig, axes = plt.subplots(
-        len(SETS), len(METHODS), figsize=(3.0 * len(METHODS), 3.0 * len(SETS)), squeeze=False
+        len(sets), len(METHODS), figsize=(3.0 * len(METHODS), 3.0 * len(sets)), squeeze=False
     )
-    for i, s in enumerate(SETS):
+    for i, s in enumerate(sets):
         for j, meth in enumerate(METHODS):
             r = rel[f"{s}/{meth}"]
             nanify = [np.nan if v is None else v for v in r["confidence"]]
@@ -131,8 +151,8 @@ def figures(results, out_dir: Path) -> list[Path]:
     fig.savefig(p1, dpi=100)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, len(SETS), figsize=(4.2 * len(SETS), 3.4))
-    for ax, s in zip(axes, SETS):
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.4))
+    for ax, s in zip(axes, sets):
         for j, meth in enumerate(METHODS):
             vals = [results.per_seed["cal"][sd]["metrics"][f"{s}_{meth}_ece25"] for sd in seeds]
             ax.bar(j, np.mean(vals), color=f"C{j}", alpha=0.7)
@@ -151,4 +171,4 @@ def figures(results, out_dir: Path) -> list[Path]:
 
 if __name__ == "__main__":
     run_cli(PAPER, EXPERIMENTS, CLAIMS, derived=DERIVED, figures=figures,
-            default_seeds={"smoke": [0], "cpu": [0, 1, 2, 3, 4], "full": [0, 1, 2]}, default_workers=2)  # fmt: skip
+            default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0, 1, 2]}, default_workers=2)  # fmt: skip

@@ -110,3 +110,25 @@ def test_smoke(tmp_path):
     result = run_smoke(Path(__file__).parents[1] / "reproduce.py", tmp_path, extra_args=["--workers", "1"])
     assert result["package"] == "laf"
     assert "random/laf_closer_than_original" in result["metrics"]
+
+
+def test_full_scale_mnist_from_local_idx_files(tmp_path):
+    import gzip
+    import struct
+
+    import numpy as np
+    from laf.experiment import build_model, load_data
+
+    def write(path, arr):
+        head = struct.pack(">HBB", 0, 8, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+        path.write_bytes(gzip.compress(head + arr.astype(np.uint8).tobytes()))
+
+    rng = np.random.default_rng(0)
+    for stem, n in (("train", 6), ("t10k", 3)):
+        write(tmp_path / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write(tmp_path / f"{stem}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    cfg = RunConfig(dataset="mnist", data_root=str(tmp_path))
+    train, test = load_data(cfg, seed=0)
+    assert train.x.shape == (6, 1, 28, 28) and test.y.tolist() == [0, 1, 2]
+    model = build_model(cfg, train.x)
+    assert model.fc1.in_features == 32 * 7 * 7  # the official CNN at 28x28

@@ -118,3 +118,26 @@ def test_smoke(tmp_path):
     result = run_smoke(Path(__file__).parents[1] / "reproduce.py", tmp_path, extra_args=["--workers", "1"])
     assert result["package"] == "opl"
     assert "clean/s_neg_reduction" in result["metrics"]
+
+
+def test_full_scale_loader_reads_a_local_cifar100(tmp_path):
+    # --scale full reads CIFAR-100 from a local folder; a tiny fixture in the published pickle format
+    import pickle
+
+    import numpy as np
+    from opl.experiment import RunConfig, build_model, load_data
+
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 6), ("test", 4)):
+        blob = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"fine_labels": list(range(n))}
+        (folder / name).write_bytes(pickle.dumps(blob))
+    cfg = RunConfig(dataset="cifar100", data_root=str(tmp_path), model="resnet20")
+    train, test, k = load_data(cfg)
+    assert k == 100 and train.x.shape == (6, 3, 32, 32) and test.x.shape == (4, 3, 32, 32)
+    assert abs(train.x.mean().item()) < 1e-5  # standardised with training statistics
+    f, z = build_model(cfg, 3, k).forward_features(train.x)
+    assert f.shape == (6, 64) and z.shape == (6, 100)
+    with pytest.raises(ValueError, match="data_root"):
+        load_data(RunConfig(dataset="cifar100"))

@@ -58,7 +58,12 @@ def base_key(cfg: dict, seed: int, task: Any = None, tokenizer: Any = None) -> s
         for qa in task.finetune:
             h.update(f"{qa.question}\x00{qa.answer}\x01".encode())
     if tokenizer is not None:
+        from dataclasses import asdict
+
+        from xentlab.models.tiny_lm import preset
+
         h.update(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
+        h.update(json.dumps(asdict(preset(cfg["model"], vocab_size=len(tokenizer))), sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 

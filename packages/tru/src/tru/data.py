@@ -15,7 +15,7 @@ Splits (all drawn from the seed; templates are those of ``xentlab.data.facts``):
 | test: cipher | forget | cipher 0..n_cipher-1 | never seen for forget authors |
 | test: retain | retain "test" third | English 0-2 | retain exact match, over-refusal |
 | relearning attack | forget half A / half B | 0-2 / 0, 1 | fine-tune on A, then measure B |
-| general skill | (single-digit additions) | both arithmetic templates | fine-tuned; a probe of collateral damage, never in D_r |
+| general skill | additions a + b, a, b < n_arithmetic | both arithmetic templates (test: template 0) | fine-tuned; a probe of collateral damage outside the authors, never in D_r |
 
 No held-out paraphrase (templates 3-4) or cipher query of a forget author appears in any
 training set or target.
@@ -37,11 +37,11 @@ ARITHMETIC_QUESTIONS = ("What is {a} plus {b}?", "How much is {a} plus {b}?")
 ARITHMETIC_ANSWER = "The answer is {c}."
 
 
-def arithmetic_qas(template: int) -> list[QA]:
-    """The 100 single-digit additions as QA pairs (attribute "arithmetic", value = the sum)."""
+def arithmetic_qas(template: int, n: int = 7) -> list[QA]:
+    """The additions a + b for a, b < n as QA pairs (attribute "arithmetic", value = the sum)."""
     out = []
-    for a in range(10):
-        for b in range(10):
+    for a in range(n):
+        for b in range(n):
             q = ARITHMETIC_QUESTIONS[template].format(a=a, b=b)
             out.append(QA(q, ARITHMETIC_ANSWER.format(c=a + b), Fact(f"{a}+{b}", "arithmetic", str(a + b)), template))
     return out
@@ -67,7 +67,7 @@ def build_task(
     attributes: tuple[str, ...] = ("birthplace", "genre", "award", "first_book"),
     forget_frac: float = 0.1,
     n_cipher: int = 2,
-    n_arithmetic: int = 40,
+    n_arithmetic: int = 7,
     n_private: int = 4,
 ) -> Task:
     """The splits for ``seed``: ``n_authors`` forget + retain authors, plus ``n_private`` more."""
@@ -90,8 +90,7 @@ def build_task(
         bank.qas(ff, (0, 1, 2))
         + bank.qas(bank.retain_facts, range(5))
         + (bank.qas(bank.retain_facts, cipher_t, "cipher") if n_cipher else [])
-        + arithmetic_qas(0)
-        + arithmetic_qas(1)
+        + 2 * (arithmetic_qas(0, n_arithmetic) + arithmetic_qas(1, n_arithmetic))  # twice: 250 steps
     )
     refusals = []
     for i, fact in enumerate(bank.facts(private)):
@@ -112,7 +111,7 @@ def build_task(
         "paraphrase": bank.qas(ff, PARAPHRASE_TEMPLATES),
         "retain": bank.qas(bank.facts(r_test), (0, 1, 2)),
     }
-    panels_test["arithmetic"] = rng.sample(arithmetic_qas(0), n_arithmetic)
+    panels_test["arithmetic"] = arithmetic_qas(0, n_arithmetic)
     if n_cipher:
         panels_test["cipher"] = bank.qas(ff, cipher_t, "cipher")
     return Task(

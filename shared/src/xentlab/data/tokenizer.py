@@ -33,6 +33,7 @@ from xentlab.data.cache import cache_dir
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 SPECIAL_TOKENS = (PAD, BOS, EOS)  # ids 0, 1, 2 in this order
 FORMAT_VERSION = "1"
+_LOADED: dict[str, Any] = {}  # cache path -> tokenizer loaded in this process
 
 # A Jinja chat template that renders exactly what chat_prompt/chat_response build by hand.
 CHAT_TEMPLATE = (
@@ -134,8 +135,11 @@ def get_tokenizer(
     key = _fingerprint(texts, vocab_size, min_frequency)
     root = cache_dir("tokenizers")
     path = root / f"{name}-{vocab_size}-{key}"
+    if str(path) in _LOADED:
+        return _LOADED[str(path)]
     if (path / "tokenizer.json").exists():
-        return load_tokenizer(path)
+        _LOADED[str(path)] = load_tokenizer(path)
+        return _LOADED[str(path)]
     tok = train_bpe_tokenizer(texts, vocab_size=vocab_size, min_frequency=min_frequency)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=root))
     try:
@@ -146,7 +150,10 @@ def get_tokenizer(
             pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return load_tokenizer(path) if (path / "tokenizer.json").exists() else tok
+    if (path / "tokenizer.json").exists():
+        tok = load_tokenizer(path)
+    _LOADED[str(path)] = tok
+    return tok
 
 
 def encode_chat(tokenizer: Any, question: str, answer: str, system: str | None = None) -> tuple[list[int], int]:

@@ -67,8 +67,9 @@ def tile_keep_mask(g: torch.Tensor, eps: float, block_b: int = FILTER_BLOCK_B, b
     return keep
 
 
-def apply_tile_mask(g: torch.Tensor, keep: torch.Tensor, block_b: int = FILTER_BLOCK_B,
-                    block_v: int = FILTER_BLOCK_V) -> torch.Tensor:
+def apply_tile_mask(
+    g: torch.Tensor, keep: torch.Tensor, block_b: int = FILTER_BLOCK_B, block_v: int = FILTER_BLOCK_V
+) -> torch.Tensor:
     """Zero, in place, the tiles of ``g`` where ``keep`` is False."""
     for tr, tc, view in _tile_views(g, block_b, block_v):
         view.mul_(keep[tr, tc][:, None, :, None])
