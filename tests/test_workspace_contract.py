@@ -10,12 +10,10 @@ from pathlib import Path
 import pytest
 
 from xentlab.testing.smoke import validate_result
-from xentlab.workspace import ledger_table, render_ledger
+from xentlab.workspace import excluded_members, ledger_table, package_dirs, render_ledger
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = sorted(
-    p for p in (ROOT / "packages").iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
-)
+PACKAGES = package_dirs(ROOT)  # members only: unfinished packages are excluded in pyproject.toml
 
 
 def test_workspace_members_and_python():
@@ -83,3 +81,9 @@ def test_readme_ledger_matches_committed_results():
 def test_network_is_blocked():
     with pytest.raises(RuntimeError, match="offline"):
         socket.create_connection(("203.0.113.1", 80), timeout=1)
+
+
+def test_excluded_packages_are_not_collected():
+    """Unfinished packages stay in the tree but out of the workspace, the tests and the ledger."""
+    for member in excluded_members(ROOT):
+        assert not any(p == ROOT / member for p in PACKAGES)

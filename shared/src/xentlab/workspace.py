@@ -49,11 +49,33 @@ class PackageInfo:
         return sum(c["verdict"] == "holds" for c in claims), len(claims)
 
 
+def excluded_members(root: Path) -> set[str]:
+    """Folders the root pyproject's ``[tool.uv.workspace] exclude`` keeps out of the workspace.
+
+    A package that is committed but not finished (no committed results yet) is listed there, so
+    that it is neither installed, tested nor put in the ledger until it is complete.
+    """
+    meta = tomllib.loads((root / "pyproject.toml").read_text())
+    return {
+        str(p).rstrip("/") for p in meta.get("tool", {}).get("uv", {}).get("workspace", {}).get("exclude", [])
+    }
+
+
+def package_dirs(root: Path) -> list[Path]:
+    """The paper packages that are workspace members (not templates, not excluded)."""
+    excluded = excluded_members(root)
+    return [
+        d
+        for d in sorted((root / "packages").glob("*/"))
+        if not d.name.startswith(("_", "."))
+        and (d / "pyproject.toml").is_file()
+        and f"packages/{d.name}" not in excluded
+    ]
+
+
 def packages(root: Path, scale: str = "cpu") -> list[PackageInfo]:
     out = []
-    for d in sorted((root / "packages").glob("*/")):
-        if d.name.startswith(("_", ".")) or not (d / "pyproject.toml").is_file():
-            continue
+    for d in package_dirs(root):
         meta = tomllib.loads((d / "pyproject.toml").read_text()).get("project", {})
         rpath = d / "results" / scale / "result.json"
         result = json.loads(rpath.read_text()) if rpath.is_file() else None

@@ -48,13 +48,16 @@ def graddiff_loss(model: Any, b: dict, **_: Any) -> tuple[torch.Tensor, dict[str
 
 
 def npo_loss(
-    model: Any, b: dict, *, ref_model: Any, beta: float, **_: Any
+    model: Any, b: dict, *, ref_model: Any = None, beta: float, nll_ref: torch.Tensor | None = None, **_: Any
 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """NPO; the reference NLL comes from ``ref_model`` or is given (``nll_ref``, e.g. computed with
+    a LoRA adapter disabled)."""
     # NPO official code: neg_log_ratios = loss_current - loss_ref with per-sequence summed NLL,
     # loss = -logsigmoid(beta * neg_log_ratios).mean() * 2 / beta
     nll = lm_loss(model, b["forget"], reduction="sum")
-    with torch.no_grad():
-        nll_ref = lm_loss(ref_model, b["forget"], reduction="sum")
+    if nll_ref is None:
+        with torch.no_grad():
+            nll_ref = lm_loss(ref_model, b["forget"], reduction="sum")
     loss = -F.logsigmoid(beta * (nll - nll_ref)).mean() * 2 / beta
     return loss, {"nll_forget": nll.mean().item()}
 
