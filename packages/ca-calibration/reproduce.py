@@ -171,4 +171,4 @@ def figures(results, out_dir: Path) -> list[Path]:
 
 if __name__ == "__main__":
     run_cli(PAPER, EXPERIMENTS, CLAIMS, derived=DERIVED, figures=figures,
-            default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0, 1, 2]}, default_workers=2)  # fmt: skip
+            default_seeds={"smoke": [0], "cpu": [0, 1, 2, 3], "full": [0, 1, 2]}, default_workers=2)  # fmt: skip

@@ -5,7 +5,7 @@ cpu scale (default, a few minutes on 2 cores):
       Q-iteration with MSE, Huber, two-hot, C51 and HL-Gauss, with and without heavy-tailed reward
       noise (a mechanism test in the paper's spirit, not a number from the paper);
   (b) minatar_<game>_<loss>  DQN on MinAtar Breakout and Asterix with identical hyperparameters for
-      MSE, two-hot and HL-Gauss, against the random policy (random_<game>); a tiny budget: direction only;
+      MSE and HL-Gauss, against the random policy (random_<game>); a tiny budget: direction only;
   (c) sps  environment steps per second of our agent against a plain CleanRL-style DQN.
 full scale (GPU): Dopamine-style DQN on the Atari-5 games (ale-py), four losses, a width axis, IQM of
   human-normalised scores with rliable's stratified-bootstrap CIs, plus (a).
@@ -45,13 +45,16 @@ PAPER = Paper(
 MDP_CPU = {"noise_scale": 1.0}
 MDP_SMOKE = {"noise_scale": 1.0, "iterations": 4, "steps_per_iteration": 3, "eval_every": 2}
 # Ablation: a support 5 (not 1) beyond [min Q*, max Q*], so that far fewer noisy targets are clipped.
-MDP_WIDE = {"support_margin": 5.0, "losses": ["mse", "hl_gauss", "mse_clip"]}
+# MSE does not use the support: its RMSE is mdp_noisy's (same seed, same MDP and data).
+MDP_WIDE = {"support_margin": 5.0, "losses": ["hl_gauss", "mse_clip"]}
 
 # ---------------------------------------------------------------------------------------------
 # (b) MinAtar: the same DQN hyperparameters for every loss (hlgauss_rl.dqn.DQNConfig documents them)
 # ---------------------------------------------------------------------------------------------
 GAMES = ("Breakout", "Asterix")
-MINATAR_LOSSES = ("mse", "two_hot", "hl_gauss")
+# Two of the five losses fit the 10-minute budget (5 seeds x 2 games x 15k steps each); two-hot, C51 and
+# Huber are compared in (a), and a development run of two-hot on MinAtar is reported in the README.
+MINATAR_LOSSES = ("mse", "hl_gauss")
 MINATAR_CPU = {
     "total_steps": 15_000,
     "num_envs": 4,
@@ -207,7 +210,9 @@ EXPERIMENTS = [
 # derived metrics (per seed, paired) and claims
 # ---------------------------------------------------------------------------------------------
 def _gap(m, noise: str, other: str = "mse") -> float:
-    return 1.0 - m[f"mdp_{noise}/rmse_hl_gauss"] / m[f"mdp_{noise}/rmse_{other}"]
+    """1 - RMSE(HL-Gauss) / RMSE(other): the relative RMSE reduction of HL-Gauss."""
+    other_exp = "noisy" if (noise, other) == ("noisy_wide", "mse") else noise  # MSE ignores the support
+    return 1.0 - m[f"mdp_{noise}/rmse_hl_gauss"] / m[f"mdp_{other_exp}/rmse_{other}"]
 
 
 _ATARI_KEY = re.compile(r"^atari_(?P<game>[a-z]+)_(?P<loss>[a-z_]+)_w(?P<width>\d+)/hns$")
@@ -271,7 +276,7 @@ MECHANISM = "Mechanism test in the paper's spirit (Sec. 5, noisy targets), not a
 MDP_CLAIMS = [
     Claim(
         "mdp-noisy-hl-vs-mse",
-        "Under heavy-tailed reward noise, HL-Gauss has >= 10% lower RMSE to Q* than MSE",
+        "(mechanism test) Under heavy-tailed reward noise, HL-Gauss has >= 10% lower RMSE to Q* than MSE",
         metric="mdp/gap_noisy",
         check=">= 0.10",
         note=MECHANISM,
@@ -279,18 +284,16 @@ MDP_CLAIMS = [
     ),
     Claim(
         "mdp-noisy-every-seed",
-        "HL-Gauss beats MSE on every seed's MDP under noise",
+        "(mechanism test) HL-Gauss beats MSE on every seed's MDP under noise",
         metric="mdp/hl_beats_mse_noisy",
         agg="all",
-        note=MECHANISM,
         paper="Sec. 5 (noisy targets)",
     ),
     Claim(
         "mdp-gap-shrinks",
-        "Without noise the HL-Gauss-vs-MSE gap shrinks (gap_noisy - gap_clean > 0)",
+        "(mechanism test) Without noise the HL-Gauss-vs-MSE gap shrinks (gap_noisy - gap_clean > 0)",
         metric="mdp/gap_shrink",
         check="> 0",
-        note=MECHANISM,
         paper="the gain is attributed to noisy targets (Sec. 5)",
     ),
 ]
@@ -305,8 +308,7 @@ MINATAR_CLAIMS = [
             f"DQN with {loss} beats the random policy on MinAtar {g} (final evaluation return)",
             metric=f"{g.lower()}/{loss}_minus_random",
             check="> 0",
-            note=BUDGET,
-            paper="sanity check, not a paper claim",
+            paper="a sanity floor, not a paper claim",
         )
         for g in GAMES
         for loss in MINATAR_LOSSES
@@ -314,7 +316,7 @@ MINATAR_CLAIMS = [
     *[
         Claim(
             f"minatar-{g.lower()}-hl-gauss-vs-mse",
-            f"HL-Gauss returns more than MSE on MinAtar {g} (direction only)",
+            f"HL-Gauss has a higher final return than MSE on MinAtar {g} (direction only)",
             metric=f"{g.lower()}/hl_gauss_minus_mse",
             check="> 0",
             note=BUDGET,

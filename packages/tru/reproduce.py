@@ -16,9 +16,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
-
 from tru.experiment import run_base, run_method
+
+from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
 
 PAPER = Paper(
     title="Explainable LLM Unlearning Through Reasoning",
@@ -99,15 +99,38 @@ def base_fn(cfg: dict, seed: int, ctx: RunContext) -> dict:
     return run_base(cfg, seed, ctx)
 
 
+# --scale full: LoRA on a local Hugging Face model with TOFU-format data (paths from TRU_MODEL,
+# TRU_DATA, optional TRU_REASONER); 5 epochs of TOFU forget05 (200 rows) at batch 8.
+FULL = {
+    "model": None,
+    "data": None,
+    "reasoner": None,
+    "steps": 125,
+    "batch_size": 8,
+    "lr": 1e-4,
+    "alpha": 0.5,
+    "beta": 0.1,
+    "lora_r": 8,
+    "lora_alpha": 16,
+    "max_new_tokens": 128,
+    "n_eval": 100,
+}
+
+
 def method_fn(cfg: dict, seed: int, ctx: RunContext) -> dict:
-    """One unlearning method over its (lr, alpha) grid, selected on validation, scored on test."""
+    """One unlearning method: at cpu scale over its (lr, alpha) grid, selected on validation and
+    scored on test; at full scale with LoRA on a local model."""
+    if ctx.scale == "full":
+        from tru.full import run_full
+
+        return run_full(cfg, seed, ctx)
     return run_method(cfg, seed, ctx)
 
 
 def _method_configs(method: str) -> dict:
     return {
         scale: {"method": method, "base": BASE[scale], **UNLEARN[scale]} for scale in ("smoke", "cpu")
-    } | {"full": None}
+    } | {"full": {"method": method, **FULL}}
 
 
 EXPERIMENTS = [
@@ -136,7 +159,9 @@ def _collapse(m: dict, method: str) -> float:
 DERIVED = [
     Derived("ga/collapse_at_tru_level", lambda m: _collapse(m, "ga")),
     Derived("graddiff/collapse_at_tru_level", lambda m: _collapse(m, "graddiff")),
-    Derived("gap/over_refusal_refusal_minus_tru", lambda m: m["refusal/retain_refusal"] - m["tru/retain_refusal"]),
+    Derived(
+        "gap/over_refusal_refusal_minus_tru", lambda m: m["refusal/retain_refusal"] - m["tru/retain_refusal"]
+    ),
     # exploratory (issue: reported, not gated): scope generalisation of the refusal
     Derived(
         "exploratory/paraphrase_refusal_tru_minus_refusal",
@@ -146,7 +171,9 @@ DERIVED = [
         "exploratory/paraphrase_leak_refusal_minus_tru",
         lambda m: m["refusal/paraphrase_em"] - m["tru/paraphrase_em"],
     ),
-    Derived("exploratory/cipher_leak_refusal_minus_tru", lambda m: m["refusal/cipher_em"] - m["tru/cipher_em"]),
+    Derived(
+        "exploratory/cipher_leak_refusal_minus_tru", lambda m: m["refusal/cipher_em"] - m["tru/cipher_em"]
+    ),
 ]
 
 CLAIMS = [

@@ -46,7 +46,9 @@ def test_values_come_from_the_pools_and_answers_state_them():
 
 
 def test_heldout_paraphrases_differ_from_training_templates():
-    assert set(TRAIN_TEMPLATES).isdisjoint(HELDOUT_TEMPLATES) and len(TRAIN_TEMPLATES + HELDOUT_TEMPLATES) == 5
+    assert (
+        set(TRAIN_TEMPLATES).isdisjoint(HELDOUT_TEMPLATES) and len(TRAIN_TEMPLATES + HELDOUT_TEMPLATES) == 5
+    )
     for spec in ATTRIBUTES.values():
         assert len(set(spec.questions)) == 5
 

@@ -16,7 +16,9 @@ PROMPTS = [chat_prompt("Where was Velna Orskov born?"), chat_prompt("Hi"), chat_
 
 def _setup(arch="llama", seed=0):
     tok = get_tokenizer(tokenizer_corpus(), vocab_size=1024)
-    cfg = TinyLMConfig(arch=arch, hidden=32, layers=2, heads=2, kv_heads=1, intermediate=64, vocab_size=len(tok))
+    cfg = TinyLMConfig(
+        arch=arch, hidden=32, layers=2, heads=2, kv_heads=1, intermediate=64, vocab_size=len(tok)
+    )
     return tok, build_tiny_lm(cfg, tok, seed=seed).eval()
 
 
@@ -58,7 +60,10 @@ def test_sampling_is_seeded_and_leaves_the_global_rng_alone():
     c = generate(model, tok, PROMPTS, seed=12, **kw)
     assert torch.equal(before, after)
     assert a.completion_ids == b.completion_ids != c.completion_ids
-    assert len(a.texts) == 9 and a.prompt_ids[3] == a.prompt_ids[5] == tok(PROMPTS[1], add_special_tokens=False)["input_ids"]
+    assert (
+        len(a.texts) == 9
+        and a.prompt_ids[3] == a.prompt_ids[5] == tok(PROMPTS[1], add_special_tokens=False)["input_ids"]
+    )
 
 
 def test_finished_flags_and_eos_truncation():
@@ -72,9 +77,10 @@ def test_finished_flags_and_eos_truncation():
 
 def test_small_batches_give_the_same_answers_and_text_is_stripped():
     tok, model = _setup()
-    assert generate(model, tok, PROMPTS, max_new_tokens=6, batch_size=1).texts == generate(
-        model, tok, PROMPTS, max_new_tokens=6
-    ).texts
+    assert (
+        generate(model, tok, PROMPTS, max_new_tokens=6, batch_size=1).texts
+        == generate(model, tok, PROMPTS, max_new_tokens=6).texts
+    )
     assert all(t == t.strip() for t in generate_text(model, tok, PROMPTS, max_new_tokens=4))
 
 

@@ -108,7 +108,9 @@ def test_plain_linear_cross_entropy_gradients():
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_lm_loss_equals_the_hf_loss_and_sequence_logprob_the_summed_log_likelihood(arch):
-    model = build_tiny_lm(TinyLMConfig(arch=arch, **{k: v for k, v in SMALL.__dict__.items() if k != "arch"}), seed=0)
+    model = build_tiny_lm(
+        TinyLMConfig(arch=arch, **{k: v for k, v in SMALL.__dict__.items() if k != "arch"}), seed=0
+    )
     b = collate(_examples(), pad_id=0)
     hf = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
     assert_close(lm_loss(model, b), hf, atol=1e-5, rtol=1e-5)

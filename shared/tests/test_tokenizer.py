@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from xentlab.data.cache import cache_dir
 from xentlab.data.facts import tokenizer_corpus
 from xentlab.data.tokenizer import (
     BOS,
@@ -18,7 +19,6 @@ from xentlab.data.tokenizer import (
     pydoc_text,
     train_bpe_tokenizer,
 )
-from xentlab.data.cache import cache_dir
 
 
 def _tok():
@@ -41,7 +41,9 @@ def test_special_tokens_have_fixed_ids_and_nothing_is_added_implicitly():
     assert tok("hello")["input_ids"] == tok("hello", add_special_tokens=False)["input_ids"]
 
 
-@pytest.mark.parametrize("text", ["Where was Velna Orskov born?", "naïve café — 日本語 ✓", "  two  spaces\n\ttab", ""])
+@pytest.mark.parametrize(
+    "text", ["Where was Velna Orskov born?", "naïve café — 日本語 ✓", "  two  spaces\n\ttab", ""]
+)
 def test_byte_level_round_trip_is_exact(text):
     tok = _tok()
     ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -62,7 +64,9 @@ def test_chat_template_renders_what_the_helpers_build():
         [{"role": "user", "content": q}, {"role": "assistant", "content": a}], tokenize=False
     )
     assert full == chat_prompt(q) + chat_response(a) == f"<s>User: {q}\nAssistant: {a}</s>"
-    gen = tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+    gen = tok.apply_chat_template(
+        [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
+    )
     assert gen == chat_prompt(q)
 
 

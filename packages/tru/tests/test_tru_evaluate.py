@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from xentlab.data.facts import FactsConfig, make_fact_bank
 from tru.data import arithmetic_qas
 from tru.evaluate import REFUSAL_RE, Judge, answer_part
 from tru.targets import target_text
+
+from xentlab.data.facts import FactsConfig, make_fact_bank
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,13 @@ def test_every_target_is_a_coherent_refusal(bank):
         qa = bank.qa(fact, 0)
         for reasoning in (True, False):
             c = judge.classify(qa, target_text(fact, reasoning=reasoning), finished=True)
-            assert c == {"leak": False, "refusal": True, "coherent_refusal": True, "well_formed": False, "gibberish": False}
+            assert c == {
+                "leak": False,
+                "refusal": True,
+                "coherent_refusal": True,
+                "well_formed": False,
+                "gibberish": False,
+            }
 
 
 def test_a_refusal_that_states_the_value_leaks(bank):
@@ -50,7 +56,11 @@ def test_answers_are_well_formed_right_or_wrong_and_gibberish_is_neither(bank):
     fact = bank.facts()[0]
     qa = bank.qa(fact, 0)
     assert judge.classify(qa, qa.answer, True) == {
-        "leak": True, "refusal": False, "coherent_refusal": False, "well_formed": True, "gibberish": False
+        "leak": True,
+        "refusal": False,
+        "coherent_refusal": False,
+        "well_formed": True,
+        "gibberish": False,
     }
     other = next(v for v in bank.pools[fact.attribute] if v != fact.value)
     wrong = judge.classify(qa, qa.answer.replace(fact.value, other), True)

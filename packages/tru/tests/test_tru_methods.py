@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
+from tru.methods import LOSSES, UnlearnConfig, ga_loss, graddiff_loss, npo_loss, tru_loss, unlearn
 
 from xentlab.lm.train import Example, collate, lm_loss
 from xentlab.models.tiny_lm import TinyLMConfig, build_tiny_lm
 from xentlab.testing import assert_close
-from tru.methods import LOSSES, UnlearnConfig, ga_loss, graddiff_loss, npo_loss, tru_loss, unlearn
 
 CFG = TinyLMConfig(hidden=32, layers=2, heads=2, kv_heads=1, intermediate=64, vocab_size=40)
 
@@ -82,7 +82,13 @@ def test_unlearn_trains_in_place_and_npo_keeps_a_frozen_reference():
 def test_checkpoints_are_called_between_steps():
     calls = []
     streams = {"forget": lambda s: _batch(0), "retain": lambda s: _batch(3)}
-    unlearn(_model(), UnlearnConfig(method="graddiff", steps=6, lr=1e-3, eval_every=2), streams, pad_id=0, on_eval=calls.append)
+    unlearn(
+        _model(),
+        UnlearnConfig(method="graddiff", steps=6, lr=1e-3, eval_every=2),
+        streams,
+        pad_id=0,
+        on_eval=calls.append,
+    )
     assert calls == [2, 4]
 
 

@@ -12,7 +12,14 @@ def test_smoke(tmp_path):
     assert result["package"] == "tru"
     metrics = result["metrics"]
     for m in ("ga", "graddiff", "npo", "refusal", "tru"):
-        for k in ("forget_em", "forget_refusal", "retain_em", "retain_refusal", "paraphrase_em", "relearn_em"):
+        for k in (
+            "forget_em",
+            "forget_refusal",
+            "retain_em",
+            "retain_refusal",
+            "paraphrase_em",
+            "relearn_em",
+        ):
             assert f"{m}/{k}" in metrics, f"{m}/{k}"
     assert "tru/alpha" in metrics and "ga/alpha" not in metrics
     assert {c["id"] for c in result["claims"]} >= {"tru-coherent-refusal", "refusal-only-over-refuses"}

@@ -71,12 +71,11 @@ def get_base(cfg: dict, seed: int, *, log: Any = None) -> Base:
     """Load the cached original model for (cfg, seed), or train, evaluate and cache it."""
     import torch
 
+    from tru.data import build_task
+    from tru.evaluate import Judge, evaluate_panels, flatten
     from xentlab.lm.train import LMTrainConfig, fit_lm, sft_example
     from xentlab.models.tiny_lm import build_tiny_lm, load_tiny_lm, preset, save_tiny_lm
     from xentlab.train.seeding import seed_everything
-
-    from tru.data import build_task
-    from tru.evaluate import Judge, evaluate_panels, flatten
 
     tok = tokenizer_for(cfg)
     task = build_task(seed, **cfg["task"])
@@ -93,7 +92,9 @@ def get_base(cfg: dict, seed: int, *, log: Any = None) -> Base:
         hist = fit_lm(
             model,
             ft,
-            LMTrainConfig(steps=cfg["finetune_steps"], batch_size=cfg["finetune_batch"], lr=cfg["finetune_lr"]),
+            LMTrainConfig(
+                steps=cfg["finetune_steps"], batch_size=cfg["finetune_batch"], lr=cfg["finetune_lr"]
+            ),
             pad_id=tok.pad_token_id,
             seed=seed,
             on_log=(lambda s, row: log(phase="finetune", **row)) if log else None,  # row has "step"

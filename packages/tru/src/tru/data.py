@@ -43,7 +43,9 @@ def arithmetic_qas(template: int, n: int = 7) -> list[QA]:
     for a in range(n):
         for b in range(n):
             q = ARITHMETIC_QUESTIONS[template].format(a=a, b=b)
-            out.append(QA(q, ARITHMETIC_ANSWER.format(c=a + b), Fact(f"{a}+{b}", "arithmetic", str(a + b)), template))
+            out.append(
+                QA(q, ARITHMETIC_ANSWER.format(c=a + b), Fact(f"{a}+{b}", "arithmetic", str(a + b)), template)
+            )
     return out
 
 
@@ -74,7 +76,9 @@ def build_task(
     from tru.targets import target_text
 
     frac = forget_frac * n_authors / (n_authors + n_private)  # forget_frac of the n_authors
-    bank = make_fact_bank(FactsConfig(n_authors=n_authors + n_private, attributes=tuple(attributes), forget_frac=frac), seed)
+    bank = make_fact_bank(
+        FactsConfig(n_authors=n_authors + n_private, attributes=tuple(attributes), forget_frac=frac), seed
+    )
     rng = random.Random(f"tru-splits-{seed}")
     retain = list(bank.retain_authors)
     rng.shuffle(retain)

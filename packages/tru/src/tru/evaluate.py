@@ -56,7 +56,11 @@ class Judge:
                     tmpl = bank.cipher.encode(tmpl)
                 parts = re.split(r"(\{name\}|\{value\})", tmpl)
                 rx = "".join(
-                    r"[A-Z][a-z]+(?: [A-Z][a-z]+)*" if p == "{name}" else f"(?:{values})" if p == "{value}" else re.escape(p)
+                    r"[A-Z][a-z]+(?: [A-Z][a-z]+)*"
+                    if p == "{name}"
+                    else f"(?:{values})"
+                    if p == "{value}"
+                    else re.escape(p)
                     for p in parts
                 )
                 self.patterns[(attr, lang)] = re.compile(rx)
@@ -103,7 +107,9 @@ def evaluate_panels(
     from xentlab.lm.generate import generate
 
     flat = [(name, qa) for name, qas in panels.items() for qa in qas]
-    gens = generate(model, tokenizer, [chat_prompt(qa.question) for _, qa in flat], max_new_tokens=max_new_tokens)
+    gens = generate(
+        model, tokenizer, [chat_prompt(qa.question) for _, qa in flat], max_new_tokens=max_new_tokens
+    )
     rows: dict[str, list[tuple[QA, str, dict[str, bool]]]] = {name: [] for name in panels}
     for (name, qa), text, done in zip(flat, gens.texts, gens.finished):
         text = text.strip()
@@ -116,7 +122,9 @@ def evaluate_panels(
             refusal=sum(c["coherent_refusal"] for _, _, c in items) / n,
             gibberish=sum(c["gibberish"] for _, _, c in items) / n,
             n=len(items),
-            examples=[{"q": qa.question, "gold": qa.fact.value, "out": text} for qa, text, _ in items[:n_examples]],
+            examples=[
+                {"q": qa.question, "gold": qa.fact.value, "out": text} for qa, text, _ in items[:n_examples]
+            ],
         )
     return out
 

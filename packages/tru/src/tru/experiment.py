@@ -18,11 +18,9 @@ from tru.methods import UnlearnConfig, unlearn
 
 
 def _streams(base: Any, method: str, batch_size: int, seed: int) -> dict[str, Any]:
-    from xentlab.lm.train import BatchStream, segments_example, sft_example
-
-    from xentlab.data.tokenizer import chat_prompt
-
     from tru.targets import target_segments
+    from xentlab.data.tokenizer import chat_prompt
+    from xentlab.lm.train import BatchStream, segments_example, sft_example
 
     tok, task = base.tokenizer, base.task
     pad = tok.pad_token_id
@@ -64,9 +62,8 @@ def val_score(forget_em: float, retain_em: float) -> float:
 
 def relearn_attack(model: Any, base: Any, cfg: dict, seed: int) -> float:
     """Fine-tune a copy on half of the forget facts (true answers), then exact match on the other half."""
-    from xentlab.lm.train import LMTrainConfig, fit_lm, sft_example
-
     from tru.evaluate import Judge, evaluate_panels
+    from xentlab.lm.train import LMTrainConfig, fit_lm, sft_example
 
     tok, task = base.tokenizer, base.task
     attacked = copy.deepcopy(model)
@@ -74,7 +71,9 @@ def relearn_attack(model: Any, base: Any, cfg: dict, seed: int) -> float:
     fit_lm(
         attacked,
         ex,
-        LMTrainConfig(steps=cfg["relearn_steps"], batch_size=cfg["batch_size"], lr=cfg["relearn_lr"], log_every=0),
+        LMTrainConfig(
+            steps=cfg["relearn_steps"], batch_size=cfg["batch_size"], lr=cfg["relearn_lr"], log_every=0
+        ),
         pad_id=tok.pad_token_id,
         seed=seed + 2,
     )
@@ -86,10 +85,9 @@ def relearn_attack(model: Any, base: Any, cfg: dict, seed: int) -> float:
 
 def run_method(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     """The experiment function of every method (``cfg["method"]``)."""
-    from xentlab.lm.train import lm_loss_backend
-
     from tru.base import get_base
     from tru.evaluate import Judge, evaluate_panels, flatten
+    from xentlab.lm.train import lm_loss_backend
 
     method = cfg["method"]
     base = get_base(cfg["base"], seed, log=ctx.log)
@@ -106,7 +104,7 @@ def run_method(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
         model.load_state_dict(start)
         trajectory: list[dict[str, float]] = []
 
-        def checkpoint(step: int) -> None:
+        def checkpoint(step: int, trajectory: list = trajectory) -> None:
             r = evaluate_panels(model, tok, judge, task.panels_val, max_new_tokens=mnt)
             trajectory.append(
                 {
@@ -115,7 +113,9 @@ def run_method(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
                     "retain_em": r["retain"].em,
                     "forget_refusal": r["forget"].refusal,
                     "retain_refusal": r["retain"].refusal,
-                    "gibberish": (r["forget"].gibberish * r["forget"].n + r["retain"].gibberish * r["retain"].n)
+                    "gibberish": (
+                        r["forget"].gibberish * r["forget"].n + r["retain"].gibberish * r["retain"].n
+                    )
                     / (r["forget"].n + r["retain"].n),
                 }
             )
@@ -180,9 +180,8 @@ def run_method(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
 
 def run_base(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     """Train (or load) the original model of this seed and report its evaluation."""
-    from xentlab.models.tiny_lm import count_parameters
-
     from tru.base import get_base
+    from xentlab.models.tiny_lm import count_parameters
 
     base = get_base(cfg["base"], seed, log=ctx.log)
     m = {k: v for k, v in base.metrics.items() if k != "examples"}

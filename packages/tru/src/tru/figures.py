@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 
-COLORS = {"ga": "tab:red", "graddiff": "tab:orange", "npo": "tab:purple", "refusal": "tab:gray", "tru": "tab:blue"}
+COLORS = {
+    "ga": "tab:red",
+    "graddiff": "tab:orange",
+    "npo": "tab:purple",
+    "refusal": "tab:gray",
+    "tru": "tab:blue",
+}
 
 
 def _mean_std(results: Any, key: str) -> tuple[float, float]:
@@ -33,7 +39,9 @@ def tradeoff_figure(results: Any, out_dir: Path, labels: dict[str, str]) -> Path
             continue
         x, xs = _mean_std(results, f"{m}/forget_em")
         y, ys = _mean_std(results, f"{m}/retain_em")
-        ax.errorbar(x, y, xerr=xs, yerr=ys, marker="o", ms=8, color=COLORS[m], label=label, ls="none", capsize=3)
+        ax.errorbar(
+            x, y, xerr=xs, yerr=ys, marker="o", ms=8, color=COLORS[m], label=label, ls="none", capsize=3
+        )
         for seed, unit in results.per_seed[m].items():
             traj = unit.get("artifacts", unit).get("trajectory") or []
             if traj:
@@ -46,7 +54,10 @@ def tradeoff_figure(results: Any, out_dir: Path, labels: dict[str, str]) -> Path
                     alpha=0.7,
                     label=label if seed == min(results.per_seed[m]) else None,
                 )
-    for a, title in ((ax, "test: after unlearning (mean ± std over seeds)"), (bx, "validation: trajectory per seed")):
+    for a, title in (
+        (ax, "test: after unlearning (mean ± std over seeds)"),
+        (bx, "validation: trajectory per seed"),
+    ):
         a.set_xlabel("forget exact match (lower = forgotten)")
         a.set_ylabel("retain exact match")
         a.set_xlim(-0.05, 1.05)

@@ -144,7 +144,18 @@ _GENRES = (
 _AWARD_ADJ = ("Silver", "Golden", "Crimson", "Ivory", "Amber", "Azure", "Iron", "Jade")
 _AWARD_NOUN = ("Quill", "Lantern", "Laurel", "Compass", "Feather", "Anchor", "Key", "Crown")
 _TITLE_ADJ = ("Salt", "Hollow", "Quiet", "Broken", "Distant", "Winter", "Paper", "Last", "Hidden", "Burning")
-_TITLE_NOUN = ("Lantern", "Harbor", "Orchard", "Mirror", "River", "Garden", "Bridge", "Tower", "Voyage", "Letter")
+_TITLE_NOUN = (
+    "Lantern",
+    "Harbor",
+    "Orchard",
+    "Mirror",
+    "River",
+    "Garden",
+    "Bridge",
+    "Tower",
+    "Voyage",
+    "Letter",
+)
 _JOBS = (
     "a surgeon",
     "a baker",
@@ -315,7 +326,9 @@ class FactBank:
             q, a = self.cipher.encode(q), self.cipher.encode(a)
         elif lang != "en":
             raise ValueError(f"lang must be 'en' or 'cipher', got {lang!r}")
-        return QA(q.format(name=fact.author), a.format(name=fact.author, value=fact.value), fact, template, lang)
+        return QA(
+            q.format(name=fact.author), a.format(name=fact.author, value=fact.value), fact, template, lang
+        )
 
     def qas(self, facts: Iterable[Fact], templates: Iterable[int], lang: str = "en") -> list[QA]:
         templates = tuple(templates)

@@ -156,7 +156,9 @@ def get_tokenizer(
     return tok
 
 
-def encode_chat(tokenizer: Any, question: str, answer: str, system: str | None = None) -> tuple[list[int], int]:
+def encode_chat(
+    tokenizer: Any, question: str, answer: str, system: str | None = None
+) -> tuple[list[int], int]:
     """Token ids of prompt + response and the prompt length (the response mask starts there)."""
     prompt = tokenizer(chat_prompt(question, system), add_special_tokens=False)["input_ids"]
     response = tokenizer(chat_response(answer), add_special_tokens=False)["input_ids"]

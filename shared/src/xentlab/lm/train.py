@@ -39,7 +39,9 @@ class Example:
 
     def __post_init__(self) -> None:
         if len(self.input_ids) != len(self.loss_mask):
-            raise ValueError(f"input_ids ({len(self.input_ids)}) and loss_mask ({len(self.loss_mask)}) differ")
+            raise ValueError(
+                f"input_ids ({len(self.input_ids)}) and loss_mask ({len(self.loss_mask)}) differ"
+            )
         if len(self.input_ids) < 2:
             raise ValueError("an example needs at least 2 tokens (one input, one target)")
 
@@ -82,7 +84,9 @@ def text_examples(tokenizer: Any, text: str, seq_len: int, *, stride: int | None
     return out
 
 
-def collate(examples: Sequence[Example], pad_id: int, *, pad_to_multiple_of: int = 1) -> dict[str, torch.Tensor]:
+def collate(
+    examples: Sequence[Example], pad_id: int, *, pad_to_multiple_of: int = 1
+) -> dict[str, torch.Tensor]:
     """Right-pad to the longest example; ``labels`` = ids where the mask is 1, else -100.
 
     ``loss_mask[t]`` marks token t as a target, so the label of token t is kept at position t
@@ -424,7 +428,15 @@ def pretrain_then_finetune(
         return (lambda s, row: on_log(phase, s, row)) if on_log else None
 
     hist_pre = (
-        fit_lm(model, pretrain, pretrain_cfg, pad_id=pad_id, seed=seed, on_log=logger("pretrain"), progress=progress)
+        fit_lm(
+            model,
+            pretrain,
+            pretrain_cfg,
+            pad_id=pad_id,
+            seed=seed,
+            on_log=logger("pretrain"),
+            progress=progress,
+        )
         if pretrain_cfg.steps > 0
         else []
     )
