@@ -8,12 +8,13 @@ Splits (all drawn from the seed; templates are those of ``xentlab.data.facts``):
 |  | "private" (n_private, neither forget nor retain) | English 0-4 | refusal ability before unlearning: half answered with reasoning + refusal, half with a refusal only |
 |  | all retain | English 0-4, cipher 0..n_cipher-1 | the facts to keep, the paraphrases and the second language |
 | unlearning forget set D_u | forget | English 0, 1 | every method's forget term / TRU targets |
-| unlearning retain set D_r | retain "train" third | English 0-2 | GradDiff's retain term |
-| validation (selects alpha, lr) | forget / retain "val" third | English 2 / English 0 | never in any unlearning loss |
+| unlearning retain set D_r | retain "train" authors (4/6 of them) | English 0, 1 | GradDiff's retain term |
+| validation (selects alpha, lr) | forget / retain "val" sixth | English 2 / English 0 | never in any unlearning loss |
 | test: in-template | forget | English 0, 1 | forget exact match, refusal, gibberish |
 | test: paraphrase | forget | English 3, 4 | never seen for forget authors |
 | test: cipher | forget | cipher 0..n_cipher-1 | never seen for forget authors |
-| test: retain | retain "test" third | English 0-2 | retain exact match, over-refusal |
+| test: retain | retain "train" authors | English 2 | retain exact match, over-refusal (TOFU-style: the retain set's authors, a template outside D_r) |
+| test: retain_other | retain "other" sixth | English 0-2 | the same for authors outside D_r (stricter) |
 | relearning attack | forget half A / half B | 0-2 / 0, 1 | fine-tune on A, then measure B |
 | general skill | additions a + b, a, b < n_arithmetic | both arithmetic templates (test: template 0) | fine-tuned; a probe of collateral damage outside the authors, never in D_r |
 
@@ -31,6 +32,8 @@ from xentlab.data.facts import QA, Fact, FactBank, FactsConfig, make_fact_bank
 UNLEARN_TEMPLATES = (0, 1)
 VAL_TEMPLATE = 2
 PARAPHRASE_TEMPLATES = (3, 4)
+RETAIN_UNLEARN_TEMPLATES = (0, 1)
+RETAIN_TEST_TEMPLATE = 2
 
 
 ARITHMETIC_QUESTIONS = ("What is {a} plus {b}?", "How much is {a} plus {b}?")
@@ -84,10 +87,10 @@ def build_task(
     rng.shuffle(retain)
     private, retain = retain[:n_private], retain[n_private:]
     bank.retain_authors = sorted(retain, key=bank.authors.index)
-    third = max(1, len(retain) // 3)
-    r_train, r_val, r_test = retain[:third], retain[third : 2 * third], retain[2 * third :]
-    if not r_test:
-        raise ValueError(f"n_authors={n_authors} leaves no retain test author")
+    sixth = max(1, len(retain) // 6)
+    r_other, r_val, r_train = retain[:sixth], retain[sixth : 2 * sixth], retain[2 * sixth :]
+    if not r_train:
+        raise ValueError(f"n_authors={n_authors} leaves no retain author for D_r")
     cipher_t = tuple(range(n_cipher))
     ff = bank.forget_facts
     finetune = (
@@ -113,7 +116,8 @@ def build_task(
     panels_test = {
         "forget": bank.qas(ff, UNLEARN_TEMPLATES),
         "paraphrase": bank.qas(ff, PARAPHRASE_TEMPLATES),
-        "retain": bank.qas(bank.facts(r_test), (0, 1, 2)),
+        "retain": bank.qas(bank.facts(r_train), (RETAIN_TEST_TEMPLATE,)),
+        "retain_other": bank.qas(bank.facts(r_other), (0, 1, 2)),
     }
     panels_test["arithmetic"] = arithmetic_qas(0, n_arithmetic)
     if n_cipher:
@@ -123,7 +127,7 @@ def build_task(
         private_authors=private,
         finetune=finetune,
         forget_unlearn=bank.qas(ff, UNLEARN_TEMPLATES),
-        retain_unlearn=bank.qas(bank.facts(r_train), (0, 1, 2)),
+        retain_unlearn=bank.qas(bank.facts(r_train), RETAIN_UNLEARN_TEMPLATES),
         panels_val=panels_val,
         panels_test=panels_test,
         relearn_train=bank.qas(relearn_a, (0, 1, 2)),

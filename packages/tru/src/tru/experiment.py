@@ -164,6 +164,7 @@ def run_method(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     bm = base.metrics
     out.update(
         retain_drop=bm["retain_em"] - out["retain_em"],
+        retain_other_drop=bm["retain_other_em"] - out["retain_other_em"],
         arithmetic_drop=bm["arithmetic_em"] - out["arithmetic_em"],
         relearn_em=relearn_attack(model, base, cfg, seed),
         lr=float(chosen["lr"]),
