@@ -123,7 +123,7 @@ EXPERIMENTS = [
             "smoke": dict(SMOKE, method="tracoco", kl_softmax_axis="class", logit_clamp=False),
             "cpu": dict(CPU, method="tracoco", kl_softmax_axis="class", logit_clamp=False),
         },
-        description="TraCoCo with the TC KL over classes per voxel and no logit clamp (the paper's Eq. 2 reading)",
+        description="TraCoCo with the TC KL over classes per voxel and no logit clamp (the paper's description in words)",
     ),
     Experiment(
         "tracoco_la16",

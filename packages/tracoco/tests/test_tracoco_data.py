@@ -122,3 +122,15 @@ def test_two_training_steps_on_the_h5_fixture_are_deterministic(la_root, method)
         assert "m1_tc" in res.history[0] and "m2_cbc" in res.history[0]
         scores = evaluate(res.nets, test, roi=(16, 16, 16), stride=(8, 8, 8))
         assert {"m1/dice", "m2/hd95", "ens/asd", "m1/empty"} <= set(scores)
+
+
+@pytest.mark.parametrize("name", ["vnet", "unet3d"])
+def test_full_scale_networks_map_a_patch_to_two_class_logits(name):
+    from tracoco.models import build_network
+
+    net = build_network(name).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(1, 1, 32, 32, 16))
+    assert out.shape == (1, 2, 32, 32, 16)
+    with pytest.raises(ValueError, match="unknown network"):
+        build_network("resnet")

@@ -6,11 +6,12 @@ Notation: logits ``z`` of shape [B, C, X, Y, Z] with C = 2 (background, foregrou
 * :func:`dice_loss` / :func:`supervised_loss`: ``0.5 * (CE + Dice)`` on the labelled half
   (``train.py``: ``loss1_sup = 0.5 * (sup_ce_loss1 + sup_dice_loss1)``).
 * :func:`translation_consistency`: the translation-consistency (TC) KL between the predictions of
-  two translated crops on their overlap (paper Sec. 3.2, Eq. 2), with the official code's quirks
+  two translated crops on their overlap (the paper's translation-consistency loss; official
+  ``train.py``, the ``spatial_loss`` loop), with the official code's quirks
   behind flags (see the function).
 * :func:`negative_entropy`: the regulariser ``mean_v sum_c p log p`` on the same overlaps
   (``NegEntropy`` in ``train.py``; minimising it raises the entropy of the overlap predictions).
-* :func:`cbc_loss`: the Cross-model confident Binary Cross-entropy (CBC, paper Sec. 3.3, Eq. 4;
+* :func:`cbc_loss`: the Cross-model confident Binary Cross-entropy (CBC, the paper's semi-supervised loss;
   ``semi_crc_loss`` in ``Utils/losses.py``): a confidence-weighted CE on the confident pseudo-label
   voxels plus a negative-learning term on the voxels whose *least* likely class is very unlikely.
 """
@@ -65,7 +66,7 @@ def translation_consistency(
     logit_clamp: bool = True,
     softmax_axis: str = "x",
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Translation-consistency KL on the overlap of two translated crops (paper Eq. 2).
+    """Translation-consistency KL on the overlap of two translated crops (official ``spatial_loss``).
 
     ``logits_a`` [B, C, X, Y, Z] are the predictions on the first crops, ``logits_b`` on the
     translated crops; ``ranges_a[i]`` / ``ranges_b[i]`` give sample i's overlap inside each crop.
@@ -83,7 +84,8 @@ def translation_consistency(
     * ``softmax_axis="x"``: the official code indexes one sample, ``a = out[i][:, x0:x1, ...]``
       (shape [C, x, y, z]), then calls ``softmax(a, dim=1)``: dim 1 of that tensor is the first
       *spatial* axis, so the distributions compared are over x positions, not over classes.
-      ``softmax_axis="class"`` compares per-voxel class distributions, as the paper's Eq. 2 reads.
+      ``softmax_axis="class"`` compares per-voxel class distributions (a KL between the two
+      crops' segmentation predictions, as the paper describes the loss in words).
 
     Returns the loss and the list of (clamped) overlap logits [a0, b0, a1, b1, ...] that
     :func:`negative_entropy` consumes (the official ``collection``).
@@ -147,7 +149,7 @@ def cbc_loss(
     threshold: float = 0.65,
     neg_threshold: float = 0.1,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Cross-model confident binary cross-entropy (paper Eq. 4; official ``semi_crc_loss``).
+    """Cross-model confident binary cross-entropy (the paper's CBC loss; official ``semi_crc_loss``).
 
     With ``q = softmax(teacher)`` (the *other* network's prediction, computed without gradient),
     ``y = argmax q`` and ``p = softmax(student)``, per voxel v::

@@ -6,7 +6,7 @@ U = uniform input noise in [-0.2, 0.2] drawn afresh for every forward pass:
 
 for network k in (1, 2), with the other network k' as the pseudo-labeller:
 
-1. ``z = f_k(x + U)``, ``z' = f_k(x' + U)``; TC loss = KL on the overlaps (Eq. 2) and the
+1. ``z = f_k(x + U)``, ``z' = f_k(x' + U)``; TC loss = KL on the overlaps and the
    negative-entropy regulariser on the same overlaps;
 2. supervised loss ``0.5 (CE + Dice)`` of ``z`` on the labelled rows;
 3. pseudo-labels ``f_k'(x)`` on the clean batch without gradient (the other network stays in train

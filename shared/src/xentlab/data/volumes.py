@@ -7,10 +7,14 @@ trivial (a threshold segments it), so each volume is then degraded the way MR im
    to [-1, 1] (intensity inhomogeneity: the same tissue is bright on one side, dark on the other);
 2. a Gaussian **blur** (partial-volume effect: boundaries become ramps, not steps);
 3. additive Gaussian **noise** (thermal noise, added after the blur so it stays white);
-4. optional **distractors**: unlabelled spheres of the same intensity range but with a weaker
-   contrast, so brightness alone does not decide the class and shape/context must be learned;
-5. optional per-volume **gamma** of the clean intensities and per-volume **jitter** of the degradation strengths (a spread of scanners/sites), so a
-   few labelled volumes do not cover the appearance of all the others.
+4. optional **distractors**: unlabelled spheres (their own radius range, intensity scaled by
+   ``distractor_contrast``), so brightness alone does not decide the class;
+5. optional per-volume **gamma** of the clean intensities and per-volume **jitter** of the
+   degradation strengths (a spread of scanners/sites).
+
+Intensities: each ``create_test_image_3d`` call rescales its spheres to a maximum of 1, so with
+``num_objs=1`` the labelled sphere has intensity 1 and the distractors span about [0.5, 1]
+(times ``distractor_contrast``) before the degradations.
 
 Volumes are seeded individually (volume ``i`` of a set depends only on ``(seed, i)`` and the spec),
 so the first ``k`` volumes of a set of ``n`` are the same as a set of ``k``. A set is generated once
