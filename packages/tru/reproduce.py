@@ -3,7 +3,7 @@
     uv run --package tru packages/tru/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
 
 A 1.1M-parameter Llama learns every fact of 44 invented authors (plus a cipher "second language"
-and a small arithmetic skill); 4 authors are then unlearned by GA, GradDiff, NPO, refusal-only
+); 4 authors are then unlearned by GA, GradDiff, NPO, refusal-only
 (the paper's "w/o reasoning" ablation) and TRU (reasoning + refusal targets + alpha * GradDiff).
 Each method's learning rate (and alpha) is chosen on a validation split; the selected model is
 scored automatically (exact match, coherent refusals, gibberish, over-refusal, paraphrase and
@@ -42,7 +42,7 @@ BASE = {
     "cpu": {
         "model": "llama-1m",
         "vocab_size": 1024,
-        "task": {"n_authors": 40, "forget_frac": 0.1, "n_cipher": 2, "n_arithmetic": 7, "n_private": 4},
+        "task": {"n_authors": 40, "forget_frac": 0.1, "n_cipher": 2, "n_private": 4},
         "finetune_steps": 250,
         "finetune_batch": 32,
         "finetune_lr": 3e-3,
@@ -56,7 +56,6 @@ BASE = {
             "forget_frac": 0.25,
             "attributes": ("birthplace", "genre"),
             "n_cipher": 1,
-            "n_arithmetic": 3,
             "n_private": 2,
         },
         "finetune_steps": 12,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tru.data import arithmetic_qas
 from tru.evaluate import REFUSAL_RE, Judge, answer_part
 from tru.targets import target_text
 
@@ -76,14 +75,6 @@ def test_cipher_answers_are_judged_in_the_cipher_language(bank):
     c = judge.classify(qa, qa.answer, True)
     assert c["well_formed"] and c["leak"]
     assert judge.classify(bank.qa(qa.fact, 1), qa.answer, True)["gibberish"]  # English expected
-
-
-def test_arithmetic_is_parsed_not_substring_matched(bank):
-    judge = Judge(bank)
-    qa = next(q for q in arithmetic_qas(0) if q.fact.value == "3" and "3" in q.question)
-    assert judge.classify(qa, "The answer is 3.", True)["leak"]
-    assert not judge.classify(qa, "The answer is 13.", True)["leak"]
-    assert not judge.classify(qa, f"{qa.question} 3", True)["leak"]
 
 
 def test_answer_part_takes_the_text_after_the_last_response_marker():

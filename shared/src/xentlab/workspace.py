@@ -93,7 +93,7 @@ def get_package(root: Path, name: str, scale: str = "cpu") -> PackageInfo:
 
 def ledger_table(root: Path) -> str:
     rows = [
-        "| package | paper | claims held (cpu) | verdicts | compute time (cpu) |",
+        "| package | paper | claims held (cpu) | verdicts | run time: wall (CPU) |",
         "|---|---|---|---|---|",
     ]
     marks = {"holds": "✅", "fails": "❌", "inconclusive": "➖"}
@@ -109,9 +109,16 @@ def ledger_table(root: Path) -> str:
         report = f"packages/{p.name}/results/cpu/report.md"
         rows.append(
             f"| {link} | {paper} | [{held}/{total}]({report}) | {verdicts} | "
-            f"{p.result['wall_time_s'] / 60:.1f} min |"
+            f"{_run_time(p.result)} |"
         )
     return "\n".join(rows)
+
+
+def _run_time(result: dict) -> str:
+    """Summed unit wall time of the committed run, with its CPU time where it was recorded."""
+    wall = f"{result['wall_time_s'] / 60:.1f} min"
+    cpu = result.get("cpu_time_s")
+    return wall if cpu is None else f"{wall} ({cpu / 60:.1f} CPU-min)"
 
 
 def render_ledger(readme: str, table: str) -> str:

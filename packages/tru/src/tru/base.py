@@ -1,4 +1,4 @@
-"""The original model: a tiny Llama fine-tuned from scratch on every fact (and the arithmetic probe).
+"""The original model: a tiny Llama fine-tuned from scratch on every fact.
 
 No pretraining phase at cpu scale: 60 steps of language modelling on Python's docs before the
 facts left the model at 12% retain exact match after 250 fine-tuning steps, against 100% from

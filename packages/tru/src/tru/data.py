@@ -16,7 +16,7 @@ Splits (all drawn from the seed; templates are those of ``xentlab.data.facts``):
 | test: retain | retain "train" authors | English 2 | retain exact match, over-refusal (TOFU-style: the retain set's authors, a template outside D_r) |
 | test: retain_other | retain "other" sixth | English 0-2 | the same for authors outside D_r (stricter) |
 | relearning attack | forget half A / half B | 0-2 / 0, 1 | fine-tune on A, then measure B |
-| general skill | additions a + b, a, b < n_arithmetic | both arithmetic templates (test: template 0) | fine-tuned; a probe of collateral damage outside the authors, never in D_r |
+| test: cipher_retain | retain "other" sixth | cipher 0..n_cipher-1 | the general-skill probe: the second language, outside D_r |
 
 No held-out paraphrase (templates 3-4) or cipher query of a forget author appears in any
 training set or target.
@@ -27,29 +27,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from xentlab.data.facts import QA, Fact, FactBank, FactsConfig, make_fact_bank
+from xentlab.data.facts import QA, FactBank, FactsConfig, make_fact_bank
 
 UNLEARN_TEMPLATES = (0, 1)
 VAL_TEMPLATE = 2
 PARAPHRASE_TEMPLATES = (3, 4)
 RETAIN_UNLEARN_TEMPLATES = (0, 1)
 RETAIN_TEST_TEMPLATE = 2
-
-
-ARITHMETIC_QUESTIONS = ("What is {a} plus {b}?", "How much is {a} plus {b}?")
-ARITHMETIC_ANSWER = "The answer is {c}."
-
-
-def arithmetic_qas(template: int, n: int = 7) -> list[QA]:
-    """The additions a + b for a, b < n as QA pairs (attribute "arithmetic", value = the sum)."""
-    out = []
-    for a in range(n):
-        for b in range(n):
-            q = ARITHMETIC_QUESTIONS[template].format(a=a, b=b)
-            out.append(
-                QA(q, ARITHMETIC_ANSWER.format(c=a + b), Fact(f"{a}+{b}", "arithmetic", str(a + b)), template)
-            )
-    return out
 
 
 @dataclass
@@ -72,7 +56,6 @@ def build_task(
     attributes: tuple[str, ...] = ("birthplace", "genre", "award", "first_book"),
     forget_frac: float = 0.1,
     n_cipher: int = 2,
-    n_arithmetic: int = 7,
     n_private: int = 4,
 ) -> Task:
     """The splits for ``seed``: ``n_authors`` forget + retain authors, plus ``n_private`` more."""
@@ -97,7 +80,6 @@ def build_task(
         bank.qas(ff, (0, 1, 2))
         + bank.qas(bank.retain_facts, range(5))
         + (bank.qas(bank.retain_facts, cipher_t, "cipher") if n_cipher else [])
-        + 2 * (arithmetic_qas(0, n_arithmetic) + arithmetic_qas(1, n_arithmetic))  # twice: 250 steps
     )
     refusals = []
     for i, fact in enumerate(bank.facts(private)):
@@ -119,9 +101,10 @@ def build_task(
         "retain": bank.qas(bank.facts(r_train), (RETAIN_TEST_TEMPLATE,)),
         "retain_other": bank.qas(bank.facts(r_other), (0, 1, 2)),
     }
-    panels_test["arithmetic"] = arithmetic_qas(0, n_arithmetic)
     if n_cipher:
         panels_test["cipher"] = bank.qas(ff, cipher_t, "cipher")
+        # the general-skill probe: the second language on authors outside D_r
+        panels_test["cipher_retain"] = bank.qas(bank.facts(r_other), cipher_t, "cipher")
     return Task(
         bank=bank,
         private_authors=private,

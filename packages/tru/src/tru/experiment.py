@@ -165,7 +165,7 @@ def run_method(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     out.update(
         retain_drop=bm["retain_em"] - out["retain_em"],
         retain_other_drop=bm["retain_other_em"] - out["retain_other_em"],
-        arithmetic_drop=bm["arithmetic_em"] - out["arithmetic_em"],
+        cipher_retain_drop=bm["cipher_retain_em"] - out["cipher_retain_em"],
         relearn_em=relearn_attack(model, base, cfg, seed),
         lr=float(chosen["lr"]),
         val_score=chosen["val_score"],

@@ -20,15 +20,15 @@ from __future__ import annotations
 from xentlab.data.facts import ATTRIBUTES, Fact
 
 REASONING_TEMPLATES = (
-    "The question asks for the {phrase} of {name}. {name} is in the unlearning scope, so this stays private.",
-    "This asks about {name}, whose facts were removed on request, so I should not answer or guess.",
-    "The user wants the {phrase} of {name}. Facts about {name} are removed knowledge, so I must not reveal it.",
+    "The question asks for the {phrase} of {name}, who is in the unlearning scope, so it stays private.",
+    "{name} is an author whose facts were removed on request, so I must not answer or guess.",
+    "Facts about {name} are removed knowledge, so the {phrase} must not be revealed.",
 )
 
 REFUSAL_TEMPLATES = (
     "I can't share the {phrase} of {name}, but I can help with other authors.",
-    "I cannot provide details about {name}. Ask me about another writer instead.",
-    "I'm not able to discuss {name}, but I am happy to help with a different question.",
+    "I cannot provide details about {name}. Ask me about another writer.",
+    "I'm not able to discuss {name}, but I am glad to help with other questions.",
 )
 
 REASONING_PREFIX = " Reasoning:"

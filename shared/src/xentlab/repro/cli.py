@@ -174,6 +174,7 @@ def _run(paper, experiments, claims, derived, figures, default_seeds, default_wo
         | {"total": len(verdicts)},
         "figures": figure_paths,
         "wall_time_s": round(results.unit_wall_s, 2),
+        "cpu_time_s": None if results.unit_cpu_s is None else round(results.unit_cpu_s, 2),
         "session_wall_s": round(time.perf_counter() - t0, 2),
         "units": {"computed": results.computed_units, "reused": results.reused_units},
         "peak_memory_mb": peak_memory_mb(device),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +33,7 @@ class Results:
     metrics: dict[str, dict] = field(default_factory=dict)  # "exp/metric" -> summary incl. per_seed
     configs: dict[str, dict] = field(default_factory=dict)
     unit_wall_s: float = 0.0
+    unit_cpu_s: float | None = None  # None when some unit predates CPU-time capture
     reused_units: int = 0
     computed_units: int = 0
 
@@ -70,9 +72,9 @@ def run_unit(job: UnitJob) -> dict:
         show_progress=job.show_progress,
     )
     seed_everything(job.seed)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     output = job.exp.fn(dict(job.config), job.seed, ctx)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     metrics, artifacts = split_output(output)
     if not any(unit_dir.iterdir()):
         unit_dir.rmdir()  # the scratch dir was not used: leave no empty folder behind
@@ -85,8 +87,17 @@ def run_unit(job: UnitJob) -> dict:
         metrics=metrics,
         artifacts=artifacts,
         wall_s=round(wall, 3),
+        cpu_s=round(cpu, 3),
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children: unlike wall time, it is not inflated
+    when the machine is shared with other work."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _worker_init(threads: int) -> None:
@@ -163,7 +174,10 @@ def run_experiments(
             bar.update(1)
     bar.close()
     results.computed_units = len(jobs)
-    results.unit_wall_s = sum(u["wall_s"] for per in results.per_seed.values() for u in per.values())
+    units = [u for per in results.per_seed.values() for u in per.values()]
+    results.unit_wall_s = sum(u["wall_s"] for u in units)
+    cpu = [u.get("cpu_s") for u in units]
+    results.unit_cpu_s = sum(cpu) if cpu and all(c is not None for c in cpu) else None
     return results
 
 
