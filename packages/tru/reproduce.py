@@ -41,16 +41,16 @@ METHOD_LABELS = {
 BASE = {
     "cpu": {
         "model": "llama-1m",
-        "vocab_size": 1024,
+        "vocab_size": 2048,
         "task": {"n_authors": 40, "forget_frac": 0.1, "n_cipher": 2, "n_private": 4},
         "finetune_steps": 250,
         "finetune_batch": 32,
         "finetune_lr": 3e-3,
-        "max_new_tokens": 100,
+        "max_new_tokens": 64,
     },
     "smoke": {
         "model": "llama-1m",
-        "vocab_size": 1024,
+        "vocab_size": 2048,
         "task": {
             "n_authors": 8,
             "forget_frac": 0.25,
@@ -65,17 +65,17 @@ BASE = {
     },
 }
 
-# Unlearning: the same budget for every method; lrs (and alphas for TRU / refusal-only) are the
-# grid the validation split chooses from.
+# Unlearning: the same budget for every method. The validation split chooses the lr among "lrs"
+# (GA, GradDiff, NPO) or the (lr, alpha) pair among "grid" (TRU, refusal-only).
 UNLEARN = {
     "cpu": {
         "steps": 60,
-        "batch_size": 16,
+        "batch_size": 8,
         "lrs": [1e-4, 3e-4],
-        "alphas": [0.1, 0.5, 1.0],
+        "grid": [[1e-4, 0.5], [3e-4, 0.5], [3e-4, 1.0]],
         "beta": 0.1,
-        "eval_every": 20,
-        "max_new_tokens": 100,
+        "eval_every": 30,
+        "max_new_tokens": 64,
         "relearn_steps": 10,
         "relearn_lr": 3e-4,
     },
@@ -83,7 +83,7 @@ UNLEARN = {
         "steps": 2,
         "batch_size": 4,
         "lrs": [3e-4],
-        "alphas": [0.5],
+        "grid": [[3e-4, 0.5]],
         "beta": 0.1,
         "eval_every": 0,
         "max_new_tokens": 24,

@@ -34,7 +34,9 @@ def test_validation_is_outside_every_unlearning_set_and_every_test_panel():
     assert r_val.isdisjoint(r_other) and r_train.isdisjoint(r_val | r_other)
     # the primary retain panel asks D_r's authors with a template that is not in D_r (TOFU-style)
     assert {qa.fact.author for qa in task.panels_test["retain"]} == r_train
-    assert {qa.template for qa in task.panels_test["retain"]}.isdisjoint({qa.template for qa in task.retain_unlearn})
+    assert {qa.template for qa in task.panels_test["retain"]}.isdisjoint(
+        {qa.template for qa in task.retain_unlearn}
+    )
 
 
 def test_private_authors_are_refused_in_both_formats_and_are_nobody_else():

@@ -34,10 +34,15 @@ class Base:
 
 
 def tokenizer_for(cfg: dict) -> Any:
-    from xentlab.data.facts import tokenizer_corpus
+    """Byte-level BPE on Python's docs + the task's own text: fact QA in both languages and the
+    reasoning / refusal targets (of banks that no run uses, so no run seed leaks into it)."""
+    from tru.targets import target_text
+    from xentlab.data.facts import FactsConfig, make_fact_bank, tokenizer_corpus
     from xentlab.data.tokenizer import get_tokenizer
 
-    return get_tokenizer(tokenizer_corpus(), vocab_size=cfg["vocab_size"])
+    bank = make_fact_bank(FactsConfig(n_authors=60), seed=10_000)
+    targets = [target_text(f, reasoning=True) for f in bank.facts()]
+    return get_tokenizer(tokenizer_corpus() + targets, vocab_size=cfg["vocab_size"])
 
 
 @contextmanager

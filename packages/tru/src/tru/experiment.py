@@ -96,10 +96,12 @@ def run_method(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     mnt = cfg["max_new_tokens"]
     streams = _streams(base, method, cfg["batch_size"], seed)
     start = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    alphas = cfg["alphas"] if method in ("tru", "refusal") else [None]
-
+    # TRU / refusal-only: the (lr, alpha) pairs of cfg["grid"]; the other methods: cfg["lrs"]
+    if method in ("tru", "refusal"):
+        grid = [(float(lr), float(a)) for lr, a in cfg["grid"]]
+    else:
+        grid = [(float(lr), None) for lr in cfg["lrs"]]
     sweep, best = [], None
-    grid = [(lr, a) for a in alphas for lr in cfg["lrs"]]
     for lr, alpha in ctx.progress(grid, desc="grid"):
         model.load_state_dict(start)
         trajectory: list[dict[str, float]] = []
