@@ -107,10 +107,7 @@ def ledger_table(root: Path) -> str:
         paper = f"{p.title} ([arXiv {arxiv}](https://arxiv.org/abs/{arxiv}))" if arxiv else p.title
         verdicts = " ".join(marks[c["verdict"]] for c in p.result["claims"])
         report = f"packages/{p.name}/results/cpu/report.md"
-        rows.append(
-            f"| {link} | {paper} | [{held}/{total}]({report}) | {verdicts} | "
-            f"{_run_time(p.result)} |"
-        )
+        rows.append(f"| {link} | {paper} | [{held}/{total}]({report}) | {verdicts} | {_run_time(p.result)} |")
     return "\n".join(rows)
 
 
