@@ -135,7 +135,8 @@ ATARI_SMOKE = {
     "tensorboard": False,
 }
 ATARI_WIDTHS = (1, 2, 4)  # the network-size axis, for MSE and HL-Gauss
-SMOKE_WIDTHS = (1, 2)
+# smoke: the whole Atari pipeline on CPU with a few hundred frames of Pong; the width axis for HL-Gauss only
+SMOKE_RUNS = (("mse", 1), ("hl_gauss", 1), ("hl_gauss", 2))
 
 
 def _atari_experiments() -> list[Experiment]:
@@ -147,10 +148,9 @@ def _atari_experiments() -> list[Experiment]:
             for width in ATARI_WIDTHS if loss in ("mse", "hl_gauss") else (1,):
                 cfg = {**ATARI_FULL, "game": game, "loss": loss, "width": width}
                 exps.append(Experiment(f"atari_{game.lower()}_{loss}_w{width}", atari_unit, {"full": cfg}))
-    for loss in ("mse", "hl_gauss"):  # the whole Atari pipeline on CPU, a few hundred frames of Pong
-        for width in SMOKE_WIDTHS:
-            cfg = {**ATARI_SMOKE, "game": "Pong", "loss": loss, "width": width}
-            exps.append(Experiment(f"atari_pong_{loss}_w{width}", atari_unit, {"smoke": cfg}))
+    for loss, width in SMOKE_RUNS:
+        cfg = {**ATARI_SMOKE, "game": "Pong", "loss": loss, "width": width}
+        exps.append(Experiment(f"atari_pong_{loss}_w{width}", atari_unit, {"smoke": cfg}))
     return exps
 
 
@@ -218,13 +218,28 @@ def _gap(m, noise: str, other: str = "mse") -> float:
 _ATARI_KEY = re.compile(r"^atari_(?P<game>[a-z]+)_(?P<loss>[a-z_]+)_w(?P<width>\d+)/hns$")
 
 
+def _atari_rows(m, loss: str) -> list[tuple[int, float]]:
+    return [(int(g["width"]), v) for k, v in m.items() if (g := _ATARI_KEY.match(k)) and g["loss"] == loss]
+
+
 def _atari_iqm(m, loss: str, width: int | None) -> float:
     """IQM over games of this seed's human-normalised scores for (loss, width); width None = largest."""
-    rows = [(int(g["width"]), v) for k, v in m.items() if (g := _ATARI_KEY.match(k)) and g["loss"] == loss]
+    rows = _atari_rows(m, loss)
     if not rows:
         raise KeyError(f"no Atari results for {loss}")
     w = max(r[0] for r in rows) if width is None else width
     return iqm([v for rw, v in rows if rw == w])
+
+
+def _gap_growth(m) -> float:
+    """(HL-Gauss - MSE) IQM at the largest width both ran, minus the same at width 1."""
+    common = {w for w, _ in _atari_rows(m, "hl_gauss")} & {w for w, _ in _atari_rows(m, "mse")}
+    if not common:
+        raise KeyError("no Atari width that both MSE and HL-Gauss ran")  # the runner records None
+    w = max(common)
+    return (_atari_iqm(m, "hl_gauss", w) - _atari_iqm(m, "mse", w)) - (
+        _atari_iqm(m, "hl_gauss", 1) - _atari_iqm(m, "mse", 1)
+    )
 
 
 def _return_difference(game: str, exp_a: str, exp_b: str, metric_b: str = "eval_return"):
@@ -232,7 +247,7 @@ def _return_difference(game: str, exp_a: str, exp_b: str, metric_b: str = "eval_
     return lambda m: m[f"{exp_a.format(game)}/eval_return"] - m[f"{exp_b.format(game)}/{metric_b}"]
 
 
-DERIVED = [
+MDP_DERIVED = [
     Derived("mdp/gap_noisy", lambda m: _gap(m, "noisy")),
     Derived("mdp/gap_clean", lambda m: _gap(m, "clean")),
     Derived("mdp/gap_shrink", lambda m: _gap(m, "noisy") - _gap(m, "clean")),
@@ -242,6 +257,8 @@ DERIVED = [
     Derived("mdp/gap_noisy_vs_mse_clip", lambda m: _gap(m, "noisy", "mse_clip")),
     Derived("mdp/gap_noisy_wide", lambda m: _gap(m, "noisy_wide")),
     Derived("mdp/gap_noisy_wide_vs_mse_clip", lambda m: _gap(m, "noisy_wide", "mse_clip")),
+]
+MINATAR_DERIVED = [
     *[
         Derived(
             f"{g.lower()}/{loss}_minus_random",
@@ -257,6 +274,8 @@ DERIVED = [
         )
         for g in GAMES
     ],
+]
+ATARI_DERIVED = [
     Derived(
         "atari/iqm_hl_gauss_minus_mse_w1", lambda m: _atari_iqm(m, "hl_gauss", 1) - _atari_iqm(m, "mse", 1)
     ),
@@ -265,10 +284,7 @@ DERIVED = [
     ),
     Derived(
         "atari/gap_growth_with_width",
-        lambda m: (
-            (_atari_iqm(m, "hl_gauss", None) - _atari_iqm(m, "mse", None))
-            - (_atari_iqm(m, "hl_gauss", 1) - _atari_iqm(m, "mse", 1))
-        ),
+        _gap_growth,
     ),
 ]
 
@@ -357,6 +373,13 @@ ATARI_CLAIMS = [
         paper="regression does not scale (Sec. 4.1)",
     ),
 ]
+
+
+def derived_for(scale: str) -> list[Derived]:
+    """Derived metrics of the experiments run at `scale` (so that no report lists empty rows)."""
+    return {"cpu": MDP_DERIVED + MINATAR_DERIVED, "full": MDP_DERIVED + ATARI_DERIVED}.get(
+        scale, MDP_DERIVED + MINATAR_DERIVED + ATARI_DERIVED
+    )
 
 
 def claims_for(scale: str) -> list[Claim]:
@@ -524,7 +547,7 @@ if __name__ == "__main__":
         PAPER,
         EXPERIMENTS,
         claims_for(scale),
-        derived=DERIVED,
+        derived=derived_for(scale),
         figures=figures,
         default_seeds={"smoke": [0], "cpu": [0, 1, 2, 3, 4], "full": [0, 1, 2]},
         default_workers=2 if scale == "cpu" else 1,
