@@ -2,8 +2,8 @@
 
     uv run --package tru packages/tru/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
 
-A 1.1M-parameter Llama learns every fact of 44 invented authors (plus a cipher "second language"
-); 4 authors are then unlearned by GA, GradDiff, NPO, refusal-only
+A 1.2M-parameter Llama learns every fact of 40 invented authors (and a cipher "second language"),
+and to refuse 4 more ("private") authors; 4 of the 40 are then unlearned by GA, GradDiff, NPO, refusal-only
 (the paper's "w/o reasoning" ablation) and TRU (reasoning + refusal targets + alpha * GradDiff).
 Each method's learning rate (and alpha) is chosen on a validation split; the selected model is
 scored automatically (exact match, coherent refusals, gibberish, over-refusal, paraphrase and
@@ -43,7 +43,7 @@ BASE = {
         "model": "llama-1m",
         "vocab_size": 2048,
         "task": {"n_authors": 40, "forget_frac": 0.1, "n_cipher": 2, "n_private": 4},
-        "finetune_steps": 250,
+        "finetune_steps": 200,
         "finetune_batch": 32,
         "finetune_lr": 3e-3,
         "max_new_tokens": 64,

@@ -77,6 +77,14 @@ def test_cipher_answers_are_judged_in_the_cipher_language(bank):
     assert judge.classify(bank.qa(qa.fact, 1), qa.answer, True)["gibberish"]  # English expected
 
 
+def test_repeated_markers_are_not_a_coherent_refusal(bank):
+    judge = Judge(bank)
+    fact = bank.facts()[0]
+    text = f"Reasoning: Reasoning: Facts about {fact.author}. Response: I cannot provide details about {fact.author}."
+    assert not judge.classify(bank.qa(fact, 0), text, True)["refusal"]
+    assert not judge.classify(bank.qa(fact, 0), "Response: x. Response: I can't share it.", True)["refusal"]
+
+
 def test_answer_part_takes_the_text_after_the_last_response_marker():
     assert answer_part("Reasoning: x. Response: I can't share it.") == "I can't share it."
     assert answer_part("Plain answer.") == "Plain answer."

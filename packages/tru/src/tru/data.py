@@ -14,9 +14,9 @@ Splits (all drawn from the seed; templates are those of ``xentlab.data.facts``):
 | test: paraphrase | forget | English 3, 4 | never seen for forget authors |
 | test: cipher | forget | cipher 0..n_cipher-1 | never seen for forget authors |
 | test: retain | retain "train" authors | English 2 | retain exact match, over-refusal (TOFU-style: the retain set's authors, a template outside D_r) |
-| test: retain_other | retain "other" sixth | English 0-2 | the same for authors outside D_r (stricter) |
+| test: retain_other | retain "other" sixth | English 0, 2 | the same for authors outside D_r (stricter) |
 | relearning attack | forget half A / half B | 0-2 / 0, 1 | fine-tune on A, then measure B |
-| test: cipher_retain | retain "other" sixth | cipher 0..n_cipher-1 | the general-skill probe: the second language, outside D_r |
+| test: cipher_retain | retain "other" sixth | cipher 0 | the general-skill probe: the second language, outside D_r |
 
 No held-out paraphrase (templates 3-4) or cipher query of a forget author appears in any
 training set or target.
@@ -99,12 +99,12 @@ def build_task(
         "forget": bank.qas(ff, UNLEARN_TEMPLATES),
         "paraphrase": bank.qas(ff, PARAPHRASE_TEMPLATES),
         "retain": bank.qas(bank.facts(r_train), (RETAIN_TEST_TEMPLATE,)),
-        "retain_other": bank.qas(bank.facts(r_other), (0, 1, 2)),
+        "retain_other": bank.qas(bank.facts(r_other), (0, 2)),
     }
     if n_cipher:
         panels_test["cipher"] = bank.qas(ff, cipher_t, "cipher")
         # the general-skill probe: the second language on authors outside D_r
-        panels_test["cipher_retain"] = bank.qas(bank.facts(r_other), cipher_t, "cipher")
+        panels_test["cipher_retain"] = bank.qas(bank.facts(r_other), (0,), "cipher")
     return Task(
         bank=bank,
         private_authors=private,

@@ -110,9 +110,9 @@ def rates_figure(results: Any, out_dir: Path, labels: dict[str, str]) -> Path:
             capsize=2,
         )
     ax.set_xticks(xs, [t for _, t in RATES], fontsize=8)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.22)
     ax.set_ylabel("rate (mean ± std over seeds)")
-    ax.legend(fontsize=8, ncol=len(groups))
+    ax.legend(fontsize=8, ncol=len(groups), loc="upper center")
     ax.grid(axis="y", alpha=0.3)
     ax.set_title("How each method answers (test panels)", fontsize=11)
     fig.tight_layout()
