@@ -168,3 +168,29 @@ def test_out_under_an_unwritable_root_is_a_clear_error(tmp_path, capsys):
         )
     assert exc.value.code == 2
     assert "cannot write to --out" in capsys.readouterr().err
+
+
+def test_claims_and_derived_restricted_to_scales(tmp_path):
+    claims = [*CLAIMS, Claim("cpu-only", "judged at cpu only", "a/score", "> 0", scales=("cpu",))]
+    derived = [*DERIVED, Derived("cpu_gap", lambda m: 1.0, scales=("cpu",))]
+    r = run_cli(
+        PAPER,
+        EXPS,
+        claims,
+        derived=derived,
+        package_dir=tmp_path,
+        argv=["--out", str(tmp_path / "r"), "--quiet", "--scale", "smoke", "--seeds", "0"],
+    )
+    assert "cpu-only" not in [c["id"] for c in r["claims"]]
+    assert "cpu_gap" not in r["metrics"]
+    r = run_cli(
+        PAPER,
+        EXPS,
+        claims,
+        derived=derived,
+        package_dir=tmp_path,
+        argv=["--out", str(tmp_path / "c"), "--quiet", "--scale", "cpu", "--seeds", "0"],
+    )
+    assert "cpu-only" in [c["id"] for c in r["claims"]] and "cpu_gap" in r["metrics"]
+    with pytest.raises(ValueError, match="unknown scales"):
+        Claim("x", "s", "a/score", "> 0", scales=("huge",))

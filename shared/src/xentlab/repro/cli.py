@@ -139,6 +139,8 @@ def _run(paper, experiments, claims, derived, figures, default_seeds, default_wo
     out = (args.out if args.out is not None else package_dir / "results" / args.scale).expanduser().resolve()
     _check_writable(out)
 
+    claims = [c for c in claims if c.scales is None or args.scale in c.scales]
+    derived = [d for d in derived if d.scales is None or args.scale in d.scales]
     t0 = time.perf_counter()
     results = run_experiments(
         experiments,

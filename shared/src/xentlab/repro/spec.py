@@ -60,6 +60,7 @@ class Derived:
 
     name: str
     fn: Callable[[Mapping[str, float]], float]
+    scales: tuple[str, ...] | None = None  # computed only at these scales (None: every scale)
 
 
 _CHECK = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -83,8 +84,13 @@ class Claim:
     paper: str = ""
     agg: str = "mean"
     note: str = ""
+    # judged only at these scales (None: every scale), e.g. a claim whose experiment is too slow
+    # for smoke; a claim outside its scales is left out of result.json rather than "not measured"
+    scales: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.scales is not None and set(self.scales) - set(SCALES):
+            raise ValueError(f"claim {self.id!r}: unknown scales {self.scales}; use {SCALES}")
         if self.agg not in AGGREGATES:
             raise ValueError(f"claim {self.id!r}: agg must be one of {AGGREGATES}, got {self.agg!r}")
         if self.agg != "all" and not _CHECK.match(self.check):
