@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -375,29 +375,19 @@ ATARI_CLAIMS = [
 ]
 
 
-def derived_for(scale: str) -> list[Derived]:
-    """Derived metrics of the experiments run at `scale` (so that no report lists empty rows)."""
-    return {"cpu": MDP_DERIVED + MINATAR_DERIVED, "full": MDP_DERIVED + ATARI_DERIVED}.get(
-        scale, MDP_DERIVED + MINATAR_DERIVED + ATARI_DERIVED
-    )
-
-
-def claims_for(scale: str) -> list[Claim]:
-    """Claims of the experiments run at `scale` (smoke runs every pipeline, so it checks every claim)."""
-    if scale == "cpu":
-        return MDP_CLAIMS + MINATAR_CLAIMS + SPS_CLAIMS
-    if scale == "full":
-        return MDP_CLAIMS + ATARI_CLAIMS
-    return MDP_CLAIMS + MINATAR_CLAIMS + SPS_CLAIMS + ATARI_CLAIMS
-
-
-def _scale_from_argv(argv: list[str]) -> str:
-    for i, a in enumerate(argv):
-        if a == "--scale" and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith("--scale="):
-            return a.split("=", 1)[1]
-    return "cpu"
+# Each pipeline's claims and derived metrics are judged only at the scales that run it (smoke runs
+# every pipeline at toy size, so it checks every claim).
+MINATAR_ONLY, ATARI_ONLY = ("smoke", "cpu"), ("smoke", "full")
+CLAIMS = (
+    MDP_CLAIMS
+    + [replace(c, scales=MINATAR_ONLY) for c in MINATAR_CLAIMS + SPS_CLAIMS]
+    + [replace(c, scales=ATARI_ONLY) for c in ATARI_CLAIMS]
+)
+DERIVED = (
+    MDP_DERIVED
+    + [replace(d, scales=MINATAR_ONLY) for d in MINATAR_DERIVED]
+    + [replace(d, scales=ATARI_ONLY) for d in ATARI_DERIVED]
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,14 +531,14 @@ def _atari_figure(results, atari: list[str], out_dir: Path, plt) -> list[Path]:
 
 
 if __name__ == "__main__":
-    scale = _scale_from_argv(sys.argv[1:])
-    # cpu: both cores as two one-thread workers; smoke stays in one process (each worker re-imports torch).
+    # cpu: both cores as two one-thread workers; smoke stays in one process (each worker re-imports
+    # torch); full: one process on the GPU.
     run_cli(
         PAPER,
         EXPERIMENTS,
-        claims_for(scale),
-        derived=derived_for(scale),
+        CLAIMS,
+        derived=DERIVED,
         figures=figures,
         default_seeds={"smoke": [0], "cpu": [0, 1, 2, 3, 4], "full": [0, 1, 2]},
-        default_workers=2 if scale == "cpu" else 1,
+        default_workers={"smoke": 1, "cpu": 2, "full": 1},
     )

@@ -194,3 +194,37 @@ def test_claims_and_derived_restricted_to_scales(tmp_path):
     assert "cpu-only" in [c["id"] for c in r["claims"]] and "cpu_gap" in r["metrics"]
     with pytest.raises(ValueError, match="unknown scales"):
         Claim("x", "s", "a/score", "> 0", scales=("huge",))
+
+
+def test_default_workers_per_scale(tmp_path, monkeypatch):
+    import xentlab.repro.cli as cli
+
+    seen = []
+    real = cli.run_experiments
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["workers"])
+        return real(*args, **{**kwargs, "workers": 1})
+
+    monkeypatch.setattr(cli, "run_experiments", spy)
+    per_scale = {"cpu": 2, "smoke": 1}
+    for scale, extra in (("smoke", []), ("cpu", []), ("cpu", ["--workers", "1"])):
+        run_cli(
+            PAPER,
+            EXPS,
+            CLAIMS,
+            derived=DERIVED,
+            default_workers=per_scale,
+            package_dir=tmp_path,
+            argv=[
+                "--out",
+                str(tmp_path / f"w{len(seen)}"),
+                "--quiet",
+                "--scale",
+                scale,
+                "--seeds",
+                "0",
+                *extra,
+            ],
+        )
+    assert seen == [1, 2, 1]  # the scale's default, unless --workers is given

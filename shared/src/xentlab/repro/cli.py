@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(
-    paper: Paper, default_seeds: Mapping[str, Sequence[int]], default_workers: int
+    paper: Paper, default_seeds: Mapping[str, Sequence[int]], default_workers: int | Mapping[str, int]
 ) -> argparse.ArgumentParser:
     p = _Parser(
         prog=f"reproduce.py ({paper.package})",
@@ -55,7 +55,10 @@ def build_parser(
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--check", action="store_true", help="exit 1 unless every claim holds")
     p.add_argument(
-        "--workers", type=int, default=default_workers, help="parallel worker processes, one unit each"
+        "--workers",
+        type=int,
+        default=None,
+        help=f"parallel worker processes, one unit each (default: {_per_scale(default_workers)})",
     )
     p.add_argument(
         "--threads", type=int, default=1, help="torch threads per unit (1 is fastest on a loaded 2-core box)"
@@ -65,6 +68,17 @@ def build_parser(
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def _per_scale(default_workers: int | Mapping[str, int]) -> Any:
+    return dict(default_workers) if isinstance(default_workers, Mapping) else default_workers
+
+
+def _default_workers(default_workers: int | Mapping[str, int], scale: str) -> int:
+    """A package may give one worker count or one per scale (e.g. 2 on CPU, 1 on one GPU)."""
+    if isinstance(default_workers, Mapping):
+        return int(default_workers.get(scale, 1))
+    return int(default_workers)
 
 
 def _check_writable(out: Path) -> None:
@@ -93,7 +107,7 @@ def run_cli(
     derived: Sequence[Derived] = (),
     figures: Callable[[Results, Path], Sequence[Path]] | None = None,
     default_seeds: Mapping[str, Sequence[int]] | None = None,
-    default_workers: int = 1,
+    default_workers: int | Mapping[str, int] = 1,
     argv: Sequence[str] | None = None,
     package_dir: Path | None = None,
 ) -> dict[str, Any]:
@@ -126,6 +140,8 @@ def run_cli(
 
 def _run(paper, experiments, claims, derived, figures, default_seeds, default_workers, argv, package_dir):
     args = build_parser(paper, default_seeds, default_workers).parse_args(argv)
+    if args.workers is None:
+        args.workers = _default_workers(default_workers, args.scale)
     seeds = list(args.seeds if args.seeds is not None else default_seeds.get(args.scale, [0]))
     if any(s < 0 for s in seeds):
         raise ReproError(f"seeds must be non-negative integers, got {seeds}")
