@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from xentlab.metrics.segmentation import asd, dice, hd95, import_monai, jaccard, segmentation_metrics
+from xentlab.metrics.segmentation import asd, dice, hd95, jaccard, segmentation_metrics
+from xentlab.optional_imports import import_monai
 
 
 def _cube(shape, lo, hi):

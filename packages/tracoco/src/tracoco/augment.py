@@ -18,7 +18,7 @@ from tracoco.crops import CropPair, pad_to_exceed, sample_crop_pair
 
 
 def _monai_transforms():
-    from xentlab.metrics.segmentation import import_monai
+    from xentlab.optional_imports import import_monai
 
     import_monai()
     from monai.transforms import Flip, Rotate90, ScaleIntensity

@@ -19,7 +19,7 @@ NETWORKS = ("unet_small", "vnet", "unet3d")
 
 
 def build_network(name: str, num_classes: int = 2) -> nn.Module:
-    from xentlab.metrics.segmentation import import_monai
+    from xentlab.optional_imports import import_monai
 
     import_monai()
     from monai.networks.nets import BasicUNet, UNet, VNet

@@ -118,7 +118,7 @@ def synthetic_volume(
     """Volume ``index`` of set ``seed``: (image float32 [S, S, S], label uint8 [S, S, S] in {0, 1})."""
     from scipy import ndimage
 
-    from xentlab.metrics.segmentation import import_monai
+    from xentlab.optional_imports import import_monai
 
     import_monai()
     from monai.data import create_test_image_3d
