@@ -79,3 +79,39 @@ def test_mae_minimum_and_errors():
         t_tau(T, 2.5, 3)
     with pytest.raises(ValueError, match="no interior minimiser"):
         optimal_probs(p, 2.0)
+
+
+def test_two_class_distributions_give_the_n2_regret_in_any_n():
+    # p = ((1+t)/2, (1-t)/2, 0, ..., 0) in n classes with the two top scores tied: the surrogate regret
+    # does not see the empty classes, so dC_tau = T_tau(t; n=2) for every n. Any valid bound therefore has
+    # T_tau(t; n) <= T_tau(t; 2); for tau in (1, 2) our reading has T(t; n) = T(t; 2) * (2/n)^(tau-1),
+    # which is why the smallest ratio the experiment finds there is exactly (n/2)^(tau-1) (sqrt(n/2) at 1.5).
+    t = np.linspace(0.05, 0.95, 19)
+    for n in (3, 10):
+        p = np.zeros((len(t), n))
+        p[:, 0], p[:, 1] = (1 + t) / 2, (1 - t) / 2
+        for tau in (0.5, 1.0, 1.5):
+            d01, dtau = regrets_worst_ties(p, tau)
+            first = slice(0, len(t))  # m = 2: the two non-empty classes tied
+            np.testing.assert_allclose(d01[first], t)
+            np.testing.assert_allclose(dtau[first], t_tau(t, tau, 2), rtol=1e-9, atol=1e-12)
+        ratio = t_tau(t, 1.5, 2) / t_tau(t, 1.5, n)
+        np.testing.assert_allclose(ratio, np.sqrt(n / 2), rtol=1e-12)
+
+
+def test_min_ratio_search_finds_the_two_class_worst_case():
+    from compsum.bounds import min_ratio_search
+
+    # tau = 1.5, n = 3: the worst distributions found are the two-class ones, ratio to T(t; 2) -> 1
+    assert min_ratio_search(1.5, 3, restarts=4) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_mae_bound_t_over_n_is_attained_for_three_classes():
+    # p = (a, a, 1 - 2a), all three scores tied (m = 3): 0-1 regret t = a - (1 - 2a) = 3a - 1 and MAE regret
+    # (1 - mean p) - (1 - a) = a - 1/3 = t / 3, i.e. exactly T_2(t) = t / n with n = 3
+    a = np.linspace(0.36, 0.49, 14)
+    p = np.stack([a, a, 1 - 2 * a], axis=1)
+    d01, dtau = regrets_worst_ties(p, 2.0)
+    m3 = slice(len(a), 2 * len(a))  # second block: the top-3 group
+    np.testing.assert_allclose(d01[m3], 3 * a - 1)
+    np.testing.assert_allclose(dtau[m3], t_tau(3 * a - 1, 2.0, 3), atol=1e-12)

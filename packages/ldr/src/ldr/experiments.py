@@ -42,8 +42,11 @@ def noisy_labels(y: torch.Tensor, num_classes: int, dataset: str, kind: str, rat
     raise ValueError(f"noise kind must be 'clean', 'uniform' or 'class_dependent', got {kind!r}")
 
 
-def make_loss(name: str, cfg: dict, num_train: int):
-    """``loss(model, xb, yb, idx)`` for one of LOSSES with the package's hyper-parameters."""
+def make_loss(name: str, cfg: dict, num_train: int, device: torch.device | str = "cpu"):
+    """``loss(model, xb, yb, idx)`` for one of LOSSES with the package's hyper-parameters.
+
+    ``cfg['aldr_softplus']`` (default False) puts ALDR-KL's scores through softplus first, as the
+    official code does for CIFAR-100 only; ALDR's per-example lambdas live on ``device``."""
     if name == "ce":
         return lambda m, xb, yb, idx: F.cross_entropy(m(xb), yb)
     if name == "gce":
@@ -53,7 +56,8 @@ def make_loss(name: str, cfg: dict, num_train: int):
     if name == "ldr":
         return lambda m, xb, yb, idx: ldr_kl_loss(m(xb), yb, lam=cfg["lam"], margin=cfg["margin"])
     if name == "aldr":
-        aldr = ALDRKLLoss(num_train, lam0=cfg["lam"], alpha=cfg["alpha"], margin=cfg["margin"])
+        aldr = ALDRKLLoss(num_train, lam0=cfg["lam"], alpha=cfg["alpha"], margin=cfg["margin"],
+                          softplus=cfg.get("aldr_softplus", False)).to(device)  # fmt: skip
         return lambda m, xb, yb, idx: aldr(m(xb), yb, idx)
     raise ValueError(f"unknown loss {name!r}; choose from {LOSSES}")
 
