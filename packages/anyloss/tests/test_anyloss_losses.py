@@ -1,9 +1,12 @@
 """AnyLoss losses against hand-derived confusion counts, the stacked evaluation, and the stacked model."""
 
+import math
+
 import pytest
 import torch
 from anyloss.losses import (
     LOSSES,
+    SOL_SCORES,
     S,
     amplify,
     any_acc,
@@ -11,7 +14,9 @@ from anyloss.losses import (
     any_fbeta,
     any_gmean,
     bce,
+    raised_cosine_cdf,
     soft_confusion,
+    sol,
     stacked_losses,
     wbce,
 )
@@ -96,3 +101,54 @@ def test_stacked_model_copies_are_independent():
     assert model(x[0]).shape == (3, 8)  # 2-d input: one group
     with pytest.raises(ValueError, match="num_models"):
         StackedMLP(0, 4)
+
+
+# ---------------------------------------------------------------- SOL (Marchetti et al. 2022)
+
+Y4 = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+P4 = torch.tensor([0.7, 0.55, 0.45, 0.2], dtype=torch.float64)
+
+
+def test_raised_cosine_cdf_hand_values():
+    # mu 0.5, delta 0.1: F = 0 below 0.4, 1 above 0.6, F(0.5) = 1/2; at z = (x - mu)/delta = +-1/2:
+    # F = 1/2 (1 +- 1/2 +- sin(pi/2)/pi) = 3/4 + 1/(2 pi)  or  1/4 - 1/(2 pi)
+    f = raised_cosine_cdf(torch.tensor([0.2, 0.4, 0.45, 0.5, 0.55, 0.6, 0.9], dtype=torch.float64))
+    c = 1 / (2 * math.pi)
+    assert_close(f, torch.tensor([0.0, 0.0, 0.25 - c, 0.5, 0.75 + c, 1.0, 1.0], dtype=torch.float64))
+
+
+def test_sol_hand_computation():
+    # F(p) = [1, 3/4 + c, 1/4 - c, 0] with c = 1/(2 pi) (above), y = [1, 0, 1, 0]:
+    # TP = F(.7) + F(.45) = 5/4 - c; FP = F(.55) + F(.2) = 3/4 + c; FN = (1 - 1) + (1 - F(.45)) = 3/4 + c;
+    # TN = (1 - F(.55)) + 1 = 5/4 - c.  acc = (TP + TN)/4 = 5/8 - c/2;  prec = rec = spec = (5/4 - c)/2,
+    # so F1 = 2 prec rec / (prec + rec) = prec and bacc = (rec + spec)/2 = rec.
+    c = 1 / (2 * math.pi)
+    assert sol(Y4, P4, "acc").item() == pytest.approx(1 - (5 / 8 - c / 2), abs=1e-12)
+    assert sol(Y4, P4, "f1").item() == pytest.approx(1 - (5 / 4 - c) / 2, abs=1e-12)
+    assert sol(Y4, P4, "bacc").item() == pytest.approx(1 - (5 / 4 - c) / 2, abs=1e-12)
+    # uniform prior, F(p) = p: TP = 1.15, FP = 0.75, FN = 0.85, TN = 1.25 -> acc 2.4/4, F1 = 2TP/(2TP+FP+FN)
+    assert sol(Y4, P4, "acc", "uniform").item() == pytest.approx(1 - 0.6, abs=1e-12)
+    assert sol(Y4, P4, "f1", "uniform").item() == pytest.approx(1 - 2.3 / 3.9, abs=1e-12)
+    assert sol(Y4, P4, "bacc", "uniform").item() == pytest.approx(
+        1 - (1.15 / 2.0 + 1.25 / 2.0) / 2, abs=1e-12
+    )
+
+
+def test_sol_degenerate_batch_is_finite():
+    # every p below mu - delta: F = 0, TP = FP = 0 -> precision 0/0 := 0 (divide_no_nan), SOL-F1 = 1, zero gradient
+    p = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64, requires_grad=True)
+    loss = sol(torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), p, "f1")
+    loss.backward()
+    assert loss.item() == 1.0 and torch.all(p.grad == 0)
+    with pytest.raises(ValueError, match="SOL score"):
+        sol(Y4, P4, "gmean")
+    with pytest.raises(ValueError, match="distribution"):
+        sol(Y4, P4, "f1", "gauss")
+
+
+def test_sol_gradcheck():
+    # inside the cosine support the loss is smooth; gradcheck in float64
+    p = torch.tensor([0.58, 0.52, 0.47, 0.43, 0.55], dtype=torch.float64)
+    y = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+    for score in SOL_SCORES:
+        assert check_gradients(lambda q, score=score: sol(y, q, score), p)

@@ -59,3 +59,18 @@ def test_dataset_selection_follows_the_stated_rule():
 def test_smoke(tmp_path):
     result = run_smoke(REPRO, tmp_path, extra_args=("--workers", "1"))
     assert "imb/win_rate_f1_anyf1_vs_bce" in result["metrics"]
+
+
+def test_claim_bands_and_win_rate():
+    mod = _reproduce_module()
+    m = {
+        "g/positive_rate:a": float(np.float32(0.1)),  # 0.10000000149: still in the <= 10% band
+        "g/positive_rate:b": 0.2,
+        "h/positive_rate:c": 0.5,
+        "g/f1_any_f1:a": 0.6, "g/f1_bce:a": 0.1,
+        "g/f1_any_f1:b": 0.1, "g/f1_bce:b": 0.6,
+    }  # fmt: skip
+    assert mod.imbalanced(m) == ["a"] and mod.balanced(m) == ["c"]
+    assert mod.win_rate(m, "f1", "any_f1", "bce") == 1.0  # only set a is in the band
+    assert mod.win_rate(m, "f1", "any_f1", "bce", sets=["a", "b"]) == 0.5
+    assert mod.sign_test_p(m, "f1", "any_f1", "bce", sets=["a", "b"]) == 1.0  # 1 win, 1 loss

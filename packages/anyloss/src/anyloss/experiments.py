@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from anyloss.data import load_split
 from anyloss.losses import stacked_losses
 from anyloss.model import StackedMLP
-from xentlab.data.tabular import load_tabular, stratified_holdout
+from xentlab.data.tabular import stratified_holdout
 
 THRESHOLDS = np.round(np.linspace(0.01, 0.99, 99), 2)
 
@@ -51,9 +52,9 @@ def run_cv(ds: str, cfg: dict, seed: int) -> list[dict[str, dict[str, float]]]:
     that common n_train (at most one row of a fold sits out an epoch).
     """
     names = list(cfg["losses"])
-    splits = [
-        load_tabular(ds, fold=f, n_folds=cfg["n_folds"], split_seed=seed) for f in range(cfg["n_folds"])
-    ]
+    splits = [load_split(ds, fold=f, n_folds=cfg["n_folds"], split_seed=seed) for f in range(cfg["n_folds"])]
+    if splits[0].num_classes != 2:
+        raise ValueError(f"{ds}: AnyLoss is binary; this set has {splits[0].num_classes} classes")
     g = len(splits)
     n = min(len(s.x_train) for s in splits)
     xs = [s.x_train for s in splits]
@@ -115,7 +116,7 @@ def run_datasets(cfg: dict, seed: int) -> dict:
     out: dict = {}
     for ds in cfg["datasets"]:
         per_fold = run_cv(ds, cfg, seed)
-        out[f"positive_rate:{ds}"] = load_tabular(ds, fold=0, n_folds=cfg["n_folds"]).positive_rate
+        out[f"positive_rate:{ds}"] = load_split(ds, fold=0, n_folds=cfg["n_folds"]).positive_rate
         for model_name in per_fold[0]:
             for metric in per_fold[0][model_name]:
                 vals = [f[model_name][metric] for f in per_fold]

@@ -15,6 +15,21 @@ dataset notebook); the code is ours. With p = sigmoid output of the network and 
     WBCE                -mean(w1 y log(p + 1e-5) + w0 (1 - y) log(1 - p + 1e-5)), w1 = y0/N, w0 = y1/N
     MSE                 mean((y - p)^2)
 
+SOL, the "state-of-the-art surrogate" the paper compares against (Marchetti, Guastavino, Piana, Campi,
+"Score-oriented loss (SOL) functions", Pattern Recognit. 132 (2022) 108913, arXiv 2103.15522: its
+probabilistic confusion matrix; the formulas below are those of the official code github.com/cesc14/SOL,
+copied into the AnyLoss repository's SOL notebooks 4-13/4-22/4-52):
+the decision threshold tau is a random variable with CDF F, and the confusion matrix is its expectation,
+
+    TP = sum y F(p),  FP = sum (1 - y) F(p),  FN = sum y (1 - F(p)),  TN = sum (1 - y)(1 - F(p))
+    SOL = 1 - score(TP, FP, FN, TN)   with the *exact* score formulas (ratios, 0 where a denominator is 0):
+        acc = (TP + TN) / N,  F1 = 2 prec rec / (prec + rec),  bacc = (rec + spec) / 2,
+        prec = TP / (TP + FP),  rec = TP / (TP + FN),  spec = TN / (TN + FP)
+    F = raised-cosine CDF on [mu - delta, mu + delta]:
+        F(x) = 0 (x < mu - delta), 1 (x > mu + delta), else 1/2 (1 + z + sin(pi z) / pi), z = (x - mu) / delta
+    with mu = 0.5, delta = 0.1: the AnyLoss notebooks call SOL(score, distribution='cosine', mu=0.5,
+    delta=0.1) for score in {accuracy, f1_score, bacc} (there is no G-mean SOL in them).
+
 Every loss takes (y, p) with p already in (0, 1), like the Keras losses it mirrors, and returns a scalar.
 """
 
@@ -84,6 +99,65 @@ def mse(y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return ((y.to(p.dtype) - p) ** 2).mean()
 
 
+# ---------------------------------------------------------------- SOL (Marchetti et al. 2022)
+
+SOL_SCORES = ("acc", "f1", "bacc")
+
+
+def raised_cosine_cdf(x: torch.Tensor, mu: float = 0.5, delta: float = 0.1) -> torch.Tensor:
+    """CDF of the raised-cosine threshold prior on [mu - delta, mu + delta] (SOL's 'cosine' F)."""
+    z = ((x - mu) / delta).clamp(-1.0, 1.0)  # clamping gives 0 / 1 outside the support, zero gradient there
+    return 0.5 * (1 + z + torch.sin(torch.pi * z) / torch.pi)
+
+
+def uniform_cdf(x: torch.Tensor) -> torch.Tensor:
+    """CDF of the uniform threshold prior on [0, 1] (SOL's 'uniform' F): F(p) = p."""
+    return x
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """num / den, 0 where den == 0 (tf.math.divide_no_nan), with a NaN-free gradient."""
+    ok = den != 0
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def sol_from_counts(tp, fp, fn, tn, score: str) -> torch.Tensor:
+    """1 - score of an expected confusion matrix (the official SOL score formulas)."""
+    if score == "acc":
+        return 1 - _ratio(tp + tn, tp + fp + fn + tn)
+    prec, rec, spec = _ratio(tp, tp + fp), _ratio(tp, tp + fn), _ratio(tn, tn + fp)
+    if score == "f1":
+        return 1 - 2 * _ratio(prec * rec, prec + rec)
+    if score == "bacc":
+        return 1 - (rec + spec) / 2
+    raise ValueError(f"SOL score must be one of {SOL_SCORES}, got {score!r}")
+
+
+def sol(
+    y: torch.Tensor,
+    p: torch.Tensor,
+    score: str = "f1",
+    distribution: str = "cosine",
+    mu: float = 0.5,
+    delta: float = 0.1,
+) -> torch.Tensor:
+    """Score-Oriented Loss of sigmoid outputs ``p`` (see the module docstring; defaults = the AnyLoss notebooks)."""
+    if distribution == "cosine":
+        f = raised_cosine_cdf(p, mu, delta)
+    elif distribution == "uniform":
+        f = uniform_cdf(p)
+    else:
+        raise ValueError(f"SOL distribution must be 'cosine' or 'uniform', got {distribution!r}")
+    y = y.to(p.dtype)
+    if y.shape != p.shape:
+        raise ValueError(
+            f"y and predictions must have the same shape, got {tuple(y.shape)} and {tuple(p.shape)}"
+        )
+    tp, fp = (y * f).sum(), ((1 - y) * f).sum()
+    fn, tn = (y * (1 - f)).sum(), ((1 - y) * (1 - f)).sum()
+    return sol_from_counts(tp, fp, fn, tn, score)
+
+
 LOSSES = {
     "bce": bce,
     "wbce": wbce,
@@ -92,6 +166,9 @@ LOSSES = {
     "any_gmean": any_gmean,
     "any_bacc": any_bacc,
     "any_acc": any_acc,
+    "sol_acc": lambda y, p: sol(y, p, "acc"),
+    "sol_f1": lambda y, p: sol(y, p, "f1"),
+    "sol_bacc": lambda y, p: sol(y, p, "bacc"),
 }
 
 
@@ -115,6 +192,10 @@ def stacked_losses(names: list[str], y: torch.Tensor, p: torch.Tensor, L: float 
     tp = (y * a).sum(-1)  # [..., M]
     s_hat = a.sum(-1)
     tn = n - y1 - s_hat + tp
+    # SOL's expected confusion matrix under the raised-cosine threshold prior (mu 0.5, delta 0.1)
+    f = raised_cosine_cdf(p)
+    s_tp, s_fp = (y * f).sum(-1), ((1 - y) * f).sum(-1)
+    s_fn, s_tn = (y * (1 - f)).sum(-1), ((1 - y) * (1 - f)).sum(-1)
     per_name = {
         "bce": lambda: -(y * log_p + (1 - y) * log_q).mean(-1),
         "wbce": lambda: -((y0 / n)[..., None] * y * log_p + (y1 / n)[..., None] * (1 - y) * log_q).mean(-1),
@@ -123,9 +204,13 @@ def stacked_losses(names: list[str], y: torch.Tensor, p: torch.Tensor, L: float 
         "any_gmean": lambda: 1 - tp * tn / (y1 * y0 + S),
         "any_bacc": lambda: 1 - (y0 * tp + y1 * tn) / (2 * y1 * y0 + S),
         "any_acc": lambda: 1 - (tp + tn) / n,
+        "sol_acc": lambda: sol_from_counts(s_tp, s_fp, s_fn, s_tn, "acc"),
+        "sol_f1": lambda: sol_from_counts(s_tp, s_fp, s_fn, s_tn, "f1"),
+        "sol_bacc": lambda: sol_from_counts(s_tp, s_fp, s_fn, s_tn, "bacc"),
     }
-    # every formula is evaluated for all M rows (cheap at these sizes); row m keeps its own loss's value
-    select = torch.stack([torch.tensor([nm == name for nm in names]) for name in per_name]).to(p.device)
-    values = torch.stack([per_name[name]() for name in per_name])  # [7, ..., M]
-    mask = select.view(len(per_name), *([1] * (values.ndim - 2)), len(names))
+    # each formula in use is evaluated for all M rows (cheap at these sizes); row m keeps its own loss's value
+    used = [name for name in per_name if name in names]
+    select = torch.stack([torch.tensor([nm == name for nm in names]) for name in used]).to(p.device)
+    values = torch.stack([per_name[name]() for name in used])  # [len(used), ..., M]
+    mask = select.view(len(used), *([1] * (values.ndim - 2)), len(names))
     return torch.where(mask, values, torch.zeros_like(values)).sum(0)

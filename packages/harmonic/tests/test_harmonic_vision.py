@@ -1,0 +1,124 @@
+"""--scale full: the official settings, the data-root errors, and the whole full pipeline end to end on
+tiny MNIST / CIFAR-10 fixtures written here (a few images, 1 epoch; never the network)."""
+
+import gzip
+import importlib.util
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from harmonic.vision import ENV_VAR, build_model, load_vision, official_config, run_vision
+
+from xentlab.repro import Experiment, run_cli
+
+REPRO = Path(__file__).parents[1] / "reproduce.py"
+
+
+def _reproduce_module():
+    spec = importlib.util.spec_from_file_location("harmonic_reproduce_full", REPRO)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _write_cifar10(root: Path, n_per_batch: int = 4, n_test: int = 6) -> None:
+    """The python-pickle layout of cifar-10-batches-py with random images; labels cycle 0..9."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, n in [*((f"data_batch_{i}", n_per_batch) for i in range(1, 6)), ("test_batch", n_test)]:
+        blob = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": [i % 10 for i in range(n)],
+        }
+        (folder / name).write_bytes(pickle.dumps(blob))
+
+
+def _write_mnist(root: Path, n_train: int = 12, n_test: int = 6) -> None:
+    """idx files (gzipped) as MNIST ships them: magic 0x00000803 / 0x00000801, big-endian sizes, uint8."""
+    folder = root / "mnist"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for stem, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (folder / f"{stem}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">HBB", 0, 8, 3) + struct.pack(">III", n, 28, 28) + images.tobytes())
+        )
+        (folder / f"{stem}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">HBB", 0, 8, 1) + struct.pack(">I", n) + labels.tobytes())
+        )
+
+
+def test_official_settings():
+    mlp = official_config("cifar100", "mlp")
+    assert (mlp["optimizer"], mlp["lr"], mlp["epochs"], mlp["batch_size"]) == ("adam", 3e-4, 150, 1024)
+    assert mlp["scheduler"] == {"type": "step", "step_size": 50, "gamma": 0.5}
+    assert (
+        official_config("mnist", "cnn")["scheduler"] is None
+        and official_config("mnist", "cnn")["epochs"] == 40
+    )
+    res = official_config("cifar10", "resnet50")
+    assert (res["optimizer"], res["lr"], res["weight_decay"], res["epochs"], res["batch_size"]) == (
+        "sgd", 0.1, 1e-4, 100, 512,
+    )  # fmt: skip
+    assert official_config("cifar100", "resnet50")["scheduler"]["milestones"] == [60, 100, 140]
+    with pytest.raises(ValueError, match="unknown pair"):
+        official_config("svhn", "mlp")
+
+
+def test_missing_data_root_names_the_variable_and_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"{ENV_VAR}.*cifar-10-batches-py/data_batch_1"):
+        load_vision("cifar10", None)
+    with pytest.raises(FileNotFoundError, match=f"{ENV_VAR}=.*mnist/train-images-idx3-ubyte"):
+        load_vision("mnist", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="cifar-100-python/train"):
+        load_vision("cifar100", str(tmp_path))
+
+
+def test_backbones_shapes():
+    torch.manual_seed(0)
+    for backbone, (c, s) in (("mlp", (1, 28)), ("cnn", (3, 32)), ("resnet50", (3, 32))):
+        model = build_model(backbone, "cosine", c, s, 10, 1.0).eval()
+        logp = model(torch.randn(2, c, s, s))
+        assert logp.shape == (2, 10) and torch.allclose(logp.exp().sum(1), torch.ones(2), atol=1e-5)
+    assert build_model("resnet50", "ce", 1, 28, 10, 1.0).head.in_features == 2048
+
+
+def test_run_vision_on_fixture_is_deterministic(tmp_path):
+    _write_mnist(tmp_path)
+    cfg = {"dataset": "mnist", "backbone": "mlp", "head": "euclidean", "n": 1.0, "data_root": str(tmp_path),
+           **official_config("mnist", "mlp"), "epochs": 2, "batch_size": 5}  # fmt: skip
+    a, b = run_vision(cfg, 0), run_vision(cfg, 0)
+    assert a["acc"] == b["acc"] and a["norm_curve"] == b["norm_curve"] and len(a["norm_curve"]) == 3
+    assert 0 <= a["acc"] <= 1 and a["s_per_epoch"] > 0 and -1 <= a["alignment"] <= 1
+
+
+def test_full_scale_end_to_end_on_fixture(tmp_path, monkeypatch):
+    """reproduce.py's full experiments (configs, unit function, derived metrics, claims, figure) on a
+    CIFAR-10 fixture: CE / Euclidean / cosine heads on the CNN and (CE only) ResNet-50, 1 epoch."""
+    data = tmp_path / "data"
+    _write_cifar10(data)
+    mod = _reproduce_module()
+    names = ["cifar10-cnn-ce", "cifar10-cnn-euclidean", "cifar10-cnn-cosine", "cifar10-resnet50-ce"]
+    tiny = []
+    for exp in mod.EXPERIMENTS:
+        if exp.name in names:
+            cfg = {**exp.config("full"), "data_root": str(data), "epochs": 1, "batch_size": 8}
+            tiny.append(Experiment(exp.name, exp.fn, {"full": cfg}))
+    assert len(tiny) == 4
+    out = tmp_path / "out"
+    argv = ["--scale", "full", "--out", str(out), "--quiet", "--seeds", "0", "--workers", "1"]
+    result = run_cli(mod.PAPER, tiny, mod.CLAIMS, derived=mod.DERIVED, figures=mod.figures, argv=argv)
+    assert json.loads((out / "result.json").read_text())["scale"] == "full"
+    m = result["metrics"]
+    assert 0 <= m["cifar10-cnn-cosine/acc"]["mean"] <= 1 and m["cifar10-resnet50-ce/s_per_epoch"]["mean"] > 0
+    assert m["full/cosine_pareto_all_pairs"]["mean"] in (0.0, 1.0)  # the cnn pair has ce/euclidean/cosine
+    assert {c["id"] for c in result["claims"]} == {
+        c.id for c in mod.CLAIMS if "full" in (c.scales or ("full",))
+    }
+    assert (out / "vision_heads.png").exists()
