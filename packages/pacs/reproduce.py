@@ -1,0 +1,197 @@
+"""Reproduce "Implicit Actor Critic Coupling via a Supervised Learning Framework for RLVR" (PACS,
+arXiv 2509.02522) at CPU scale.
+
+    uv run --package pacs packages/pacs/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
+
+A 1M-parameter Llama (byte tokens) is fine-tuned (SFT) on part of a pool of generated arithmetic
+problems with verifiable integer answers, then trained with RL from that start by PACS (implicit
+reward, RLOO, class-balanced BCE; the official code) and by GRPO (clip 0.2, no KL; trl's loss),
+with identical rollouts, steps, learning rate and seeds. Held-out problems only: pass@k for
+k in {1, 2, 4, 8, 16} from 16 samples per problem at temperature 1 (unbiased estimator).
+``--scale full`` runs PACS / GRPO through trl on a local Qwen2.5 model and local DeepScaleR-style
+data (see the README).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pacs.experiment import run_rl, run_sft
+
+from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
+
+PAPER = Paper(
+    title="Implicit Actor Critic Coupling via a Supervised Learning Framework for RLVR",
+    package="pacs",
+    arxiv="2509.02522",
+    code="https://github.com/ritzz-ai/PACS",
+)
+
+KS = [1, 2, 4, 8, 16]
+
+# The SFT start ("a base model with a nonzero pass rate"): the task, the model, SFT on the first
+# n_sft problems of the train pool, and the held-out evaluation every method uses.
+SFT = {
+    "cpu": {
+        "task": {"n_train": 1500, "n_heldout": 300, "max_operand": 19, "max_factor": 9},
+        "model": "llama-1m",
+        "n_sft": 1000,
+        "sft_steps": 600,
+        "sft_batch": 128,
+        "sft_lr": 3e-3,
+        "eval": {"n_problems": 300, "n_samples": 16, "ks": KS, "max_new_tokens": 8, "temperature": 1.0},
+    },
+    "smoke": {
+        "task": {"n_train": 60, "n_heldout": 20, "max_operand": 19, "max_factor": 9},
+        "model": "llama-1m",
+        "n_sft": 40,
+        "sft_steps": 4,
+        "sft_batch": 16,
+        "sft_lr": 3e-3,
+        "eval": {"n_problems": 8, "n_samples": 4, "ks": [1, 2, 4], "max_new_tokens": 6, "temperature": 1.0},
+    },
+}
+
+# RL: the same budget for both methods; only the loss (and each official script's clipping) differs.
+RL = {
+    "cpu": {
+        "steps": 150,
+        "prompts_per_step": 16,
+        "n": 8,
+        "minibatches": 4,
+        "lr": 1e-4,
+        "max_new_tokens": 8,
+        "temperature": 1.0,
+        "log_every": 5,
+    },
+    "smoke": {
+        "steps": 2,
+        "prompts_per_step": 4,
+        "n": 4,
+        "minibatches": 2,
+        "lr": 1e-4,
+        "max_new_tokens": 6,
+        "temperature": 1.0,
+        "log_every": 1,
+    },
+}
+METHOD = {
+    # official PACS: beta 1, RLOO, balanced weights; its actor never clips the gradient norm
+    "pacs": {"method": "pacs", "beta": 1.0, "adv_estimator": "rloo", "grad_clip": None},
+    # GRPO: clip 0.2, beta 0 (no KL), trl 1.16's default "dapo" token aggregation; verl/trl clip at 1.0
+    "grpo": {"method": "grpo", "epsilon": 0.2, "loss_type": "dapo", "grad_clip": 1.0},
+}
+
+# --scale full: the paper's setting through trl (paths from PACS_MODEL, PACS_TRAIN_DATA,
+# PACS_EVAL_DATA; see pacs.full and the README).
+FULL = {
+    "model": None,
+    "train_data": None,
+    "eval_data": None,
+    "lr": 1e-6,
+    "beta": 1.0,
+    "num_generations": 8,
+    "prompts_per_step": 128,
+    "steps": 300,
+    "max_prompt_length": 512,
+    "max_completion_length": 4096,
+    "temperature": 1.0,
+    "eval_samples": 16,
+    "eval_ks": KS,
+    "eval_max_problems": 500,
+    "eval_max_new_tokens": 4096,
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 16,
+    "bf16": True,
+}
+
+
+def sft_fn(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    """The SFT start model of this seed (cpu/smoke), or the base model's evaluation (full)."""
+    if ctx.scale == "full":
+        from pacs.full import run_full_base
+
+        return run_full_base(cfg, seed, ctx)
+    return run_sft(cfg, seed, ctx)
+
+
+def rl_fn(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    """PACS or GRPO from this seed's SFT model (cpu/smoke), or through trl (full)."""
+    if ctx.scale == "full":
+        from pacs.full import run_full
+
+        return run_full(cfg, seed, ctx)
+    return run_rl(cfg, seed, ctx)
+
+
+def _rl_configs(method: str) -> dict:
+    return {s: {"sft": SFT[s], "rl": {**RL[s], **METHOD[method]}} for s in ("smoke", "cpu")} | {
+        "full": {**FULL, "method": method}
+    }
+
+
+EXPERIMENTS = [
+    Experiment(
+        "sft",
+        sft_fn,
+        {"smoke": {"sft": SFT["smoke"]}, "cpu": {"sft": SFT["cpu"]}, "full": {**FULL, "method": "base"}},
+        description="the SFT start model (full scale: the base model)",
+    ),
+    Experiment("pacs", rl_fn, _rl_configs("pacs"), description="PACS from the SFT model"),
+    Experiment("grpo", rl_fn, _rl_configs("grpo"), description="GRPO from the SFT model"),
+]
+
+DERIVED = [
+    Derived("gap/pacs_minus_sft_pass@1", lambda m: m["pacs/pass@1"] - m["sft/pass@1"]),
+    Derived("gap/grpo_minus_sft_pass@1", lambda m: m["grpo/pass@1"] - m["sft/pass@1"]),
+    Derived("gap/pacs_minus_grpo_pass@1", lambda m: m["pacs/pass@1"] - m["grpo/pass@1"]),
+    Derived(
+        "gap/pacs_minus_grpo_pass@16", lambda m: m["pacs/pass@16"] - m["grpo/pass@16"], scales=("cpu", "full")
+    ),
+    Derived(
+        "gap/grpo_minus_sft_pass@16", lambda m: m["grpo/pass@16"] - m["sft/pass@16"], scales=("cpu", "full")
+    ),
+    Derived(
+        "gap/pacs_minus_sft_pass@16", lambda m: m["pacs/pass@16"] - m["sft/pass@16"], scales=("cpu", "full")
+    ),
+]
+
+CLAIMS = [
+    Claim(
+        id="pacs-raises-pass1",
+        statement="PACS raises held-out pass@1 over the SFT start by at least 5 points",
+        paper="average gains of +8.26 (4B) and +9.57 (8B) points over the base models (abstract v2)",
+        metric="gap/pacs_minus_sft_pass@1",
+        check=">= 0.05",
+        scales=("cpu", "full"),
+    ),
+    Claim(
+        id="pacs-vs-grpo-pass16",
+        statement="PACS's pass@16 is at least GRPO's (within 1 point)",
+        paper="AIME 2025 pass@256: PACS 59.78%, +14.36 over GRPO, +13.32 over PPO",
+        metric="gap/pacs_minus_grpo_pass@16",
+        check=">= -0.01",
+        scales=("cpu", "full"),
+    ),
+]
+
+
+def figures(results, out_dir: Path) -> list[Path]:
+    from pacs.figures import pass_at_k_figure, reward_curves_figure
+
+    return [pass_at_k_figure(results, out_dir), reward_curves_figure(results, out_dir)]
+
+
+if __name__ == "__main__":
+    # two worker processes (one per core) at cpu scale; smoke and full (one GPU job) run in this process
+    single = any(s in a for a in sys.argv[1:] for s in ("smoke", "full"))
+    run_cli(
+        PAPER,
+        EXPERIMENTS,
+        CLAIMS,
+        derived=DERIVED,
+        figures=figures,
+        default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0]},
+        default_workers=1 if single else 2,
+    )

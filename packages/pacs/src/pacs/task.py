@@ -1,0 +1,138 @@
+"""The cpu-scale task: verifiable arithmetic (``xentlab.data.arithmetic``), a byte-level tokenizer,
+and the SFT start model shared by every RL method of a seed.
+
+Tokenizer: byte-level with no merges (vocabulary 259 = 256 bytes + pad/bos/eos), so every digit,
+sign and operator is one token and numbers are spelled out digit by digit (a BPE would merge
+digit runs inconsistently, e.g. "12" as one token but "13" as two).
+
+The SFT model ("the base model with a nonzero pass rate" of the paper) is trained on a fraction
+of the train pool and cached under ``xentlab.data.cache_dir("pacs", "sft")`` keyed by its config
+and seed, so that the SFT unit, PACS and GRPO of one seed start from the very same weights; a file
+lock makes a second process wait for the first one's model instead of training its own.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xentlab.data.arithmetic import ArithmeticConfig, ArithmeticTask, is_correct, make_arithmetic
+from xentlab.data.cache import atomic_write_json, cache_dir
+
+SFT_VERSION = "1"  # bump when the SFT recipe changes in a way the config does not show
+TASK_SEED = 1234  # one problem set for every run seed: the seeds vary the model, not the data
+
+
+def get_byte_tokenizer() -> Any:
+    from xentlab.data.tokenizer import get_tokenizer
+
+    return get_tokenizer(["0123456789+-*= "], vocab_size=259, include_pydoc=False, name="bytes")
+
+
+def build_task(cfg: dict) -> ArithmeticTask:
+    return make_arithmetic(ArithmeticConfig(**cfg), TASK_SEED)
+
+
+def prompt_text(problem: Any) -> str:
+    """A bare prompt ``<s>17+5=``: no chat template, so a sequence is ~10 byte tokens instead of ~27
+    (the compute of every step scales with it; see the README's deviations)."""
+    from xentlab.data.tokenizer import BOS
+
+    return f"{BOS}{problem.question}"
+
+
+def response_text(problem: Any) -> str:
+    """The SFT target: the integer and ``</s>``."""
+    from xentlab.data.tokenizer import EOS
+
+    return f"{problem.target}{EOS}"
+
+
+def sft_examples(tokenizer: Any, problems: list) -> list:
+    """Loss on the response tokens only (prompt and response tokenized separately)."""
+    from xentlab.lm.train import segments_example
+
+    return [
+        segments_example(tokenizer, [(prompt_text(p), False), (response_text(p), True)]) for p in problems
+    ]
+
+
+def prompts_of(problems: list) -> list[str]:
+    return [prompt_text(p) for p in problems]
+
+
+def reward_of(problems: list):
+    """The verifiable reward of the rollout loop: 1.0 if the completion's integer is right."""
+    answers = [p.answer for p in problems]
+    return lambda i, text: float(is_correct(text, answers[i]))
+
+
+@dataclass
+class SFTModel:
+    model: Any
+    tokenizer: Any
+    task: ArithmeticTask
+    metrics: dict[str, Any]
+    path: Path
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def sft_key(cfg: dict, seed: int) -> str:
+    blob = json.dumps({"cfg": cfg, "seed": seed, "v": SFT_VERSION, "task_seed": TASK_SEED}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def get_sft(cfg: dict, seed: int, *, log: Any = None) -> SFTModel:
+    """Load the cached SFT model of (cfg, seed), or train, evaluate and cache it.
+
+    cfg: {"task": ArithmeticConfig fields, "model": preset, "n_sft" (SFT on the first n_sft problems
+    of the train pool), "sft_steps", "sft_batch", "sft_lr", "eval": evaluation settings}.
+    """
+    from pacs.evaluate import evaluate_pass_at_k
+    from xentlab.lm.train import LMTrainConfig, fit_lm
+    from xentlab.models.tiny_lm import build_tiny_lm, load_tiny_lm, preset, save_tiny_lm
+    from xentlab.train.seeding import seed_everything
+
+    tok = get_byte_tokenizer()
+    task = build_task(cfg["task"])
+    root = cache_dir("pacs", "sft")
+    key = sft_key(cfg, seed)
+    path = root / f"seed{seed}-{key}"
+    with _locked(root / f".{key}.lock"):
+        if (path / "metrics.json").exists():
+            model = load_tiny_lm(path / "model")
+            return SFTModel(model, tok, task, json.loads((path / "metrics.json").read_text()), path)
+        seed_everything(seed)
+        model = build_tiny_lm(preset(cfg["model"], vocab_size=len(tok), max_positions=64), tok, seed=seed)
+        n_sft = min(int(cfg["n_sft"]), len(task.train))
+        examples = sft_examples(tok, task.train[:n_sft])
+        hist = fit_lm(
+            model,
+            examples,
+            LMTrainConfig(steps=cfg["sft_steps"], batch_size=cfg["sft_batch"], lr=cfg["sft_lr"]),
+            pad_id=tok.pad_token_id,
+            seed=seed,
+            on_log=(lambda s, row: log(phase="sft", **row)) if log else None,
+        )
+        model.eval()
+        metrics = evaluate_pass_at_k(model, tok, task.heldout, cfg["eval"], seed=seed)
+        metrics["sft_loss"] = hist[-1]["loss"]
+        metrics["n_sft"] = n_sft
+        save_tiny_lm(model, path / "model")
+        atomic_write_json(path / "metrics.json", metrics)
+        return SFTModel(model, tok, task, metrics, path)

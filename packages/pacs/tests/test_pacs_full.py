@@ -1,0 +1,104 @@
+"""--scale full through trl on a tiny model and tiny problem files saved locally by the test."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+pytest.importorskip("trl")
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    from pacs.task import get_byte_tokenizer
+
+    from xentlab.models.tiny_lm import TinyLMConfig, build_tiny_lm
+
+    root = tmp_path_factory.mktemp("full")
+    tok = get_byte_tokenizer()
+    model = build_tiny_lm(
+        TinyLMConfig(
+            hidden=32, layers=2, heads=2, kv_heads=1, intermediate=64, vocab_size=len(tok), max_positions=512
+        ),
+        tok,
+        seed=0,
+    )
+    model.save_pretrained(root / "model")
+    tok.save_pretrained(root / "model")
+    rows = [{"problem": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(4)]
+    (root / "train.json").write_text(json.dumps(rows))
+    (root / "eval").mkdir()
+    (root / "eval" / "math500.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:2]))
+    (root / "eval" / "aime.json").write_text(json.dumps(rows[2:]))
+    return root
+
+
+def _ctx(tmp_path):
+    return SimpleNamespace(
+        device=torch.device("cpu"), log=lambda **k: None, progress=lambda it, **k: it, unit_dir=tmp_path
+    )
+
+
+def _cfg(local, method):
+    return {
+        "method": method,
+        "model": str(local / "model"),
+        "train_data": str(local / "train.json"),
+        "eval_data": str(local / "eval"),
+        "lr": 1e-4,
+        "beta": 1.0,
+        "num_generations": 4,
+        "steps": 2,
+        "max_prompt_length": 128,
+        "max_completion_length": 6,
+        "temperature": 1.0,
+        "eval_samples": 2,
+        "eval_ks": [1, 2, 16],
+        "eval_max_problems": 2,
+        "eval_max_new_tokens": 6,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+        "bf16": False,
+    }
+
+
+@pytest.mark.parametrize("method", ["pacs", "grpo"])
+def test_full_runs_on_a_local_model(local, tmp_path, method):
+    from pacs.full import run_full
+
+    out = run_full(_cfg(local, method), 0, _ctx(tmp_path))
+    for key in ("pass@1", "pass@2", "math500_pass@1", "aime_pass@2"):
+        assert 0.0 <= out[key] <= 1.0
+    assert len(out["reward_curve"]) == 2
+
+
+def test_full_base_and_missing_paths(local, tmp_path, monkeypatch):
+    from pacs.full import run_full, run_full_base
+
+    from xentlab.repro.spec import ReproError
+
+    out = run_full_base(_cfg(local, "base"), 0, _ctx(tmp_path))
+    assert set(out["pass_curve"]) == {"1", "2"}
+    for env in ("PACS_MODEL", "PACS_TRAIN_DATA", "PACS_EVAL_DATA"):
+        monkeypatch.delenv(env, raising=False)
+    with pytest.raises(ReproError, match="PACS_MODEL"):
+        run_full({**_cfg(local, "pacs"), "model": None}, 0, _ctx(tmp_path))
+    with pytest.raises(ReproError, match="PACS_TRAIN_DATA"):
+        run_full({**_cfg(local, "pacs"), "train_data": None}, 0, _ctx(tmp_path))
+    with pytest.raises(ReproError, match="does not exist"):
+        run_full({**_cfg(local, "pacs"), "eval_data": str(tmp_path / "nope")}, 0, _ctx(tmp_path))
+
+
+def test_boxed_reward():
+    from pacs.full import boxed_reward, last_boxed, math_reward
+
+    assert last_boxed("so \\boxed{1} then \\boxed{\\frac{1}{2}}.") == "\\frac{1}{2}"
+    assert last_boxed("no box") is None and last_boxed("\\boxed{unclosed") is None
+    assert math_reward("The answer is $\\boxed{ 42 }$.", "42") == 1.0
+    assert math_reward("\\boxed{41}", "42") == 0.0
+    assert boxed_reward(
+        [[{"role": "assistant", "content": "\\boxed{3}"}], "\\boxed{4}"], answer=["3", "5"]
+    ) == [1.0, 0.0]
