@@ -7,8 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
-pytest.importorskip("trl")
+import trl  # noqa: F401  (a declared dependency of pacs: a missing trl must fail, not skip)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-trl = pytest.importorskip("trl")
-
 
 def _trl_inputs(ro, prompt_len: int, advantages: torch.Tensor) -> dict:
     # every prompt here has the same length, so trl's left padding is no padding

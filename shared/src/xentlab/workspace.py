@@ -93,7 +93,7 @@ def get_package(root: Path, name: str, scale: str = "cpu") -> PackageInfo:
 
 def ledger_table(root: Path) -> str:
     rows = [
-        "| package | paper | claims held (cpu) | verdicts | run time: wall (CPU) |",
+        "| package | paper | claims held (cpu) | verdicts | compute: CPU time (summed unit wall time) |",
         "|---|---|---|---|---|",
     ]
     marks = {"holds": "✅", "fails": "❌", "inconclusive": "➖"}
@@ -112,10 +112,11 @@ def ledger_table(root: Path) -> str:
 
 
 def _run_time(result: dict) -> str:
-    """Summed unit wall time of the committed run, with its CPU time where it was recorded."""
-    wall = f"{result['wall_time_s'] / 60:.1f} min"
+    """CPU time of the committed run where it was recorded (the machine-independent measure: on a
+    shared box wall time inflates), and the summed wall time of its units."""
+    wall = f"{result['wall_time_s'] / 60:.1f} min wall"
     cpu = result.get("cpu_time_s")
-    return wall if cpu is None else f"{wall} ({cpu / 60:.1f} CPU-min)"
+    return f"not recorded ({wall})" if cpu is None else f"{cpu / 60:.1f} CPU-min ({wall})"
 
 
 def render_ledger(readme: str, table: str) -> str:
