@@ -61,3 +61,34 @@ def test_atomic_write_gives_normal_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert p.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_file_lock_is_exclusive(tmp_path):
+    # flock locks belong to an open file description, so two threads opening the lock file
+    # contend exactly like two processes would
+    import threading
+    import time
+
+    from xentlab.data.cache import file_lock
+
+    lock, order, held = tmp_path / "sub" / ".x.lock", [], threading.Event()
+
+    def first():
+        with file_lock(lock):
+            held.set()
+            order.append("first in")
+            time.sleep(0.3)
+            order.append("first out")
+
+    def second():
+        held.wait()
+        with file_lock(lock):
+            order.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert order == ["first in", "first out", "second in"]
+    assert lock.exists()

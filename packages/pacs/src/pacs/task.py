@@ -13,16 +13,14 @@ lock makes a second process wait for the first one's model instead of training i
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xentlab.data.arithmetic import ArithmeticConfig, ArithmeticTask, is_correct, make_arithmetic
-from xentlab.data.cache import atomic_write_json, cache_dir
+from xentlab.data.cache import atomic_write_json, cache_dir, file_lock
 
 SFT_VERSION = "1"  # bump when the SFT recipe changes in a way the config does not show
 TASK_SEED = 1234  # one problem set for every run seed: the seeds vary the model, not the data
@@ -81,17 +79,6 @@ class SFTModel:
     path: Path
 
 
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def sft_key(cfg: dict, seed: int) -> str:
     blob = json.dumps({"cfg": cfg, "seed": seed, "v": SFT_VERSION, "task_seed": TASK_SEED}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -113,7 +100,7 @@ def get_sft(cfg: dict, seed: int, *, log: Any = None) -> SFTModel:
     root = cache_dir("pacs", "sft")
     key = sft_key(cfg, seed)
     path = root / f"seed{seed}-{key}"
-    with _locked(root / f".{key}.lock"):
+    with file_lock(root / f".{key}.lock"):
         if (path / "metrics.json").exists():
             model = load_tiny_lm(path / "model")
             return SFTModel(model, tok, task, json.loads((path / "metrics.json").read_text()), path)

@@ -11,15 +11,13 @@ the first one's model instead of training its own.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xentlab.data.cache import atomic_write_json, cache_dir
+from xentlab.data.cache import atomic_write_json, cache_dir, file_lock
 
 BASE_VERSION = "1"  # bump when the base recipe changes in a way the config does not show
 
@@ -43,17 +41,6 @@ def tokenizer_for(cfg: dict) -> Any:
     bank = make_fact_bank(FactsConfig(n_authors=60), seed=10_000)
     targets = [target_text(f, reasoning=True) for f in bank.facts()]
     return get_tokenizer(tokenizer_corpus() + targets, vocab_size=cfg["vocab_size"])
-
-
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def base_key(cfg: dict, seed: int, task: Any = None, tokenizer: Any = None) -> str:
@@ -87,7 +74,7 @@ def get_base(cfg: dict, seed: int, *, log: Any = None) -> Base:
     root = cache_dir("tru", "base")
     key = base_key(cfg, seed, task, tok)
     path = root / f"seed{seed}-{key}"
-    with _locked(root / f".{key}.lock"):
+    with file_lock(root / f".{key}.lock"):
         if (path / "metrics.json").exists():
             model = load_tiny_lm(path / "model")
             return Base(model, tok, task, json.loads((path / "metrics.json").read_text()), path)
