@@ -116,47 +116,53 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class ResNet(nn.Module):
-    """A basic-block ResNet: stem, stages of ``blocks[i]`` blocks at ``widths[i]`` channels (stride 2
-    at the start of every stage but the first), global average pooling, Linear head."""
+def conv_stem(kind: str, in_channels: int, width: int) -> nn.Sequential:
+    """The ResNet stem: "cifar" (3x3 stride-1 conv, for 28x28 / 32x32 inputs) or "imagenet"
+    (7x7 stride-2 conv + 3x3 stride-2 max-pool, He et al. 2016); conv-BN-ReLU either way."""
+    if kind == "cifar":
+        return nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
+    if kind == "imagenet":
+        return nn.Sequential(
+            nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+    raise ValueError(f"stem must be 'cifar' or 'imagenet', got {kind!r}")
 
-    def __init__(
+
+class ResNetBase(nn.Module):
+    """What every ResNet here shares: stages of residual blocks (stride 2 at the start of every stage
+    but the first), global average pooling, a Linear head, torchvision's initialisation
+    (Kaiming-normal fan_out convs, BatchNorm 1/0, the head with nn.Linear's default), and the
+    feature interface of this module. Subclasses build the stem and call ``_assemble``."""
+
+    def _assemble(
         self,
-        blocks: Sequence[int],
-        widths: Sequence[int],
+        stem: nn.Module,
+        block: type[nn.Module],
+        stages: Sequence[tuple[int, int]],
         *,
-        in_channels: int = 3,
-        num_classes: int = 10,
-        stem: str = "cifar",
-    ):
-        super().__init__()
-        if len(blocks) != len(widths) or not blocks or min(blocks) < 1 or min(widths) < 1:
-            raise ValueError(f"blocks {blocks} and widths {widths} must be non-empty, equal length, positive")
-        if stem not in ("cifar", "imagenet"):
-            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+        in_channels: int,
+        num_classes: int,
+        c_in: int,
+    ) -> None:
+        """``stages``: (number of blocks, block width) per stage; ``block(c_in, width, stride)`` outputs
+        ``width * block.expansion`` channels (1 for basic blocks, 4 for bottlenecks)."""
+        self.stem = stem
         self.in_channels = in_channels
-        w0 = widths[0]
-        if stem == "cifar":
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, w0, 3, padding=1, bias=False),
-                nn.BatchNorm2d(w0),
-                nn.ReLU(inplace=True),
-            )
-        else:
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, w0, 7, stride=2, padding=3, bias=False),
-                nn.BatchNorm2d(w0),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, stride=2, padding=1),
-            )
-        stages, c = [], w0
-        for i, (n, w) in enumerate(zip(blocks, widths)):
+        built, c = [], c_in
+        for i, (n, w) in enumerate(stages):
             layers = []
             for j in range(n):
-                layers.append(BasicBlock(c, w, stride=2 if (j == 0 and i > 0) else 1))
-                c = w
-            stages.append(nn.Sequential(*layers))
-        self.stages = nn.Sequential(*stages)
+                layers.append(block(c, w, 2 if (j == 0 and i > 0) else 1))
+                c = w * getattr(block, "expansion", 1)
+            built.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*built)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = c
         self.head = nn.Linear(c, num_classes)
@@ -178,6 +184,32 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)[1]
+
+
+class ResNet(ResNetBase):
+    """A basic-block ResNet: stem, stages of ``blocks[i]`` blocks at ``widths[i]`` channels (stride 2
+    at the start of every stage but the first), global average pooling, Linear head."""
+
+    def __init__(
+        self,
+        blocks: Sequence[int],
+        widths: Sequence[int],
+        *,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        stem: str = "cifar",
+    ):
+        super().__init__()
+        if len(blocks) != len(widths) or not blocks or min(blocks) < 1 or min(widths) < 1:
+            raise ValueError(f"blocks {blocks} and widths {widths} must be non-empty, equal length, positive")
+        self._assemble(
+            conv_stem(stem, in_channels, widths[0]),
+            BasicBlock,
+            list(zip(blocks, widths)),
+            in_channels=in_channels,
+            num_classes=num_classes,
+            c_in=widths[0],
+        )
 
 
 def build_resnet(

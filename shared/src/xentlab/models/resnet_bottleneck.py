@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from xentlab.models.cnn import ResNetBase, conv_stem
+
 DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 
 
@@ -53,7 +55,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class BottleneckResNet(nn.Module):
+class BottleneckResNet(ResNetBase):
     def __init__(
         self,
         blocks: Sequence[int] = DEPTHS[50],
@@ -68,52 +70,16 @@ class BottleneckResNet(nn.Module):
             raise ValueError(
                 f"invalid ResNet: blocks {blocks}, width {base_width}, in {in_channels}, K {num_classes}"
             )
-        if stem == "imagenet":
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, base_width, 7, stride=2, padding=3, bias=False),
-                nn.BatchNorm2d(base_width),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, stride=2, padding=1),
-            )
-        elif stem == "small":
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, base_width, 3, stride=1, padding=1, bias=False),
-                nn.BatchNorm2d(base_width),
-                nn.ReLU(inplace=True),
-            )
-        else:
+        if stem not in ("imagenet", "small"):
             raise ValueError(f"stem must be 'imagenet' or 'small', got {stem!r}")
-        self.in_channels = in_channels
-        stages, c = [], base_width
-        for i, n in enumerate(blocks):
-            width = base_width * 2**i
-            layers = []
-            for j in range(n):
-                layers.append(Bottleneck(c, width, stride=2 if (j == 0 and i > 0) else 1))
-                c = width * Bottleneck.expansion
-            stages.append(nn.Sequential(*layers))
-        self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.feature_dim = c
-        self.head = nn.Linear(c, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected N x {self.in_channels} x H x W input, got {tuple(x.shape)}")
-        return self.pool(self.stages(self.stem(x))).flatten(1)
-
-    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.features(x)
-        return f, self.head(f)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x)[1]
+        self._assemble(
+            conv_stem("cifar" if stem == "small" else "imagenet", in_channels, base_width),
+            Bottleneck,
+            [(n, base_width * 2**i) for i, n in enumerate(blocks)],
+            in_channels=in_channels,
+            num_classes=num_classes,
+            c_in=base_width,
+        )
 
 
 def build_bottleneck_resnet(
