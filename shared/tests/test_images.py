@@ -189,3 +189,19 @@ def test_load_image_folder_fixture(tmp_path):
     d, names = load_image_folder(tmp_path, size=8)
     assert names == ["cat", "dog"] and d.x.shape == (4, 3, 8, 8) and d.y.tolist() == [0, 0, 1, 1]
     assert d.x[0, 0].mean() > 0.99 and d.x[2, 2].mean() > 0.99
+
+
+@pytest.mark.parametrize("which,k", [("cifar10", 10), ("cifar100", 100)])
+def test_write_cifar_fixture_round_trips_through_the_loader(tmp_path, which, k):
+    from xentlab.testing.fixtures import write_cifar
+
+    root = write_cifar(tmp_path, which, n_train=12, n_test=3, labels="cycle")
+    tr = load_cifar(root, which=which, train=True)
+    te = load_cifar(root, which=which, train=False)
+    assert tr.x.shape == (12, 3, 32, 32) and te.x.shape == (3, 3, 32, 32)
+    assert te.y.tolist() == [0, 1, 2] and int(tr.y.max()) < k
+    r = write_cifar(tmp_path / "r", which, n_train=12, n_test=50, seed=1)
+    y = load_cifar(r, which=which, train=False).y
+    assert 0 <= int(y.min()) and int(y.max()) < k and len(set(y.tolist())) > 1
+    with pytest.raises(ValueError, match="which"):
+        write_cifar(tmp_path, "svhn")

@@ -145,17 +145,11 @@ def test_smoke(tmp_path):
 
 
 def test_full_scale_sets_from_a_local_cifar10(tmp_path):
-    import pickle
-
-    import numpy as np
     from ca_calibration.experiment import RunConfig, load_sets
 
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        blob = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 3]}
-        (folder / name).write_bytes(pickle.dumps(blob))
+    from xentlab.testing.fixtures import write_cifar
+
+    write_cifar(tmp_path, "cifar10", n_train=20, n_test=4, labels="cycle")  # labels 0-3 in every file
     sets = load_sets(RunConfig(dataset="cifar10", data_root=str(tmp_path), n_cal=5), seed=0)
     assert set(sets) == {"train", "cal", "id", "rotblur", "contrastnoise"}
     assert len(sets["train"]) == 15 and len(sets["cal"]) == 5 and len(sets["id"]) == 4

@@ -3,7 +3,6 @@ the margin attack objective, and reproduce.py --scale full end to end with monke
 
 import importlib.util
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +16,13 @@ from compsum.images import (
     robust_eval,
 )
 
+from xentlab.testing.fixtures import write_cifar
+
 REPRODUCE = Path(__file__).parents[1] / "reproduce.py"
 
 
-def write_cifar10(root: Path, per_batch: int = 6, n_test: int = 8) -> Path:
-    """The python-pickle layout of CIFAR-10 (5 training batches + test_batch) with random images."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    names = [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]
-    for name, n in names:
-        blob = {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-                b"labels": rng.integers(0, 10, size=n).tolist()}  # fmt: skip
-        with open(folder / name, "wb") as f:
-            pickle.dump(blob, f)
-    return root
+def write_cifar10(root: Path) -> Path:
+    return write_cifar(root, "cifar10", n_train=30, n_test=8)
 
 
 def test_missing_data_root_names_the_variable_and_files(monkeypatch):

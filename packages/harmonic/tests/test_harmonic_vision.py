@@ -4,7 +4,6 @@ tiny MNIST / CIFAR-10 fixtures written here (a few images, 1 epoch; never the ne
 import gzip
 import importlib.util
 import json
-import pickle
 import struct
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 from harmonic.vision import ENV_VAR, build_model, load_vision, official_config, run_vision
 
 from xentlab.repro import Experiment, run_cli
+from xentlab.testing.fixtures import write_cifar
 
 REPRO = Path(__file__).parents[1] / "reproduce.py"
 
@@ -25,17 +25,8 @@ def _reproduce_module():
     return mod
 
 
-def _write_cifar10(root: Path, n_per_batch: int = 4, n_test: int = 6) -> None:
-    """The python-pickle layout of cifar-10-batches-py with random images; labels cycle 0..9."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name, n in [*((f"data_batch_{i}", n_per_batch) for i in range(1, 6)), ("test_batch", n_test)]:
-        blob = {
-            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-            b"labels": [i % 10 for i in range(n)],
-        }
-        (folder / name).write_bytes(pickle.dumps(blob))
+def _write_cifar10(root: Path) -> None:
+    write_cifar(root, "cifar10", n_train=20, n_test=6, labels="cycle")
 
 
 def _write_mnist(root: Path, n_train: int = 12, n_test: int = 6) -> None:

@@ -3,7 +3,6 @@ errors, the official split and augmentation, and reproduce.py --scale full end t
 
 import importlib.util
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +19,13 @@ from ldr.images import (
     topk_accuracy,
 )
 
+from xentlab.testing.fixtures import write_cifar
+
 REPRODUCE = Path(__file__).parents[1] / "reproduce.py"
 
 
 def write_cifar100(root: Path, n_train: int = 25, n_test: int = 8) -> Path:
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name, n in (("train", n_train), ("test", n_test)):
-        blob = {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-                b"fine_labels": rng.integers(0, 100, size=n).tolist()}  # fmt: skip
-        with open(folder / name, "wb") as f:
-            pickle.dump(blob, f)
-    return root
+    return write_cifar(root, "cifar100", n_train=n_train, n_test=n_test)
 
 
 def write_k49(root: Path, n_train: int = 30, n_test: int = 10) -> Path:

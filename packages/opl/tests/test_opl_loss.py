@@ -122,17 +122,11 @@ def test_smoke(tmp_path):
 
 def test_full_scale_loader_reads_a_local_cifar100(tmp_path):
     # --scale full reads CIFAR-100 from a local folder; a tiny fixture in the published pickle format
-    import pickle
-
-    import numpy as np
     from opl.experiment import RunConfig, build_model, load_data
 
-    folder = tmp_path / "cifar-100-python"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name, n in (("train", 6), ("test", 4)):
-        blob = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"fine_labels": list(range(n))}
-        (folder / name).write_bytes(pickle.dumps(blob))
+    from xentlab.testing.fixtures import write_cifar
+
+    write_cifar(tmp_path, "cifar100", n_train=6, n_test=4, labels="cycle")
     cfg = RunConfig(dataset="cifar100", data_root=str(tmp_path), model="resnet20")
     train, test, k = load_data(cfg)
     assert k == 100 and train.x.shape == (6, 3, 32, 32) and test.x.shape == (4, 3, 32, 32)

@@ -1,4 +1,5 @@
-"""Test helpers: readable closeness checks, gradient checks, smoke runs of reproduce.py."""
+"""Test helpers: readable closeness checks, gradient checks, smoke runs of reproduce.py, dataset fixtures
+(``xentlab.testing.fixtures``)."""
 
 from xentlab.testing.assert_close import assert_close
 from xentlab.testing.gradients import check_gradients
