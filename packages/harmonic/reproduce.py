@@ -24,7 +24,7 @@ PAPER = Paper(
     title="Rethinking the Harmonic Loss via Non-Euclidean Distance Layers",
     arxiv="2603.10225",
     package="harmonic",
-    code="https://anonymous.4open.science/r/rethinking-harmonic-loss-5BAB (anonymous; not reachable here)",
+    code="https://github.com/maxwellmg/rethinking-harmonic-loss",  # the public copy of the anonymous repo
 )
 
 HEADS = ["ce", *DISTANCES]
