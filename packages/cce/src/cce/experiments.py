@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import time
 
 import torch
@@ -51,7 +53,10 @@ def memory_time(cfg: dict, seed: int, ctx) -> dict:
             unavailable[method] = got[0]["error"]
         else:
             rows += got
-        ctx.log(method=method, seconds=time.perf_counter() - t0)
+        # every method's numbers go to the unit's log as soon as they exist, so a run stopped by a
+        # time limit (a lent GPU's 10-minute command) still leaves what it measured
+        ctx.log(method=method, seconds=time.perf_counter() - t0, rows=got)
+        print(f"[memory_time seed {seed}] {method}: {json.dumps(got)}", file=sys.stderr, flush=True)
     ref = {v: _fp64_loss(n, d, v, getattr(torch, cfg["dtype"]), device, seed) for v in vs}
 
     out: dict = {"rows": rows, "unavailable": unavailable}
