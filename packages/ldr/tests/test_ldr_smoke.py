@@ -1,5 +1,7 @@
-"""Noise generation as the official code does it, and the whole reproduce.py at smoke scale."""
+"""Noise generation as the official code does it, the experiment configs against the official protocol, and
+the whole reproduce.py at smoke scale."""
 
+import importlib.util
 from pathlib import Path
 
 import torch
@@ -7,6 +9,15 @@ from ldr.experiments import noisy_labels
 
 from xentlab.data.label_noise import LETTER_PAIRS, pair_mapping
 from xentlab.testing import run_smoke
+
+REPRODUCE = Path(__file__).parents[1] / "reproduce.py"
+
+
+def _reproduce_module():
+    spec = importlib.util.spec_from_file_location("ldr_reproduce_configs", REPRODUCE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def test_noise_settings():
@@ -23,6 +34,39 @@ def test_noise_settings():
     assert torch.equal(other, (torch.arange(5).repeat(10) + 1) % 5)
 
 
+# The official letter protocol: the authors' README commands / run script (--lr=1e-3 --decay=5e-3 --alpha=2)
+# and experiment.py (BATCH_SIZE = 64, momentum 0.9, tabular branch 100 epochs with lr / 10 at 50 and 75,
+# LDR/ALDR parameter_set = [10], margin 0.1, FFNN with tanh).
+OFFICIAL_LETTER = {
+    "epochs": 100, "milestones": [50, 75], "lr": 1e-3, "batch_size": 64, "weight_decay": 5e-3, "lam": 10.0,
+    "margin": 0.1, "alpha": 2.0, "depth": 2, "width": None,
+}  # fmt: skip
+
+
+def test_official_schedule_configs():
+    mod = _reproduce_module()
+    exps = {e.name: e for e in mod.EXPERIMENTS}
+    for setting, (kind, rate) in (("clean", ("clean", 0.0)), ("uniform0.6", ("uniform", 0.6))):
+        cpu = exps[f"letter_official_{setting}"].config("cpu")
+        assert {k: cpu[k] for k in OFFICIAL_LETTER} == OFFICIAL_LETTER
+        assert (cpu["dataset"], cpu["noise"], cpu["rate"]) == ("letter", kind, rate)
+        assert cpu["losses"] == ["ce", "gce", "sce", "ldr", "aldr"]
+        assert exps[f"letter_official_{setting}"].config("full") is None  # letter_* run it at full scale
+        # the same protocol as letter_<setting> at full scale, and the compressed cpu schedule is unchanged
+        full = exps[f"letter_{setting}"].config("full")
+        assert {k: full[k] for k in OFFICIAL_LETTER} == OFFICIAL_LETTER
+        compressed = exps[f"letter_{setting}"].config("cpu")
+        assert (compressed["epochs"], compressed["milestones"], compressed["lr"]) == (20, [10, 15], 0.01)
+    claims = {c.id: c for c in mod.CLAIMS}
+    for method in ("ldr", "aldr"):
+        clean = claims[f"{method}-near-ce-clean-letter-official"]
+        assert (clean.metric, clean.check) == (f"gap/{method}_minus_ce_letter_official_clean", ">= -0.01")
+        noisy = claims[f"{method}-beats-ce-uniform0.6-letter-official"]
+        assert (noisy.metric, noisy.check) == (f"gap/{method}_minus_ce_letter_official_uniform0.6", ">= 0.03")
+
+
 def test_smoke(tmp_path):
-    result = run_smoke(Path(__file__).parents[1] / "reproduce.py", tmp_path, extra_args=("--workers", "1"))
-    assert any(c["id"] == "ldr-beats-ce-uniform0.6-letter" for c in result["claims"])
+    result = run_smoke(REPRODUCE, tmp_path, extra_args=("--workers", "1"))
+    ids = {c["id"] for c in result["claims"]}
+    assert {"ldr-beats-ce-uniform0.6-letter", "aldr-near-ce-clean-letter-official"} <= ids
+    assert "letter_official_clean/acc_aldr" in result["metrics"]
