@@ -6,8 +6,11 @@ arXiv 2509.02522) at CPU scale.
 A 1M-parameter Llama (byte tokens) is fine-tuned (SFT) on part of a pool of generated arithmetic
 problems with verifiable integer answers, then trained with RL from that start by PACS (implicit
 reward, RLOO, class-balanced BCE; the official code) and by GRPO (clip 0.2, no KL; trl's loss),
-with identical rollouts, steps, learning rate and seeds. Held-out problems only: pass@k for
-k in {1, 2, 4, 8, 16} from 16 samples per problem at temperature 1 (unbiased estimator).
+with identical rollouts, steps and seeds. The learning rate of each method is chosen on a
+validation split (disjoint from the train pool and the held-out problems) from the same grid:
+per seed, the lr with the best validation pass@1 (``pacs.select``). The claims read the held-out
+pass@k for k in {1, 2, 4, 8, 16} (16 samples per problem at temperature 1, unbiased estimator) of
+the selected lr only.
 ``--scale full`` runs PACS / GRPO through trl on a local Qwen2.5 model and local DeepScaleR-style
 data (see the README).
 """
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 
 from pacs.experiment import run_rl, run_sft
+from pacs.select import exp_name, selected_lr_fn, selected_metric_fn
 
 from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
 
@@ -53,14 +57,32 @@ SFT = {
     },
 }
 
+# The validation split for the lr selection (pacs.task.build_validation): problems in neither the
+# train pool nor the held-out split, with the pool's level mix. 100 is close to the most the cpu task
+# allows (~115: the pool leaves only 18 unused level-3 expressions with operands <= 19).
+VAL = {
+    "cpu": {
+        "n_val": 100,
+        "eval": {"n_problems": 100, "n_samples": 16, "ks": [1], "max_new_tokens": 8, "temperature": 1.0},
+    },
+    "smoke": {
+        "n_val": 10,
+        "eval": {"n_problems": 10, "n_samples": 4, "ks": [1], "max_new_tokens": 6, "temperature": 1.0},
+    },
+}
+
+# The lr grid, the same for both methods (see the README for why these two values): every grid point
+# is a full RL run (the protocol of RL below), evaluated on validation and held out.
+LR_GRID = {"cpu": [5e-5, 1e-4], "smoke": [5e-5, 1e-4]}
+
 # RL: the same budget for both methods; only the loss (and each official script's clipping) differs.
+# "lr" is set per grid point.
 RL = {
     "cpu": {
         "steps": 150,
         "prompts_per_step": 16,
         "n": 8,
         "minibatches": 4,
-        "lr": 1e-4,
         "max_new_tokens": 8,
         "temperature": 1.0,
         "log_every": 5,
@@ -70,7 +92,6 @@ RL = {
         "prompts_per_step": 4,
         "n": 4,
         "minibatches": 2,
-        "lr": 1e-4,
         "max_new_tokens": 6,
         "temperature": 1.0,
         "log_every": 1,
@@ -125,24 +146,64 @@ def rl_fn(cfg: dict, seed: int, ctx: RunContext) -> dict:
     return run_rl(cfg, seed, ctx)
 
 
-def _rl_configs(method: str) -> dict:
-    return {s: {"sft": SFT[s], "rl": {**RL[s], **METHOD[method]}} for s in ("smoke", "cpu")} | {
-        "full": {**FULL, "method": method}
-    }
+def _grid_experiments(method: str) -> list[Experiment]:
+    """One experiment per lr of the grid (cpu/smoke); a scale whose grid lacks the lr skips it."""
+    lrs = sorted({lr for grid in LR_GRID.values() for lr in grid})
+    return [
+        Experiment(
+            exp_name(method, lr),
+            rl_fn,
+            {
+                s: {"sft": SFT[s], "val": VAL[s], "rl": {**RL[s], **METHOD[method], "lr": lr}}
+                for s in ("smoke", "cpu")
+                if lr in LR_GRID[s]
+            },
+            description=f"{method.upper()} from the SFT model at lr {lr:g}",
+        )
+        for lr in lrs
+    ]
 
 
 EXPERIMENTS = [
     Experiment(
         "sft",
         sft_fn,
-        {"smoke": {"sft": SFT["smoke"]}, "cpu": {"sft": SFT["cpu"]}, "full": {**FULL, "method": "base"}},
+        {
+            "smoke": {"sft": SFT["smoke"], "val": VAL["smoke"]},
+            "cpu": {"sft": SFT["cpu"], "val": VAL["cpu"]},
+            "full": {**FULL, "method": "base"},
+        },
         description="the SFT start model (full scale: the base model)",
     ),
-    Experiment("pacs", rl_fn, _rl_configs("pacs"), description="PACS from the SFT model"),
-    Experiment("grpo", rl_fn, _rl_configs("grpo"), description="GRPO from the SFT model"),
+    *_grid_experiments("pacs"),
+    *_grid_experiments("grpo"),
+    # --scale full: one run per method at the paper's lr (no grid; see the README)
+    Experiment("pacs", rl_fn, {"full": {**FULL, "method": "pacs"}}, description="PACS through trl"),
+    Experiment("grpo", rl_fn, {"full": {**FULL, "method": "grpo"}}, description="GRPO through trl"),
 ]
 
+
+def _selection(scale: str) -> list[Derived]:
+    """Per seed and method: the lr with the best validation pass@1 ("<method>/lr", read by
+    ``pacs.select`` from the val_* metrics only) and the metrics of that run as "<method>/<metric>",
+    which the gaps and claims below read. At full scale "<method>/..." are the trl runs' own metrics."""
+    metrics = ["val_pass@1", *(f"pass@{k}" for k in SFT[scale]["eval"]["ks"])]
+    if scale == "cpu":  # the smoke held-out split is too small to hold every level
+        metrics += [f"pass@1_level{lv}" for lv in (1, 2, 3, 4)]
+    metrics += ["train_reward_first10", "train_reward_last10"]
+    out = []
+    for method in ("pacs", "grpo"):
+        out.append(Derived(f"{method}/lr", selected_lr_fn(method, LR_GRID[scale]), scales=(scale,)))
+        out += [
+            Derived(f"{method}/{m}", selected_metric_fn(method, LR_GRID[scale], m), scales=(scale,))
+            for m in metrics
+        ]
+    return out
+
+
 DERIVED = [
+    *_selection("smoke"),
+    *_selection("cpu"),
     Derived("gap/pacs_minus_sft_pass@1", lambda m: m["pacs/pass@1"] - m["sft/pass@1"]),
     Derived("gap/grpo_minus_sft_pass@1", lambda m: m["grpo/pass@1"] - m["sft/pass@1"]),
     Derived("gap/pacs_minus_grpo_pass@1", lambda m: m["pacs/pass@1"] - m["grpo/pass@1"]),
@@ -178,9 +239,12 @@ CLAIMS = [
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    from pacs.figures import pass_at_k_figure, reward_curves_figure
+    from pacs.figures import lr_selection_figure, pass_at_k_figure, reward_curves_figure
 
-    return [pass_at_k_figure(results, out_dir), reward_curves_figure(results, out_dir)]
+    paths = [pass_at_k_figure(results, out_dir), reward_curves_figure(results, out_dir)]
+    if results.scale in LR_GRID:
+        paths.append(lr_selection_figure(results, out_dir, LR_GRID[results.scale]))
+    return paths
 
 
 if __name__ == "__main__":

@@ -9,10 +9,16 @@ import numpy as np
 
 from xentlab.metrics.pass_at_k import mean_pass_at_k
 
+HELDOUT_STREAM = 10_007
+VALIDATION_STREAM = 20_011
 
-def evaluate_pass_at_k(model: Any, tokenizer: Any, problems: list, cfg: dict, *, seed: int) -> dict[str, Any]:
+
+def evaluate_pass_at_k(
+    model: Any, tokenizer: Any, problems: list, cfg: dict, *, seed: int, stream: int = HELDOUT_STREAM
+) -> dict[str, Any]:
     """cfg: {"n_problems", "n_samples", "ks", "max_new_tokens", "temperature"}. The evaluation
-    sampler has its own seed (offset from the run seed), so it never shares draws with training."""
+    sampler has its own seed (``stream`` + the run seed), so it never shares draws with training;
+    the validation split uses another stream than the held-out split."""
     from pacs.task import prompts_of, reward_of
     from xentlab.rl.rollout import sample_correct
 
@@ -26,7 +32,7 @@ def evaluate_pass_at_k(model: Any, tokenizer: Any, problems: list, cfg: dict, *,
         n=n,
         max_new_tokens=cfg["max_new_tokens"],
         temperature=cfg["temperature"],
-        seed=10_007 + seed,
+        seed=stream + seed,
     )
     c = np.asarray(counts, dtype=np.int64)
     ns = np.full_like(c, n)

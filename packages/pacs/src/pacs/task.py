@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xentlab.data.arithmetic import ArithmeticConfig, ArithmeticTask, is_correct, make_arithmetic
+from xentlab.data.arithmetic import (
+    ArithmeticConfig,
+    ArithmeticTask,
+    Problem,
+    is_correct,
+    make_arithmetic,
+    make_validation,
+)
 from xentlab.data.cache import atomic_write_json, cache_dir, file_lock
 
 SFT_VERSION = "1"  # bump when the SFT recipe changes in a way the config does not show
@@ -34,6 +41,12 @@ def get_byte_tokenizer() -> Any:
 
 def build_task(cfg: dict) -> ArithmeticTask:
     return make_arithmetic(ArithmeticConfig(**cfg), TASK_SEED)
+
+
+def build_validation(cfg: dict, n_val: int) -> list[Problem]:
+    """The validation split for the lr selection: ``n_val`` problems in neither the train pool nor
+    the held-out split, with the pool's level mix (``xentlab.data.arithmetic.make_validation``)."""
+    return make_validation(ArithmeticConfig(**cfg), TASK_SEED, n_val)
 
 
 def prompt_text(problem: Any) -> str:

@@ -17,12 +17,18 @@ trailing text after the number is ignored, and a completion that does not start 
 ``make_arithmetic(cfg, seed)`` draws ``n_train + n_heldout`` *distinct* expressions (no
 expression string appears twice in the pool, so none is in both splits), mixing the levels with
 ``level_weights``; the same (config, seed) gives the same problems on every machine.
+
+``make_validation(cfg, seed, n_val)`` adds a validation split (for choosing hyperparameters such as
+the learning rate without looking at the held-out split): ``n_val`` expressions that are in neither
+split of ``make_arithmetic(cfg, seed)``, with the pool's level mix. It draws from its own random
+stream, so the train and held-out splits are exactly those of ``make_arithmetic``.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 LEVELS = (1, 2, 3, 4)
@@ -122,6 +128,68 @@ def make_arithmetic(cfg: ArithmeticConfig, seed: int) -> ArithmeticTask:
     # that both splits get the same level mix in expectation
     rng.shuffle(problems)
     return ArithmeticTask(train=problems[cfg.n_heldout :], heldout=problems[: cfg.n_heldout])
+
+
+def _all_problems(level: int, cfg: ArithmeticConfig) -> list[Problem]:
+    """Every distinct problem of one level, sorted by expression (the set ``_draw`` samples from)."""
+    ops, fs = range(cfg.max_operand + 1), range(cfg.max_factor + 1)
+    if level == 1:
+        found = [Problem(f"{a}+{b}", a + b, 1) for a in ops for b in ops]
+    elif level == 2:
+        found = [Problem(f"{a}-{b}", a - b, 2) for a in ops for b in ops]
+    elif level == 3:  # "f*b" and "b*f" name the same string when both are <= max_factor
+        found = [Problem(e, f * b, 3) for f in fs for b in ops for e in (f"{f}*{b}", f"{b}*{f}")]
+    else:
+        found = [Problem(f"{a}+{f}*{b}", a + f * b, 4) for a in ops for f in fs for b in ops]
+    return sorted({p.expr: p for p in found}.values(), key=lambda p: p.expr)
+
+
+def _quotas(n: int, weights: dict[int, float]) -> dict[int, int]:
+    """Split n over the levels in proportion to ``weights`` (largest remainder, ties to the lower level)."""
+    total = sum(weights.values())
+    exact = {lv: n * w / total for lv, w in weights.items()}
+    out = {lv: int(x) for lv, x in exact.items()}
+    by_remainder = sorted(weights, key=lambda lv: (-(exact[lv] - out[lv]), lv))
+    for lv in by_remainder[: n - sum(out.values())]:
+        out[lv] += 1
+    return out
+
+
+def make_validation(cfg: ArithmeticConfig, seed: int, n_val: int) -> list[Problem]:
+    """``n_val`` problems disjoint from both splits of ``make_arithmetic(cfg, seed)`` (no shared
+    expression), for model selection that never reads the held-out split.
+
+    Level mix: the pool's (train + held-out) level counts, split over ``n_val`` by largest remainder,
+    so that a validation pass@1 is comparable with a held-out one. The pool's mix, not
+    ``level_weights``: with small operands the easy levels run out of distinct expressions and the
+    pool holds fewer of them than the weights ask. Inside a level the problems are a uniform sample
+    of the expressions that the pool does not use. Raises ValueError when a level has too few left.
+    """
+    if n_val < 0:
+        raise ValueError("n_val must be >= 0")
+    task = make_arithmetic(cfg, seed)
+    pool = task.train + task.heldout
+    used = {p.expr for p in pool}
+    counts = Counter(p.level for p in pool)
+    weights = (
+        {lv: float(counts[lv]) for lv in LEVELS}
+        if pool
+        else {lv: float(w) for lv, w in zip(LEVELS, cfg.level_weights)}
+    )
+    rng = random.Random(f"arithmetic-validation|{seed}")  # its own stream: the splits above are untouched
+    problems: list[Problem] = []
+    for level, quota in _quotas(n_val, weights).items():
+        if quota == 0:
+            continue
+        free = [p for p in _all_problems(level, cfg) if p.expr not in used]
+        if len(free) < quota:
+            raise ValueError(
+                f"level {level}: {quota} validation problems requested but only {len(free)} distinct "
+                "expressions are left outside the train and held-out splits (lower n_val)"
+            )
+        problems.extend(rng.sample(free, quota))
+    rng.shuffle(problems)
+    return problems
 
 
 def parse_answer(completion: str) -> int | None:
