@@ -448,17 +448,14 @@ def figures(results, out_dir: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    import sys
-
     torch.set_num_threads(1)
-    # Two worker processes halve the cpu scale on 2 cores; the smoke run stays in-process, since
-    # each extra process pays about 10 s for `import torch`.
-    smoke = any(a == "smoke" or a.endswith("=smoke") for a in sys.argv[1:])
     run_cli(
         PAPER,
         EXPERIMENTS,
         CLAIMS,
         figures=figures,
         default_seeds={"smoke": [0], "cpu": [0, 1, 2, 3, 4], "full": [0, 1, 2, 3, 4]},
-        default_workers=1 if smoke else 2,
+        # Two worker processes halve the cpu scale on 2 cores; the smoke run stays in-process, since
+        # each extra process pays about 10 s for `import torch`.
+        default_workers={"smoke": 1, "cpu": 2, "full": 2},
     )

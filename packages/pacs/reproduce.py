@@ -17,7 +17,6 @@ data (see the README).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from pacs.experiment import run_rl, run_sft
@@ -248,8 +247,6 @@ def figures(results, out_dir: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    # two worker processes (one per core) at cpu scale; smoke and full (one GPU job) run in this process
-    single = any(s in a for a in sys.argv[1:] for s in ("smoke", "full"))
     run_cli(
         PAPER,
         EXPERIMENTS,
@@ -257,5 +254,6 @@ if __name__ == "__main__":
         derived=DERIVED,
         figures=figures,
         default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0]},
-        default_workers=1 if single else 2,
+        # two worker processes (one per core) at cpu scale; smoke and full (one GPU job) run in this process
+        default_workers={"smoke": 1, "cpu": 2, "full": 1},
     )

@@ -13,7 +13,6 @@ Face model and TOFU-format data (see the README).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from tru.experiment import run_base, run_method
@@ -221,7 +220,6 @@ def figures(results, out_dir: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    smoke = any("smoke" in a for a in sys.argv[1:])
     run_cli(
         PAPER,
         EXPERIMENTS,
@@ -230,5 +228,5 @@ if __name__ == "__main__":
         figures=figures,
         default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0]},
         # two worker processes (one per core) at cpu scale; smoke stays in this process
-        default_workers=1 if smoke else 2,
+        default_workers={"smoke": 1, "cpu": 2, "full": 2},
     )
