@@ -39,17 +39,21 @@ def test_word_corpus_and_model_shapes():
     assert model(ids).shape == (3, 8, 16)
 
 
+# a tiny LM config for the training tests (4 steps, well under a second)
+TINY_LM = {
+    "vocab": 128,
+    "hidden": 16,
+    "layers": 1,
+    "heads": 2,
+    "context": 16,
+    "batch": 4,
+    "steps": 4,
+    "lr": 1e-2,
+}
+
+
 def test_training_is_deterministic_and_cce_matches_naive():
-    cfg = {
-        "vocab": 128,
-        "hidden": 16,
-        "layers": 1,
-        "heads": 2,
-        "context": 16,
-        "batch": 4,
-        "steps": 4,
-        "lr": 1e-2,
-    }
+    cfg = TINY_LM
     train, _, _ = word_corpus(128)
     _, a, _ = _train(cfg, train, 0, "cce", _Ctx())
     _, b, _ = _train(cfg, train, 0, "cce", _Ctx())
@@ -75,16 +79,7 @@ def test_float64_run_starts_from_the_same_weights_and_stays_close():
     # the yardstick of convergence-vs-fp64: same init cast exactly to float64, same batches, so the
     # first loss agrees to fp32 rounding of one forward (~1e-6 at loss ~5); after a few steps the
     # fp32 run may drift, but only at rounding scale
-    cfg = {
-        "vocab": 128,
-        "hidden": 16,
-        "layers": 1,
-        "heads": 2,
-        "context": 16,
-        "batch": 4,
-        "steps": 4,
-        "lr": 1e-2,
-    }
+    cfg = TINY_LM
     train, _, _ = word_corpus(128)
     m64, c64, _ = _train(cfg, train, 0, "naive_fp64", _Ctx())
     _, c32, _ = _train(cfg, train, 0, "naive", _Ctx())
