@@ -1,5 +1,6 @@
 """LAF losses against hand derivations and the official formulas; models; a small end-to-end check."""
 
+import copy
 import math
 from pathlib import Path
 
@@ -8,7 +9,15 @@ import torch
 import torch.nn.functional as F
 from laf.experiment import RunConfig, forget_mask, js_divergence
 from laf.models import LAFCNN, VAE
-from laf.unlearning import alignment_loss, extractor_nmse, laf_unlearn, train_vae, vae_loss
+from laf.unlearning import (
+    alignment_loss,
+    batches,
+    extractor_nmse,
+    laf_unlearn,
+    repair_classifier,
+    train_vae,
+    vae_loss,
+)
 
 from xentlab.testing import assert_close, check_gradients, run_smoke
 
@@ -132,3 +141,92 @@ def test_full_scale_mnist_from_local_idx_files(tmp_path):
     assert train.x.shape == (6, 1, 28, 28) and test.y.tolist() == [0, 1, 2]
     model = build_model(cfg, train.x)
     assert model.fc1.in_features == 32 * 7 * 7  # the official CNN at 28x28
+
+
+def _tiny_repair_setup(dtype=torch.float32):
+    torch.manual_seed(0)
+    model = LAFCNN(1, 10, input_size=8).to(dtype)
+    x_r = torch.rand(70, 1, 8, 8, dtype=dtype)
+    y_r = torch.arange(70) % 9  # remaining labels only (class 9 plays the forgotten class)
+    return model, x_r, y_r
+
+
+def test_repair_trains_only_fc2():
+    # official classifier_unlearning: Adam(trained_model.fc2.parameters()) -- conv1, conv2, fc1 stay bit-identical
+    model, x_r, y_r = _tiny_repair_setup()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    repaired, curve = repair_classifier(model, x_r, y_r, n_forget=40, epochs=3, lr=1e-2, seed=0)
+    assert repaired is model and not model.training and len(curve) == 3
+    for k, v in model.state_dict().items():
+        if k.startswith("fc2."):
+            assert not torch.equal(v, before[k]), f"{k} was not trained"
+        else:
+            assert torch.equal(v, before[k]), f"{k} changed but the official repair trains only fc2"
+
+
+def test_repair_matches_the_official_full_forward_loop():
+    # the official loop runs the whole model on every remaining batch; ours runs fc2 on embeddings computed
+    # once. In eval mode with the extractor frozen both are the same function: compare in float64.
+    model, x_r, y_r = _tiny_repair_setup(torch.float64)
+    ref = copy.deepcopy(model)
+    repair_classifier(model, x_r, y_r, n_forget=40, epochs=4, lr=1e-2, batch_size=16, seed=3)
+    opt = torch.optim.Adam(ref.fc2.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(3)
+    ref.eval()
+    for _ in range(4):
+        # zip(unlearn, remain): ceil(min(40, 70) / 16) = 3 remaining batches per epoch
+        for _, idx in zip(range(3), batches(70, 16, gen)):
+            loss = F.cross_entropy(ref(x_r[idx])[0], y_r[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for (k, a), b in zip(model.state_dict().items(), ref.state_dict().values()):
+        assert_close(a, b, rtol=1e-12, atol=1e-12, name=k)
+
+
+def test_repair_epoch_length_follows_the_shorter_loader():
+    # zip(loaders['unlearn'], loaders['remain']) stops at the shorter one: ceil(min(n_f, n_r) / B) steps
+    for n_forget, per_epoch in ((10, 1), (40, 3), (500, 5)):  # n_r = 70, B = 16
+        model, x_r, y_r = _tiny_repair_setup()
+        calls = []
+        model.fc2.register_forward_hook(lambda m, i, o, calls=calls: calls.append(len(i[0])))
+        repair_classifier(model, x_r, y_r, n_forget=n_forget, epochs=2, batch_size=16, seed=0)
+        assert calls[0] == 70  # the one pass that computes the (frozen) embeddings
+        assert len(calls) - 1 == 2 * per_epoch
+
+
+def test_repair_is_deterministic_and_checks_its_input():
+    outs = []
+    for seed in (0, 0, 1):
+        model, x_r, y_r = _tiny_repair_setup()
+        outs.append(repair_classifier(model, x_r, y_r, n_forget=40, epochs=2, seed=seed)[0].fc2[1].weight)
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
+    model, x_r, y_r = _tiny_repair_setup()
+    with pytest.raises(ValueError, match="rows"):
+        repair_classifier(model, x_r, y_r[:-1], n_forget=40)
+    with pytest.raises(ValueError, match="non-empty"):
+        repair_classifier(model, x_r, y_r, n_forget=0)
+
+
+def test_laf_r_sees_only_the_remaining_labels(monkeypatch):
+    # the experiment hands the repair the remaining images and labels and only the *size* of the forgetting set
+    import laf.experiment as ex
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(model, x, y, *, n_forget, **kw):
+        seen.update(x=x, y=y, n_forget=n_forget, kw=kw)
+        raise Stop
+
+    monkeypatch.setattr(ex, "repair_classifier", spy)
+    cfg = RunConfig(scenario="class", train_epochs=1, vae_epochs=1, laf_epochs=1, ft_epochs=1, ga_epochs=1)
+    with pytest.raises(Stop):
+        ex.run(cfg, seed=0)
+    train, _ = ex.load_data(cfg, 0)
+    remain = train.y != cfg.forget_class
+    assert torch.equal(seen["y"], train.y[remain]) and torch.equal(seen["x"], train.x[remain])
+    assert cfg.forget_class not in seen["y"].tolist()
+    assert seen["n_forget"] == int((~remain).sum()) and seen["kw"]["epochs"] == 1

@@ -18,6 +18,12 @@ LAF, without any label (paper Sec. 3, Eqs. 4-9):
 Steps 1 and 2 alternate on every pair of batches of ``zip(forgetting, remaining)``, so an epoch is as
 long as the shorter loader. The model stays in eval mode throughout (the notebook unlearns a deep
 copy of the model that ``Train.test`` left in eval mode).
+
+LAF+R (paper: LAF followed by a supervised repair with the labels of the remaining data) is the
+official ``classifier_unlearning``: Adam on ``fc2`` only, cross-entropy on labelled remaining batches,
+iterating ``zip(unlearn, remain)`` so that an epoch has as many batches as the shorter loader (the
+forgetting batches are drawn but never used). The repository's driver never calls it, so its learning
+rate and epochs are not given there (see the README's deviations).
 """
 
 from __future__ import annotations
@@ -147,6 +153,47 @@ def laf_unlearn(model, s_vae, u_vae, x_forget, x_remain, *, epochs=20, lr_ue=5e-
         if log:
             log(step=epoch + 1, laf_ue=ue_curve[-1], laf_ra=ra_curve[-1])
     return model, ue_curve, ra_curve
+
+
+def repair_classifier(model, x_remain, y_remain, *, n_forget: int, epochs=20, lr=1e-4, batch_size=32,
+                      seed=0) -> tuple[nn.Module, list[float]]:  # fmt: skip
+    """Official ``classifier_unlearning`` (LAF+R): train only ``model.fc2`` on labelled remaining data.
+
+    Only the remaining data and their labels enter; of the forgetting set only its size ``n_forget``
+    is needed, because the official loop runs over ``zip(loaders['unlearn'], loaders['remain'])`` and
+    so stops each epoch after ``ceil(min(n_forget, n_remain) / batch_size)`` remaining batches.
+    Adam(lr) without weight decay on ``fc2``'s parameters, mean cross-entropy. Every other parameter is
+    untouched and the model stays in eval mode (as ``extractor_unlearning`` leaves it), so the
+    embeddings ``fc1`` feeds to ``fc2`` do not change during the repair: they are computed once and the
+    loop runs ``fc2`` on them, which is the official forward pass without repeating the frozen part.
+    Returns the model and the per-epoch mean loss.
+    """
+    if len(y_remain) != len(x_remain):
+        raise ValueError(f"x_remain has {len(x_remain)} rows but y_remain has {len(y_remain)}")
+    if n_forget < 1 or len(y_remain) < 1:
+        raise ValueError(
+            f"the repair needs a non-empty forgetting and remaining set, got {n_forget}, {len(y_remain)}"
+        )
+    head = model.fc2
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    per_epoch = -(-min(n_forget, len(y_remain)) // batch_size)
+    model.eval()
+    with torch.no_grad():
+        emb = torch.cat([model(x_remain[i : i + 512])[1] for i in range(0, len(x_remain), 512)])
+    curve = []
+    for _ in range(epochs):
+        tot = 0.0
+        for _, idx in zip(range(per_epoch), batches(len(y_remain), batch_size, gen)):
+            loss = F.cross_entropy(head(emb[idx]), y_remain[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot += loss.item()
+        curve.append(tot / per_epoch)
+    if not all(math.isfinite(v) for v in curve):
+        raise FloatingPointError("non-finite LAF+R repair loss")
+    return model, curve
 
 
 def fine_tune(model, x_remain, y_remain, *, epochs=5, lr=1e-4, batch_size=32, seed=0) -> nn.Module:
