@@ -118,6 +118,7 @@ def test_smoke(tmp_path):
     result = run_smoke(Path(__file__).parents[1] / "reproduce.py", tmp_path, extra_args=["--workers", "1"])
     assert result["package"] == "opl"
     assert "clean/s_neg_reduction" in result["metrics"]
+    assert "pairflip/acc_gain_pts" in result["metrics"]  # the TL vs TL + OPL arms ran too
 
 
 def test_full_scale_loader_reads_a_local_cifar100(tmp_path):
