@@ -71,6 +71,11 @@ def test_writes_result_report_and_logs(tmp_path):
     assert on_disk["environment"]["torch"] == torch.__version__
     report = (out / "report.md").read_text()
     assert "| `gap` |" in report and "fails" in report
+    # the headline gives CPU time first, as the ledger does, and the summed unit wall time beside it
+    assert (
+        f"Compute: {on_disk['cpu_time_s']:.0f} CPU-s (summed unit wall time {on_disk['wall_time_s']:.0f} s;"
+        in report
+    )
     logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(logs) == 2 * 2 * 3 and {row["experiment"] for row in logs} == {"a", "b"}
 

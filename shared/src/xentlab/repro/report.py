@@ -72,6 +72,19 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def _compute_line(result: Mapping[str, Any]) -> str:
+    """CPU time first (it does not inflate on a shared machine), then the summed unit wall time."""
+    cpu = result.get("cpu_time_s")
+    lead = (
+        f"Compute: {cpu:.0f} CPU-s (summed unit wall time {result['wall_time_s']:.0f} s"
+        if cpu is not None
+        else f"Compute: summed unit wall time {result['wall_time_s']:.0f} s (CPU time not recorded"
+    )
+    return (
+        f"{lead}; this session {result['session_wall_s']:.0f} s, {result['units']['reused']} units resumed)."
+    )
+
+
 def render_report(result: Mapping[str, Any], figures: Sequence[str]) -> str:
     paper = result["paper"]
     held = sum(c["verdict"] == "holds" for c in result["claims"])
@@ -83,8 +96,7 @@ def render_report(result: Mapping[str, Any], figures: Sequence[str]) -> str:
         f"# {result['package']}: {paper['title']}{link}",
         "",
         f"Scale **{result['scale']}**, seeds {result['seeds']}, device `{env['device']}`; "
-        f"{held}/{len(result['claims'])} claims hold. Compute time {result['wall_time_s']:.0f} s "
-        f"(this session {result['session_wall_s']:.0f} s, {result['units']['reused']} units resumed).",
+        f"{held}/{len(result['claims'])} claims hold. {_compute_line(result)}",
         "",
         f"Reproduce: `{result['command']}`",
         "",
