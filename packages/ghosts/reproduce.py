@@ -1,6 +1,6 @@
 """Reproduce 'Ghosts of Softmax' (arXiv 2603.13552) on scikit-learn digits, the paper's own setting.
 
-Two experiments, each following the official code (piyush314/ghosts-of-softmax):
+Three experiments, each following the official code (piyush314/ghosts-of-softmax):
 
 * phase    one step of length tau = r * rho_a from a trained classifier, for six architectures and
            for the descent and random directions: no run should collapse for r < 1, while the
@@ -8,6 +8,9 @@ Two experiments, each following the official code (piyush314/ghosts-of-softmax):
 * lrspike  Adam on the lrspike MLP with the learning rate multiplied by 1000 (official) or 10000
            (abstract) from step 50 on: plain Adam and Adam + gradient clipping collapse, the
            rho-controller (tau <= rho_a) survives (experiments/lrspike, archgrid's clip baseline).
+* tempfp   the temperature fingerprint: the MLP trained on CE(z / T) for T = 0.25 ... 8, one descent
+           step swept in tau; the loss-doubling onset should spread less across temperatures in
+           r_T = tau / rho_T than in raw tau (experiments/tempfingerprint; abstract: std 0.992 -> 0.164).
 
     uv run --package ghosts packages/ghosts/reproduce.py               # cpu scale, ~4 min on 2 cores
     uv run --package ghosts packages/ghosts/reproduce.py --scale smoke # pipeline check, < 30 s
@@ -24,6 +27,7 @@ from ghosts.data import load_digits
 from ghosts.models import DISPLAY_NAMES
 from ghosts.phase import PhaseConfig, default_r_grid, phase_runs, random_median_onset
 from ghosts.spike import SpikeConfig, run_spike
+from ghosts.tempfp import TempConfig, fingerprint_runs, onset_cv, onset_spread
 
 from xentlab.repro import Claim, Experiment, Paper, RunContext, run_cli
 
@@ -166,6 +170,72 @@ def lrspike(cfg: dict, seed: int, ctx: RunContext) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# tempfp: the temperature fingerprint (onset spread in raw tau vs in r_T = tau / rho_T)
+# --------------------------------------------------------------------------------------------
+
+
+def _t(temp: float) -> str:
+    return f"T{temp:g}"
+
+
+def tempfp(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    """Train the tempfingerprint MLP at each temperature, sweep one descent step, find the onsets."""
+    data = load_digits(seed, cfg["test_size"], ctx.device)  # official: stratified 80/20, split seed = seed
+    tcfg = TempConfig(
+        temps=cfg["temps"],
+        train_steps=cfg["train_steps"],
+        lr=cfg["lr"],
+        batch_size=cfg["batch_size"],
+        tau_points=cfg["tau_points"],
+        onset_loss_ratio=cfg["onset_loss_ratio"],
+    )
+    runs = fingerprint_runs(tcfg, data, seed, progress=lambda it, **kw: ctx.progress(it, **kw))
+    out: dict = {}
+    for run in runs:
+        key = _t(run["temp"])
+        out[f"delta_a_{key}"] = run["delta_a"]
+        out[f"rho_{key}"] = run["rho_t"]
+        out[f"train_acc_{key}"] = run["train_acc"]
+        if math.isfinite(run["onset_tau"]):  # a curve that never doubles has no onset (official: NaN)
+            out[f"onset_tau_{key}"] = run["onset_tau"]
+            out[f"onset_r_{key}"] = run["onset_r"]
+        ctx.log(
+            temp=run["temp"],
+            delta_a=run["delta_a"],
+            rho_t=run["rho_t"],
+            onset_tau=run["onset_tau"],
+            onset_r=run["onset_r"],
+            train_acc=run["train_acc"],
+        )
+    onsets_tau = [r["onset_tau"] for r in runs]
+    onsets_r = [r["onset_r"] for r in runs]
+    out["n_onsets_missing"] = sum(not math.isfinite(o) for o in onsets_tau)
+    # the abstract's statistic: the standard deviation of the onset over the temperatures, in raw
+    # tau and in r_T (0.992 -> 0.164); the coefficient of variation is the same spread without units
+    out["onset_spread_tau"] = onset_spread(onsets_tau)
+    out["onset_spread_r"] = onset_spread(onsets_r)
+    out["onset_spread_ratio"] = out["onset_spread_r"] / out["onset_spread_tau"]
+    out["onset_cv_tau"] = onset_cv(onsets_tau)
+    out["onset_cv_r"] = onset_cv(onsets_r)
+    out["onset_cv_ratio"] = out["onset_cv_r"] / out["onset_cv_tau"]
+    out["runs"] = [
+        {
+            k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+            for k, v in r.items()
+            if k not in ("tau", "r_scaled", "loss_ratio", "flip_frac")
+        }
+        | {
+            "tau": [float(f"{x:.6g}") for x in r["tau"]],
+            "r_scaled": [float(f"{x:.6g}") for x in r["r_scaled"]],
+            "loss_ratio": [float(f"{x:.6g}") if math.isfinite(x) else None for x in r["loss_ratio"]],
+            "flip_frac": [round(x, 5) for x in r["flip_frac"]],
+        }
+        for r in runs
+    ]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # scales
 # --------------------------------------------------------------------------------------------
 
@@ -194,6 +264,16 @@ SPIKE_BASE = {
     "collapse_acc": 0.3,
 }
 
+TEMPFP_BASE = {
+    "temps": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0],  # tempfingerprint contract.json
+    "train_steps": 120,
+    "lr": 0.01,
+    "batch_size": 256,
+    "tau_points": 80,
+    "onset_loss_ratio": 2.0,
+    "test_size": 0.2,
+}
+
 EXPERIMENTS = [
     Experiment(
         name="phase",
@@ -216,6 +296,17 @@ EXPERIMENTS = [
             "smoke": SPIKE_BASE | {"lrs": [1e-2], "steps": 40, "spike_at": 20},
             "cpu": SPIKE_BASE,
             "full": SPIKE_BASE,
+        },
+    ),
+    Experiment(
+        name="tempfp",
+        fn=tempfp,
+        version="1",
+        description="temperature fingerprint: loss-doubling onset of one descent step in tau and in r_T",
+        configs={
+            "smoke": TEMPFP_BASE | {"temps": [0.5, 2.0], "train_steps": 30, "tau_points": 40},
+            "cpu": TEMPFP_BASE,  # the official canonical command (5 seeds)
+            "full": TEMPFP_BASE,
         },
     ),
 ]
@@ -300,6 +391,29 @@ CLAIMS.append(
         agg="min",
     )
 )
+# The temperature fingerprint. Both checks were fixed from the paper before the run: the abstract's
+# onset spread shrinks (std 0.992 -> 0.164, ratio 0.165), so the ratio must be < 1 in every seed;
+# the second check asks the same of the unit-free coefficient of variation.
+CLAIMS += [
+    Claim(
+        id="tempfp-onset-spread-shrinks",
+        statement="Across the six temperatures (0.25-8), the standard deviation of the loss-doubling onset is "
+        "smaller in r_T = tau Delta_a / (pi T) than in raw tau, in every seed",
+        paper="normalizing by rho_a shrinks the onset-threshold spread from std 0.992 to 0.164 (abstract)",
+        metric="tempfp/onset_spread_ratio",
+        check="< 1",
+        agg="max",
+    ),
+    Claim(
+        id="tempfp-onset-cv-shrinks",
+        statement="The same spread without units: the coefficient of variation (std / mean) of the onset over "
+        "the temperatures is smaller in r_T than in raw tau, in every seed",
+        paper="normalizing by rho_a shrinks the onset-threshold spread (abstract); the CV form is ours",
+        metric="tempfp/onset_cv_ratio",
+        check="< 1",
+        agg="max",
+    ),
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,7 +558,115 @@ def figures(results, out_dir: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
+
+    units = _units(results, "tempfp")
+    if units:
+        paths.append(_tempfp_figure(units, results.configs["tempfp"], out_dir, plt))
     return paths
+
+
+def tempfp_pooled_spreads(units: dict[int, dict]) -> dict[str, float]:
+    """The onset spread read two more ways than per seed (the paper does not say which it reports):
+    over all (temperature, seed) onsets, and over the temperatures of the per-temperature medians."""
+    out = {}
+    for unit_key, name in (("onset_tau", "tau"), ("onset_r", "r")):
+        table = [[r[unit_key] for r in units[s]["runs"]] for s in sorted(units)]  # seed x temperature
+        arr = np.array([[np.inf if v is None else v for v in row] for row in table], dtype=float)
+        out[f"pooled_{name}"] = onset_spread(arr.ravel().tolist())
+        medians = [float(np.median(col[np.isfinite(col)])) for col in arr.T if np.isfinite(col).any()]
+        out[f"median_{name}"] = onset_spread(medians)
+    return out
+
+
+def _tempfp_figure(units: dict[int, dict], cfg: dict, out_dir: Path, plt) -> Path:
+    """Official figure (median + IQR over seeds of the loss-ratio curves vs tau and vs r_T), plus the onsets."""
+    seeds = sorted(units)
+    temps = cfg["temps"]
+    cmap = plt.get_cmap("viridis")
+    colors = {t: cmap(i / max(1, len(temps) - 1)) for i, t in enumerate(temps)}
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    for ax, xkey, xlabel in (
+        (axes[0], "tau", r"raw step $\tau$"),
+        (axes[1], "r_scaled", r"$r_T = \tau \Delta_a / (\pi T)$"),
+    ):
+        for i, t in enumerate(temps):
+            curves = [units[s]["runs"][i] for s in seeds]
+            lo = max(min(c[xkey]) for c in curves)
+            hi = min(max(c[xkey]) for c in curves)
+            grid = np.geomspace(lo, hi, 120)
+            rows = []
+            for c in curves:
+                y = np.array([np.inf if v is None else v for v in c["loss_ratio"]], dtype=float)
+                y = np.log(np.where(np.isfinite(y), y, 1e30))
+                rows.append(np.exp(np.interp(np.log(grid), np.log(c[xkey]), y)))
+            rows = np.array(rows)
+            ax.plot(grid, np.median(rows, 0), color=colors[t], lw=2, label=f"T = {t:g}")
+            ax.fill_between(
+                grid, np.percentile(rows, 25, 0), np.percentile(rows, 75, 0), color=colors[t], alpha=0.15
+            )
+        ax.axhline(cfg["onset_loss_ratio"], color="#767676", ls=":", lw=1)
+        if xkey == "r_scaled":
+            ax.axvline(1.0, color="#3D3D3D", ls="--", lw=1.2)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(0.3, 1e4)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("one-step loss ratio")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_title("A) loss ratio vs raw step", fontsize=10)
+    axes[1].set_title("B) loss ratio vs r_T (radius-scaled)", fontsize=10)
+    axes[0].legend(fontsize=7, loc="upper left")
+
+    # C: each seed's onsets divided by that seed's mean onset, so that the two units share an axis
+    # (the spread of these points is the coefficient of variation); the stds in their own units are
+    # printed in the panel
+    ax = axes[2]
+    for key, color, label in (
+        ("onset_tau", "#E3120B", r"onset in $\tau$"),
+        ("onset_r", "#006BA2", r"onset in $r_T$"),
+    ):
+        table = np.array(
+            [[np.nan if r[key] is None else r[key] for r in units[s]["runs"]] for s in seeds], dtype=float
+        )
+        table = table / np.nanmean(table, axis=1, keepdims=True)
+        for row in table:
+            ax.plot(temps, row, "o", color=color, alpha=0.35, ms=4)
+        ax.plot(temps, np.nanmedian(table, 0), "-", color=color, lw=2, label=f"{label} (median of seeds)")
+    spreads = tempfp_pooled_spreads(units)
+    per_seed_tau = np.nanmean([units[s]["onset_spread_tau"] for s in seeds])
+    per_seed_r = np.nanmean([units[s]["onset_spread_r"] for s in seeds])
+    ax.text(
+        0.02,
+        0.98,
+        "std of the onset over T:    tau -> r_T\n"
+        f"per seed (mean)         {per_seed_tau:.3f} -> {per_seed_r:.3f}\n"
+        f"all (T, seed) onsets    {spreads['pooled_tau']:.3f} -> {spreads['pooled_r']:.3f}\n"
+        f"per-T medians           {spreads['median_tau']:.3f} -> {spreads['median_r']:.3f}\n"
+        "paper (abstract)        0.992 -> 0.164",
+        transform=ax.transAxes,
+        fontsize=7,
+        va="top",
+        family="monospace",
+        bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#BBBBBB"},
+    )
+    ax.axhline(1.0, color="#767676", ls=":", lw=1)
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(0, 2.4)
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel(f"onset (loss ratio >= {cfg['onset_loss_ratio']:g}) / seed's mean")
+    ax.set_title("C) onsets relative to their mean over T", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle(
+        f"Temperature fingerprint: one descent step from the MLP trained at each T ({len(seeds)} seeds; "
+        "median and IQR)",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    path = out_dir / "tempfp_fingerprint.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":

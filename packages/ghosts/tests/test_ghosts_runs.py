@@ -81,7 +81,19 @@ def test_spike_bad_input(digits, call, match):
 def test_smoke(tmp_path):
     result = run_smoke(Path(__file__).parents[1] / "reproduce.py", tmp_path)
     ids = {c["id"] for c in result["claims"]}
-    assert {"phase-no-collapse-below-r1", "spike-x1000-rho-survives", "spike-x10000-clip-collapses"} <= ids
+    assert {
+        "phase-no-collapse-below-r1",
+        "spike-x1000-rho-survives",
+        "spike-x10000-clip-collapses",
+        "tempfp-onset-spread-shrinks",
+        "tempfp-onset-cv-shrinks",
+    } <= ids
     assert sorted(result["figures"]) == sorted(
-        ["phase_accuracy_vs_r.png", "phase_loss_vs_r.png", "lrspike_accuracy.png", "lrspike_tau_vs_rho.png"]
+        [
+            "phase_accuracy_vs_r.png",
+            "phase_loss_vs_r.png",
+            "lrspike_accuracy.png",
+            "lrspike_tau_vs_rho.png",
+            "tempfp_fingerprint.png",
+        ]
     )

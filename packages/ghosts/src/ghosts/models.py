@@ -1,4 +1,4 @@
-"""The six digit classifiers of the paper's phase-transition figure, as the official code defines them.
+"""The digit classifiers of the phase-transition figure and the temperature fingerprint (official code).
 
 Inputs are flat 64-d digits (8x8 images scaled to [0, 1]); outputs are 10 logits.
 
@@ -10,6 +10,9 @@ Inputs are flat 64-d digits (8x8 images scaled to [0, 1]); outputs are 10 logits
 | cnn           | experiments/ghostenvelope/models.py::CNN         | conv 16, pool, conv 32, pool, fc 64 (GELU)        |
 | cnn_bn        | ours: the CNN with BatchNorm2d after each conv   | (see below)                                       |
 | transformer   | experiments/tfmbottlenecks/run.py::TinyTransformer | rows as 8 tokens + CLS, d 32, depth 2, 4 heads |
+| mlp_gelu      | experiments/tempfingerprint/run.py::MLPDigits    | 64 -> 128 -> GELU -> 128 -> GELU -> 10 (no norm)  |
+
+The first six are the phase-transition figure's; ``mlp_gelu`` is the temperature-fingerprint model.
 
 The script that produced the paper's six-architecture figure (phasetransition/plot.py reads
 exp7b_rho_deltamax_results.npz) is not in the official repository, so the models are taken from the
@@ -65,6 +68,20 @@ class MLPLayerNorm(nn.Module):
         x = F.gelu(self.ln1(self.fc1(x)))
         x = F.gelu(self.ln2(self.fc2(x)))
         return self.fc3(x)
+
+
+class MLPGelu(nn.Module):
+    """The temperature-fingerprint MLP (tempfingerprint/run.py::MLPDigits): two GELU layers of 128,
+    no normalisation, exact (erf) GELU as F.gelu's default."""
+
+    def __init__(self, width: int = 128) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(64, width)
+        self.fc2 = nn.Linear(width, width)
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.gelu(self.fc2(F.gelu(self.fc1(x)))))
 
 
 class CNN(nn.Module):
@@ -149,6 +166,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "cnn": CNN,
     "cnn_bn": CNNBatchNorm,
     "transformer": TinyTransformer,
+    "mlp_gelu": MLPGelu,
 }
 
 # Display names as in the paper's figure (experiments/phasetransition/plot.py).
@@ -159,6 +177,7 @@ DISPLAY_NAMES = {
     "cnn": "CNN",
     "cnn_bn": "CNN+BatchNorm",
     "transformer": "TinyTransformer",
+    "mlp_gelu": "MLP (GELU)",
 }
 
 

@@ -92,11 +92,16 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return float(ok.float().mean())
 
 
-def descent_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """-g/||g|| for the mean cross-entropy on (x, y), the model in eval mode."""
+def descent_direction(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, temperature: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """-g/||g|| for the mean cross-entropy of the logits / ``temperature`` on (x, y), the model in
+    eval mode (tempfingerprint/run.py::grad_direction uses the temperature loss; z / 1.0 == z exactly)."""
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
     model.eval()
     params = dict(model.named_parameters())
-    loss = F.cross_entropy(model(x), y)
+    loss = F.cross_entropy(model(x) / temperature, y)
     grads = torch.autograd.grad(loss, list(params.values()))
     v, _ = unit_direction({n: -g for n, g in zip(params, grads)})
     return v
