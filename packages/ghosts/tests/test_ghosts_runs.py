@@ -87,6 +87,8 @@ def test_smoke(tmp_path):
         "spike-x10000-clip-collapses",
         "tempfp-onset-spread-shrinks",
         "tempfp-onset-cv-shrinks",
+        "archgrid-rho-survives",
+        "archgrid-cnnbn-plain-collapses",
     } <= ids
     assert sorted(result["figures"]) == sorted(
         [
@@ -95,5 +97,6 @@ def test_smoke(tmp_path):
             "lrspike_accuracy.png",
             "lrspike_tau_vs_rho.png",
             "tempfp_fingerprint.png",
+            "archgrid_spike.png",
         ]
     )

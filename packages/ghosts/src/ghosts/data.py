@@ -31,3 +31,19 @@ def load_digits(split_seed: int, test_size: float, device: torch.device | str = 
         (split.x_test / 16.0).to(device),
         split.y_test.to(device),
     )
+
+
+def load_digits_file_order(test_frac: float = 0.2, device: torch.device | str = "cpu") -> Digits:
+    """archgrid's split (experiments/archgrid/run.py::run_single): no shuffle at all; the FIRST
+    int(test_frac * 1797) rows of sklearn's digits.csv.gz (359 for 0.2) are the test set and the
+    rest (1438) the training set, for every seed. sklearn's ``load_digits`` reads that same file in
+    the same order; pixels / 16 as everywhere in the official code."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    if not 0.0 < test_frac < 1.0:
+        raise ValueError(f"test_frac must be in (0, 1), got {test_frac}")
+    x, y = sklearn_digits(return_X_y=True)
+    x = torch.from_numpy(x.astype("float32")) / 16.0
+    y = torch.from_numpy(y.astype("int64"))
+    n_test = int(test_frac * len(x))
+    return Digits(x[n_test:].to(device), y[n_test:].to(device), x[:n_test].to(device), y[:n_test].to(device))

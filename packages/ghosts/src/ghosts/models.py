@@ -11,8 +11,13 @@ Inputs are flat 64-d digits (8x8 images scaled to [0, 1]); outputs are 10 logits
 | cnn_bn        | ours: the CNN with BatchNorm2d after each conv   | (see below)                                       |
 | transformer   | experiments/tfmbottlenecks/run.py::TinyTransformer | rows as 8 tokens + CLS, d 32, depth 2, 4 heads |
 | mlp_gelu      | experiments/tempfingerprint/run.py::MLPDigits    | 64 -> 128 -> GELU -> 128 -> GELU -> 10 (no norm)  |
+| ag_transformer| experiments/archgrid/run.py::Transformer         | one token: embed 64 -> 32, attention + GELU FFN   |
+| ag_mlp_ln     | experiments/archgrid/run.py::MLPLN               | 3 x (Linear 64, LayerNorm, GELU) -> 10            |
+| ag_cnn_bn     | experiments/archgrid/run.py::CNNBN               | Conv1d over the 64 pixels, BatchNorm1d, mean pool |
 
-The first six are the phase-transition figure's; ``mlp_gelu`` is the temperature-fingerprint model.
+The first six are the phase-transition figure's; ``mlp_gelu`` is the temperature-fingerprint model;
+the three ``ag_*`` models are the architecture grid's (Fig. 10), written as there (same layers, same
+creation order, so a seeded init draws the same numbers).
 
 The script that produced the paper's six-architecture figure (phasetransition/plot.py reads
 exp7b_rho_deltamax_results.npz) is not in the official repository, so the models are taken from the
@@ -159,6 +164,70 @@ class TinyTransformer(nn.Module):
         return self.head(self.norm(h[:, 0]))
 
 
+class ArchgridTransformer(nn.Module):
+    """archgrid's Transformer: the whole image is ONE token (embed 64 -> 32), then a pre-LN block with
+    single-head attention (qkv with bias) and a GELU FFN of width 4 * 32, no final norm. With one
+    token the attention weights are softmax over a single score, i.e. 1, so q and k get no gradient;
+    the block reduces to x + out(v) + FFN, as in the official code."""
+
+    def __init__(self, dim: int = 32) -> None:
+        super().__init__()
+        # creation order as in the official class, so torch.manual_seed(seed) gives the same init
+        self.embed = nn.Linear(64, dim)
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.out = nn.Linear(dim, dim)
+        self.ffn1 = nn.Linear(dim, dim * 4)
+        self.ffn2 = nn.Linear(dim * 4, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+        self.scale = dim**-0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x).unsqueeze(1)  # (B, 1, dim)
+        q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
+        att = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1)
+        x = x + self.out(att @ v)
+        x = x + self.ffn2(F.gelu(self.ffn1(self.norm2(x))))
+        return self.head(x.squeeze(1))
+
+
+class ArchgridMLPLayerNorm(nn.Module):
+    """archgrid's MLPLN: three (Linear 64, LayerNorm, GELU) layers, then a linear head."""
+
+    def __init__(self, dim: int = 64) -> None:
+        super().__init__()
+        self.fc1, self.norm1 = nn.Linear(64, dim), nn.LayerNorm(dim)
+        self.fc2, self.norm2 = nn.Linear(dim, dim), nn.LayerNorm(dim)
+        self.fc3, self.norm3 = nn.Linear(dim, dim), nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.norm1(self.fc1(x)))
+        x = F.gelu(self.norm2(self.fc2(x)))
+        x = F.gelu(self.norm3(self.fc3(x)))
+        return self.head(x)
+
+
+class ArchgridCNNBatchNorm(nn.Module):
+    """archgrid's CNNBN: the 64 pixels as a 1-channel sequence, two (Conv1d k3, BatchNorm1d, ReLU)
+    layers of 32 channels, mean pooling over the 64 positions, a linear head."""
+
+    def __init__(self, dim: int = 32) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, dim, 3, padding=1)
+        self.bn1 = nn.BatchNorm1d(dim)
+        self.conv2 = nn.Conv1d(dim, dim, 3, padding=1)
+        self.bn2 = nn.BatchNorm1d(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(1)  # (B, 1, 64)
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return self.head(x.mean(dim=-1))  # = AdaptiveAvgPool1d(1)
+
+
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "linear": Linear,
     "mlp": MLP,
@@ -167,6 +236,9 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "cnn_bn": CNNBatchNorm,
     "transformer": TinyTransformer,
     "mlp_gelu": MLPGelu,
+    "ag_transformer": ArchgridTransformer,
+    "ag_mlp_ln": ArchgridMLPLayerNorm,
+    "ag_cnn_bn": ArchgridCNNBatchNorm,
 }
 
 # Display names as in the paper's figure (experiments/phasetransition/plot.py).
@@ -178,6 +250,9 @@ DISPLAY_NAMES = {
     "cnn_bn": "CNN+BatchNorm",
     "transformer": "TinyTransformer",
     "mlp_gelu": "MLP (GELU)",
+    "ag_transformer": "Transformer",
+    "ag_mlp_ln": "MLP+LN",
+    "ag_cnn_bn": "CNN+BN",
 }
 
 
