@@ -53,3 +53,19 @@ def test_check_gradients_catches_a_wrong_backward():
         check_gradients(Wrong.apply, torch.randn(4) + 2)
     with pytest.raises(ValueError):
         check_gradients(lambda i: i, torch.tensor([1, 2]))
+
+
+def test_load_reproduce_gives_fresh_modules_and_a_clear_error(tmp_path):
+    from xentlab.testing import load_reproduce
+
+    script = tmp_path / "my-pkg" / "reproduce.py"
+    script.parent.mkdir()
+    script.write_text(
+        "CONFIG = {'lr': 1}\nif __name__ == '__main__':\n    raise SystemExit('ran as a script')\n"
+    )
+    a, b = load_reproduce(script), load_reproduce(script)
+    assert a.CONFIG == {"lr": 1} and a is not b  # the __main__ block did not run; each load is its own
+    a.CONFIG["lr"] = 2
+    assert b.CONFIG["lr"] == 1  # a test that patches one load leaves the next untouched
+    with pytest.raises(FileNotFoundError, match="no reproduce.py"):
+        load_reproduce(tmp_path / "missing" / "reproduce.py")

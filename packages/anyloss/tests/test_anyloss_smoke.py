@@ -1,22 +1,18 @@
 """Evaluation helpers, the fixed dataset selection rule, and reproduce.py at smoke scale."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 from anyloss.experiments import best_f1_threshold, binary_metrics
 
 from xentlab.data.tabular import list_tabular, load_table
-from xentlab.testing import run_smoke
+from xentlab.testing import load_reproduce, run_smoke
 
 REPRO = Path(__file__).parents[1] / "reproduce.py"
 
 
 def _reproduce_module():
-    spec = importlib.util.spec_from_file_location("anyloss_reproduce", REPRO)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reproduce(REPRO)
 
 
 def test_binary_metrics_hand_values():

@@ -1,7 +1,6 @@
 """--scale full on a tiny CIFAR-format fixture written here (never the network): the data-root errors,
 the margin attack objective, and reproduce.py --scale full end to end with monkeypatched sizes."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from compsum.images import (
     robust_eval,
 )
 
+from xentlab.testing import load_reproduce
 from xentlab.testing.fixtures import write_cifar
 
 REPRODUCE = Path(__file__).parents[1] / "reproduce.py"
@@ -65,9 +65,7 @@ def test_robust_eval_zero_budget_equals_clean():
 
 def test_full_scale_end_to_end_on_fixture(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(write_cifar10(tmp_path / "data")))
-    spec = importlib.util.spec_from_file_location("compsum_reproduce_full", REPRODUCE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(REPRODUCE)
     tiny = {"depth": 8, "width": 4, "epochs": 1, "batch_size": 8, "eval_every": 1, "max_test": 8}
     exps = {e.name: e for e in mod.EXPERIMENTS}
     monkeypatch.setitem(exps["bound"].configs, "full", exps["bound"].configs["smoke"])

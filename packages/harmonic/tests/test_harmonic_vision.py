@@ -2,7 +2,6 @@
 tiny MNIST / CIFAR-10 fixtures written here (a few images, 1 epoch; never the network)."""
 
 import gzip
-import importlib.util
 import json
 import struct
 from pathlib import Path
@@ -13,16 +12,14 @@ import torch
 from harmonic.vision import ENV_VAR, build_model, load_vision, official_config, run_vision
 
 from xentlab.repro import Experiment, run_cli
+from xentlab.testing import load_reproduce
 from xentlab.testing.fixtures import write_cifar
 
 REPRO = Path(__file__).parents[1] / "reproduce.py"
 
 
 def _reproduce_module():
-    spec = importlib.util.spec_from_file_location("harmonic_reproduce_full", REPRO)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reproduce(REPRO)
 
 
 def _write_cifar10(root: Path) -> None:

@@ -1,7 +1,6 @@
 """The --scale full path on a tiny synthesised fixture: official-layout manifests of espeak clips, and a
 tiny randomly initialised WavLM (12 layers, so layers 10-12 exist) saved locally, no network."""
 
-import importlib.util
 import json
 import wave
 from pathlib import Path
@@ -13,6 +12,7 @@ from lase.data import manifest_clips, read_wav
 
 from xentlab.data.speech import synthesize
 from xentlab.repro import RunContext
+from xentlab.testing import load_reproduce
 
 REPRODUCE = Path(__file__).parents[1] / "reproduce.py"
 
@@ -109,9 +109,7 @@ def test_wavlm_layers_10_to_12_are_averaged(fixture_dirs):
 
 def test_full_scale_units_run_on_the_fixture(fixture_dirs, tmp_path, monkeypatch):
     monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path / "cache"))
-    spec = importlib.util.spec_from_file_location("lase_reproduce_under_test", REPRODUCE)
-    rep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rep)
+    rep = load_reproduce(REPRODUCE)
     cfg = {
         "data": {
             "source": "manifest",

@@ -1,10 +1,9 @@
-import importlib.util
 from pathlib import Path
 
 import torch
 
 from xentlab.repro import RunContext
-from xentlab.testing import run_smoke
+from xentlab.testing import load_reproduce, run_smoke
 from xentlab.train import seed_everything
 
 REPRODUCE = Path(__file__).parents[1] / "reproduce.py"
@@ -17,9 +16,7 @@ def test_smoke_and_determinism(tmp_path):
     for name in ("embeddings_2d.png", "gap_margin.png", "training_curves.png"):
         assert (tmp_path / "run" / name).is_file()
     # the same unit again with the same seed gives the same metrics (the runner seeds torch per unit)
-    spec = importlib.util.spec_from_file_location("lase_reproduce_smoke", REPRODUCE)
-    rep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rep)
+    rep = load_reproduce(REPRODUCE)
     seed_everything(0)
     ctx = RunContext("smoke", 0, torch.device("cpu"), "lase", tmp_path, tmp_path / "again.jsonl", False)
     again = rep.lase(rep.SMOKE | {"eval": rep.SMOKE["eval"] | {"projection": False}}, 0, ctx)

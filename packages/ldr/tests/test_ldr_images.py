@@ -1,7 +1,6 @@
 """--scale full (CIFAR-100) on a tiny CIFAR-100-format fixture written here (never the network): data-root
 errors, the official split and augmentation, and reproduce.py --scale full end to end."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from ldr.images import (
     topk_accuracy,
 )
 
+from xentlab.testing import load_reproduce
 from xentlab.testing.fixtures import write_cifar
 
 REPRODUCE = Path(__file__).parents[1] / "reproduce.py"
@@ -94,9 +94,7 @@ def test_normalize_uses_the_official_constants():
 def test_full_scale_end_to_end_on_fixture(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(write_cifar100(tmp_path / "data")))
     write_k49(tmp_path / "data" / "k49")
-    spec = importlib.util.spec_from_file_location("ldr_reproduce_full", REPRODUCE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(REPRODUCE)
     tiny = {"width": 4, "epochs": 1, "batch_size": 8, "max_test": 8, "milestones": []}
     for e in mod.EXPERIMENTS:
         keep = e.name in ("cifar100_clean", "cifar100_uniform0.6", "k49_classdep0.3")

@@ -1,23 +1,19 @@
 """Noise generation as the official code does it, the experiment configs against the official protocol, and
 the whole reproduce.py at smoke scale."""
 
-import importlib.util
 from pathlib import Path
 
 import torch
 from ldr.experiments import noisy_labels
 
 from xentlab.data.label_noise import LETTER_PAIRS, pair_mapping
-from xentlab.testing import run_smoke
+from xentlab.testing import load_reproduce, run_smoke
 
 REPRODUCE = Path(__file__).parents[1] / "reproduce.py"
 
 
 def _reproduce_module():
-    spec = importlib.util.spec_from_file_location("ldr_reproduce_configs", REPRODUCE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reproduce(REPRODUCE)
 
 
 def test_noise_settings():

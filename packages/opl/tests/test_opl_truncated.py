@@ -11,7 +11,7 @@ from opl.experiment import RunConfig, noisy_labels
 from opl.truncated import OFFICIAL_K, OFFICIAL_Q, is_prune_epoch, lq, pruning_weights, truncated_loss
 
 from xentlab.data.label_noise import next_class_mapping, transition_matrix
-from xentlab.testing import assert_close, check_gradients
+from xentlab.testing import assert_close, check_gradients, load_reproduce
 
 PKG = Path(__file__).parents[1]
 
@@ -121,16 +121,13 @@ def test_bad_inputs_raise():
 
 def test_committed_units_still_match_their_configs():
     # the CE/OPL arms' configs must not change, so the committed cpu units are reused as they are
-    import importlib.util
 
     from xentlab.repro.units import unit_key
 
     units = PKG / "results" / "cpu" / "units"
     if not units.exists():
         pytest.skip("no committed cpu results")
-    spec = importlib.util.spec_from_file_location("opl_reproduce", PKG / "reproduce.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(PKG / "reproduce.py")
     checked = 0
     for exp in mod.EXPERIMENTS:
         for path in sorted((units / exp.name).glob("seed*.json")):
