@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from xentlab.repro.units import unit_key
+from xentlab.testing import load_reproduce
 from xentlab.testing.smoke import validate_result
 from xentlab.workspace import excluded_members, ledger_table, package_dirs, render_ledger
 
@@ -69,6 +71,29 @@ def test_committed_cpu_results_are_valid(pkg: Path):
     assert (pkg / "results" / "cpu" / "report.md").is_file()
     for fig in result.get("figures", []):
         assert (pkg / "results" / "cpu" / fig).is_file(), f"figure {fig} named in result.json is missing"
+
+
+@pytest.mark.parametrize("pkg", PACKAGES, ids=lambda p: p.name)
+def test_committed_cpu_units_match_the_current_experiments(pkg: Path):
+    # The committed numbers must be what today's reproduce.py computes: every (experiment, seed)
+    # unit of the cpu scale is there and its key (experiment, version, config, seed) is the one the
+    # current code would resume, so a changed config or version cannot leave stale results behind.
+    result = json.loads((pkg / "results" / "cpu" / "result.json").read_text())
+    units = pkg / "results" / "cpu" / "units"
+    mod = load_reproduce(pkg / "reproduce.py")
+    expected = {e.name: e for e in mod.EXPERIMENTS if e.config("cpu") is not None}
+    on_disk = {d.name for d in units.iterdir() if d.is_dir()}
+    assert on_disk <= set(expected), (
+        f"units of experiments that no longer run at cpu scale: {on_disk - set(expected)}"
+    )
+    for name, exp in expected.items():
+        for seed in result["seeds"]:
+            path = units / name / f"seed{seed}.json"
+            assert path.is_file(), f"{pkg.name}: no committed unit {name}/seed{seed}"
+            key = json.loads(path.read_text())["key"]
+            assert key == unit_key(exp, exp.config("cpu"), seed), (
+                f"{pkg.name}: {name}/seed{seed} was computed with another config or version; rerun the cpu scale"
+            )
 
 
 def test_readme_ledger_matches_committed_results():
