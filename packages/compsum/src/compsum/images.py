@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from compsum.losses import comp_sum_loss
 from xentlab.attacks import pgd_linf
 from xentlab.data.images import ImageSet, load_cifar, load_svhn_mat, random_crop_flip
 from xentlab.models.cnn import build_resnet
+from xentlab.repro.local_data import local_path
 from xentlab.train.minibatch import fit_epochs
 
 DATA_ENV = "COMPSUM_DATA_ROOT"
@@ -40,14 +40,9 @@ NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10}
 # ----------------------------------------------------------------------------- data
 def resolve_data_root(cfg: dict, env: str = DATA_ENV) -> Path:
     """The data folder: ``cfg['data_root']`` if set, else the environment variable ``env``."""
-    root = cfg.get("data_root") or os.environ.get(env)
-    if not root:
-        wanted = "; ".join(f"{k}: {v}" for k, v in EXPECTED_FILES.items())
-        raise FileNotFoundError(
-            f"--scale full reads the paper's datasets from a local folder: set {env} to a folder holding "
-            f"{wanted}. Nothing is downloaded."
-        )
-    return Path(root).expanduser()
+    wanted = "; ".join(f"{k}: {v}" for k, v in EXPECTED_FILES.items())
+    # the loaders below name the missing file and layout, so the folder itself is not checked here
+    return local_path(cfg, "data_root", env, needs=f"a folder holding {wanted}", must_exist=False)
 
 
 def load_image_dataset(name: str, root: Path) -> tuple[ImageSet, ImageSet]:

@@ -26,7 +26,6 @@ pixel scaling) could not be read; we feed pixels in [0, 1].
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from ldr.experiments import make_loss, noisy_labels
 from xentlab.data.images import load_cifar
 from xentlab.data.kuzushiji import load_kuzushiji
 from xentlab.models.cnn import build_resnet
+from xentlab.repro.local_data import local_path
 from xentlab.train.minibatch import fit_epochs
 
 DATA_ENV = "LDR_DATA_ROOT"
@@ -50,14 +50,10 @@ CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
 
 def resolve_data_root(cfg: dict) -> Path:
-    root = cfg.get("data_root") or os.environ.get(DATA_ENV)
-    if not root:
-        wanted = "; ".join(f"{k}: {v}" for k, v in EXPECTED_FILES.items())
-        raise FileNotFoundError(
-            f"--scale full reads the paper's image datasets from a local folder: set {DATA_ENV} to a folder "
-            f"holding {wanted}. Nothing is downloaded."
-        )
-    return Path(root).expanduser()
+    """The data folder: ``cfg['data_root']`` if set, else ``$LDR_DATA_ROOT``."""
+    wanted = "; ".join(f"{k}: {v}" for k, v in EXPECTED_FILES.items())
+    # the loaders below name the missing file and layout, so the folder itself is not checked here
+    return local_path(cfg, "data_root", DATA_ENV, needs=f"a folder holding {wanted}", must_exist=False)
 
 
 def load_image_dataset(name: str, root: Path):

@@ -33,21 +33,18 @@ from typing import Any
 
 import torch
 
+from xentlab.repro.local_data import local_path
 from xentlab.repro.spec import ReproError
 
 PROMPT_SUFFIX = " Let's think step by step and output the final answer within \\boxed{}."
 
 
 def _setting(cfg: dict, key: str, env: str) -> str:
-    value = cfg.get(key) or os.environ.get(env)
-    if not value:
-        raise ReproError(
-            f"--scale full needs {key!r}: set {env}=<local path> (a Qwen2.5 model directory for PACS_MODEL, "
-            "DeepScaleR-style problem/answer data for PACS_TRAIN_DATA and PACS_EVAL_DATA; see packages/pacs/README.md)"
-        )
-    if not Path(value).exists():
-        raise ReproError(f"{env}={value} does not exist (full scale reads local files only)")
-    return value
+    needs = (
+        "a local path (a Qwen2.5 model directory for PACS_MODEL, DeepScaleR-style problem/answer data for "
+        "PACS_TRAIN_DATA and PACS_EVAL_DATA; see packages/pacs/README.md)"
+    )
+    return str(local_path(cfg, key, env, needs=needs))
 
 
 def load_rows(path: str | os.PathLike) -> list[dict[str, str]]:

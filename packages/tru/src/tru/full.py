@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import torch
 from tru.evaluate import REFUSAL_RE, answer_part
 from tru.methods import LOSSES
 from xentlab.data.cache import atomic_write_json, cache_dir
+from xentlab.repro.local_data import local_path
 from xentlab.repro.spec import ReproError
 
 TARGET_PROMPT = (
@@ -61,12 +61,8 @@ def load_qa(path: Path) -> list[dict[str, str]]:
 
 
 def _setting(cfg: dict, key: str, env: str, required: bool = True) -> str | None:
-    value = cfg.get(key) or os.environ.get(env)
-    if required and not value:
-        raise ReproError(f"--scale full needs {key!r}: set {env}=<local path> (see packages/tru/README.md)")
-    if value and not Path(value).exists():
-        raise ReproError(f"{env}={value} does not exist (full scale reads local files only)")
-    return value
+    path = local_path(cfg, key, env, needs="a local path (see packages/tru/README.md)", required=required)
+    return None if path is None else str(path)
 
 
 def rouge_l_recall(reference: str, candidate: str) -> float:
