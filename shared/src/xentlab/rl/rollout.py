@@ -130,6 +130,23 @@ def _right_pad(
     return ids, attn, resp
 
 
+def _sample(model, tokenizer, prompts, n, max_new_tokens, temperature, seed, batch_size):
+    """``n`` sampled completions of every prompt (the prompt's n in a row), KV-cached."""
+    from xentlab.lm.generate import generate
+
+    return generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        do_sample=True,
+        temperature=temperature,
+        num_return_sequences=n,
+        batch_size=batch_size,
+        seed=seed,
+    )
+
+
 def rollout(
     model: Any,
     tokenizer: Any,
@@ -149,23 +166,11 @@ def rollout(
     disturbing the caller's RNG. The old log-probs come from one no-grad forward of the same
     model in eval mode.
     """
-    from xentlab.lm.generate import generate
-
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if not prompts:
         raise ValueError("rollout needs at least one prompt")
-    gens = generate(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=max_new_tokens,
-        do_sample=True,
-        temperature=temperature,
-        num_return_sequences=n,
-        batch_size=batch_size,
-        seed=seed,
-    )
+    gens = _sample(model, tokenizer, prompts, n, max_new_tokens, temperature, seed, batch_size)
     device = next(model.parameters()).device
     ids, attn, resp = _right_pad(gens.prompt_ids, gens.completion_ids, tokenizer.pad_token_id)
     ids, attn, resp = ids.to(device), attn.to(device), resp.to(device)
@@ -196,19 +201,7 @@ def sample_correct(
     batch_size: int = 64,
 ) -> list[int]:
     """Number of correct completions (reward >= 0.5) among ``n`` samples of each prompt."""
-    from xentlab.lm.generate import generate
-
-    gens = generate(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=max_new_tokens,
-        do_sample=True,
-        temperature=temperature,
-        num_return_sequences=n,
-        batch_size=batch_size,
-        seed=seed,
-    )
+    gens = _sample(model, tokenizer, prompts, n, max_new_tokens, temperature, seed, batch_size)
     counts = [0] * len(prompts)
     for i, text in enumerate(gens.texts):
         counts[i // n] += int(float(reward_fn(i // n, text)) >= 0.5)
