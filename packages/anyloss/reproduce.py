@@ -228,10 +228,9 @@ CLAIMS = [
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib
+    from xentlab.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     means = {key: v["mean"] for key, v in results.metrics.items() if v.get("mean") is not None}
@@ -256,10 +255,7 @@ def figures(results, out_dir: Path) -> list[Path]:
     ax.set_title(f"F1 per dataset, by positive rate (left of the dashed line: <= {IMB_MAX_RATE:.0%})")
     ax.set_ylim(0, 1.15)
     ax.legend(ncol=len(models), fontsize=8, loc="upper center")
-    fig.tight_layout()
-    p = out_dir / "f1_per_dataset.png"
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "f1_per_dataset.png", dpi=120)
     return [p]
 
 

@@ -125,7 +125,9 @@ CLAIMS = [
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
+    from xentlab.plotting import pyplot, save_figure
+
+    plt = pyplot()
 
     seeds = sorted(results.per_seed["cal"])
     unit = results.per_seed["cal"][seeds[0]]
@@ -146,10 +148,7 @@ def figures(results, out_dir: Path) -> list[Path]:
             plot_reliability(ax, b)
             ax.set_title(f"{s} / {meth}: ECE15 {b.ece():.3f}", fontsize=9)
     fig.suptitle(f"Reliability diagrams (seed {seeds[0]}; bars: accuracy, hatched: gap to confidence)")
-    fig.tight_layout()
-    p1 = out_dir / "reliability.png"
-    fig.savefig(p1, dpi=100)
-    plt.close(fig)
+    p1 = save_figure(fig, out_dir / "reliability.png", dpi=100)
 
     fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.4))
     for ax, s in zip(axes, sets):
@@ -162,10 +161,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax.set_title(f"{s} (accuracy {acc:.2f})")
         ax.set_ylabel("ECE (25 bins)")
     fig.suptitle("ECE per calibrator; dots are seeds")
-    fig.tight_layout()
-    p2 = out_dir / "ece_bars.png"
-    fig.savefig(p2, dpi=110)
-    plt.close(fig)
+    p2 = save_figure(fig, out_dir / "ece_bars.png", dpi=110)
     return [p1, p2]
 
 

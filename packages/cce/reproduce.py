@@ -273,10 +273,9 @@ def _flat(unit: dict) -> dict:
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib
+    from xentlab.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     paths = []
@@ -319,10 +318,7 @@ def figures(results, out_dir: Path) -> list[Path]:
             f"N={r0.get('n')}, D={r0.get('d')}, {r0.get('dtype')}, {results.scale} scale; seeds: {len(runs)}"
         )
         axes[1].legend(fontsize=7, loc="upper left")
-        fig.tight_layout()
-        p = out_dir / "memory_time.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
+        p = save_figure(fig, out_dir / "memory_time.png", dpi=120)
         paths.append(p)
 
     lms = {s: _flat(u) for s, u in results.per_seed.get("lm", {}).items()}
@@ -365,10 +361,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax.set_ylim(0, 1)
         ax.set_title("filtering on the trained LM's softmax\n(err: relative gradient error)")
         ax.legend()
-        fig.tight_layout()
-        p = out_dir / "lm_convergence_filtering.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
+        p = save_figure(fig, out_dir / "lm_convergence_filtering.png", dpi=120)
         paths.append(p)
     return paths
 

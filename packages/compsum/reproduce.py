@@ -260,10 +260,9 @@ CLAIMS = [
 
 # ----------------------------------------------------------------------------- figures
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib
+    from xentlab.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
     from compsum.bounds import t_tau
 
@@ -293,10 +292,7 @@ def figures(results, out_dir: Path) -> list[Path]:
     ax.set_ylabel("T_tau(t)  (n = 10)")
     ax.set_title("Lower bound on the surrogate regret")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = out_dir / "accuracy_vs_tau.png"
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "accuracy_vs_tau.png", dpi=120)
     paths.append(p)
 
     adv = [(e, d, eps) for e, d, eps in (("adversarial", "digits", "0.1"), ("adversarial_cifar10", "CIFAR-10", "8/255"))
@@ -312,10 +308,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax.set_ylabel("clean accuracy")
         ax.set_title(f"Adversarial training on {data} (one point per seed)")
         ax.legend()
-        fig.tight_layout()
-        p = out_dir / "adversarial.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
+        p = save_figure(fig, out_dir / "adversarial.png", dpi=120)
         paths.append(p)
     return paths
 

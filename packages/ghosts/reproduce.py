@@ -33,6 +33,7 @@ from ghosts.phase import PhaseConfig, default_r_grid, phase_runs, random_median_
 from ghosts.spike import SpikeConfig, run_spike
 from ghosts.tempfp import TempConfig, fingerprint_runs, onset_cv, onset_spread
 
+from xentlab.plotting import pyplot, save_figure
 from xentlab.repro import Claim, Experiment, Paper, RunContext, run_cli
 
 PAPER = Paper(
@@ -568,10 +569,7 @@ def _units(results, exp: str) -> dict[int, dict]:
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     paths = []
     units = _units(results, "phase")
@@ -620,10 +618,7 @@ def figures(results, out_dir: Path) -> list[Path]:
                 f"One step of length r * rho_a (r = 1 dashed; {len(seeds)} seeds: median and min-max)",
                 fontsize=11,
             )
-            fig.tight_layout()
-            path = out_dir / fname
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
+            path = save_figure(fig, out_dir / fname, dpi=110)
             paths.append(path)
 
     units = _units(results, "lrspike")
@@ -659,10 +654,7 @@ def figures(results, out_dir: Path) -> list[Path]:
                     ax.set_xlabel("step")
         axes[0, 0].legend(fontsize=8, loc="lower right")
         fig.suptitle(f"Learning-rate spike ({len(seeds)} seeds: median and min-max)", fontsize=11)
-        fig.tight_layout()
-        path = out_dir / "lrspike_accuracy.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        path = save_figure(fig, out_dir / "lrspike_accuracy.png", dpi=110)
         paths.append(path)
 
         # step length tau against the radius rho_a through the spike, at the largest base lr
@@ -684,10 +676,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         )
         ax.legend(fontsize=7)
         ax.grid(True, which="major", alpha=0.3)
-        fig.tight_layout()
-        path = out_dir / "lrspike_tau_vs_rho.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        path = save_figure(fig, out_dir / "lrspike_tau_vs_rho.png", dpi=110)
         paths.append(path)
 
     units = _units(results, "tempfp")
@@ -743,11 +732,7 @@ def _archgrid_figure(units: dict[int, dict], cfg: dict, out_dir: Path, plt) -> P
         f"(base lr {cfg['base_lr']:g}, full batch; {len(seeds)} seeds: median and IQR)",
         fontsize=11,
     )
-    fig.tight_layout()
-    path = out_dir / "archgrid_spike.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / "archgrid_spike.png", dpi=110)
 
 
 def tempfp_pooled_spreads(units: dict[int, dict]) -> dict[str, float]:
@@ -847,11 +832,7 @@ def _tempfp_figure(units: dict[int, dict], cfg: dict, out_dir: Path, plt) -> Pat
         "median and IQR)",
         fontsize=11,
     )
-    fig.tight_layout()
-    path = out_dir / "tempfp_fingerprint.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / "tempfp_fingerprint.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -220,10 +220,9 @@ CLAIMS = [
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib
+    from xentlab.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     paths = []
@@ -251,10 +250,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax.set_ylabel("||W_head|| / ||W_head at init||")
         ax.set_title(f"{ds}: head weight norm (first seed)")
         ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        p = out_dir / f"{ds}_heads.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
+        p = save_figure(fig, out_dir / f"{ds}_heads.png", dpi=120)
         paths.append(p)
     # full scale: accuracy vs seconds per epoch per head, one panel per (dataset, backbone) pair present
     pairs = [(ds, bb) for ds in DATASETS for bb in BACKBONES if f"{ds}-{bb}-ce/acc" in results.metrics]
@@ -273,10 +269,7 @@ def figures(results, out_dir: Path) -> list[Path]:
             ax.set_xlabel("seconds per epoch (wall, device-synchronised)")
             ax.set_ylabel("test accuracy")
             ax.set_title(f"{ds} / {bb}")
-        fig.tight_layout()
-        p = out_dir / "vision_heads.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
+        p = save_figure(fig, out_dir / "vision_heads.png", dpi=110)
         paths.append(p)
     return paths
 

@@ -28,6 +28,7 @@ from hlgauss_rl.atari_scores import ATARI_5, iqm
 from hlgauss_rl.experiments import atari_unit, mdp_unit, minatar_unit, random_policy_unit, sps_unit
 from hlgauss_rl.losses import LOSS_NAMES
 
+from xentlab.plotting import pyplot, save_figure
 from xentlab.repro import Claim, Derived, Experiment, Paper, run_cli
 
 PAPER = Paper(
@@ -406,10 +407,7 @@ COLORS = {
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     paths = []
     if "mdp_noisy/rmse_mse" in results.metrics:
@@ -446,10 +444,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax2.set_xlabel("fitted-Q iteration")
         ax2.set_ylabel("RMSE(Q - Q*) under noise (mean, min-max)")
         ax2.legend(fontsize=8)
-        fig.tight_layout()
-        paths.append(out_dir / "mdp_rmse.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        paths.append(save_figure(fig, out_dir / "mdp_rmse.png", dpi=120))
 
     games = [g for g in GAMES if f"minatar_{g.lower()}_mse" in results.per_seed]
     if games:
@@ -484,10 +479,7 @@ def figures(results, out_dir: Path) -> list[Path]:
             ax.set_xlabel("environment steps   (dots at the right: final evaluation, mean and 95% CI)")
             ax.set_ylabel("episode return (mean over seeds, min-max band)")
             ax.legend(fontsize=8)
-        fig.tight_layout()
-        paths.append(out_dir / "minatar_curves.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        paths.append(save_figure(fig, out_dir / "minatar_curves.png", dpi=120))
 
     atari = sorted(k for k in results.per_seed if k.startswith("atari_"))
     if atari:
@@ -526,10 +518,7 @@ def _atari_figure(results, atari: list[str], out_dir: Path, plt) -> list[Path]:
         )
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("IQM human-normalised score (rliable stratified bootstrap 95% CI)")
-    fig.tight_layout()
-    fig.savefig(out_dir / "atari_iqm.png", dpi=120)
-    plt.close(fig)
-    return [out_dir / "atari_iqm.png"]
+    return [save_figure(fig, out_dir / "atari_iqm.png", dpi=120)]
 
 
 if __name__ == "__main__":

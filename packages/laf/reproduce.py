@@ -117,7 +117,9 @@ CLAIMS = [
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
+    from xentlab.plotting import pyplot, save_figure
+
+    plt = pyplot()
 
     paths = []
     panels = [("acc_forget", "accuracy on Df (train)"), ("acc_remain", "accuracy on Dr (train)"),
@@ -138,10 +140,7 @@ def figures(results, out_dir: Path) -> list[Path]:
             ax.set_ylim(0, 1.05)
             ax.set_title(f"{scen} removal: {title}", fontsize=9)
     fig.suptitle("Unlearning on digits: dots are seeds")
-    fig.tight_layout()
-    p = out_dir / "unlearning_metrics.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "unlearning_metrics.png", dpi=100)
     paths.append(p)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -159,10 +158,7 @@ def figures(results, out_dir: Path) -> list[Path]:
     for ax in axes:
         ax.set_xlabel("LAF epoch")
         ax.legend()
-    fig.tight_layout()
-    p = out_dir / "laf_losses.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "laf_losses.png", dpi=100)
     paths.append(p)
     return paths
 

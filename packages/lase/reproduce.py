@@ -344,10 +344,9 @@ def _unit(results, cond: str, seed: int) -> dict:
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib
+    from xentlab.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     paths = []
     seeds = results.seeds
@@ -375,10 +374,7 @@ def figures(results, out_dir: Path) -> list[Path]:
             ax.set_yticks([])
         np.atleast_1d(axes)[0].legend(title="language (marker)", fontsize=7, title_fontsize=7, loc="best")
         fig.suptitle(f"held-out speakers (colour = speaker), t-SNE, seed {seeds[0]}", fontsize=10)
-        fig.tight_layout()
-        paths.append(out_dir / "embeddings_2d.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_figure(fig, out_dir / "embeddings_2d.png", dpi=110))
 
     # 2. the three buckets, and gap / margin with their per-seed bootstrap CIs
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -405,10 +401,7 @@ def figures(results, out_dir: Path) -> list[Path]:
     a2.set_xticks(range(2), ["gap = within - cross", "margin = cross - floor"])
     a2.set_ylabel("with 95% bootstrap CI (one bar per seed)")
     a2.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out_dir / "gap_margin.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save_figure(fig, out_dir / "gap_margin.png", dpi=110))
 
     # 3. training curves (mean over seeds)
     trained = [c for c in conds if "curves" in _unit(results, c, seeds[0])]
@@ -429,10 +422,7 @@ def figures(results, out_dir: Path) -> list[Path]:
             ax.set_xlabel("step")
         axes[0].set_yscale("log")
         axes[0].legend(fontsize=8)
-        fig.tight_layout()
-        paths.append(out_dir / "training_curves.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_figure(fig, out_dir / "training_curves.png", dpi=110))
     return paths
 
 

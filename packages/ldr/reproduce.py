@@ -194,10 +194,9 @@ CLAIMS = [
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib
+    from xentlab.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     # one panel per experiment prefix ("<prefix>_<setting>"), those that have results at this scale
@@ -232,10 +231,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax.set_ylabel("accuracy (mean ± std over seeds)")
         ax.set_ylim(0, 1)
     axes[0].legend(ncol=5, fontsize=8, loc="lower left")
-    fig.tight_layout()
-    p = out_dir / "accuracy_by_noise.png"
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "accuracy_by_noise.png", dpi=120)
     return [p]
 
 

@@ -216,7 +216,9 @@ CLAIMS = [
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
+    from xentlab.plotting import pyplot, save_figure
+
+    plt = pyplot()
 
     paths = []
     seeds = sorted(results.per_seed["ce_clean"])
@@ -235,9 +237,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax.set_ylabel("class a")
     fig.colorbar(im, ax=axes, shrink=0.8, label="mean cosine of test features")
     fig.suptitle(f"Test-feature cosine per class pair (seed {s0}): same-class on the diagonal")
-    p = out_dir / "class_pair_cosine.png"
-    fig.savefig(p, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "class_pair_cosine.png", dpi=110, tight=False, bbox_inches="tight")
     paths.append(p)
 
     # 2. s_pos, s_neg and accuracy per arm, mean and per-seed points
@@ -252,10 +252,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax.set_xticks(range(len(ARMS)), list(ARMS), rotation=20)
         ax.set_title(label)
     fig.suptitle("CE vs CE + OPL (gamma 0.5, lambda 1); dots are seeds")
-    fig.tight_layout()
-    p = out_dir / "geometry_and_accuracy.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "geometry_and_accuracy.png", dpi=110)
     paths.append(p)
 
     # 3. learning curves: test accuracy and batch s_neg per epoch
@@ -271,10 +268,7 @@ def figures(results, out_dir: Path) -> list[Path]:
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = out_dir / "curves.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "curves.png", dpi=110)
     paths.append(p)
 
     # 4. the label-noise table's setting: TL vs TL + OPL under uniform and pair-flip noise
@@ -304,10 +298,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
     fig.suptitle("TL vs TL + OPL (gamma 2, lambda 0.1), 40% uniform / pair-flip noise")
-    fig.tight_layout()
-    p = out_dir / "tl_noise.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "tl_noise.png", dpi=110)
     paths.append(p)
     return paths
 

@@ -179,10 +179,9 @@ CLAIMS = [
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib
+    from xentlab.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     paths = []
@@ -210,10 +209,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         fig.suptitle(
             f"Test volume 0, slice z={sl['z']} (seed {seed}, network 1, last iteration)", fontsize=10
         )
-        fig.tight_layout()
-        paths.append(out_dir / "test_slice.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_figure(fig, out_dir / "test_slice.png", dpi=110))
     if methods:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
         for ax, metric, unit in ((axes[0], "dice", "Dice (%)"), (axes[1], "hd95", "HD95 (voxels)")):
@@ -227,10 +223,7 @@ def figures(results, out_dir: Path) -> list[Path]:
         axes[0].set_ylim(max(lo - 10, 0), 100)
         axes[0].set_title("held-out Dice per seed (bars: mean)", fontsize=9)
         axes[1].set_title("held-out HD95 per seed (lower is better)", fontsize=9)
-        fig.tight_layout()
-        paths.append(out_dir / "dice_by_method.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_figure(fig, out_dir / "dice_by_method.png", dpi=110))
     return paths
 
 

@@ -1,7 +1,9 @@
 """The xentlab command on a throwaway workspace: list, ledger, new (and the template's smoke run)."""
 
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,6 +60,32 @@ def test_new_list_ledger_roundtrip(workspace, capsys, monkeypatch):
     assert "demo-paper" in capsys.readouterr().out
     assert main(["list", "demo-paper"]) == 0
     assert "learns" in capsys.readouterr().out
+
+
+def test_new_package_passes_the_repo_lint_and_format(workspace):
+    # CI runs `ruff check` and `ruff format --check` on the whole tree, so a package started from the
+    # template must pass both before anyone edits it (import order included: the paper's own module
+    # is third-party to ruff, xentlab is first-party).
+    assert (
+        main(
+            [
+                "new",
+                "lint-demo",
+                "--title",
+                "A Title Long Enough To Push The Paper Line Past One Hundred And Ten Characters",
+            ]
+        )
+        == 0
+    )
+    config = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    pkg = workspace / "packages" / "lint-demo"
+    for cmd in (["check", "--no-cache"], ["format", "--no-cache", "--check"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ruff", *cmd, "--config", str(config), str(pkg)],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_unknown_package_is_one_clear_line(workspace, capsys):

@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from harmonic.vision import ENV_VAR, build_model, load_vision, official_config, run_vision
+from harmonic.vision import (
+    ENV_VAR,
+    build_model,
+    load_vision,
+    lr_milestones,
+    make_optimizer,
+    official_config,
+    run_vision,
+)
 
 from xentlab.repro import Experiment, run_cli
 from xentlab.testing import load_reproduce
@@ -59,13 +67,45 @@ def test_official_settings():
         official_config("svhn", "mlp")
 
 
-def test_missing_data_root_names_the_variable_and_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match=f"{ENV_VAR}.*cifar-10-batches-py/data_batch_1"):
+def test_missing_data_root_names_the_variable_and_files(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    with pytest.raises(FileNotFoundError, match=f"{ENV_VAR}.*cifar-10-batches-py/{{data_batch_1"):
         load_vision("cifar10", None)
-    with pytest.raises(FileNotFoundError, match=f"{ENV_VAR}=.*mnist/train-images-idx3-ubyte"):
+    with pytest.raises(
+        FileNotFoundError, match=f"mnist not found under .* \\({ENV_VAR}\\).*train-images-idx3"
+    ):
         load_vision("mnist", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="cifar-100-python/train"):
+    with pytest.raises(FileNotFoundError, match="cifar-100-python/{train, test}"):
         load_vision("cifar100", str(tmp_path))
+
+
+@pytest.mark.parametrize(("dataset", "backbone"), [("cifar100", "mlp"), ("cifar10", "resnet50"),
+                                                   ("cifar100", "resnet50"), ("mnist", "cnn")])  # fmt: skip
+def test_lr_milestones_follow_the_official_torch_schedulers(dataset, backbone):
+    # the lr of every epoch under the official StepLR / MultiStepLR (stepped once per epoch) equals
+    # the lr fit_epochs applies from (milestones, gamma)
+    cfg = official_config(dataset, backbone)
+    opt = make_optimizer(torch.nn.Linear(2, 2), cfg)
+    sched = cfg["scheduler"]
+    torch_sched = None
+    if sched and sched["type"] == "step":
+        torch_sched = torch.optim.lr_scheduler.StepLR(opt, step_size=sched["step_size"], gamma=sched["gamma"])
+    elif sched:
+        torch_sched = torch.optim.lr_scheduler.MultiStepLR(
+            opt, milestones=sched["milestones"], gamma=sched["gamma"]
+        )
+    expected = []
+    for _ in range(cfg["epochs"]):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()  # no gradients: a no-op, but torch expects it before the scheduler's step
+        if torch_sched is not None:
+            torch_sched.step()
+    milestones, gamma = lr_milestones(cfg)
+    lr, ours = cfg["lr"], []
+    for epoch in range(cfg["epochs"]):
+        lr *= gamma if epoch in milestones else 1.0
+        ours.append(lr)
+    assert ours == pytest.approx(expected, rel=1e-12)
 
 
 def test_backbones_shapes():

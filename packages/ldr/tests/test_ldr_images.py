@@ -11,7 +11,6 @@ from ldr.images import (
     DATA_ENV,
     crop_flip_resize,
     kfold_split,
-    load_cifar100,
     load_image_dataset,
     normalize,
     resolve_data_root,
@@ -43,7 +42,7 @@ def test_missing_root_and_files_are_clear(tmp_path, monkeypatch):
         resolve_data_root({"data_root": None})
     assert "cifar-100-python" in str(e.value)
     with pytest.raises(FileNotFoundError, match="cifar-100-python") as e:
-        load_cifar100(tmp_path)
+        load_image_dataset("cifar100", tmp_path)
     assert DATA_ENV in str(e.value)
     with pytest.raises(FileNotFoundError, match="k49-train-imgs.npz") as e:
         load_image_dataset("k49", tmp_path)

@@ -5,7 +5,7 @@
   model early-stopped on the PGD-40 margin-loss robust accuracy of 1,024 held-out training images
   (the paper's selection rule, after Rice et al. 2020), then evaluated on the test set with PGD-40.
 
-Data come from ``COMPSUM_DATA_ROOT`` (never downloaded); see ``EXPECTED_FILES``. Images stay in
+Data come from ``COMPSUM_DATA_ROOT`` (never downloaded); see ``xentlab.data.local_images``. Images stay in
 [0, 1] and the network normalises internally, so the L_inf ball and the clamp live in pixel space.
 """
 
@@ -23,41 +23,24 @@ from compsum.adversarial import AttackConfig, adv_comp_sum_loss, pgd_at_loss, tr
 from compsum.experiments import tau_key
 from compsum.losses import comp_sum_loss
 from xentlab.attacks import pgd_linf
-from xentlab.data.images import ImageSet, load_cifar, load_svhn_mat, random_crop_flip
+from xentlab.data.images import ImageSet, random_crop_flip
+from xentlab.data.local_images import LOCAL_IMAGE_SETS, image_data_root, load_train_test
 from xentlab.models.cnn import build_resnet
-from xentlab.repro.local_data import local_path
 from xentlab.train.minibatch import fit_epochs
 
 DATA_ENV = "COMPSUM_DATA_ROOT"
-EXPECTED_FILES = {
-    "cifar10": "cifar-10-batches-py/{data_batch_1..5, test_batch} (the python version of CIFAR-10)",
-    "cifar100": "cifar-100-python/{train, test} (the python version of CIFAR-100)",
-    "svhn": "svhn/{train_32x32.mat, test_32x32.mat} (the cropped-digits .mat files; or directly in the root)",
-}
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10}
+DATASETS = ("cifar10", "cifar100", "svhn")
 
 
 # ----------------------------------------------------------------------------- data
-def resolve_data_root(cfg: dict, env: str = DATA_ENV) -> Path:
-    """The data folder: ``cfg['data_root']`` if set, else the environment variable ``env``."""
-    wanted = "; ".join(f"{k}: {v}" for k, v in EXPECTED_FILES.items())
-    # the loaders below name the missing file and layout, so the folder itself is not checked here
-    return local_path(cfg, "data_root", env, needs=f"a folder holding {wanted}", must_exist=False)
+def resolve_data_root(cfg: dict) -> Path:
+    """The data folder: ``cfg['data_root']`` if set, else ``$COMPSUM_DATA_ROOT``."""
+    return image_data_root(cfg, DATA_ENV, DATASETS)
 
 
 def load_image_dataset(name: str, root: Path) -> tuple[ImageSet, ImageSet]:
-    """(train, test) of ``name`` in [0, 1]; a missing file raises with the env var and the expected layout."""
-    if name not in EXPECTED_FILES:
-        raise ValueError(f"dataset must be one of {sorted(EXPECTED_FILES)}, got {name!r}")
-    try:
-        if name in ("cifar10", "cifar100"):
-            return load_cifar(root, which=name, train=True), load_cifar(root, which=name, train=False)
-        svhn = root / "svhn" if (root / "svhn").is_dir() else root
-        return load_svhn_mat(svhn, split="train"), load_svhn_mat(svhn, split="test")
-    except FileNotFoundError as e:
-        raise FileNotFoundError(
-            f"{name} not found under {root} ({DATA_ENV}); expected {EXPECTED_FILES[name]}. [{e}]"
-        ) from None
+    """(train, test) of one of ``DATASETS`` in [0, 1]; a missing file names the variable and the layout."""
+    return load_train_test(name, root, env=DATA_ENV, datasets=DATASETS)
 
 
 class Normalized(nn.Module):
@@ -178,7 +161,7 @@ def _prepare(cfg: dict, device: torch.device):
         train = train.subset(torch.arange(min(cfg["max_train"], len(train))))
     if cfg.get("max_test"):
         test = test.subset(torch.arange(min(cfg["max_test"], len(test))))
-    k = NUM_CLASSES[cfg["dataset"]]
+    k = LOCAL_IMAGE_SETS[cfg["dataset"]].num_classes
     return train.x.to(device), train.y.to(device), test.x.to(device), test.y.to(device), k, str(root)
 
 

@@ -16,15 +16,13 @@ maxwellmg/rethinking-harmonic-loss, read through code search; the code here is o
 * heads: n = 1 for every distance; the harmonic loss is NLL of p_c = d_c^-n / sum_j d_j^-n
   (``harmonic.heads``), the CE baseline a Linear layer with bias.
 
-The data come from ``HARMONIC_DATA_ROOT`` in their published formats (``expected_files``); nothing is
+The data come from ``HARMONIC_DATA_ROOT`` in their published formats (``xentlab.data.local_images``); nothing is
 downloaded. Images are standardised per channel with training-set statistics; no augmentation.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,44 +30,21 @@ from torch import nn
 
 from harmonic.experiments import head_weight
 from harmonic.heads import DistanceHead, HarmonicClassifier
-from xentlab.data.images import ImageSet, load_cifar, load_mnist_idx, standardize
+from xentlab.data.images import ImageSet, standardize
+from xentlab.data.local_images import LOCAL_IMAGE_SETS, image_data_root, load_train_test
 from xentlab.models.resnet_bottleneck import build_bottleneck_resnet
+from xentlab.train.minibatch import fit_epochs, predict
 
 ENV_VAR = "HARMONIC_DATA_ROOT"
 DATASETS = ("mnist", "cifar10", "cifar100")
 BACKBONES = ("mlp", "cnn", "resnet50")
-NUM_CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100}
-
-
-def expected_files(dataset: str) -> list[str]:
-    """Paths (relative to the data root) that ``dataset`` is read from."""
-    if dataset == "mnist":
-        return [
-            f"mnist/{s}-{t}-ubyte[.gz]" for s in ("train", "t10k") for t in ("images-idx3", "labels-idx1")
-        ]
-    if dataset == "cifar10":
-        return [f"cifar-10-batches-py/{n}" for n in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")]
-    if dataset == "cifar100":
-        return ["cifar-100-python/train", "cifar-100-python/test"]
-    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
 
 
 def load_vision(dataset: str, data_root: str | None) -> tuple[ImageSet, ImageSet]:
-    """(train, test) of ``dataset`` from the local root; a clear error when the files are not there."""
-    files = expected_files(dataset)
-    if not data_root:
-        raise FileNotFoundError(
-            f"--scale full needs {ENV_VAR}: set it to a folder holding {', '.join(files)} (not downloaded here)"
-        )
-    root = Path(data_root).expanduser()
-    try:
-        if dataset == "mnist":
-            return load_mnist_idx(root / "mnist", train=True), load_mnist_idx(root / "mnist", train=False)
-        return load_cifar(root, which=dataset, train=True), load_cifar(root, which=dataset, train=False)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(
-            f"{ENV_VAR}={data_root}: {dataset} not found ({e}); expected under it: {', '.join(files)}"
-        ) from None
+    """(train, test) of ``dataset`` from the local root; a clear error naming ``HARMONIC_DATA_ROOT`` and
+    the expected files when the root is unset or the files are not there."""
+    root = image_data_root({"data_root": data_root}, ENV_VAR, (dataset,))
+    return load_train_test(dataset, root, env=ENV_VAR, datasets=DATASETS)
 
 
 # ----------------------------------------------------------------------------- backbones
@@ -135,32 +110,28 @@ def build_model(
     return HarmonicClassifier(body, DistanceHead(dim, num_classes, head, n=n))
 
 
-def make_optimizer(model: nn.Module, cfg: dict) -> tuple[torch.optim.Optimizer, object | None]:
-    """The official optimiser and per-epoch LR scheduler of ``cfg`` (see the module docstring)."""
+def make_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
+    """The official optimiser of ``cfg`` (see the module docstring)."""
     if cfg["optimizer"] == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    elif cfg["optimizer"] == "sgd":
-        opt = torch.optim.SGD(
+        return torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    if cfg["optimizer"] == "sgd":
+        return torch.optim.SGD(
             model.parameters(), lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"]
         )
-    else:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg['optimizer']!r}")
+    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg['optimizer']!r}")
+
+
+def lr_milestones(cfg: dict) -> tuple[list[int], float]:
+    """The official per-epoch scheduler as (epochs at whose start the lr is multiplied, factor): StepLR(s, g)
+    multiplies by g at epochs s, 2s, ...; MultiStepLR(m, g) at the epochs m; no scheduler: none."""
     sched = cfg.get("scheduler")
     if not sched:
-        return opt, None
+        return [], 1.0
     if sched["type"] == "step":
-        return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=sched["step_size"], gamma=sched["gamma"])
+        return list(range(sched["step_size"], cfg["epochs"], sched["step_size"])), sched["gamma"]
     if sched["type"] == "multistep":
-        return opt, torch.optim.lr_scheduler.MultiStepLR(
-            opt, milestones=sched["milestones"], gamma=sched["gamma"]
-        )
+        return list(sched["milestones"]), sched["gamma"]
     raise ValueError(f"unknown scheduler {sched!r}")
-
-
-@torch.no_grad()
-def _predict(model: nn.Module, x: torch.Tensor, batch: int) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
 def run_vision(cfg: dict, seed: int, device: torch.device | str = "cpu", log=None) -> dict:
@@ -170,40 +141,37 @@ def run_vision(cfg: dict, seed: int, device: torch.device | str = "cpu", log=Non
     train, test = load_vision(cfg["dataset"], cfg["data_root"])
     x_tr, x_te = standardize(train.x, test.x)
     x_tr, y_tr, x_te, y_te = x_tr.to(device), train.y.to(device), x_te.to(device), test.y.to(device)
-    k = NUM_CLASSES[cfg["dataset"]]
+    k = LOCAL_IMAGE_SETS[cfg["dataset"]].num_classes
     torch.manual_seed(seed)
     model = build_model(cfg["backbone"], cfg["head"], x_tr.shape[1], x_tr.shape[-1], k, cfg["n"]).to(device)
-    opt, sched = make_optimizer(model, cfg)
-    gen = torch.Generator().manual_seed(seed)
-    n, bs = len(x_tr), cfg["batch_size"]
+    opt = make_optimizer(model, cfg)
+    milestones, gamma = lr_milestones(cfg)
+    n = len(x_tr)
     curve = [float(head_weight(model).detach().norm())]
-    seconds = []
-    for epoch in range(cfg["epochs"]):
-        model.train()
+    seconds: list[float] = []
+
+    def sync() -> float:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        t0, total = time.perf_counter(), 0.0
-        order = torch.randperm(n, generator=gen).to(device)
-        for start in range(0, n, bs):
-            idx = order[start : start + bs]
-            out = model(x_tr[idx])
-            # CE on the linear head's logits; NLL on the harmonic head's log(p + 1e-8) (harmonic.heads)
-            loss = F.cross_entropy(out, y_tr[idx]) if cfg["head"] == "ce" else F.nll_loss(out, y_tr[idx])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item()
-        if sched is not None:
-            sched.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds.append(time.perf_counter() - t0)
+        return time.perf_counter()
+
+    def loss_fn(model, xb, yb, _idx):
+        # CE on the linear head's logits; NLL on the harmonic head's log(p + 1e-8) (harmonic.heads)
+        out = model(xb)
+        return F.cross_entropy(out, yb) if cfg["head"] == "ce" else F.nll_loss(out, yb)
+
+    def on_epoch(epoch: int, mean_loss: float) -> None:
+        nonlocal started
+        seconds.append(sync() - started)  # the epoch's wall time, device-synchronised
         curve.append(float(head_weight(model).detach().norm()))
         if log is not None:
-            log(step=epoch, loss=total / math.ceil(n / bs))
-    acc = float((_predict(model, x_te, 1024).argmax(1) == y_te).float().mean())
+            log(step=epoch, loss=mean_loss)
+        started = sync()  # the head-norm bookkeeping above is not timed
+
+    started = sync()
+    fit_epochs(model, opt, x_tr, y_tr, loss_fn, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=seed,
+               lr_milestones=milestones, lr_gamma=gamma, on_epoch=on_epoch)  # fmt: skip
+    acc = float((predict(model, x_te, 1024).argmax(1) == y_te).float().mean())
     # alignment on (at most) 10,000 training images, embedded in eval mode, batched
     sub = torch.arange(min(n, 10_000), device=device)
     with torch.no_grad():

@@ -33,47 +33,24 @@ import torch
 import torch.nn.functional as F
 
 from ldr.experiments import make_loss, noisy_labels
-from xentlab.data.images import load_cifar
-from xentlab.data.kuzushiji import load_kuzushiji
+from xentlab.data.local_images import LOCAL_IMAGE_SETS, image_data_root, load_train_test
 from xentlab.models.cnn import build_resnet
-from xentlab.repro.local_data import local_path
 from xentlab.train.minibatch import fit_epochs
 
 DATA_ENV = "LDR_DATA_ROOT"
-EXPECTED_FILES = {
-    "cifar100": "cifar-100-python/{train, test} (the python version of CIFAR-100)",
-    "k49": "k49-{train,test}-{imgs,labels}.npz (the ROIS-CODH Kuzushiji-49 release; in the root or k49/)",
-}
-NUM_CLASSES = {"cifar100": 100, "k49": 49}
+DATASETS = ("cifar100", "k49")
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # the official ImageDataset_cifar constants (CIFAR-10's statistics)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
 
 def resolve_data_root(cfg: dict) -> Path:
     """The data folder: ``cfg['data_root']`` if set, else ``$LDR_DATA_ROOT``."""
-    wanted = "; ".join(f"{k}: {v}" for k, v in EXPECTED_FILES.items())
-    # the loaders below name the missing file and layout, so the folder itself is not checked here
-    return local_path(cfg, "data_root", DATA_ENV, needs=f"a folder holding {wanted}", must_exist=False)
+    return image_data_root(cfg, DATA_ENV, DATASETS)
 
 
 def load_image_dataset(name: str, root: Path):
-    """(train, test) ImageSets in [0, 1]; a missing file raises with the env var and the expected layout."""
-    if name not in EXPECTED_FILES:
-        raise ValueError(f"dataset must be one of {sorted(EXPECTED_FILES)}, got {name!r}")
-    try:
-        if name == "cifar100":
-            return load_cifar(root, which="cifar100", train=True), load_cifar(
-                root, which="cifar100", train=False
-            )
-        return load_kuzushiji(root, which="k49", train=True), load_kuzushiji(root, which="k49", train=False)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(
-            f"{name} not found under {root} ({DATA_ENV}); expected {EXPECTED_FILES[name]}. [{e}]"
-        ) from None
-
-
-def load_cifar100(root: Path):
-    return load_image_dataset("cifar100", root)
+    """(train, test) of one of ``DATASETS`` in [0, 1]; a missing file names the variable and the layout."""
+    return load_train_test(name, root, env=DATA_ENV, datasets=DATASETS)
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
@@ -141,7 +118,7 @@ def run_noisy_images(cfg: dict, seed: int, device: torch.device, log=None) -> di
     labels, initial weights and batch order per seed. Test accuracy (clean labels) after the last epoch."""
     root = resolve_data_root(cfg)
     train, test = load_image_dataset(cfg["dataset"], root)
-    k = NUM_CLASSES[cfg["dataset"]]
+    k = LOCAL_IMAGE_SETS[cfg["dataset"]].num_classes
     prep = normalize if cfg["dataset"] == "cifar100" else (lambda x: x)  # K49: pixels in [0, 1] (see above)
     balanced = cfg["dataset"] == "k49"
     y_noisy = noisy_labels(train.y, k, cfg["dataset"], cfg["noise"], cfg["rate"], seed=10_000 + seed)

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from xentlab.plotting import pyplot, save_figure
+
 LABELS = {"sft": "SFT start", "pacs": "PACS", "grpo": "GRPO"}
 COLORS = {"sft": "0.4", "pacs": "tab:red", "grpo": "tab:blue"}
 
@@ -35,10 +37,7 @@ def method_units(results: Any, exp: str) -> list[dict]:
 
 
 def pass_at_k_figure(results: Any, out_dir: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for exp in ("sft", "pacs", "grpo"):
@@ -56,18 +55,11 @@ def pass_at_k_figure(results: Any, out_dir: Path) -> Path:
     ax.set_title("held-out pass@k, lr selected on validation\n(mean, min-max over seeds)")
     ax.grid(alpha=0.3)
     ax.legend()
-    path = out_dir / "pass_at_k.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / "pass_at_k.png", dpi=120)
 
 
 def reward_curves_figure(results: Any, out_dir: Path, window: int = 5) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for exp in ("pacs", "grpo"):
@@ -93,20 +85,13 @@ def reward_curves_figure(results: Any, out_dir: Path, window: int = 5) -> Path:
     ax.set_title("mean verifiable reward of each rollout batch")
     ax.grid(alpha=0.3)
     ax.legend()
-    path = out_dir / "reward_curves.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / "reward_curves.png", dpi=120)
 
 
 def lr_selection_figure(results: Any, out_dir: Path, lrs: list[float]) -> Path:
     """Validation pass@1 against the lr of each method (every seed, and the mean); the SFT start's
     validation pass@1 as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from pacs.select import exp_name
 
@@ -132,8 +117,4 @@ def lr_selection_figure(results: Any, out_dir: Path, lrs: list[float]) -> Path:
     ax.set_title("lr selection: validation pass@1 per lr")
     ax.grid(alpha=0.3)
     ax.legend()
-    path = out_dir / "lr_selection.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / "lr_selection.png", dpi=120)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from xentlab.plotting import pyplot, save_figure
+
 COLORS = {
     "ga": "tab:red",
     "graddiff": "tab:orange",
@@ -25,10 +27,7 @@ def tradeoff_figure(results: Any, out_dir: Path, labels: dict[str, str]) -> Path
     """Left: test forget exact match vs retain exact match (mean +- std over seeds) per method.
     Right: the validation trajectory of each method's selected run (every seed), from the
     original model (step 0) to the end of unlearning."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.2))
     fx, fs = _mean_std(results, "base/forget_em")
@@ -67,11 +66,7 @@ def tradeoff_figure(results: Any, out_dir: Path, labels: dict[str, str]) -> Path
     ax.legend(fontsize=8, loc="lower right")
     bx.legend(fontsize=8, loc="lower right")
     fig.suptitle("Forget-retain trade-off (ideal: top left)", fontsize=11)
-    fig.tight_layout()
-    path = out_dir / "tradeoff.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / "tradeoff.png", dpi=120)
 
 
 RATES = (
@@ -87,10 +82,7 @@ RATES = (
 
 def rates_figure(results: Any, out_dir: Path, labels: dict[str, str]) -> Path:
     """Grouped bars: how each method answers forget, retain, paraphrased and cipher queries."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     methods = [m for m in labels if m in results.per_seed]
     fig, ax = plt.subplots(figsize=(11, 4))
@@ -115,8 +107,4 @@ def rates_figure(results: Any, out_dir: Path, labels: dict[str, str]) -> Path:
     ax.legend(fontsize=8, ncol=len(groups), loc="upper center")
     ax.grid(axis="y", alpha=0.3)
     ax.set_title("How each method answers (test panels)", fontsize=11)
-    fig.tight_layout()
-    path = out_dir / "rates.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / "rates.png", dpi=120)
