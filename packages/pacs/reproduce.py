@@ -72,7 +72,7 @@ VAL = {
 
 # The lr grid, the same for both methods (see the README for why these two values): every grid point
 # is a full RL run (the protocol of RL below), evaluated on validation and held out.
-LR_GRID = {"cpu": [5e-5, 1e-4], "smoke": [5e-5, 1e-4]}
+LR_GRID = {"cpu": [2.5e-5, 5e-5], "smoke": [5e-5, 1e-4]}
 
 # RL: the same budget for both methods; only the loss (and each official script's clipping) differs.
 # "lr" is set per grid point.

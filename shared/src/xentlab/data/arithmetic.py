@@ -18,6 +18,12 @@ trailing text after the number is ignored, and a completion that does not start 
 expression string appears twice in the pool, so none is in both splits), mixing the levels with
 ``level_weights``; the same (config, seed) gives the same problems on every machine.
 
+Optional ranges (their defaults reproduce the problems above exactly): ``min_operand`` raises the lower
+bound of the operands a and b (e.g. 10: b always has 2 digits), and ``max_addend`` draws level 4's
+addend a from 0..max_addend instead. ``ArithmeticConfig(max_operand=99, min_operand=10, max_addend=9,
+level_weights=(0, 0, 0, 1))`` is "a 2-digit times 1-digit product plus a 1-digit addend"
+(``"7+6*43"``; 9,000 distinct expressions), the direct-answer family of the dco package.
+
 ``make_validation(cfg, seed, n_val)`` adds a validation split (for choosing hyperparameters such as
 the learning rate without looking at the held-out split): ``n_val`` expressions that are in neither
 split of ``make_arithmetic(cfg, seed)``, with the pool's level mix. It draws from its own random
@@ -59,19 +65,28 @@ class ArithmeticConfig:
     """n_train / n_heldout: problems in the train pool and the held-out split (disjoint).
     max_operand: operands are drawn uniformly from 0..max_operand (99: 1-2 digits).
     max_factor: the 1-digit side of a product (levels 3 and 4) is drawn from 0..max_factor.
-    level_weights: relative frequency of levels 1-4 (mixed difficulty)."""
+    level_weights: relative frequency of levels 1-4 (mixed difficulty).
+    min_operand: operands a and b are drawn from min_operand..max_operand (default 0).
+    max_addend: when set, level 4's addend a is drawn from 0..max_addend (its other operand b keeps
+        min_operand..max_operand); None (default): a is an operand like b."""
 
     n_train: int = 3000
     n_heldout: int = 500
     max_operand: int = 99
     max_factor: int = 9
     level_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    min_operand: int = 0
+    max_addend: int | None = None
 
     def __post_init__(self) -> None:
         if self.n_train < 0 or self.n_heldout < 0:
             raise ValueError("n_train and n_heldout must be >= 0")
         if self.max_operand < 1 or self.max_factor < 1:
             raise ValueError("max_operand and max_factor must be >= 1")
+        if not 0 <= self.min_operand <= self.max_operand:
+            raise ValueError("min_operand must be in 0..max_operand")
+        if self.max_addend is not None and self.max_addend < 0:
+            raise ValueError("max_addend must be >= 0 (or None)")
         if (
             len(self.level_weights) != len(LEVELS)
             or min(self.level_weights) < 0
@@ -88,9 +103,18 @@ class ArithmeticTask:
     heldout: list[Problem] = field(default_factory=list)
 
 
+def _addend_range(level: int, cfg: ArithmeticConfig) -> tuple[int, int]:
+    """Inclusive range of the first operand a (level 4's addend may have its own, ``max_addend``)."""
+    if level == 4 and cfg.max_addend is not None:
+        return 0, cfg.max_addend
+    return cfg.min_operand, cfg.max_operand
+
+
 def _draw(level: int, rng: random.Random, cfg: ArithmeticConfig) -> Problem:
-    a = rng.randint(0, cfg.max_operand)
-    b = rng.randint(0, cfg.max_operand)
+    # with the default ranges these are the same randint calls as before the optional ranges existed,
+    # so every existing (config, seed) keeps its problems
+    a = rng.randint(*_addend_range(level, cfg))
+    b = rng.randint(cfg.min_operand, cfg.max_operand)
     if level == 1:
         return Problem(f"{a}+{b}", a + b, 1)
     if level == 2:
@@ -104,8 +128,9 @@ def _draw(level: int, rng: random.Random, cfg: ArithmeticConfig) -> Problem:
 
 def capacity(cfg: ArithmeticConfig) -> int:
     """An upper bound on the distinct expressions of the levels with positive weight."""
-    n, f = cfg.max_operand + 1, cfg.max_factor + 1
-    per_level = {1: n * n, 2: n * n, 3: 2 * f * n, 4: n * f * n}
+    n, f = cfg.max_operand - cfg.min_operand + 1, cfg.max_factor + 1
+    lo, hi = _addend_range(4, cfg)
+    per_level = {1: n * n, 2: n * n, 3: 2 * f * n, 4: (hi - lo + 1) * f * n}
     return sum(per_level[lv] for lv, w in zip(LEVELS, cfg.level_weights) if w > 0)
 
 
@@ -132,7 +157,7 @@ def make_arithmetic(cfg: ArithmeticConfig, seed: int) -> ArithmeticTask:
 
 def _all_problems(level: int, cfg: ArithmeticConfig) -> list[Problem]:
     """Every distinct problem of one level, sorted by expression (the set ``_draw`` samples from)."""
-    ops, fs = range(cfg.max_operand + 1), range(cfg.max_factor + 1)
+    ops, fs = range(cfg.min_operand, cfg.max_operand + 1), range(cfg.max_factor + 1)
     if level == 1:
         found = [Problem(f"{a}+{b}", a + b, 1) for a in ops for b in ops]
     elif level == 2:
@@ -140,7 +165,8 @@ def _all_problems(level: int, cfg: ArithmeticConfig) -> list[Problem]:
     elif level == 3:  # "f*b" and "b*f" name the same string when both are <= max_factor
         found = [Problem(e, f * b, 3) for f in fs for b in ops for e in (f"{f}*{b}", f"{b}*{f}")]
     else:
-        found = [Problem(f"{a}+{f}*{b}", a + f * b, 4) for a in ops for f in fs for b in ops]
+        lo, hi = _addend_range(4, cfg)
+        found = [Problem(f"{a}+{f}*{b}", a + f * b, 4) for a in range(lo, hi + 1) for f in fs for b in ops]
     return sorted({p.expr: p for p in found}.values(), key=lambda p: p.expr)
 
 

@@ -8,6 +8,11 @@ replacement contain at least one correct one is
 
 The product form (the paper's numpy snippet) never forms the huge binomials. When n - c < k every
 draw of k contains a correct sample and pass@k = 1.
+
+``pass_at_n_exact`` is the exact counterpart when the probability p of a correct answer is known
+(e.g. the model's probability of a canonical answer string): N independent samples contain a
+correct one with probability 1 - (1 - p)^N. The unbiased estimator above, averaged over draws of n
+samples, has exactly this expectation for every k <= n.
 """
 
 from __future__ import annotations
@@ -52,3 +57,31 @@ def mean_pass_at_k(
 ) -> dict[int, float]:
     """Mean over problems of pass@k, for every k in ``ks``."""
     return {int(k): float(np.mean(pass_at_k(n, c, k))) for k in ks}
+
+
+def pass_at_n_exact(p: float | Sequence[float] | np.ndarray, n: int, *, log_prob: bool = False) -> np.ndarray:
+    """Per-problem exact pass@n = 1 - (1 - p)^n (float64 array of p's shape).
+
+    p: the per-sample probability of a correct answer, in [0, 1]; with ``log_prob=True``, log p
+    (<= 0), which keeps 1 - p exact when p is close to 1 (log p = -1e-12 gives 1 - p = 1e-12, which
+    1 - exp(log p) would round). Computed as -expm1(n * log(1 - p)) so that p << 1/n does not cancel
+    to 0.
+    """
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    x = np.asarray(p, dtype=np.float64)
+    if np.any(np.isnan(x)):
+        raise ValueError("p contains NaN")
+    if log_prob:
+        if np.any(x > 0):
+            raise ValueError("log p must be <= 0")
+        with np.errstate(divide="ignore"):  # log(1 - p) = -inf at p = 1
+            # log(1 - e^s): log(-expm1(s)) near s = 0, log1p(-exp(s)) below -ln 2
+            log_q = np.where(x > -np.log(2), np.log(-np.expm1(np.minimum(x, -1e-300))), np.log1p(-np.exp(x)))
+            log_q = np.where(x == 0, -np.inf, log_q)
+    else:
+        if np.any((x < 0) | (x > 1)):
+            raise ValueError("p must be in [0, 1]")
+        with np.errstate(divide="ignore"):
+            log_q = np.log1p(-x)
+    return -np.expm1(int(n) * log_q)
