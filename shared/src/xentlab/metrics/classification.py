@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional.classification import multiclass_calibration_error
 
 
 def accuracy(logits_or_preds: torch.Tensor, target: torch.Tensor) -> float:
@@ -19,6 +18,9 @@ def ece(probs: torch.Tensor, target: torch.Tensor, n_bins: int = 15, norm: str =
 
     ``probs`` are class probabilities (N, C). ``norm="l1"`` is the usual ECE, ``"max"`` the MCE.
     """
+    # imported here: torchmetrics costs ~2 s to import, and every reproduce.py imports xentlab.metrics
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
     if probs.ndim != 2:
         raise ValueError(f"probs must be (N, C), got {tuple(probs.shape)}")
     return multiclass_calibration_error(

@@ -1,0 +1,1 @@
+"""Scaling Laws for Autoregressive Generative Modeling: what is specific to this paper (everything shared lives in xentlab)."""

@@ -1,0 +1,67 @@
+"""The ladder's transformer: shapes, causality, the non-embedding parameter count, rotary positions
+depend only on relative offsets, deterministic initialisation, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ar_scaling.model import DecoderLM, LMShape, _rope_cache, _rotate_half
+from ar_scaling.train import TrainConfig, build_model
+
+SHAPE = LMShape(vocab_size=32, hidden=16, layers=2, heads=2, max_positions=16)
+
+
+def test_forward_shape_and_causality():
+    torch.manual_seed(0)
+    model = DecoderLM(SHAPE)
+    x = torch.randint(0, 32, (3, 12))
+    logits = model(x)
+    assert logits.shape == (3, 12, 32)
+    y = x.clone()
+    y[:, 7:] = (y[:, 7:] + 1) % 32  # change the future: positions < 7 must not move
+    torch.testing.assert_close(model(y)[:, :7], logits[:, :7])
+    assert not torch.allclose(model(y)[:, 7:], logits[:, 7:])
+
+
+def test_non_embedding_parameter_count():
+    # per layer: q, k, v, o = 4 d^2; SwiGLU gate+up 2 d f and down f d = 3 d f; two RMSNorm gains 2 d;
+    # plus the final norm d. d = 16, f = 64, 2 layers: 2 * (1024 + 3072 + 32) + 16 = 8272
+    model = DecoderLM(SHAPE)
+    assert SHAPE.non_embedding_params == 8272
+    assert model.non_embedding_params() == 8272
+    total = sum(p.numel() for p in model.parameters())
+    assert total - model.non_embedding_params() == 32 * 16  # only the (tied) token embedding left out
+
+
+def test_rotary_scores_depend_only_on_relative_position():
+    # RoPE: <R_i q, R_j k> = <R_{i+s} q, R_{j+s} k> for every shift s
+    shape = LMShape(vocab_size=4, hidden=8, layers=1, heads=1, max_positions=32)
+    cos, sin = _rope_cache(shape)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(8, generator=g), torch.randn(8, generator=g)
+
+    def rot(v, pos):
+        return v * cos[pos] + _rotate_half(v) * sin[pos]
+
+    base = torch.dot(rot(q, 5), rot(k, 2))
+    for s in (1, 7, 20):
+        torch.testing.assert_close(torch.dot(rot(q, 5 + s), rot(k, 2 + s)), base, atol=1e-5, rtol=1e-5)
+    # and rotation keeps norms
+    torch.testing.assert_close(rot(q, 9).norm(), q.norm())
+
+
+def test_init_is_deterministic_in_seed():
+    cfg = TrainConfig(hidden=16, layers=2, heads=2)
+    a, b, c = build_model(cfg, 32, 3), build_model(cfg, 32, 3), build_model(cfg, 32, 4)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb)
+    assert not torch.equal(a.embed.weight, c.embed.weight)
+
+
+def test_bad_shapes_raise():
+    with pytest.raises(ValueError, match="head dim"):
+        LMShape(vocab_size=8, hidden=12, layers=1, heads=4)  # head dim 3 is odd
+    with pytest.raises(ValueError, match="positive"):
+        LMShape(vocab_size=8, hidden=16, layers=0, heads=2)
+    with pytest.raises(ValueError, match="max_positions"):
+        DecoderLM(SHAPE)(torch.zeros(1, 17, dtype=torch.long))

@@ -1,0 +1,112 @@
+"""Scaling-law fits: recover known parameters from noiseless and noisy synthetic points, R^2, the
+pure power law, the bootstrap over points, clear errors with too few or bad points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xentlab.scaling import (
+    bootstrap_power_law_plus_constant,
+    fit_power_law,
+    fit_power_law_plus_constant,
+)
+
+TRUE = {"l_inf": 1.2, "x0": 2.0e4, "alpha": 0.35}
+
+
+def _law(x, l_inf, x0, alpha):
+    return l_inf + (x0 / np.asarray(x, dtype=np.float64)) ** alpha
+
+
+def test_recovers_parameters_from_noiseless_points():
+    x = np.geomspace(1e3, 1e6, 8)
+    fit = fit_power_law_plus_constant(x, _law(x, **TRUE))
+    assert fit.l_inf == pytest.approx(TRUE["l_inf"], rel=1e-4)
+    assert fit.alpha == pytest.approx(TRUE["alpha"], rel=1e-4)
+    assert fit.x0 == pytest.approx(TRUE["x0"], rel=1e-3)
+    assert fit.r2 == pytest.approx(1.0, abs=1e-9)
+    assert fit.n_points == 8
+    # prediction outside the fitted range (extrapolation) is exact for an exact law
+    assert fit.predict(1e8) == pytest.approx(_law(1e8, **TRUE), rel=1e-5)
+    assert isinstance(fit.predict(1e8), float)
+    np.testing.assert_allclose(fit.reducible(x), (TRUE["x0"] / x) ** TRUE["alpha"], rtol=1e-3)
+
+
+def test_huge_x_values_fit_as_well():
+    # compute axis: x ~ 1e10..1e15 FLOPs; the ln x0 parametrisation keeps this well conditioned
+    x = np.geomspace(1e10, 1e15, 10)
+    fit = fit_power_law_plus_constant(x, _law(x, 0.9, 3e11, 0.2))
+    assert fit.l_inf == pytest.approx(0.9, rel=1e-4)
+    assert fit.alpha == pytest.approx(0.2, rel=1e-4)
+
+
+def test_recovers_parameters_from_noisy_points():
+    rng = np.random.default_rng(0)
+    x = np.geomspace(1e3, 1e6, 12)
+    y = _law(x, **TRUE) * np.exp(rng.normal(0, 0.003, x.size))  # 0.3% multiplicative noise
+    fit = fit_power_law_plus_constant(x, y)
+    assert fit.l_inf == pytest.approx(TRUE["l_inf"], rel=0.05)
+    assert fit.alpha == pytest.approx(TRUE["alpha"], rel=0.2)
+    assert fit.r2 > 0.99
+    assert fit.rmse_log < 0.01
+
+
+def test_l_inf_upper_bound_is_respected():
+    x = np.geomspace(1e3, 1e6, 8)
+    fit = fit_power_law_plus_constant(x, _law(x, **TRUE), l_inf_max=1.0)  # truth 1.2 is out of bounds
+    assert fit.l_inf <= 1.0 + 1e-12
+    assert fit.r2 < 1.0
+
+
+def test_fixed_l_inf_fits_only_the_power_law():
+    x = np.geomspace(1e3, 1e6, 6)
+    fit = fit_power_law_plus_constant(x, _law(x, **TRUE), fix_l_inf=TRUE["l_inf"])
+    assert fit.l_inf == TRUE["l_inf"]
+    assert fit.alpha == pytest.approx(TRUE["alpha"], rel=1e-4)
+    with pytest.raises(ValueError, match="fix_l_inf"):
+        fit_power_law_plus_constant(x, _law(x, **TRUE), fix_l_inf=10.0)
+
+
+def test_pure_power_law():
+    x = np.geomspace(1e9, 1e13, 7)
+    fit = fit_power_law(x, 3.0 * x**0.7)
+    assert fit.beta == pytest.approx(0.7, abs=1e-10)
+    assert fit.a == pytest.approx(3.0, rel=1e-8)
+    assert fit.r2 == pytest.approx(1.0, abs=1e-12)
+    assert fit.predict(1e14) == pytest.approx(3.0 * 1e14**0.7, rel=1e-8)
+    rng = np.random.default_rng(1)
+    noisy = fit_power_law(x, 3.0 * x**0.7 * np.exp(rng.normal(0, 0.05, x.size)))
+    assert noisy.beta == pytest.approx(0.7, abs=0.05)
+
+
+def test_bootstrap_spread_covers_the_truth():
+    rng = np.random.default_rng(2)
+    x = np.geomspace(1e3, 1e6, 8)
+    y = _law(x, **TRUE) * np.exp(rng.normal(0, 0.003, x.size))
+    boot = bootstrap_power_law_plus_constant(x, y, n_boot=40, seed=0)
+    assert boot["n_ok"] > 20
+    lo, hi = boot["l_inf_ci95"]
+    assert lo <= hi
+    assert lo - 0.05 <= TRUE["l_inf"] <= hi + 0.05
+    again = bootstrap_power_law_plus_constant(x, y, n_boot=40, seed=0)
+    np.testing.assert_array_equal(boot["l_inf"], again["l_inf"])  # deterministic in seed
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="at least 3 points"):
+        fit_power_law_plus_constant([1e3, 1e4], [2.0, 1.5])
+    with pytest.raises(ValueError, match="same length"):
+        fit_power_law_plus_constant([1e3, 1e4, 1e5], [2.0, 1.5])
+    with pytest.raises(ValueError, match="positive"):
+        fit_power_law_plus_constant([1e3, 1e4, -1.0], [2.0, 1.5, 1.2])
+    with pytest.raises(ValueError, match="finite"):
+        fit_power_law_plus_constant([1e3, 1e4, 1e5], [2.0, np.nan, 1.2])
+    with pytest.raises(ValueError, match="l_inf_max"):
+        fit_power_law_plus_constant([1e3, 1e4, 1e5], [2.0, 1.5, 1.2], l_inf_max=-1.0)
+    with pytest.raises(ValueError, match="at least 2 points"):
+        fit_power_law([1e3], [2.0])
+    with pytest.raises(ValueError, match="distinct"):
+        fit_power_law([1e3, 1e3], [2.0, 3.0])
+    with pytest.raises(ValueError, match="at least 3 points"):
+        bootstrap_power_law_plus_constant([1.0, 2.0], [1.0, 2.0])
