@@ -140,10 +140,9 @@ CLAIMS = [
 
 
 def figures(results, out_dir: Path) -> list[Path]:
-    import matplotlib
+    from xentlab.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
     from ar_scaling.analysis import analyse
     from ar_scaling.frontier import Curve, envelope
@@ -182,10 +181,7 @@ def figures(results, out_dir: Path) -> list[Path]:
     ax.set_ylabel("test loss (nats/token)")
     ax.set_title("L(N) = L_inf + (N0/N)^alpha on the fit sizes (o); held-out size (*)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = out_dir / "loss_vs_params.png"
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "loss_vs_params.png", dpi=120)
     paths.append(p)
 
     # learning curves vs compute with the frontier (first seed) and its L(C) fit
@@ -212,10 +208,7 @@ def figures(results, out_dir: Path) -> list[Path]:
     beta = res.get("nopt/beta", float("nan"))
     ax.set_title(f"learning curves and compute frontier (seed {s}); N_opt ~ C^{beta:.2f}")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = out_dir / "loss_vs_compute.png"
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "loss_vs_compute.png", dpi=120)
     paths.append(p)
     return paths
 
