@@ -15,6 +15,8 @@ from xentlab.metrics.membership import (
     loss_threshold_mia,
     per_sample_entropy,
     per_sample_loss,
+    score_threshold_mia,
+    tpr_at_fpr,
 )
 
 
@@ -28,6 +30,27 @@ def test_loss_threshold_by_hand():
     # one swap among 2x2: pairs (m, n) with m < n: (.1,.4), (.5,... ) -> AUC = 3/4
     r = loss_threshold_mia([0.1, 0.5], [0.4, 0.9])
     assert math.isclose(r.auc, 0.75)
+
+
+def test_score_threshold_is_the_loss_attack_on_minus_the_loss():
+    r = score_threshold_mia([-0.1, -0.5], [-0.4, -0.9])
+    assert r == loss_threshold_mia([0.1, 0.5], [0.4, 0.9])
+
+
+def test_tpr_at_fpr_uses_a_strict_bound():
+    # 4 members (0.99, 0.97, 0.5, 0.3), 20 non-members (0.00..0.18 and one at 0.95). A threshold at
+    # 0.97 catches 2 members with no false positive: TPR 1/2 at FPR 0. Any lower threshold lets the
+    # non-member at 0.95 in: FPR 1/20 = 0.05, which "FPR < 0.05" excludes; with the bound just above
+    # 0.05 every member is caught (threshold 0.3 passes no other non-member): TPR 1.
+    members = [0.99, 0.97, 0.5, 0.3]
+    nonmembers = [i / 100 for i in range(19)] + [0.95]
+    assert tpr_at_fpr(members, nonmembers) == 0.5
+    assert tpr_at_fpr(members, nonmembers, fpr_max=0.051) == 1.0
+    assert tpr_at_fpr([2.0], [1.0]) == 1.0  # perfect separation: full TPR at FPR 0
+    with pytest.raises(ValueError, match="fpr_max"):
+        tpr_at_fpr(members, nonmembers, fpr_max=0.0)
+    with pytest.raises(ValueError, match="at least one member"):
+        tpr_at_fpr([], nonmembers)
 
 
 def test_best_threshold_accuracy_is_balanced():

@@ -3,11 +3,16 @@
 Three attacks on a trained model's outputs, each scored with scikit-learn's ROC AUC (0.5 = the
 attacker cannot tell members from non-members) and the best balanced accuracy over thresholds:
 
+* ``score_threshold_mia``: any score where higher means member (e.g. a pretraining-data detection
+  score); the two below are this attack on a particular score.
 * ``loss_threshold_mia``: members have lower loss (Yeom et al. 2018); score = -loss.
 * ``entropy_threshold_mia``: members have lower predictive entropy (Salem et al. 2019); score = -H(p).
 * ``logistic_mia``: a shadow-free learned attack: a logistic regression on each sample's sorted
   probability vector (plus its loss when labels are given), trained and scored by stratified k-fold
   cross-validation on the target model's own members and non-members.
+
+``tpr_at_fpr`` gives the TPR at a low false-positive rate (e.g. TPR@5%FPR), the detection literature's
+second number beside the AUC.
 
 ``fit_attack`` / ``attack_success`` reproduce the protocol of the unlearning literature (e.g. the LAF
 code): an attacker is trained to separate the model's outputs on known members (a sample of the
@@ -34,6 +39,8 @@ __all__ = [
     "loss_threshold_mia",
     "per_sample_entropy",
     "per_sample_loss",
+    "score_threshold_mia",
+    "tpr_at_fpr",
 ]
 
 
@@ -84,7 +91,8 @@ def best_threshold_accuracy(member_scores, nonmember_scores) -> tuple[float, flo
     return 0.5 + adv / 2, adv
 
 
-def _threshold_mia(member_scores, nonmember_scores) -> MIAResult:
+def score_threshold_mia(member_scores, nonmember_scores) -> MIAResult:
+    """Threshold attack on a score where higher means member: AUC, best balanced accuracy, advantage."""
     from sklearn.metrics import roc_auc_score
 
     s_in, s_out = _np(member_scores).ravel(), _np(nonmember_scores).ravel()
@@ -96,14 +104,37 @@ def _threshold_mia(member_scores, nonmember_scores) -> MIAResult:
     return MIAResult(auc, acc, adv)
 
 
+def tpr_at_fpr(member_scores, nonmember_scores, fpr_max: float = 0.05) -> float:
+    """The largest TPR of the rule "member iff score >= t" among thresholds with FPR < ``fpr_max``.
+
+    The FPR bound is strict, as in the detection code this serves (DC-PDD's ``evaluate``:
+    ``tpr[np.where(fpr < 0.05)[0][-1]]``): with 20 non-members, one false positive is FPR 0.05 and is
+    not allowed at ``fpr_max=0.05``. The full ROC is used (``drop_intermediate=False``); the threshold
+    above every score gives (0, 0), so the answer always exists.
+    """
+    from sklearn.metrics import roc_curve
+
+    if not 0 < fpr_max <= 1:
+        raise ValueError(f"fpr_max must be in (0, 1], got {fpr_max}")
+    s_in, s_out = (
+        _np(member_scores).ravel().astype(np.float64),
+        _np(nonmember_scores).ravel().astype(np.float64),
+    )
+    if len(s_in) == 0 or len(s_out) == 0:
+        raise ValueError("need at least one member and one non-member")
+    y = np.r_[np.ones(len(s_in)), np.zeros(len(s_out))]
+    fpr, tpr, _ = roc_curve(y, np.r_[s_in, s_out], drop_intermediate=False)
+    return float(tpr[fpr < fpr_max].max())
+
+
 def loss_threshold_mia(member_losses, nonmember_losses) -> MIAResult:
     """Loss-threshold attack: a sample is called a member when its loss is low (score = -loss)."""
-    return _threshold_mia(-_np(member_losses), -_np(nonmember_losses))
+    return score_threshold_mia(-_np(member_losses), -_np(nonmember_losses))
 
 
 def entropy_threshold_mia(member_probs, nonmember_probs) -> MIAResult:
     """Entropy-threshold attack: a sample is called a member when its prediction is confident."""
-    return _threshold_mia(-per_sample_entropy(member_probs), -per_sample_entropy(nonmember_probs))
+    return score_threshold_mia(-per_sample_entropy(member_probs), -per_sample_entropy(nonmember_probs))
 
 
 def attack_features(probs, target=None) -> np.ndarray:
