@@ -14,6 +14,7 @@ from xentlab.data.tokenizer import (
     chat_prompt,
     chat_response,
     encode_chat,
+    get_byte_tokenizer,
     get_tokenizer,
     load_tokenizer,
     pydoc_text,
@@ -48,6 +49,15 @@ def test_byte_level_round_trip_is_exact(text):
     tok = _tok()
     ids = tok(text, add_special_tokens=False)["input_ids"]
     assert tok.decode(ids) == text
+
+
+def test_byte_tokenizer_gives_one_token_per_character():
+    # 256 byte symbols + pad/bos/eos and no merges, so p(answer) is a product over its characters
+    tok = get_byte_tokenizer()
+    assert len(tok) == 259
+    text = "7+6*43=265"
+    assert len(tok(text, add_special_tokens=False)["input_ids"]) == len(text)
+    assert get_byte_tokenizer() is tok  # cached per process
 
 
 def test_task_words_get_merges():

@@ -26,8 +26,10 @@ MIN_TRAIN_ACC = 0.8
 def main() -> None:
     import reproduce  # the cpu config (model, lr, batch, task pool)
     from dco.experiment import build_model, evaluate_split
-    from dco.task import build_splits, examples, get_byte_tokenizer, problem_pairs
+    from dco.task import build_splits, examples, problem_pairs
     from dco.train import TrainConfig, train
+
+    from xentlab.data.tokenizer import get_byte_tokenizer
 
     torch.set_num_threads(1)
     base = reproduce.BASE["cpu"]

@@ -8,7 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from dco.task import build_splits, examples, get_byte_tokenizer, problem_pairs
+from dco.task import build_splits, examples, problem_pairs
+
+from xentlab.data.tokenizer import get_byte_tokenizer
 
 TASK = {"pool_train": 60, "n_train": 24, "n_test": 12, "n_val": 10}
 MODEL = {"hidden": 32, "layers": 1, "heads": 2, "kv_heads": 1, "intermediate": 64, "max_positions": 32}

@@ -12,8 +12,7 @@ import trl  # noqa: F401  (a declared dependency of pacs: a missing trl must fai
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
-    from pacs.task import get_byte_tokenizer
-
+    from xentlab.data.tokenizer import get_byte_tokenizer
     from xentlab.models.tiny_lm import TinyLMConfig, build_tiny_lm
 
     root = tmp_path_factory.mktemp("full")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pacs.task import get_byte_tokenizer
 from pacs.train import RLConfig, train_rl
 
 from xentlab.data.arithmetic import ArithmeticConfig, make_arithmetic
+from xentlab.data.tokenizer import get_byte_tokenizer
 from xentlab.models.tiny_lm import TinyLMConfig, build_tiny_lm
 
 

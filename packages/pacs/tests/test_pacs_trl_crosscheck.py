@@ -31,10 +31,10 @@ def _trl_inputs(ro, prompt_len: int, advantages: torch.Tensor) -> dict:
 
 def test_grpo_loss_and_gradients_match_trl(tmp_path):
     from datasets import Dataset
-    from pacs.task import get_byte_tokenizer
     from trl import GRPOConfig as TrlGRPOConfig
     from trl import GRPOTrainer
 
+    from xentlab.data.tokenizer import get_byte_tokenizer
     from xentlab.models.tiny_lm import TinyLMConfig, build_tiny_lm
     from xentlab.rl.grpo import GRPOConfig, group_advantages, grpo_loss
     from xentlab.rl.rollout import rollout, token_logprobs
@@ -126,9 +126,9 @@ def test_pacs_trainer_loss_matches_pacs_loss(tmp_path):
     from datasets import Dataset
     from pacs.full import make_pacs_trainer_class
     from pacs.loss import pacs_loss
-    from pacs.task import get_byte_tokenizer
     from trl import GRPOConfig as TrlGRPOConfig
 
+    from xentlab.data.tokenizer import get_byte_tokenizer
     from xentlab.models.tiny_lm import TinyLMConfig, build_tiny_lm
     from xentlab.rl.rollout import rollout, token_logprobs
 

@@ -46,8 +46,9 @@ def evaluate_split(model: Any, tok: Any, pairs: list, ns: list[int]) -> dict[str
 
 
 def run_unit(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
-    from dco.task import build_splits, examples, get_byte_tokenizer, problem_pairs
+    from dco.task import build_splits, examples, problem_pairs
     from dco.train import TrainConfig, train
+    from xentlab.data.tokenizer import get_byte_tokenizer
     from xentlab.models.tiny_lm import count_parameters
 
     tok = get_byte_tokenizer()

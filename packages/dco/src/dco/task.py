@@ -52,13 +52,6 @@ def build_splits(cfg: dict) -> TaskSplits:
     return TaskSplits(train=task.train[: cfg["n_train"]], test=task.heldout, val=val)
 
 
-def get_byte_tokenizer() -> Any:
-    """Byte-level tokenizer (259 = 256 bytes + pad/bos/eos): every character is one token."""
-    from xentlab.data.tokenizer import get_tokenizer
-
-    return get_tokenizer(["0123456789+-*= "], vocab_size=259, include_pydoc=False, name="bytes")
-
-
 def prompt_text(question: str) -> str:
     from xentlab.data.tokenizer import BOS
 

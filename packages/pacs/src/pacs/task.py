@@ -28,15 +28,10 @@ from xentlab.data.arithmetic import (
     make_validation,
 )
 from xentlab.data.cache import atomic_write_json, cache_dir, file_lock
+from xentlab.data.tokenizer import get_byte_tokenizer
 
 SFT_VERSION = "1"  # bump when the SFT recipe changes in a way the config does not show
 TASK_SEED = 1234  # one problem set for every run seed: the seeds vary the model, not the data
-
-
-def get_byte_tokenizer() -> Any:
-    from xentlab.data.tokenizer import get_tokenizer
-
-    return get_tokenizer(["0123456789+-*= "], vocab_size=259, include_pydoc=False, name="bytes")
 
 
 def build_task(cfg: dict) -> ArithmeticTask:

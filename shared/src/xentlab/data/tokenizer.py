@@ -156,6 +156,12 @@ def get_tokenizer(
     return tok
 
 
+def get_byte_tokenizer():
+    """A byte-level tokenizer (259 symbols: the 256 bytes plus pad / bos / eos), so every character is
+    one token: what character-level tasks such as verifiable arithmetic want (pacs, dco)."""
+    return get_tokenizer(["0123456789+-*= "], vocab_size=259, include_pydoc=False, name="bytes")
+
+
 def encode_chat(
     tokenizer: Any, question: str, answer: str, system: str | None = None
 ) -> tuple[list[int], int]:
