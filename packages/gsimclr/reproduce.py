@@ -1,0 +1,201 @@
+"""Reproduce "G-SimCLR: Self-Supervised Contrastive Learning with Guided Projection via Pseudo Labelling"
+(Chakraborty, Gosthipaty, Paul; ICDM workshops 2020).
+
+    uv run --package gsimclr packages/gsimclr/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
+
+Two arms share every seed, the backbone, the projection head (Dense 256-ReLU-128-ReLU-50), NT-Xent (tau 0.1),
+the augmentation, SGD with cosine restarts and the number of steps: SimCLR (a fresh random permutation of the data
+every epoch) and G-SimCLR (KMeans pseudo labels on denoising-autoencoder embeddings, K = batch size, the data
+sorted by within-cluster rank and cut into fixed batches). Linear probes (logistic regression, C chosen on a
+validation split of the training set) on frozen features at the paper's cut points P1 (128-d), P2 (256-d) and
+P3 (backbone).
+cpu: 1,920 unlabelled 32x32 images of xentlab's 10-class shapes set, a 3-stage CNN, 6 epochs (180 steps).
+full: CIFAR-10 from $GSIMCLR_DATA_ROOT, a CIFAR ResNet-38, the official 15 epochs at batch 64 (K = 64).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from gsimclr.experiment import CUTS, RunConfig, run
+
+from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
+
+PAPER = Paper(
+    title="G-SimCLR: Self-Supervised Contrastive Learning with Guided Projection via Pseudo Labelling",
+    arxiv="2009.12007",
+    package="gsimclr",
+    code="https://github.com/ariG23498/G-SimCLR",
+    venue="ICDM workshops 2020",
+)
+
+# The official run: 50,000 images / 64 = 781 steps per epoch x 15 epochs = 11,715 steps, CosineDecayRestarts with
+# first_decay_steps 1000 (restarts at 1000, 3000, 7000; it ends 59% into the fourth period). Smaller runs scale
+# first_decay_steps by their step count, so that the schedule has the same shape.
+OFFICIAL_STEPS = 15 * (50_000 // 64)
+
+
+def _decay_steps(n_images: int, batch_size: int, epochs: int) -> int:
+    return max(1, round(1000 * epochs * (n_images // batch_size) / OFFICIAL_STEPS))
+
+
+# cpu augmentation (both arms): the official flip + colour jitter, plus a random resized crop and a working
+# greyscale, per image; with the official weak jitter alone an instance is told apart by its colour (README).
+CPU_AUG = dict(
+    crop_scale=(0.3, 1.0), flip_p=0.5, jitter_p=0.8, jitter_strength=0.5, grayscale_p=0.2, per_batch=False
+)
+
+SMOKE = dict(dataset="shapes", n_train_per_class=13, n_test_per_class=5, widths=(8, 16, 32), batch_size=16, epochs=1,
+             first_decay_steps=1, augment=CPU_AUG, dae_widths=(8, 8, 8), dae_epochs=1, kmeans_n_init=1,
+             probe_cs=(1.0,), probe_max_iter=100)  # fmt: skip
+CPU = dict(dataset="shapes", n_train_per_class=192, n_test_per_class=50, widths=(16, 32, 64), batch_size=64,
+           epochs=6, first_decay_steps=_decay_steps(1920, 64, 6), augment=CPU_AUG, dae_widths=(8, 16, 32),
+           dae_epochs=2, kmeans_n_init=10, probe_cs=(0.1, 1.0, 10.0, 100.0), probe_max_iter=300)  # fmt: skip
+# full: the official CIFAR-10 settings (SimCLR_Pseudo_Labels_Training.ipynb, Autoencoder.ipynb)
+FULL = dict(dataset="cifar10", data_root=None, backbone="resnet", resnet_depth=38, batch_size=64, epochs=15,
+            first_decay_steps=1000, augment={}, dae_widths=(32, 64, 128), dae_epochs=23, kmeans_n_init=10,
+            probe_cs=(0.01, 0.1, 1.0, 10.0), probe_max_iter=1000)  # fmt: skip
+
+
+def train_arm(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    """One arm at one seed: (G-SimCLR only: DAE + KMeans + rank-sorted batches), pre-training, linear probes."""
+    rc = RunConfig(**{k: tuple(v) if isinstance(v, list) and k != "augment" else v for k, v in cfg.items()})
+    return run(rc, seed, device=ctx.device, log=ctx.log, progress=ctx.progress)
+
+
+ARMS = {
+    "simclr": "SimCLR: random batches, reshuffled every epoch",
+    "gsimclr": "G-SimCLR: pseudo-label batches, fixed",
+}
+EXPERIMENTS = [
+    Experiment(
+        arm,
+        train_arm,
+        {s: {**base, "arm": arm} for s, base in (("smoke", SMOKE), ("cpu", CPU), ("full", FULL))},
+        description=desc,
+    )  # fmt: skip
+    for arm, desc in ARMS.items()
+]
+
+DERIVED = [
+    # claim (i): same-true-class pairs per batch, G-SimCLR over SimCLR (paired per seed)
+    Derived(
+        "pair_rate_ratio", lambda m: m["gsimclr/same_class_pair_rate"] / m["simclr/same_class_pair_rate"]
+    ),
+    *[
+        Derived(f"gain/{cut}_pts", lambda m, c=cut: 100 * (m[f"gsimclr/acc_{c}"] - m[f"simclr/acc_{c}"]))
+        for cut in CUTS
+    ],
+]
+
+CLAIMS = [
+    Claim(
+        id="fewer-same-class-pairs",
+        statement="G-SimCLR batches hold at most half the same-true-class pairs of random batches",
+        paper="batches of images from different pseudo classes reduce same-class negatives (Sec. III-B); "
+        "threshold set before the run: ratio <= 0.5",
+        metric="pair_rate_ratio",
+        check="<= 0.5",
+    ),
+    Claim(
+        id="p3-not-worse",
+        statement="G-SimCLR's linear accuracy at P3 (backbone) is >= SimCLR's",
+        paper="CIFAR-10 P3: SimCLR 39.92 -> G-SimCLR 40.5 (official README / Table I)",
+        metric="gain/P3_pts",
+        check=">= 0",
+    ),
+    Claim(
+        id="p2-not-worse",
+        statement="G-SimCLR's linear accuracy at P2 (256-d head layer) is >= SimCLR's",
+        paper="CIFAR-10 P2: SimCLR 39.4 -> G-SimCLR 41.01, the paper's largest gain (official README / Table I)",
+        metric="gain/P2_pts",
+        check=">= 0",
+    ),
+]
+
+
+def figures(results, out_dir: Path) -> list[Path]:
+    from xentlab.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    seeds = sorted(results.per_seed["simclr"])
+    colours = {"simclr": "tab:blue", "gsimclr": "tab:orange"}
+
+    def vals(arm, key):
+        return [results.per_seed[arm][s]["metrics"][key] for s in seeds]
+
+    paths = []
+    # 1. the mechanism: same-class pairs per batch (true classes) and same-cluster pairs (pseudo labels)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    bars = [("SimCLR\n(random)", vals("simclr", "same_class_pair_rate"), "tab:blue"),
+            ("G-SimCLR\n(pseudo-label)", vals("gsimclr", "same_class_pair_rate"), "tab:orange")]  # fmt: skip
+    for i, (_label, v, col) in enumerate(bars):
+        axes[0].bar(i, np.mean(v), color=col, alpha=0.7)
+        axes[0].scatter([i] * len(v), v, color="black", s=12, zorder=3)
+    axes[0].set_xticks(range(2), [b[0] for b in bars])
+    axes[0].set_ylabel("share of within-batch pairs")
+    axes[0].set_title("same TRUE class")
+    bars = [("random batches", vals("gsimclr", "random_same_cluster_pair_rate"), "tab:blue"),
+            ("G-SimCLR batches", vals("gsimclr", "same_cluster_pair_rate"), "tab:orange")]  # fmt: skip
+    for i, (_label, v, col) in enumerate(bars):
+        axes[1].bar(i, np.mean(v), color=col, alpha=0.7)
+        axes[1].scatter([i] * len(v), v, color="black", s=12, zorder=3)
+    axes[1].set_xticks(range(2), [b[0] for b in bars])
+    axes[1].set_title("same PSEUDO label (KMeans cluster)")
+    for k, s in enumerate(seeds):
+        art = results.per_seed["gsimclr"][s]["artifacts"]
+        axes[2].plot(
+            art["batch_cluster_rates"],
+            color="tab:orange",
+            alpha=0.7,
+            label="same pseudo label" if k == 0 else None,
+        )
+        axes[2].plot(
+            art["batch_class_rates"],
+            color="tab:green",
+            alpha=0.7,
+            label="same true class" if k == 0 else None,
+        )
+    axes[2].set_xlabel("G-SimCLR batch index (fixed order)")
+    axes[2].set_title("per batch, along the rank-sorted order")
+    axes[2].legend(fontsize=8)
+    fig.suptitle("Pairs of images in one batch that share a label (dots: seeds)")
+    paths.append(save_figure(fig, out_dir / "same_class_pair_rate.png", dpi=110))
+
+    # 2. linear-probe test accuracy per arm and cut point
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    width = 0.38
+    for j, arm in enumerate(ARMS):
+        for i, cut in enumerate(CUTS):
+            v = [100 * a for a in vals(arm, f"acc_{cut}")]
+            x = i + (j - 0.5) * width
+            ax.bar(x, np.mean(v), width, color=colours[arm], alpha=0.7, label=arm if i == 0 else None)
+            ax.scatter([x] * len(v), v, color="black", s=12, zorder=3)
+    ax.set_xticks(range(len(CUTS)), ["P1 (128-d)", "P2 (256-d)", "P3 (backbone)"])
+    ax.set_ylabel("linear-probe test accuracy (%)")
+    ax.set_title("Frozen features, logistic regression (dots: seeds)")
+    ax.legend()
+    paths.append(save_figure(fig, out_dir / "probe_accuracy.png", dpi=110))
+
+    # 3. NT-Xent per epoch
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for arm in ARMS:
+        for k, s in enumerate(seeds):
+            curve = results.per_seed[arm][s]["artifacts"]["loss_curve"]
+            ax.plot(
+                range(1, len(curve) + 1), curve, color=colours[arm], alpha=0.8, label=arm if k == 0 else None
+            )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean NT-Xent")
+    ax.legend()
+    paths.append(save_figure(fig, out_dir / "ntxent_curves.png", dpi=110))
+    return paths
+
+
+assert all(set(c) - {"arm"} <= {f.name for f in dataclasses.fields(RunConfig)} for c in (SMOKE, CPU, FULL))
+
+if __name__ == "__main__":
+    run_cli(PAPER, EXPERIMENTS, CLAIMS, derived=DERIVED, figures=figures,
+            default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0, 1, 2]}, default_workers={"smoke": 1, "cpu": 2, "full": 1})  # fmt: skip

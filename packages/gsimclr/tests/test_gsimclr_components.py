@@ -1,0 +1,137 @@
+"""Schedule, augmentation, DAE + KMeans, network cut points, probe; the smoke run and --scale full on a fixture."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gsimclr.augment import AugmentConfig, augment
+from gsimclr.autoencoder import DenoisingAutoencoder, kmeans_pseudo_labels, train_autoencoder
+from gsimclr.experiment import RunConfig, cosine_decay_restarts, linear_probe, run
+from gsimclr.model import SimCLRNet
+
+from xentlab.models.cnn import build_cnn
+from xentlab.testing import assert_close, run_smoke
+from xentlab.testing.fixtures import write_cifar
+
+REPRO = Path(__file__).parents[1] / "reproduce.py"
+
+
+def test_cosine_decay_restarts_matches_tf_formula():
+    # first period [0, 10): cos from lr0 to 0; second period [10, 30) has length 20 (t_mul 2), restart at 10.
+    lr = lambda s: cosine_decay_restarts(s, 0.1, 10)  # noqa: E731
+    assert lr(0) == pytest.approx(0.1)
+    assert lr(5) == pytest.approx(0.05)  # 0.5 * (1 + cos(pi / 2))
+    assert lr(10) == pytest.approx(0.1)
+    assert lr(20) == pytest.approx(0.05)
+    assert lr(25) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.75)))
+    assert lr(30) == pytest.approx(0.1)
+
+
+def test_augment_official_draws_once_per_batch():
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 8, 8)
+    for _ in range(5):
+        y = augment(x, AugmentConfig.official())
+        assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+        # one draw per batch: the per-image change is the same function of every image, so flipped-or-not agrees
+        flipped = [torch.allclose(y[i], x[i].flip(-1)) for i in range(16)]
+        same = [torch.allclose(y[i], x[i]) for i in range(16)]
+        assert all(flipped) or all(same) or not any(flipped + same)
+
+
+def test_augment_cpu_is_per_image_and_seeded():
+    cfg = AugmentConfig(
+        crop_scale=(0.3, 1.0), jitter_p=0.8, jitter_strength=0.5, grayscale_p=0.2, per_batch=False
+    )
+    x = torch.rand(32, 3, 16, 16)
+    torch.manual_seed(1)
+    a = augment(x, cfg)
+    torch.manual_seed(1)
+    assert torch.equal(a, augment(x, cfg))
+    assert a.min() >= 0 and a.max() <= 1 and not torch.allclose(a, x)
+    with pytest.raises(ValueError, match="N x 3"):
+        augment(torch.rand(2, 1, 8, 8), cfg)
+
+
+def test_identity_jitter_is_identity():
+    # s = 0: brightness delta 0, contrast / saturation factor 1, hue rotation 0 -> the image is unchanged
+    x = torch.rand(4, 3, 8, 8, dtype=torch.float64)
+    cfg = AugmentConfig(flip_p=0.0, jitter_p=1.0, jitter_strength=0.0, grayscale_p=0.0)
+    assert_close(augment(x, cfg), x, atol=1e-12)
+
+
+def test_dae_shapes_and_kmeans_recovers_separated_blobs():
+    torch.manual_seed(0)
+    dae = DenoisingAutoencoder(3, (4, 8, 8))
+    x = torch.rand(32, 3, 16, 16)
+    assert dae(x).shape == x.shape and dae.embed(x).shape == (32, 8)
+    curve = train_autoencoder(dae, x, epochs=2, batch_size=16)
+    assert len(curve) == 2 and all(np.isfinite(curve))
+    # three well-separated blobs of 5 points: KMeans(K=3) puts each blob in its own cluster
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    pts = np.repeat(centres, 5, axis=0) + 0.01 * np.random.default_rng(0).standard_normal((15, 2))
+    labels = kmeans_pseudo_labels(pts, 3)
+    assert len(set(labels[:5])) == len(set(labels[5:10])) == len(set(labels[10:])) == 1
+    assert len(set(labels)) == 3
+    with pytest.raises(ValueError, match="n_clusters"):
+        kmeans_pseudo_labels(pts, 20)
+
+
+def test_cut_point_dimensions():
+    net = SimCLRNet(build_cnn(3, 10, (8, 16)), 16)
+    cuts = net.cut_points(torch.rand(2, 3, 16, 16))
+    assert {k: tuple(v.shape) for k, v in cuts.items()} == {
+        "P1": (2, 128),
+        "P2": (2, 256),
+        "P3": (2, 16),
+        "z": (2, 50),
+    }
+    assert (cuts["P1"] >= 0).all() and (
+        cuts["P2"] >= 0
+    ).all()  # taken after the ReLUs (layers[-2], layers[-4])
+
+
+def test_linear_probe_separable():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    f = np.eye(3)[y] * 5 + 0.1 * rng.standard_normal((60, 3))
+    r = linear_probe(f, y, f[::2], y[::2], (0.1, 1.0), 0.25, 200, 0)
+    assert r["test_acc"] == 1.0 and r["C"] in (0.1, 1.0)
+
+
+def test_bad_arm_and_dataset():
+    with pytest.raises(ValueError, match="arm"):
+        run(RunConfig(arm="moco"), 0, device="cpu", log=lambda **k: None)
+    with pytest.raises(ValueError, match="dataset"):
+        run(RunConfig(dataset="imagenet"), 0, device="cpu", log=lambda **k: None)
+
+
+def test_smoke(tmp_path):
+    result = run_smoke(REPRO, tmp_path)
+    assert result["package"] == "gsimclr"
+
+
+def test_full_scale_end_to_end_on_cifar_fixture(tmp_path):
+    # --scale full's config (CIFAR-10, ResNet-38, B = K = 64, official augmentation) on a 128-image fixture;
+    # only the epoch counts are cut so that the test is quick.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gsimclr_repro", REPRO)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    root = write_cifar(tmp_path / "data", "cifar10", n_train=128, n_test=20, labels="cycle")
+    cfg = {**mod.FULL, "arm": "gsimclr", "data_root": str(root), "epochs": 1, "dae_epochs": 1, "kmeans_n_init": 1,
+           "probe_cs": (1.0,), "probe_max_iter": 50}  # fmt: skip
+    torch.manual_seed(0)
+    out = run(RunConfig(**cfg), 0, device="cpu", log=lambda **k: None)
+    assert out["steps"] == 2 and all(0 <= out[f"acc_{c}"] <= 1 for c in ("P1", "P2", "P3"))
+    assert out["same_cluster_pair_rate"] <= out["random_same_cluster_pair_rate"] + 0.05
+    with pytest.raises(FileNotFoundError, match="GSIMCLR_DATA_ROOT"):
+        run(
+            RunConfig(**{**cfg, "data_root": str(tmp_path / "missing")}),
+            0,
+            device="cpu",
+            log=lambda **k: None,
+        )
