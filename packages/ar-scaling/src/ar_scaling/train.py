@@ -1,7 +1,7 @@
 """Train one decoder-only transformer of the ladder on the Markov source and log its test-loss curve.
 
 One call = one model size and one seed. The model is a small decoder-only transformer
-(``ar_scaling.model``: Llama-style blocks, tied input/output embedding), as the paper's decoder-only
+(``xentlab.models.small_decoder``: Llama-style blocks, tied input/output embedding), as the paper's decoder-only
 Transformers (Henighan et al. 2020; their sparse attention and exact shapes are not used here).
 
 Size N is the number of NON-EMBEDDING parameters, as in the paper and Kaplan et al. (2020): all parameters
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ar_scaling.model import DecoderLM, LMShape
 from xentlab.data.markov_source import MarkovSource, MarkovSourceConfig
+from xentlab.models.small_decoder import DecoderLM, LMShape
 
 TEST_SEED = 2**40  # the held-out sample's seed: outside every training stream's seed range
 

@@ -1,12 +1,12 @@
-"""The ladder's transformer: shapes, causality, the non-embedding parameter count, rotary positions
-depend only on relative offsets, deterministic initialisation, clear errors."""
+"""xentlab.models.small_decoder: shapes, causality, the non-embedding parameter count, rotary positions
+depend only on relative offsets, deterministic initialisation, sampling, clear errors."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from ar_scaling.model import DecoderLM, LMShape, _rope_cache, _rotate_half
-from ar_scaling.train import TrainConfig, build_model
+
+from xentlab.models.small_decoder import DecoderLM, LMShape, _rope_cache, _rotate_half, sample
 
 SHAPE = LMShape(vocab_size=32, hidden=16, layers=2, heads=2, max_positions=16)
 
@@ -50,9 +50,13 @@ def test_rotary_scores_depend_only_on_relative_position():
     torch.testing.assert_close(rot(q, 9).norm(), q.norm())
 
 
+def _seeded(seed: int) -> DecoderLM:
+    torch.manual_seed(seed)
+    return DecoderLM(SHAPE)
+
+
 def test_init_is_deterministic_in_seed():
-    cfg = TrainConfig(hidden=16, layers=2, heads=2)
-    a, b, c = build_model(cfg, 32, 3), build_model(cfg, 32, 3), build_model(cfg, 32, 4)
+    a, b, c = _seeded(3), _seeded(3), _seeded(4)
     for pa, pb in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(pa, pb)
     assert not torch.equal(a.embed.weight, c.embed.weight)
@@ -65,3 +69,23 @@ def test_bad_shapes_raise():
         LMShape(vocab_size=8, hidden=16, layers=0, heads=2)
     with pytest.raises(ValueError, match="max_positions"):
         DecoderLM(SHAPE)(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_sample_is_seeded_and_follows_the_model():
+    model = _seeded(0)
+    prompts = torch.randint(0, 32, (64, 2), generator=torch.Generator().manual_seed(1))
+    a = sample(model, prompts, 5, torch.Generator().manual_seed(2))
+    b = sample(model, prompts, 5, torch.Generator().manual_seed(2))
+    assert a.shape == (64, 7) and torch.equal(a, b) and torch.equal(a[:, :2], prompts)
+    # zero blocks (the residual stream is the embedding) and only token 3's embedding non-zero: after
+    # a context of 3s the logits are 50 d for token 3 and 0 elsewhere, so only 3 is ever drawn
+    with torch.no_grad():
+        for blk in model.blocks:
+            for p in blk.parameters():
+                p.zero_()
+        model.embed.weight.zero_()
+        model.embed.weight[3] = 50.0
+    peaked = sample(model, torch.full((4, 1), 3), 6, torch.Generator().manual_seed(0))
+    assert torch.all(peaked == 3)
+    with pytest.raises(ValueError, match="new_tokens"):
+        sample(model, prompts, -1, torch.Generator())

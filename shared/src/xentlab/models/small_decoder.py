@@ -1,20 +1,21 @@
-"""A minimal decoder-only transformer (Llama-style block) for the scaling ladder.
+"""A small decoder-only transformer (Llama-style block) in plain PyTorch, for tiny-LM experiments.
 
-Why not ``xentlab.models.tiny_lm``: at the sizes of this ladder (5k-300k non-embedding parameters,
-16-token windows) the Hugging Face model's per-call overhead (mask building, rotary caches, output
-objects) costs more than the arithmetic; measured on the (contended) 2-core box, a 2-layer width-16
-Llama from tiny_lm ran about 27 ms per 512-token step, the same block written here about 16 ms (1.7x),
-which is what lets three seeds of the ladder fit the cpu budget. The block is
-the one tiny_lm's "llama" preset builds (pre-RMSNorm, rotary position embedding on queries and keys,
-causal softmax attention, SwiGLU MLP, tied input/output embedding, no biases, N(0, 0.02) init; unlike
-tiny_lm's preset, every head has its own keys/values and the MLP is 4d wide). The tests check causality,
-the parameter count and the rotary relative-position property; it is not compared weight-for-weight
-with ``transformers``' Llama (importing transformers would cost most of the package's test budget).
+Why not ``xentlab.models.tiny_lm`` (Hugging Face): at tiny sizes (5k-300k non-embedding parameters,
+windows of 16-64 tokens) the HF model's per-call overhead (mask building, rotary caches, output
+objects) costs more than the arithmetic; measured on a contended 2-core box, a 2-layer width-16 Llama
+from tiny_lm ran about 27 ms per 512-token step, this block about 16 ms (1.7x). The block is the one
+tiny_lm's "llama" preset builds (pre-RMSNorm, rotary position embedding on queries and keys, causal
+softmax attention, SwiGLU MLP, tied input/output embedding, no biases, N(0, 0.02) init; unlike
+tiny_lm's preset, every head has its own keys/values and the MLP is 4d wide by default). The tests
+check causality, the parameter count and the rotary relative-position property; it is not compared
+weight-for-weight with ``transformers``' Llama.
 
-Rotary (relative) positions, rather than GPT-2's learned absolute ones, were chosen because the Markov
-source needs a "previous token" attention pattern: in pilot runs (an earlier, uniform-popularity version
-of the source) tiny_lm's GPT-2 sat near the order-1 loss (3.2 nats) after 150k tokens, where a Llama with
-RoPE of the same width had reached 2.4 and was falling fast.
+Rotary (relative) positions rather than GPT-2's learned absolute ones: on Markov sources a model needs
+a "previous token" attention pattern, and in ar-scaling's pilots tiny_lm's GPT-2 sat near the order-1
+loss after 150k tokens where a rotary model of the same width was learning fast.
+
+Used by ar-scaling (the scaling ladder) and emo (the synthetic-source runs). ``sample`` draws unbiased
+(ancestral, temperature-1) continuations.
 """
 
 from __future__ import annotations
@@ -136,3 +137,24 @@ class DecoderLM(nn.Module):
     def non_embedding_params(self) -> int:
         """Every parameter except the (tied) token embedding: Kaplan et al. (2020)'s N."""
         return sum(p.numel() for p in self.parameters()) - self.embed.weight.numel()
+
+
+@torch.no_grad()
+def sample(
+    model: DecoderLM, prompts: torch.Tensor, new_tokens: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Ancestral sampling at temperature 1 (no top-k / top-p): ``prompts`` (B, P) -> (B, P + new_tokens).
+
+    The next-token distribution is taken in float64 so that ``torch.multinomial`` sees exactly
+    normalised probabilities; a window longer than ``max_positions`` keeps its last positions.
+    """
+    if new_tokens < 0:
+        raise ValueError(f"new_tokens must be >= 0, got {new_tokens}")
+    was_training = model.training
+    model.eval()
+    x = prompts
+    for _ in range(new_tokens):
+        probs = torch.softmax(model(x[:, -model.shape.max_positions :])[:, -1].double(), dim=-1)
+        x = torch.cat([x, torch.multinomial(probs, 1, generator=generator)], dim=1)
+    model.train(was_training)
+    return x
