@@ -1,0 +1,1 @@
+"""Scaling Law with Learning Rate Annealing (Tissue, Wang, Wang; arXiv 2408.11029)."""
