@@ -20,6 +20,12 @@ def test_deterministic_from_seed():
     assert any(not np.array_equal(x, y) for x, y in zip(a.train.tokens, c.train.tokens))
 
 
+def test_no_shared_words_is_a_valid_world():
+    # n_shared = 0 used to crash (np.stack of an empty list); the world just has no shared words
+    data = make_tagging(dataclasses.replace(SMALL, n_shared=0), 0)
+    assert len(data.train.tokens) == SMALL.n_train and len(data.test.tags) == SMALL.n_test
+
+
 def test_split_streams_are_independent():
     a = make_tagging(SMALL, 0)
     b = make_tagging(dataclasses.replace(SMALL, n_test=120), 0)

@@ -107,8 +107,9 @@ class _Vocab:
         # each shared word belongs to a fixed pair of types (drawn once per seed)
         self.shared = np.arange(nxt, nxt + cfg.n_shared)
         nxt += cfg.n_shared
-        self.shared_types = np.stack(
-            [rng.choice(cfg.n_types, size=2, replace=False) for _ in range(cfg.n_shared)]
+        # np.array, not np.stack: n_shared = 0 gives an empty (0, 2) table instead of an error
+        self.shared_types = np.array(
+            [rng.choice(cfg.n_types, size=2, replace=False) for _ in range(cfg.n_shared)], dtype=np.int64
         ).reshape(cfg.n_shared, 2)
         self.triggers = []
         for _ in range(cfg.n_types):
@@ -187,7 +188,7 @@ def _sentence(
             else:
                 words.append(_pick(v.lexicon[etype], rng))
         has_trigger = ambiguous or rng.random() < cfg.p_trigger
-        if not has_trigger and all(v.shared[0] <= w <= v.shared[-1] for w in words) and v.shared.size:
+        if not has_trigger and v.shared.size and all(v.shared[0] <= w <= v.shared[-1] for w in words):
             # no context and only shared words: the annotator's type is one of the pair, at random
             pair = v.shared_types[int(np.flatnonzero(v.shared == words[0])[0])]
             etype = int(rng.choice(pair))

@@ -1,0 +1,167 @@
+"""Reproduce Label Supervised LLaMA Finetuning (LS-LLaMA / LS-unLLaMA, arXiv 2310.01208) on NER.
+
+uv run --package ls-llama packages/ls-llama/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
+
+cpu scale: a tiny Llama is pretrained as a causal LM on unlabeled sentences of each task, then LoRA +
+label head finetuned with causal attention (LS-LLaMA) and without the causal mask (LS-unLLaMA) on
+  * right: entity type given only by a trigger word AFTER the span (the mechanism's case);
+  * left:  the mirror-image control, trigger BEFORE the span.
+The epoch is chosen on the validation split; test F1 is read at that epoch (never selected on test).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
+
+PAPER = Paper(
+    title="Label Supervised LLaMA Finetuning",
+    package="ls-llama",
+    arxiv="2310.01208",
+    code="https://github.com/4AI/LS-LLaMA",
+)
+
+LM = {"hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 128, "max_positions": 64}
+FT = {"batch_size": 16, "lr": 2e-3, "weight_decay": 0.01, "lora_r": 12, "lora_alpha": 32, "lora_dropout": 0.1}
+
+
+def ner_unit(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    """One (task, seed): pretrain the tiny decoder once, then finetune each arm from it (paired arms)."""
+    from ls_llama.data import make_task, task_config
+    from ls_llama.train import FinetuneConfig, finetune, pretrain_lm
+
+    from xentlab.models.tiny_lm import TinyLMConfig
+
+    data = make_task(cfg["task"], task_config(**cfg["data"]), seed)
+    lm_cfg = TinyLMConfig(vocab_size=data.vocab_size, **cfg["lm"])
+    backbone, lm_losses = pretrain_lm(data, lm_cfg, cfg["pretrain_steps"], seed=seed)
+    ctx.log(stage="pretrain", lm_loss_first=lm_losses[0], lm_loss_last=lm_losses[-1])
+    out: dict = {"lm_loss_final": float(np.mean(lm_losses[-10:]))}
+    ft = FinetuneConfig(epochs=cfg["epochs"], **cfg["ft"])
+    for arm in cfg["arms"]:
+        r = finetune(backbone, data, arm, ft, seed=seed, log=ctx.log)
+        out[f"f1_{arm}"] = 100 * r["test_f1"]  # seqeval micro span-F1, in points
+        out[f"val_f1_{arm}"] = 100 * r["val_f1"]
+        out[f"best_epoch_{arm}"] = r["best_epoch"]
+        out[f"val_curve_{arm}"] = [100 * v for v in r["val_curve"]]  # artifact
+    out["gap_f1"] = out["f1_unmasked"] - out["f1_causal"]
+    return out
+
+
+def _configs(task: str, arms: list[str]) -> dict:
+    def c(n_train, n_val, n_test, steps, epochs):
+        data = {"n_train": n_train, "n_val": n_val, "n_test": n_test}
+        return {
+            "task": task,
+            "arms": arms,
+            "data": data,
+            "lm": LM,
+            "ft": FT,
+            "pretrain_steps": steps,
+            "epochs": epochs,
+        }
+
+    return {"smoke": c(64, 32, 32, 10, 1), "cpu": c(600, 200, 400, 200, 14), "full": None}
+
+
+def full_unit(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    from ls_llama.full import run_full
+
+    return run_full(cfg, seed, ctx)
+
+
+EXPERIMENTS = [
+    Experiment("right", ner_unit, _configs("right", ["causal", "unmasked", "unmasked_official"])),
+    Experiment("left", ner_unit, _configs("left", ["causal", "unmasked"])),
+    Experiment(
+        "conll03",
+        full_unit,
+        {
+            "smoke": None,
+            "cpu": None,
+            # official unllama_token_clf.py hyperparameters; paths from the environment (see README)
+            "full": {"model_path": None, "data_dir": None, "arms": ["causal", "unmasked"], "epochs": 10,
+                     "batch_size": 8, "lr": 1e-4, "weight_decay": 0.01, "max_length": 64,
+                     "lora_r": 12, "lora_alpha": 32, "lora_dropout": 0.1, "bf16": True},
+        },
+    ),
+]  # fmt: skip
+
+DERIVED: list[Derived] = []
+
+CLAIMS = [
+    Claim(
+        id="unmasking-uses-right-context",
+        statement="With the entity type given only by right context, LS-unLLaMA beats LS-LLaMA by >= 10 F1",
+        paper="LS-unLLaMA reaches SOTA NER, well above LS-LLaMA (abstract, Tables 2-3); threshold from the notes",
+        metric="right/gap_f1",
+        check=">= 10",
+        agg="mean",
+        scales=("cpu",),
+    ),
+    Claim(
+        id="left-control-gap-upper",
+        statement="Left-context control: LS-unLLaMA - LS-LLaMA <= 2 F1 (the gain is specific to right context)",
+        paper="control designed for this reproduction (notes claim b: |gap| <= 2)",
+        metric="left/gap_f1",
+        check="<= 2",
+        agg="mean",
+        scales=("cpu",),
+    ),
+    Claim(
+        id="left-control-gap-lower",
+        statement="Left-context control: LS-unLLaMA - LS-LLaMA >= -2 F1",
+        paper="control designed for this reproduction (notes claim b: |gap| <= 2)",
+        metric="left/gap_f1",
+        check=">= -2",
+        agg="mean",
+        scales=("cpu",),
+    ),
+]
+
+
+def figures(results, out_dir: Path) -> list[Path]:
+    from xentlab.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    arms = [
+        ("causal", "LS-LLaMA (causal)"),
+        ("unmasked", "LS-unLLaMA"),
+        ("unmasked_official", "LS-unLLaMA, pads visible"),
+    ]
+    tasks = [t for t in ("right", "left") if t in results.per_seed]
+    for k, (arm, label) in enumerate(arms):
+        for ti, task in enumerate(tasks):
+            key = f"{task}/f1_{arm}"
+            if key not in results.metrics:
+                continue
+            vals = results.metrics[key]["per_seed"]
+            vals = list(vals.values()) if isinstance(vals, dict) else list(vals)
+            x = ti + (k - 1) * 0.25
+            ax.bar(x, np.mean(vals), width=0.23, color=f"C{k}", alpha=0.6, label=label if ti == 0 else None)
+            ax.scatter([x] * len(vals), vals, color="k", s=10, zorder=3)
+    ax.set_xticks(range(len(tasks)))
+    ax.set_xticklabels(
+        [{"right": "type given by RIGHT context", "left": "LEFT context (control)"}[t] for t in tasks]
+    )
+    ax.set_ylabel("test span-F1 (seqeval, %)")
+    ax.set_ylim(0, 118)  # headroom for the legend
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
+    ax.set_title("LS-LLaMA vs LS-unLLaMA, tiny pretrained Llama + LoRA (dots: seeds)")
+    return [save_figure(fig, out_dir / "f1_by_arm.png")]
+
+
+if __name__ == "__main__":
+    run_cli(
+        PAPER,
+        EXPERIMENTS,
+        CLAIMS,
+        derived=DERIVED,
+        figures=figures,
+        default_seeds={"smoke": [0], "cpu": [0, 1, 2, 3], "full": [0, 1, 2]},
+        default_workers={"smoke": 1, "cpu": 2, "full": 1},
+    )

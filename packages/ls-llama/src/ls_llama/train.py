@@ -1,0 +1,124 @@
+"""Stage 0 (causal-LM pretraining of a tiny Llama on unlabeled sentences) and label-supervised
+LoRA finetuning with per-epoch selection on the VALIDATION split (the official script selects on test;
+we do not copy that)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from xentlab.data.tagging import TaggingData, TaggingSplit, pad_batch
+from xentlab.models.tiny_lm import TinyLMConfig, build_tiny_lm
+
+IGNORE = -100  # labels that do not count (pads; non-first sub-tokens at full scale)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """LS-(un)LLaMA finetuning. Official: epochs 10, batch 8, lr 1e-4, wd 0.01 (7B model, bf16);
+    the tiny model needs a larger lr."""
+
+    epochs: int = 6
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    lora_r: int = 12
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+
+
+def _batches(split: TaggingSplit, bs: int, rng: np.random.Generator | None):
+    order = np.arange(len(split)) if rng is None else rng.permutation(len(split))
+    for i in range(0, len(order), bs):
+        idx = order[i : i + bs]
+        toks = torch.from_numpy(pad_batch([split.tokens[j] for j in idx], 0))
+        tags = torch.from_numpy(pad_batch([split.tags[j] for j in idx], IGNORE))
+        yield toks, (tags != IGNORE).long(), tags
+
+
+def pretrain_lm(
+    data: TaggingData, lm_cfg: TinyLMConfig, steps: int, *, lr: float = 3e-3, bs: int = 32, seed: int = 0
+):
+    """Next-token CE on the unlabeled train sentences (tags unused): the decoder LS-LLaMA adapts."""
+    model = build_tiny_lm(lm_cfg, seed=seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    rng = np.random.default_rng(seed)
+    model.train()
+    losses = []
+    step = 0
+    while step < steps:
+        for toks, pm, _ in _batches(data.train, bs, rng):
+            logits = model(input_ids=toks, attention_mask=pm).logits[:, :-1]
+            tgt = toks[:, 1:].masked_fill(pm[:, 1:] == 0, IGNORE)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=IGNORE)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+            if step >= steps:
+                break
+    return model.eval(), losses
+
+
+@torch.no_grad()
+def predict(model, split: TaggingSplit, attention: str, bs: int = 64) -> list[np.ndarray]:
+    from ls_llama.model import token_logits
+
+    model.eval()
+    out = []
+    for toks, pm, _ in _batches(split, bs, None):
+        pred = token_logits(model, toks, pm, attention).argmax(-1).numpy()
+        out += [pred[i, : int(pm[i].sum())] for i in range(len(pred))]
+    return out
+
+
+def span_f1(data: TaggingData, split: TaggingSplit, preds: list[np.ndarray]) -> float:
+    """seqeval micro span-F1 (the official metric, ``overall_f1``)."""
+    from seqeval.metrics import f1_score
+
+    y_true = [data.tag_strings(t) for t in split.tags]
+    y_pred = [data.tag_strings(p) for p in preds]
+    return float(f1_score(y_true, y_pred, zero_division=0))
+
+
+def finetune(
+    backbone, data: TaggingData, attention: str, cfg: FinetuneConfig, *, seed: int = 0, log=None
+) -> dict:
+    """LoRA + label head, CE on the tags; the epoch with the best VALIDATION F1 gives the test F1."""
+    from ls_llama.model import build_token_classifier, token_logits
+
+    model = build_token_classifier(
+        backbone,
+        data.num_tags,
+        seed=seed,
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(seed + 1)
+    val_curve, test_curve = [], []
+    for epoch in range(cfg.epochs):
+        model.train()
+        for toks, pm, tags in _batches(data.train, cfg.batch_size, rng):
+            logits = token_logits(model, toks, pm, attention)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tags.reshape(-1), ignore_index=IGNORE)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        val_curve.append(span_f1(data, data.val, predict(model, data.val, attention)))
+        test_curve.append(span_f1(data, data.test, predict(model, data.test, attention)))
+        if log is not None:
+            log(epoch=epoch, attention=attention, loss=loss.item(), val_f1=val_curve[-1])
+    best = int(np.argmax(val_curve))
+    return {
+        "val_f1": val_curve[best],
+        "test_f1": test_curve[best],
+        "best_epoch": best,
+        "val_curve": val_curve,
+    }
