@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xentlab.models.small_decoder import DecoderLM, LMShape, _rope_cache, _rotate_half, sample
+from xentlab.models.small_decoder import DecoderLM, LMShape, _rope_cache, _rotate_half, sample, seeded_decoder
 
 SHAPE = LMShape(vocab_size=32, hidden=16, layers=2, heads=2, max_positions=16)
 
@@ -69,6 +69,20 @@ def test_bad_shapes_raise():
         LMShape(vocab_size=8, hidden=16, layers=0, heads=2)
     with pytest.raises(ValueError, match="max_positions"):
         DecoderLM(SHAPE)(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_seeded_decoder_ignores_and_keeps_the_global_stream():
+    torch.manual_seed(123)
+    a = seeded_decoder(SHAPE, 5)
+    after_a = torch.rand(1)
+    torch.manual_seed(123)
+    torch.rand(7)  # a different history before the build
+    b = seeded_decoder(SHAPE, 5)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    torch.manual_seed(123)
+    seeded_decoder(SHAPE, 6)
+    assert torch.equal(torch.rand(1), after_a)  # the caller's stream did not move
 
 
 def test_sample_is_seeded_and_follows_the_model():

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from xentlab.data.markov_source import MarkovSource, MarkovSourceConfig
-from xentlab.models.small_decoder import DecoderLM, LMShape
+from xentlab.models.small_decoder import DecoderLM, LMShape, seeded_decoder
 
 TEST_SEED = 2**40  # the held-out sample's seed: outside every training stream's seed range
 
@@ -69,9 +69,7 @@ def build_model(cfg: TrainConfig, vocab_size: int, seed: int) -> DecoderLM:
     """The ladder's model for cfg, initialised from ``seed`` whatever ran before."""
     shape = LMShape(vocab_size=vocab_size, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads,
                     max_positions=cfg.seq_len)  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return DecoderLM(shape)
+    return seeded_decoder(shape, seed)
 
 
 def lr_at(step: int, n_steps: int, cfg: TrainConfig) -> float:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from xentlab.data.markov_source import MarkovSource, MarkovSourceConfig
-from xentlab.models.small_decoder import DecoderLM, LMShape
+from xentlab.models.small_decoder import DecoderLM, LMShape, seeded_decoder
 
 VAL_SEED = 2**40  # outside every training stream's seed range
 
@@ -45,9 +45,7 @@ class TrainConfig:
 def build_model(cfg: TrainConfig, vocab: int, seed: int) -> DecoderLM:
     shape = LMShape(vocab_size=vocab, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads,
                     max_positions=cfg.seq_len)  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return DecoderLM(shape)
+    return seeded_decoder(shape, seed)
 
 
 @torch.no_grad()

@@ -139,6 +139,14 @@ class DecoderLM(nn.Module):
         return sum(p.numel() for p in self.parameters()) - self.embed.weight.numel()
 
 
+def seeded_decoder(shape: LMShape, seed: int) -> DecoderLM:
+    """A ``DecoderLM`` initialised from ``seed`` alone: the global torch RNG is forked, so the weights
+    do not depend on what ran before and the caller's random stream is left untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return DecoderLM(shape)
+
+
 @torch.no_grad()
 def sample(
     model: DecoderLM, prompts: torch.Tensor, new_tokens: int, generator: torch.Generator
