@@ -1,0 +1,1 @@
+"""SuSana Distancia is all you need: Enforcing class separability in metric learning via two novel distance-based loss functions for few-shot image classification: what is specific to this paper (everything shared lives in xentlab)."""
