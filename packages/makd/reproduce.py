@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from makd.experiment import RunConfig, run
 
-from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
+from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, difference, run_cli
 from xentlab.repro.local_data import local_path
 
 PAPER = Paper(
@@ -70,7 +70,7 @@ EXPERIMENTS = [
 
 def _pts(a: str, b: str):
     """Paired test-accuracy difference a - b in points, per seed."""
-    return lambda m: 100.0 * (m[f"{a}/test_acc"] - m[f"{b}/test_acc"])
+    return difference(f"{a}/test_acc", f"{b}/test_acc", scale=100.0)
 
 
 DERIVED = [

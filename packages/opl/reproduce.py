@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from opl.experiment import RunConfig, run
 
-from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
+from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, difference, run_cli
 
 PAPER = Paper(
     title="Orthogonal Projection Loss",
@@ -110,10 +110,6 @@ EXPERIMENTS += [
 ]
 
 
-def _pts(m, a, b):
-    return 100.0 * (m[a] - m[b])
-
-
 DERIVED = []
 for cond in ("clean", "noisy"):
     DERIVED += [
@@ -123,12 +119,16 @@ for cond in ("clean", "noisy"):
             lambda m, c=cond: 1.0 - m[f"opl_{c}/test_s_neg"] / m[f"ce_{c}/test_s_neg"],
         ),  # fmt: skip
         Derived(f"{cond}/s_pos_gain", lambda m, c=cond: m[f"opl_{c}/test_s_pos"] - m[f"ce_{c}/test_s_pos"]),
-        Derived(f"{cond}/acc_gain_pts", lambda m, c=cond: _pts(m, f"opl_{c}/test_acc", f"ce_{c}/test_acc")),
+        Derived(
+            f"{cond}/acc_gain_pts", difference(f"opl_{cond}/test_acc", f"ce_{cond}/test_acc", scale=100.0)
+        ),
     ]
 
 for col in NOISE_TYPES:  # TL vs TL + OPL, paired per seed
     DERIVED += [
-        Derived(f"{col}/acc_gain_pts", lambda m, c=col: _pts(m, f"tlopl_{c}/test_acc", f"tl_{c}/test_acc")),
+        Derived(
+            f"{col}/acc_gain_pts", difference(f"tlopl_{col}/test_acc", f"tl_{col}/test_acc", scale=100.0)
+        ),
         Derived(
             f"{col}/s_neg_reduction",
             lambda m, c=col: 1.0 - m[f"tlopl_{c}/test_s_neg"] / m[f"tl_{c}/test_s_neg"],

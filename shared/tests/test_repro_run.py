@@ -7,7 +7,7 @@ import stat
 import pytest
 import torch
 
-from xentlab.repro import Claim, Derived, Experiment, Paper, run_cli
+from xentlab.repro import Claim, Derived, Experiment, Paper, difference, run_cli
 
 PAPER = Paper(title="Toy", package="toy", arxiv="0000.00000")
 CALLS: list[tuple[str, int]] = []
@@ -233,3 +233,12 @@ def test_default_workers_per_scale(tmp_path, monkeypatch):
             ],
         )
     assert seen == [1, 2, 1]  # the scale's default, unless --workers is given
+
+
+def test_difference_is_the_scaled_paired_gap():
+    # 100 * (0.75 - 0.5) = 25 points; missing names raise, like any Derived function reading m
+    fn = difference("a/acc", "b/acc", scale=100.0)
+    assert fn({"a/acc": 0.75, "b/acc": 0.5}) == 25.0
+    assert difference("a/x", "b/x")({"a/x": 1.0, "b/x": 3.0}) == -2.0
+    with pytest.raises(KeyError):
+        fn({"a/acc": 0.75})

@@ -6,7 +6,7 @@ See ``ci/API.md`` at the repository root for a worked example.
 from xentlab.repro.cli import run_cli
 from xentlab.repro.context import RunContext
 from xentlab.repro.runner import Results, aggregate, judge, run_experiments
-from xentlab.repro.spec import SCALES, Claim, Derived, Experiment, Paper, ReproError
+from xentlab.repro.spec import SCALES, Claim, Derived, Experiment, Paper, ReproError, difference
 from xentlab.repro.verdicts import FAILS, HOLDS, INCONCLUSIVE, evaluate_claim
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Results",
     "RunContext",
     "aggregate",
+    "difference",
     "evaluate_claim",
     "judge",
     "run_cli",

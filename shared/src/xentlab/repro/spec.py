@@ -63,6 +63,16 @@ class Derived:
     scales: tuple[str, ...] | None = None  # computed only at these scales (None: every scale)
 
 
+def difference(a: str, b: str, *, scale: float = 1.0) -> Callable[[Mapping[str, float]], float]:
+    """A ``Derived`` function: ``scale * (m[a] - m[b])``, the paired per-seed difference of two metrics
+    named ``"<experiment>/<metric>"`` (e.g. ``scale=100`` turns an accuracy gap into points)."""
+
+    def fn(m: Mapping[str, float]) -> float:
+        return scale * (m[a] - m[b])
+
+    return fn
+
+
 _CHECK = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 AGGREGATES = ("mean", "min", "max", "all")
 
