@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from laf.experiment import METHODS, RunConfig, run
 
-from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
+from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, difference, run_cli
 
 PAPER = Paper(
     title="Label-Agnostic Forgetting: A Supervision-Free Unlearning in Deep Models",
@@ -70,20 +70,20 @@ def _gap(m, method):
 
 DERIVED = [
     Derived("class/laf_remain_test_drop_pts",
-            lambda m: 100 * (m["class/original_acc_test_remain_classes"] - m["class/laf_acc_test_remain_classes"])),
+            difference("class/original_acc_test_remain_classes", "class/laf_acc_test_remain_classes", scale=100.0)),
     Derived("random/original_gap_to_retrain", lambda m: _gap(m, "original")),
     Derived("random/laf_gap_to_retrain", lambda m: _gap(m, "laf")),
     # > 0: LAF's forgetting-set accuracy is closer to the retrained model's than the original's is
     Derived("random/laf_closer_than_original", lambda m: _gap(m, "original") - _gap(m, "laf")),
     Derived("random/laf_js_closer_than_original",
-            lambda m: m["random/original_js_to_retrain_forget"] - m["random/laf_js_to_retrain_forget"]),
+            difference("random/original_js_to_retrain_forget", "random/laf_js_to_retrain_forget")),
     # LAF+R against LAF (> 0: the labelled repair of fc2 recovers accuracy), in points
     Derived("class/laf_r_remain_test_gain_pts",
-            lambda m: 100 * (m["class/laf_r_acc_test_remain_classes"] - m["class/laf_acc_test_remain_classes"])),
+            difference("class/laf_r_acc_test_remain_classes", "class/laf_acc_test_remain_classes", scale=100.0)),
     Derived("class/laf_r_remain_test_drop_pts",
-            lambda m: 100 * (m["class/original_acc_test_remain_classes"] - m["class/laf_r_acc_test_remain_classes"])),
-    Derived("random/laf_r_test_gain_pts", lambda m: 100 * (m["random/laf_r_acc_test"] - m["random/laf_acc_test"])),
-    Derived("random/laf_r_remain_gain_pts", lambda m: 100 * (m["random/laf_r_acc_remain"] - m["random/laf_acc_remain"])),
+            difference("class/original_acc_test_remain_classes", "class/laf_r_acc_test_remain_classes", scale=100.0)),
+    Derived("random/laf_r_test_gain_pts", difference("random/laf_r_acc_test", "random/laf_acc_test", scale=100.0)),
+    Derived("random/laf_r_remain_gain_pts", difference("random/laf_r_acc_remain", "random/laf_acc_remain", scale=100.0)),
     Derived("random/laf_r_gap_to_retrain", lambda m: _gap(m, "laf_r")),
     Derived("random/laf_r_closer_than_original", lambda m: _gap(m, "original") - _gap(m, "laf_r")),
 ]  # fmt: skip
