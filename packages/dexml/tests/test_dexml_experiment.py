@@ -1,0 +1,50 @@
+"""The taxonomy XMC task (labels = ancestors below skip_levels, split by concept) and the smoke run."""
+
+from pathlib import Path
+
+import pytest
+from dexml.experiment import RunConfig, build_xmc, run
+
+from xentlab.data.taxonomy import TaxonomyConfig, make_taxonomy
+from xentlab.testing import run_smoke
+
+REPRO = Path(__file__).parents[1] / "reproduce.py"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path_factory.getbasetemp() / "xentlab-cache"))
+
+
+def test_xmc_labels_are_ancestors_below_skip_levels():
+    cfg = RunConfig(n_domains=2, depth=4, skip_levels=2, min_label_train=1)
+    tax = make_taxonomy(TaxonomyConfig(n_domains=2, depth=4), seed=0)
+    data = build_xmc(tax, cfg, seed=0)
+    assert all(tax.concepts[p].depth >= 2 for p in data.label_concepts)
+    by_gloss = {c.gloss: c for c in tax.concepts}
+    for text, row in zip(data.test_texts, data.test_targets):
+        c = by_gloss[text]
+        got = {data.label_concepts[j] for j in row.nonzero().flatten().tolist()}
+        assert got == {a for a in c.ancestors if tax.concepts[a].depth >= 2} & set(data.label_concepts)
+    # split by concept: no test gloss is a train text; label text = name + start of the gloss
+    assert not set(data.test_texts) & set(data.train_texts)
+    c0 = tax.concepts[data.label_concepts[0]]
+    assert (
+        data.label_texts[0].split()[0] == c0.name
+        and data.label_texts[0].split()[1:] == c0.gloss.split()[1:11]
+    )
+    assert data.train_targets.any(1).all() and data.test_targets.any(1).all()
+
+
+def test_run_is_deterministic_and_learns():
+    cfg = RunConfig(n_domains=2, depth=3, skip_levels=1, epochs=3, batch_size=32, n_buckets=2**12, emb_dim=16,
+                    hidden=(32,), out_dim=16, loss="ds_sample")  # fmt: skip
+    a, b = run(cfg, seed=0), run(cfg, seed=0)
+    assert a == b
+    assert 0.0 <= a["p_at_5"] <= 1.0 and a["n_labels"] > 5
+
+
+def test_smoke(tmp_path):
+    result = run_smoke(REPRO, tmp_path)
+    assert set(result["config"]) == {"softmax", "bce", "ds", "ds_sample"}
+    assert "gain/ds_vs_softmax_p_at_5" in result["metrics"]
