@@ -1,0 +1,207 @@
+"""Reproduce "A Probabilistic Perspective on Unlearning and Alignment for Large Language Models"
+(Scholten, Günnemann, Schwinn; ICLR 2025; arXiv 2410.03523) at CPU scale.
+
+    uv run python packages/prob-unlearn/reproduce.py [--scale smoke|cpu] [--seeds 0 1 2]
+
+A 1.2M-parameter Llama learns every fact of 40 invented authors; the 4 forget authors are then
+unlearned by GA, GD and NPO (official losses), each with and without the entropy-optimisation (EO)
+regulariser, for one fixed step budget. Every model is evaluated greedily and by sampling n = 128
+answers per forget question (top_p 0.9, temperature 1, as the official notebook), with the paper's
+high-probability bounds on the ROUGE-L leakage distribution (M_mu, M_sigma, ED score) and on the
+probability that an answer discloses the fact (M_bin), all at alpha = 0.01.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prob_unlearn.experiment import run_seed
+
+from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, difference, run_cli
+
+PAPER = Paper(
+    title="A Probabilistic Perspective on Unlearning and Alignment for Large Language Models",
+    package="prob-unlearn",
+    arxiv="2410.03523",
+    code="https://github.com/yascho/probabilistic-unlearning",
+    venue="ICLR 2025",
+)
+
+BASE_METHODS = ("ga", "gd", "npo")
+LABELS = {"ga": "GA", "gd": "GD", "npo": "NPO"}
+VARIANTS = [
+    {"name": m + suffix, "method": m, "eo": eo, "positions": "answer"}
+    for m in BASE_METHODS
+    for suffix, eo in (("", False), ("_eo", True))
+]
+
+COMMON = {
+    "vocab_size": 2048,
+    "model": "llama-1m",
+    "finetune_batch": 32,
+    "finetune_lr": 3e-3,
+    # evaluation: the official notebook's sampling (top_p 0.9, temperature 1.0) and alpha
+    "alpha": 0.01,
+    "temperature": 1.0,
+    "top_p": 0.9,
+    "gen_rows": 2048,
+    # unlearning (official configs: lambda 1, beta 0.05, lambda_f 1, lambda_r -0.25, wd 0.01);
+    # lr 1e-4 for 50 steps was fixed on a probe seed (99, not reported) from the *base* methods
+    # only: 3e-4 and 1e-3 turn GA into gibberish on every query (greedy ROUGE-L 0.0, retain 0.0)
+    "batch_size": 16,
+    "lr": 1e-4,
+    "lambda": 1.0,
+    "beta": 0.05,
+    "lambda_f": 1.0,
+    "lambda_r": -0.25,
+    "pad_to": 64,
+    "variants": VARIANTS,
+}
+
+CONFIGS = {
+    "cpu": {
+        **COMMON,
+        "n_authors": 40,
+        "attributes": ["birthplace", "genre", "award", "first_book"],
+        "n_retain_eval_authors": 8,
+        "eval_templates": [0],
+        "finetune_steps": 150,
+        "steps": 50,  # ~11 passes over the 72 forget QAs (official: 10 epochs)
+        "n_samples": 128,
+        "max_new_tokens": 24,
+    },
+    "smoke": {
+        **COMMON,
+        "n_authors": 10,
+        "attributes": ["birthplace", "genre"],
+        "n_retain_eval_authors": 2,
+        "eval_templates": [0],
+        "finetune_steps": 4,
+        "steps": 2,
+        "n_samples": 8,
+        "max_new_tokens": 8,
+        "gen_rows": 64,
+    },
+}
+
+
+def unlearn_fn(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    """One seed: the original model, then every unlearning variant, each evaluated greedily and by sampling."""
+    return run_seed(cfg, seed, ctx)
+
+
+EXPERIMENTS = [
+    Experiment(
+        "unlearn",
+        unlearn_fn,
+        {"smoke": CONFIGS["smoke"], "cpu": CONFIGS["cpu"], "full": None},
+        description="fine-tune, unlearn (GA/GD/NPO, +-EO), evaluate greedy vs sampled leakage",
+    )
+]
+
+
+def _m(m: dict, name: str, metric: str) -> float:
+    return m[f"unlearn/{name}_{metric}"]
+
+
+def _gap(name: str):
+    # claim (a): the sampled upper bound on leakage minus the greedy number it would replace;
+    # M_mu (ROUGE-L) against greedy ROUGE-L, M_bin (P(fact disclosed)) against the greedy
+    # disclosure rate; the claim takes whichever bound is higher ("M_mu or M_bin")
+    return lambda m: max(
+        _m(m, name, "m_mu") - _m(m, name, "greedy_rouge"), _m(m, name, "m_bin") - _m(m, name, "greedy_leak")
+    )
+
+
+def _u(name: str, metric: str) -> str:
+    return f"unlearn/{name}_{metric}"
+
+
+DERIVED = (
+    [Derived(f"a/{m}_bound_minus_greedy", _gap(m)) for m in BASE_METHODS]
+    + [
+        Derived(f"a/{m}_mu_minus_greedy_rouge", difference(_u(m, "m_mu"), _u(m, "greedy_rouge")))
+        for m in BASE_METHODS
+    ]
+    + [
+        Derived(f"a/{m}_bin_minus_greedy_leak", difference(_u(m, "m_bin"), _u(m, "greedy_leak")))
+        for m in BASE_METHODS
+    ]
+    + [
+        Derived(f"b/{m}_ed_drop", difference(_u(m, "ed"), _u(m + "_eo", "ed")), scales=("cpu",))
+        for m in BASE_METHODS
+    ]
+    + [
+        Derived(
+            f"b/{m}_retain_change",
+            difference(_u(m + "_eo", "retain_rouge"), _u(m, "retain_rouge")),
+            scales=("cpu",),
+        )
+        for m in BASE_METHODS
+    ]
+    # exploratory: what sampling finds that greedy decoding does not (share of forget questions
+    # with at least one of the n samples disclosing the fact, minus the greedy disclosure rate)
+    + [
+        Derived(
+            f"exploratory/{m}_any_leak_minus_greedy_leak", difference(_u(m, "any_leak"), _u(m, "greedy_leak"))
+        )
+        for m in BASE_METHODS
+    ]
+)
+
+CLAIMS = (
+    [
+        Claim(
+            id=f"a-{m}-sampling-exceeds-greedy",
+            statement=f"{LABELS[m]}: the upper bound on forget leakage (M_mu or M_bin, alpha=0.01, n=128) "
+            "exceeds the greedy value by >= 0.1",
+            paper="deterministic evaluations falsely indicate successful unlearning (abstract); notebook: "
+            "greedy ROUGE-L 0.42 vs M_mu 0.847 for GA on TOFU forget01",
+            metric=f"a/{m}_bound_minus_greedy",
+            check=">= 0.1",
+            scales=("cpu",),
+        )
+        for m in BASE_METHODS
+    ]
+    + [
+        Claim(
+            id=f"b-{m}-eo-lowers-ed",
+            statement=f"{LABELS[m]}+EO has a lower forget ED score than {LABELS[m]}",
+            paper="EO significantly improves unlearning in probabilistic settings (abstract, Sec. 6)",
+            metric=f"b/{m}_ed_drop",
+            check="> 0",
+            scales=("cpu",),
+        )
+        for m in BASE_METHODS
+    ]
+    + [
+        Claim(
+            id=f"b-{m}-eo-keeps-retain",
+            statement=f"{LABELS[m]}+EO keeps retain greedy ROUGE-L within 5 points of {LABELS[m]}",
+            paper="EO keeps model utility (retain entropy term lambda_r = -0.25, Sec. 5)",
+            metric=f"b/{m}_retain_change",
+            check=">= -0.05",
+            scales=("cpu",),
+        )
+        for m in BASE_METHODS
+    ]
+)
+
+
+def figures(results, out_dir: Path) -> list[Path]:
+    from prob_unlearn.figures import bounds_figure, histogram_figure
+
+    names = ["base"] + [v["name"] for v in VARIANTS]
+    return [bounds_figure(results, out_dir, names), histogram_figure(results, out_dir, names)]
+
+
+if __name__ == "__main__":
+    run_cli(
+        PAPER,
+        EXPERIMENTS,
+        CLAIMS,
+        derived=DERIVED,
+        figures=figures,
+        default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0]},
+        default_workers={"smoke": 1, "cpu": 2, "full": 1},
+    )
