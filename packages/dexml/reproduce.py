@@ -1,13 +1,14 @@
 """Reproduce "Dual-Encoders for Extreme Multi-Label Classification" (Gupta et al., ICLR 2024; arXiv 2310.10636).
 
-    uv run --package dexml packages/dexml/reproduce.py [--scale smoke|cpu] [--seeds 0 1 2]
+    uv run --package dexml packages/dexml/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
 
 Four arms share every seed (same taxonomy, same train/test split, same tower init, same batch order):
 a shared hashed-text dual encoder (xentlab.models.hashed_text) trained with multi-positive softmax,
 BCE, decoupled softmax (DS) or DS with positive sampling, scores cos/0.05 against ALL labels. Task:
 a procedural taxonomy (xentlab.data.taxonomy); input = a concept's gloss, labels = its ancestors below
 the most generic level, label text = ancestor name + short gloss. Test metrics P@1, P@5, nDCG@5 on
-held-out concepts. --scale full (EURLex-4K with DistilBERT) is not implemented: see README.
+held-out concepts. ``--scale full`` trains a local DistilBERT on a local EURLex-4K (raw-text XC layout)
+with the official EURLex-4K config (dexml.full; see the README).
 """
 
 from __future__ import annotations
@@ -33,6 +34,22 @@ SMOKE = dict(n_domains=2, depth=3, skip_levels=1, epochs=1, batch_size=64, n_buc
 # cpu: ~1.7k concepts (4 domains, leaves at depth 5), labels = ancestors at depth 1-4 (~490 labels,
 # 3.5 positives per train point), ~3.5k train texts, ~290 test glosses; ~17 CPU-s per unit.
 CPU = dict(depth=5, skip_levels=1)
+# --scale full: EURLex-4K + DistilBERT, official configs/dual-encoder.yaml + configs/EURLex-4K/*;
+# paths from DEXML_DATA_ROOT and DEXML_MODEL (see dexml.full and the README)
+FULL = dict(
+    data_root=None,  # $DEXML_DATA_ROOT: raw/{trn_X,tst_X,Y}.txt + Y.{trn,tst}.npz (or {trn,tst}_X_Y.txt)
+    model=None,  # $DEXML_MODEL: local distilbert-base-uncased directory (model + tokenizer)
+    max_len=128,  # EURLex-4K/dataset.yaml: tf_max_len 128 (documents and labels)
+    tau=0.05,
+    batch_size=512,  # EURLex-4K configs: bsz 512
+    gc_batch=1024,  # chunk of the gradient-cached encoding (official gc_bsz 4096 per GPU; exact either way)
+    lr=5e-5,  # EURLex-4K configs: lr 5e-5 (x number of GPUs in the official bundle; one GPU here)
+    weight_decay=0.01,  # AdamW, none on biases and LayerNorms
+    warmup=0.1,  # linear warm-up over 10% of the steps, then linear decay
+    epochs=100,  # dual-encoder.yaml: num_epochs 100
+    amp="bfloat16",  # amp_encode (official: fp16 autocast + GradScaler); float32 on CPU
+    eval_batch=1024,
+)
 
 LOSS_ARMS = {
     "softmax": "multi-positive softmax (InfoNCE, all positives in the denominator)",
@@ -43,7 +60,11 @@ LOSS_ARMS = {
 
 
 def train_arm(cfg: dict, seed: int, ctx: RunContext) -> dict:
-    """One loss at one seed."""
+    """One loss at one seed (full scale: EURLex-4K + DistilBERT, dexml.full)."""
+    if ctx.scale == "full":
+        from dexml.full import run_full
+
+        return run_full(cfg, seed, ctx)
     cfg = {
         **cfg,
         "branching": tuple(cfg.get("branching", (2, 4))),
@@ -56,7 +77,7 @@ EXPERIMENTS = [
     Experiment(
         name,
         train_arm,
-        {"smoke": {**SMOKE, "loss": name}, "cpu": {**CPU, "loss": name}, "full": None},
+        {"smoke": {**SMOKE, "loss": name}, "cpu": {**CPU, "loss": name}, "full": {**FULL, "loss": name}},
         description=desc,
     )
     for name, desc in LOSS_ARMS.items()
@@ -117,7 +138,7 @@ def figures(results, out_dir: Path) -> list[Path]:
 
 
 _FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
-assert all(set(c) <= _FIELDS for e in EXPERIMENTS for c in e.configs.values() if c)
+assert all(set(e.configs[s]) <= _FIELDS for e in EXPERIMENTS for s in ("smoke", "cpu"))
 
 if __name__ == "__main__":
     run_cli(PAPER, EXPERIMENTS, CLAIMS, derived=DERIVED, figures=figures,
