@@ -1,4 +1,4 @@
-"""Schedule, augmentation, DAE + KMeans, network cut points, probe; the smoke run and --scale full on a fixture."""
+"""Schedule, DAE + KMeans, network cut points, probe; the smoke run and --scale full on a fixture."""
 
 import math
 from pathlib import Path
@@ -6,13 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gsimclr.augment import AugmentConfig, augment
 from gsimclr.autoencoder import DenoisingAutoencoder, kmeans_pseudo_labels, train_autoencoder
 from gsimclr.experiment import RunConfig, cosine_decay_restarts, linear_probe, run
 from gsimclr.model import SimCLRNet
 
 from xentlab.models.cnn import build_cnn
-from xentlab.testing import assert_close, run_smoke
+from xentlab.testing import run_smoke
 from xentlab.testing.fixtures import write_cifar
 
 REPRO = Path(__file__).parents[1] / "reproduce.py"
@@ -27,39 +26,6 @@ def test_cosine_decay_restarts_matches_tf_formula():
     assert lr(20) == pytest.approx(0.05)
     assert lr(25) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.75)))
     assert lr(30) == pytest.approx(0.1)
-
-
-def test_augment_official_draws_once_per_batch():
-    torch.manual_seed(0)
-    x = torch.rand(16, 3, 8, 8)
-    for _ in range(5):
-        y = augment(x, AugmentConfig.official())
-        assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
-        # one draw per batch: the per-image change is the same function of every image, so flipped-or-not agrees
-        flipped = [torch.allclose(y[i], x[i].flip(-1)) for i in range(16)]
-        same = [torch.allclose(y[i], x[i]) for i in range(16)]
-        assert all(flipped) or all(same) or not any(flipped + same)
-
-
-def test_augment_cpu_is_per_image_and_seeded():
-    cfg = AugmentConfig(
-        crop_scale=(0.3, 1.0), jitter_p=0.8, jitter_strength=0.5, grayscale_p=0.2, per_batch=False
-    )
-    x = torch.rand(32, 3, 16, 16)
-    torch.manual_seed(1)
-    a = augment(x, cfg)
-    torch.manual_seed(1)
-    assert torch.equal(a, augment(x, cfg))
-    assert a.min() >= 0 and a.max() <= 1 and not torch.allclose(a, x)
-    with pytest.raises(ValueError, match="N x 3"):
-        augment(torch.rand(2, 1, 8, 8), cfg)
-
-
-def test_identity_jitter_is_identity():
-    # s = 0: brightness delta 0, contrast / saturation factor 1, hue rotation 0 -> the image is unchanged
-    x = torch.rand(4, 3, 8, 8, dtype=torch.float64)
-    cfg = AugmentConfig(flip_p=0.0, jitter_p=1.0, jitter_strength=0.0, grayscale_p=0.0)
-    assert_close(augment(x, cfg), x, atol=1e-12)
 
 
 def test_dae_shapes_and_kmeans_recovers_separated_blobs():

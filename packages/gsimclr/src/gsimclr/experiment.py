@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from gsimclr.augment import AugmentConfig, augment
 from gsimclr.autoencoder import DenoisingAutoencoder, kmeans_pseudo_labels, train_autoencoder
 from gsimclr.batching import per_batch_pair_rates, pseudo_label_batches, random_batches, same_label_pair_rate
 from gsimclr.model import OFFICIAL_HEAD, SimCLRNet
-from gsimclr.ntxent import OFFICIAL_TEMPERATURE, nt_xent
+from xentlab.data.augment import AugmentConfig, augment
+from xentlab.losses.ntxent import OFFICIAL_TEMPERATURE, nt_xent
 
 DATA_ENV = "GSIMCLR_DATA_ROOT"
 CUTS = ("P1", "P2", "P3")

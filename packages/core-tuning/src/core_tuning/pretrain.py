@@ -1,0 +1,104 @@
+"""SimCLR pre-training on unlabelled procedural images (the stand-in for the paper's MoCo-v2 checkpoint).
+
+One backbone is pre-trained per config and cached in the xentlab cache (keyed by a hash of the config); every
+fine-tuning unit, of both arms and all seeds, starts from that one checkpoint, as the paper fine-tunes one
+released MoCo-v2 model. A file lock makes parallel units wait for the first one instead of training twice, and
+the training runs under ``torch.random.fork_rng`` with its own seed, so a unit's random stream does not depend on
+whether it found the checkpoint cached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from core_tuning.model import ProjectionHead, build_backbone
+from xentlab.data.augment import AugmentConfig, augment
+from xentlab.data.cache import atomic_write_bytes, cache_dir, file_lock
+from xentlab.losses.ntxent import nt_xent
+
+SIMCLR_AUG = dict(
+    crop_scale=(0.2, 1.0), flip_p=0.5, jitter_p=0.8, jitter_strength=0.5, grayscale_p=0.2, per_batch=False
+)
+"""SimCLR's recipe (Chen et al. 2020): random resized crop, flip, colour jitter (p 0.8), greyscale (p 0.2)"""
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """SimCLR on the unlabelled pool (its labels are never read here)."""
+
+    n_per_class: int = 500
+    """pool size per class of xentlab's 10-class shapes set (draw seed 0); 500 -> 5,000 images"""
+    size: int = 32
+    widths: tuple[int, ...] = (32, 64, 128)
+    convs_per_stage: int = 1
+    proj_dim: int = 64
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    """Adam (SimCLR's LARS is for large batches)"""
+    temperature: float = 0.2
+    augment: dict = field(default_factory=lambda: dict(SIMCLR_AUG))
+    seed: int = 0
+
+    def key(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_pool(cfg: PretrainConfig):
+    from xentlab.data.shapes import ShapesConfig, load_shapes
+
+    return load_shapes(ShapesConfig(n_per_class=cfg.n_per_class, size=cfg.size), seed=0)
+
+
+def train_simclr(cfg: PretrainConfig, x: torch.Tensor, device, log: Callable[..., None]) -> tuple[dict, list]:
+    """Pre-train a backbone with NT-Xent on two augmented views; returns (backbone state_dict, loss per epoch)."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    backbone = build_backbone(cfg.widths, cfg.convs_per_stage).to(device)
+    head = ProjectionHead(backbone.feature_dim, cfg.proj_dim).to(device)
+    params = list(backbone.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
+    curve = []
+    for epoch in range(cfg.epochs):
+        backbone.train()
+        order = rng.permutation(len(x))
+        losses = []
+        for i in range(0, len(x) - cfg.batch_size + 1, cfg.batch_size):  # full batches: NT-Xent needs B >= 2
+            xb = x[torch.from_numpy(order[i : i + cfg.batch_size])].to(device)
+            z = head(backbone.features(torch.cat([augment(xb, aug), augment(xb, aug)])))
+            loss = nt_xent(z[: len(xb)], z[len(xb) :], cfg.temperature)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        curve.append(float(np.mean(losses)))
+        log(pretrain_epoch=epoch, ntxent=curve[-1])
+    if not np.isfinite(curve).all():
+        raise FloatingPointError("NT-Xent became non-finite during pre-training")
+    return {k: v.detach().cpu() for k, v in backbone.state_dict().items()}, curve
+
+
+def pretrained_backbone(cfg: PretrainConfig, device, log: Callable[..., None] = lambda **k: None) -> dict:
+    """The cached pre-training result {"state_dict", "curve", "time_s"}, training it first if missing."""
+    path = cache_dir("core_tuning") / f"simclr-{cfg.key()}.pt"
+    with file_lock(path.with_suffix(".lock")):
+        if not path.exists():
+            t0 = time.time()
+            x = load_pool(cfg).x.float()
+            with torch.random.fork_rng(devices=[] if torch.device(device).type == "cpu" else None):
+                state, curve = train_simclr(cfg, x, device, log)
+            buf = io.BytesIO()
+            torch.save({"state_dict": state, "curve": curve, "time_s": time.time() - t0}, buf)
+            atomic_write_bytes(path, buf.getvalue())
+    return torch.load(path, map_location="cpu", weights_only=True)
