@@ -1,0 +1,78 @@
+"""Scenes, folds, base-training targets, episode sampling and the accumulated per-class mIoU."""
+
+import numpy as np
+import pytest
+import torch
+from repri.episodes import IoUAccumulator, binary_masks, fg_intersection_union, sample_episodes
+from repri.experiment import base_labels
+from repri.model import IGNORE, smoothed_ce
+from repri.scenes import SceneConfig, fold_classes, generate_scenes
+
+
+def test_scenes_deterministic_and_labels_consistent():
+    cfg = SceneConfig(n_images=12, size=32)
+    a, b = generate_scenes(cfg, 3), generate_scenes(cfg, 3)
+    assert np.array_equal(a["x"], b["x"]) and np.array_equal(a["y"], b["y"])
+    assert a["x"].shape == (12, 3, 32, 32) and a["y"].shape == (12, 32, 32)
+    assert a["y"].max() <= len(cfg.classes)
+    per_image = [len(np.unique(y)) - 1 for y in a["y"]]  # visible objects (occlusion can hide one)
+    assert max(per_image) <= cfg.objects[1] and sum(per_image) > 0
+    assert not np.array_equal(a["x"], generate_scenes(cfg, 4)["x"])
+    with pytest.raises(ValueError, match="objects range"):
+        SceneConfig(objects=(0, 2))
+
+
+def test_folds_partition_the_classes():
+    folds = [fold_classes(20, 4, f) for f in range(4)]
+    assert sorted(sum(folds, [])) == list(range(20)) and all(len(f) == 5 for f in folds)
+    with pytest.raises(ValueError, match="fold"):
+        fold_classes(20, 4, 4)
+
+
+def test_base_labels_ignore_novel_pixels():
+    lab = torch.tensor([[0, 1, 2, 3, 4]])  # classes 0..3 (+1)
+    y = base_labels(lab, base=[0, 2])  # novel: 1, 3
+    assert y.tolist() == [[0, 1, IGNORE, 2, IGNORE]]
+
+
+def test_smoothed_ce_matches_hand_formula():
+    logits = torch.tensor([[[[2.0]], [[0.0]], [[-1.0]]]])  # 1 pixel, 3 classes
+    target = torch.tensor([[[0]]])
+    logp = torch.log_softmax(logits[0, :, 0, 0], 0)
+    expected = -(0.9 * logp[0] + 0.05 * logp[1] + 0.05 * logp[2])  # eps / (K - 1) off-class
+    assert torch.allclose(smoothed_ce(logits, target, 0.1), expected)
+    ignored = torch.tensor([[[IGNORE]]])
+    both = torch.cat([target, ignored], 2)
+    assert torch.allclose(smoothed_ce(torch.cat([logits, logits], 3), both, 0.1), expected)
+
+
+def test_episodes_contain_their_class_and_distinct_supports():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.zeros(30, 8, 8, dtype=torch.long)
+    for i in range(30):
+        labels[i, :4, :4] = 1 + (i % 3)  # class i % 3 on a 16-pixel block
+        labels[i, 4:, 4:] = 1 + ((i + 1) % 3) if torch.rand((), generator=g) < 0.5 else 0
+    ep = sample_episodes(labels, [0, 1], n=40, shots=3, rng=np.random.default_rng(0), min_pixels=10)
+    assert len(ep.query) == 40 and ep.support.shape == (40, 3)
+    for q, s, c in zip(ep.query, ep.support, ep.cls, strict=True):
+        assert c in (0, 1) and q not in s and len(set(s)) == 3
+        for i in (q, *s):
+            assert (labels[i] == c + 1).sum() >= 10
+    masks = binary_masks(labels[torch.from_numpy(ep.query)], torch.from_numpy(ep.cls))
+    assert set(masks.unique().tolist()) <= {0, 1}
+    with pytest.raises(ValueError, match="no class"):
+        sample_episodes(labels, [0], n=5, shots=50, rng=np.random.default_rng(0), min_pixels=10)
+
+
+def test_accumulated_miou_is_per_class_ratio_of_sums():
+    pred = torch.tensor([[[1, 1, 0, 0]], [[1, 0, 0, 0]], [[0, 0, 1, 1]]]).bool()
+    gt = torch.tensor([[[1, 0, 0, 0]], [[1, 1, 1, IGNORE]], [[0, 0, 1, 1]]])
+    inter, union = fg_intersection_union(pred, gt)
+    assert inter.tolist() == [1, 1, 2] and union.tolist() == [2, 3, 2]
+    acc = IoUAccumulator()
+    acc.update(np.array([5, 5, 7]), inter, union)
+    # class 5: (1 + 1) / (2 + 3) = 0.4 (not the mean of 0.5 and 1/3); class 7: 1
+    assert acc.per_class() == pytest.approx({5: 0.4, 7: 1.0})
+    assert acc.miou() == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="no episode"):
+        IoUAccumulator().miou()

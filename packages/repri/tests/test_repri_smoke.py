@@ -1,0 +1,22 @@
+"""The smoke run end to end (in-process): every arm reports a finite mIoU for 1 and 5 shots."""
+
+from pathlib import Path
+
+import pytest
+
+from xentlab.testing import run_smoke
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path_factory.getbasetemp() / "xentlab-cache"))
+
+
+def test_smoke(tmp_path):
+    result = run_smoke(Path(__file__).parents[1] / "reproduce.py", tmp_path)
+    metrics = result["metrics"]
+    for shots in (1, 5):
+        for arm in ("init", "ce", "ce_h", "repri", "oracle", "oracle_official"):
+            value = metrics[f"fewshot/miou_{shots}shot_{arm}"]["mean"]
+            assert 0.0 <= value <= 100.0
+    assert "gain/repri_vs_ce_5shot_minus_1shot" in metrics
