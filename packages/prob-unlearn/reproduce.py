@@ -1,14 +1,15 @@
 """Reproduce "A Probabilistic Perspective on Unlearning and Alignment for Large Language Models"
 (Scholten, Günnemann, Schwinn; ICLR 2025; arXiv 2410.03523) at CPU scale.
 
-    uv run python packages/prob-unlearn/reproduce.py [--scale smoke|cpu] [--seeds 0 1 2]
+    uv run python packages/prob-unlearn/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
 
 A 1.2M-parameter Llama learns every fact of 40 invented authors; the 4 forget authors are then
 unlearned by GA, GD and NPO (official losses), each with and without the entropy-optimisation (EO)
 regulariser, for one fixed step budget. Every model is evaluated greedily and by sampling n = 128
 answers per forget question (top_p 0.9, temperature 1, as the official notebook), with the paper's
 high-probability bounds on the ROUGE-L leakage distribution (M_mu, M_sigma, ED score) and on the
-probability that an answer discloses the fact (M_bin), all at alpha = 0.01.
+probability that an answer discloses the fact (M_bin), all at alpha = 0.01. ``--scale full`` runs the official TOFU recipe on a local causal LM
+(prob_unlearn.full; see the README).
 """
 
 from __future__ import annotations
@@ -85,8 +86,64 @@ CONFIGS = {
 }
 
 
+# --scale full: TOFU + a local causal LM with the official recipe (prob_unlearn.full, README);
+# paths from PROB_UNLEARN_TOFU and PROB_UNLEARN_MODEL (optional PROB_UNLEARN_TOKENIZER)
+FULL = {
+    "tofu": None,  # $PROB_UNLEARN_TOFU: forget01/05/10, retain99/95/90 (+ full) .json(l)
+    "model": None,  # $PROB_UNLEARN_MODEL: TOFU fine-tuned Phi-1.5 (or the base model with finetune=True)
+    "tokenizer": None,  # $PROB_UNLEARN_TOKENIZER (optional; default: the model directory)
+    "split": 10,  # phi-*.yaml: split 10 -> forget10 / retain90
+    # the Question/Answer format of the configs, padded to max_length 256
+    "question_start_tag": "Question: ",
+    "question_end_tag": "\n",
+    "answer_tag": "Answer: ",
+    "max_length": 256,
+    # fine-tune first (finetuning/configs/phi.yaml on TOFU "full"), once, cached for every seed
+    "finetune": False,
+    "finetuned_dir": None,
+    "finetune_cfg": {
+        "batch_size": 16,
+        "grad_accum": 2,
+        "lr": 2e-5,
+        "epochs": 5,
+        "weight_decay": 0.01,
+        "seed": 0,
+    },
+    # unlearning (phi-{GA,GD,NPO}.yaml): lambda 1, beta 0.05, EO lambda_f 1 / lambda_r -0.25 over all
+    # positions of the padded batch; batch 16 x 4, lr 1e-5, 10 epochs, wd 0.01
+    "batch_size": 16,
+    "grad_accum": 4,
+    "lr": 1e-5,
+    "epochs": 10,
+    "weight_decay": 0.01,
+    "max_grad_norm": 1.0,  # HF Trainer default
+    "lambda": 1.0,
+    "beta": 0.05,
+    "lambda_f": 1.0,
+    "lambda_r": -0.25,
+    "amp": "bfloat16",  # the configs train in bf16; float32 master weights here, autocast on CUDA
+    "variants": [{**v, "positions": "all"} for v in VARIANTS],
+    # evaluation (sampling-demo.ipynb): 128 samples per forget question, top_p 0.9, T 1, alpha 0.01
+    "alpha": 0.01,
+    "n_samples": 128,
+    "top_p": 0.9,
+    "temperature": 1.0,
+    "max_new_tokens": 128,
+    "prompt_answer_tag": True,
+    "leak_threshold": 0.5,  # M_bin event: a sample's ROUGE-L >= 0.5 (our choice; see README)
+    "n_forget_eval": 400,  # all of forget10
+    "n_retain_eval": 400,
+    "gen_rows": 512,  # sampled sequences per generate call (4 questions x 128)
+    "greedy_batch": 64,
+}
+
+
 def unlearn_fn(cfg: dict, seed: int, ctx: RunContext) -> dict:
     """One seed: the original model, then every unlearning variant, each evaluated greedily and by sampling."""
+    if ctx.scale == "full":
+        from prob_unlearn.full import run_full
+
+        return run_full(cfg, seed, ctx)
     return run_seed(cfg, seed, ctx)
 
 
@@ -94,7 +151,7 @@ EXPERIMENTS = [
     Experiment(
         "unlearn",
         unlearn_fn,
-        {"smoke": CONFIGS["smoke"], "cpu": CONFIGS["cpu"], "full": None},
+        {"smoke": CONFIGS["smoke"], "cpu": CONFIGS["cpu"], "full": FULL},
         description="fine-tune, unlearn (GA/GD/NPO, +-EO), evaluate greedy vs sampled leakage",
     )
 ]
@@ -128,14 +185,14 @@ DERIVED = (
         for m in BASE_METHODS
     ]
     + [
-        Derived(f"b/{m}_ed_drop", difference(_u(m, "ed"), _u(m + "_eo", "ed")), scales=("cpu",))
+        Derived(f"b/{m}_ed_drop", difference(_u(m, "ed"), _u(m + "_eo", "ed")), scales=("cpu", "full"))
         for m in BASE_METHODS
     ]
     + [
         Derived(
             f"b/{m}_retain_change",
             difference(_u(m + "_eo", "retain_rouge"), _u(m, "retain_rouge")),
-            scales=("cpu",),
+            scales=("cpu", "full"),
         )
         for m in BASE_METHODS
     ]
@@ -159,7 +216,7 @@ CLAIMS = (
             "greedy ROUGE-L 0.42 vs M_mu 0.847 for GA on TOFU forget01",
             metric=f"a/{m}_bound_minus_greedy",
             check=">= 0.1",
-            scales=("cpu",),
+            scales=("cpu", "full"),
         )
         for m in BASE_METHODS
     ]
@@ -170,7 +227,7 @@ CLAIMS = (
             paper="EO significantly improves unlearning in probabilistic settings (abstract, Sec. 6)",
             metric=f"b/{m}_ed_drop",
             check="> 0",
-            scales=("cpu",),
+            scales=("cpu", "full"),
         )
         for m in BASE_METHODS
     ]
@@ -181,7 +238,7 @@ CLAIMS = (
             paper="EO keeps model utility (retain entropy term lambda_r = -0.25, Sec. 5)",
             metric=f"b/{m}_retain_change",
             check=">= -0.05",
-            scales=("cpu",),
+            scales=("cpu", "full"),
         )
         for m in BASE_METHODS
     ]

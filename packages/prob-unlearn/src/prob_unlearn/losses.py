@@ -60,11 +60,17 @@ def pad_batch(batch: dict[str, torch.Tensor], length: int, pad_id: int) -> dict[
 
 
 def forward(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass: (token-mean answer CE, logits (B, T, V))."""
+    """One forward pass: (token-mean answer CE, logits (B, T, V)).
+
+    The output layer's bias is added when it has one (Phi-1.5's lm_head does; the tiny Llama of the
+    cpu scale has none, so its numbers are unchanged), as ``model(...).logits`` would."""
     h = hidden_states(model, batch)
     head = model.get_output_embeddings()
+    bias = getattr(head, "bias", None)
     logits = h @ head.weight.T
-    ce = token_cross_entropy(h, head.weight, batch["labels"])
+    if bias is not None:
+        logits = logits + bias
+    ce = token_cross_entropy(h, head.weight, batch["labels"], bias=bias)
     return ce, logits
 
 
