@@ -1,0 +1,180 @@
+"""Reproduce 'Scaling Laws for Multilingual Language Models' (He, Benhaim, Patra et al., arXiv 2410.12883) on
+synthetic language families.
+
+Three families (A, B, C), each a seeded order-2 Markov source whose languages are partial ciphers of it,
+share one vocabulary and one small decoder (xentlab.models.small_decoder). Per seed (one runner unit):
+(1) the independence test: family A's loss with p_A = 0.3 fixed and three splits of the rest, against
+moving p_A from 0.1 to 0.6, plus a shared-structure control world where the test should fail;
+(2) gamma_i of L_i = K_i p_i^-gamma_i fitted at 2 model sizes x 4 ratios, compared across sizes;
+(3) p* from the larger small size (bisection on the Lagrange multiplier), then a larger held-out model
+trained with p*, uniform and natural ratios, scored by the weighted entropy-normalised loss.
+
+    uv run python packages/multilingual-scaling/reproduce.py               # cpu scale (default)
+    uv run python packages/multilingual-scaling/reproduce.py --scale smoke
+    uv run python packages/multilingual-scaling/reproduce.py --scale full --device cuda   # see README
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from multilingual_scaling.experiment import GAMMA_MIXES, run_seed, world_config
+from multilingual_scaling.train import TrainConfig
+
+from xentlab.repro import Claim, Experiment, Paper, RunContext, run_cli
+
+PAPER = Paper(
+    title="Scaling Laws for Multilingual Language Models",
+    arxiv="2410.12883",
+    package="multilingual-scaling",
+    code=None,  # no official code was found
+)
+
+
+def study(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    """One seed: sweep, fits, p*, transfer (multilingual_scaling.experiment.run_seed)."""
+    return run_seed(cfg, seed, log=ctx.log)
+
+
+def _cfg(small: list[dict], large: dict, **train) -> dict:
+    return {**world_config(), "weights": [1 / 3] * 3,
+            "small": [asdict(TrainConfig(**s, **train)) for s in small],
+            "large": asdict(TrainConfig(**large, **train))}  # fmt: skip
+
+
+# cpu: small sizes d16 / d32 (N = 8.3k / 33k non-embedding), held-out d48 (N = 74k), 2 layers, 240k training
+# tokens each (batch 16 x 16, lr 1e-2 warm-up + cosine: ar-scaling's settings). Sized from timings of single
+# runs (one d16 run ~5 CPU-s, d48 ~10 CPU-s on the contended box): 16 runs per seed, ~110 CPU-s per seed.
+CPU = _cfg([dict(hidden=16, heads=2), dict(hidden=32, heads=2)], dict(hidden=48, heads=3),
+           tokens=240_000, batch=16, seq_len=16, lr=1e-2, test_seqs=512)  # fmt: skip
+SMOKE = _cfg([dict(hidden=8, heads=2), dict(hidden=16, heads=2)], dict(hidden=24, heads=2),
+             tokens=4_096, batch=16, seq_len=16, lr=1e-2, test_seqs=32)  # fmt: skip
+# full (one GPU, never run: no GPU was used by this package's author): 4 layers, d128 / d256 (0.8M / 3.2M),
+# held-out d512 (12.6M), 20M tokens each, windows of 64; lr 3e-3 is a guess for these widths.
+FULL = _cfg([dict(hidden=128, heads=8, layers=4), dict(hidden=256, heads=8, layers=4)],
+            dict(hidden=512, heads=8, layers=4), tokens=20_000_000, batch=256, seq_len=64, lr=3e-3,
+            test_seqs=4096)  # fmt: skip
+
+EXPERIMENTS = [
+    Experiment(
+        "study",
+        study,
+        {"smoke": SMOKE, "cpu": CPU, "full": FULL},
+        description="small-model sweep + gamma fits + p* + larger-model transfer, one seed",
+    )  # fmt: skip
+]
+
+# Thresholds fixed before the cpu run. Independence <= 1% and gamma within +-15% are the research notes'
+# (§5.5); ">> 1%" for moving p_A is read as >= 5%. With 2 seeds the verdicts use the worst seed
+# ("max"/"min"), not a bootstrap CI of 2 values.
+SCALES = ("cpu", "full")
+CLAIMS = [
+    Claim(
+        id="independence",
+        statement="with p_A = 0.3 fixed, family A's test loss varies <= 1% (max-min over mean) across three "
+        "splits of the other 0.7 between B and C",
+        paper="'the test cross-entropy loss for each language family is determined solely by its own sampling "
+        "ratio, independent of other languages in the mixture' (abstract)",
+        metric="study/indep_spread_A", check="<= 0.01", agg="max", scales=SCALES,
+    ),
+    Claim(
+        id="own-ratio-matters",
+        statement="moving p_A from 0.1 to 0.6 changes family A's loss by >= 5% (>> the 1% tolerance)",
+        paper="L_i falls as p_i^-gamma_i (§3)",
+        metric="study/indep_move_A", check=">= 0.05", agg="min", scales=SCALES,
+    ),
+    Claim(
+        id="control-detects-sharing",
+        statement="design check (not a paper claim): in the control world, where a cipher of A is labelled a "
+        "separate family A', the B/A' split moves A's loss by > 1%, so the independence test can fail",
+        paper="(none: the hypothesis is about families that do not share structure)",
+        metric="study/control_spread_A", check="> 0.01", agg="min", scales=SCALES,
+    ),
+    Claim(
+        id="gamma-size-invariant",
+        statement="gamma_i fitted at the two small sizes agrees within +-15% (max over families of "
+        "|gamma_small / gamma_large - 1|)",
+        paper="gamma_i is invariant to N and D (the law, §3)",
+        metric="study/gamma_max_rel_diff", check="<= 0.15", agg="max", scales=SCALES,
+    ),
+    Claim(
+        id="pstar-transfers",
+        statement="on the larger held-out model, p* from the small models gives a lower weighted "
+        "entropy-normalised loss than both uniform and natural ratios (min(other) - p* > 0)",
+        paper="'optimal sampling ratios derived from small models (85M parameters) generalize effectively to "
+        "models ... (1.2B parameters)' (abstract)",
+        metric="study/transfer_gap", check="> 0", agg="min", scales=SCALES,
+    ),
+]  # fmt: skip
+
+
+def figures(results, out_dir: Path) -> list[Path]:
+    import numpy as np
+    from matplotlib.ticker import NullFormatter
+    from multilingual_scaling.law import predict_loss
+
+    from xentlab.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    units = results.per_seed.get("study", {})
+    if not units:
+        return []
+    seeds = sorted(units)
+    mets = {s: units[s]["metrics"] for s in seeds}
+    names = ["A", "B", "C"]
+    paths = []
+
+    # law fits: L_i vs p_i at both small sizes, log-log, every seed
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    pp = np.geomspace(0.08, 0.7, 50)
+    for fi, (ax, n) in enumerate(zip(axes, names)):
+        p = [v[fi] for v in GAMMA_MIXES.values()]
+        for si, color in ((0, "tab:blue"), (1, "tab:orange")):
+            for k, s in enumerate(seeds):
+                m = mets[s]
+                y = [m[f"s{si}_{mx}_L_{n}"] for mx in GAMMA_MIXES]
+                lab = f"N={m[f's{si}_n_nonemb'] / 1e3:.1f}k: gamma={m[f's{si}_gamma_{n}']:.3f} (seed {s})"
+                ax.plot(p, y, "o", color=color, alpha=0.7, ms=4)
+                ax.plot(pp, predict_loss(m[f"s{si}_K_{n}"], m[f"s{si}_gamma_{n}"], pp), "-", color=color,
+                        lw=1, alpha=0.7, label=lab if k < 2 else None)  # fmt: skip
+        ax.axhline(mets[seeds[0]][f"entropy_{n}"], color="r", ls=":", lw=1, label="entropy rate")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks([0.1, 0.2, 0.3, 0.45, 0.6], ["0.1", "0.2", "0.3", "0.45", "0.6"])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(f"sampling ratio p_{n}")
+        ax.set_ylabel(f"test loss of family {n} (nats)")
+        ax.set_title(f"family {n}: L = K p^-gamma")
+        ax.legend(fontsize=6)
+    paths.append(save_figure(fig, out_dir / "loss_vs_ratio.png", dpi=120))
+
+    # independence (+ control) and transfer
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    cols = [("s0_M3_L_A", "pA=.3 B.6 C.1"), ("s0_I1_L_A", "pA=.3 B.35 C.35"), ("s0_I2_L_A", "pA=.3 B.1 C.6"),
+            ("s0_M3rep_L_A", "pA=.3 B.6 C.1\n(new stream)"), ("ctl_X1_L_A", "control\nB.6 A'.1"),
+            ("ctl_X2_L_A", "control\nB.1 A'.6"), ("s0_M1_L_A", "pA=.1"), ("s0_M2_L_A", "pA=.6")]  # fmt: skip
+    x = np.arange(len(cols))
+    for k, s in enumerate(seeds):
+        ax1.plot(x + 0.08 * (k - len(seeds) / 2), [mets[s][c] for c, _ in cols], "o", label=f"seed {s}")
+    ax1.set_xticks(x, [lab for _, lab in cols], fontsize=6, rotation=30)
+    ax1.set_ylabel("family A test loss (nats), smaller size")
+    sp = [mets[s]["indep_spread_A"] for s in seeds]
+    ax1.set_title(f"independence: spread at fixed p_A = {100 * max(sp):.2f}% (worst seed)", fontsize=9)
+    ax1.legend(fontsize=7, loc="upper center")
+    kinds = ["pstar", "uniform", "natural"]
+    for k, s in enumerate(seeds):
+        ax2.plot(np.arange(3) + 0.08 * (k - len(seeds) / 2), [mets[s][f"big_{q}_obj"] for q in kinds], "o-",
+                 label=f"seed {s}: p*=" + ",".join(f"{mets[s][f'p_pstar_{n}']:.2f}" for n in names))  # fmt: skip
+    ax2.set_xticks(range(3), ["p*", "uniform", "natural"])
+    ax2.set_ylabel("sum_i w_i L_i / H_i (larger model)")
+    ax2.set_title(f"transfer to N={mets[seeds[0]]['big_n_nonemb'] / 1e3:.0f}k", fontsize=9)
+    ax2.legend(fontsize=7)
+    paths.append(save_figure(fig, out_dir / "independence_transfer.png", dpi=120))
+    return paths
+
+
+if __name__ == "__main__":
+    run_cli(PAPER, EXPERIMENTS, CLAIMS, figures=figures,
+            default_seeds={"smoke": [0], "cpu": [0, 1], "full": [0, 1, 2]},
+            default_workers={"smoke": 1, "cpu": 2, "full": 1})  # fmt: skip
