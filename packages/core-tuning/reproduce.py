@@ -9,7 +9,8 @@ shared: CE-tuning (cross-entropy on the originals) and Core-tuning (soft-label C
 mixes + hard-positive mixes, plus 0.1 x focal SupCon, tau 0.07, alpha 1). The epoch is chosen on a validation
 split of the labelled pool; the test set is scored once at the end.
 cpu: 5,000 unlabelled 32x32 images, a 3-stage CNN, SimCLR 6 epochs; fine-tuning on 500 labels (10%), 50 epochs.
-full: not provided (the paper fine-tunes a MoCo-v2 ResNet-50 on CIFAR-10 at 224 px; README, --scale full).
+full: the official protocol (core_tuning.full): a local MoCo-v2 ResNet-50 checkpoint fine-tuned on local CIFAR-10
+at 256 px, 100 epochs, batch 64 x 4 accumulation, epoch chosen on a 5,000-image validation split (README).
 """
 
 from __future__ import annotations
@@ -44,8 +45,21 @@ CPU = dict(pretrain=CPU_PRE, n_labelled_per_class=50, n_val_per_class=20, n_test
            batch_size=64, lr=0.1, contrast_dim=64)  # fmt: skip
 
 
+# full: the official README command (Core-tuning.py -a resnet50-ssl --eta_weight 0.1 --mixup_alpha 1 --train-batch 64
+# --accumulate_step 4) on local files: data_root / $CORE_TUNING_DATA_ROOT, checkpoint / $CORE_TUNING_MOCO_CHECKPOINT
+FULL = dict(dataset="cifar10", data_root=None, checkpoint=None, width=64, n_val_per_class=500, split_seed=0,
+            epochs=100, batch_size=64, accumulate_steps=4, lr=0.01, momentum=0.9, weight_decay=1e-4, eta=0.1,
+            alpha=1.0, temperature=0.07, contrast_dim=256, negative_floor=0.8, detach_originals=True,
+            official_argmin=False, resize=272, crop=256, rotation=15.0, test_resize=256, eval_batch=100,
+            num_workers=8)  # fmt: skip
+
+
 def finetune(cfg: dict, seed: int, ctx: RunContext) -> dict:
     """One arm at one seed (the SimCLR checkpoint is trained by the first unit and then read from the cache)."""
+    if ctx.scale == "full":
+        from core_tuning.full import run_full
+
+        return run_full(cfg, seed, ctx)
     cfg = {**cfg, "crop_scale": tuple(cfg.get("crop_scale", (0.6, 1.0)))}
     return run(RunConfig(**cfg), seed, device=ctx.device, log=ctx.log, progress=ctx.progress)
 
@@ -58,7 +72,7 @@ EXPERIMENTS = [
     Experiment(
         arm,
         finetune,
-        {"smoke": {**SMOKE, "arm": arm}, "cpu": {**CPU, "arm": arm}, "full": None},
+        {"smoke": {**SMOKE, "arm": arm}, "cpu": {**CPU, "arm": arm}, "full": {**FULL, "arm": arm}},
         description=desc,
     )  # fmt: skip
     for arm, desc in ARMS.items()

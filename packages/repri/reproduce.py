@@ -8,6 +8,7 @@ One unit per seed: a small dilated FCN is trained with plain label-smoothed CE o
 1-shot and 5-shot episodes on the novel classes are solved by every inference arm on the frozen
 features: prototype init only, CE-only adaptation, CE + H, full RePRI, Oracle-RePRI (true pi). The
 metric is the official accumulated per-class mIoU (percent).
+full: the official test protocol on PASCAL-5i with the official PSPNet-ResNet50 checkpoints (repri.full, README).
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ PAPER = Paper(
 SMOKE = dict(n_train=64, n_test=60, steps=4, episodes=12, eval_batch=12, adapt_iter=12, oracle_official_iter=15,
              arm_names=("init", "ce", "ce_h", "repri", "oracle", "oracle_official"))  # fmt: skip
 CPU = dict()  # the RunConfig defaults are the cpu scale (see experiment.RunConfig)
-# full: the paper's protocol needs PASCAL-5i + an ImageNet-pretrained PSPNet-ResNet50 (official code);
-# here "full" means the same synthetic benchmark at a larger budget (more data, training, 1000 episodes)
-FULL = dict(n_train=8000, n_test=3000, steps=20000, episodes=1000,
+# full: the official test protocol (repri.full) on PASCAL-5i with the official base-trained PSPNet-ResNet50 per fold
+# (data_root / $REPRI_DATA_ROOT, lists / $REPRI_LISTS, checkpoints / $REPRI_CHECKPOINTS); scripts/test.sh values:
+# image 417, 1000 episodes x 5 runs, adapt_iter 50, FB_param_update [10], temperature 20, cls_lr 0.025
+FULL = dict(data_root=None, lists=None, checkpoints=None, fold=None, layers=50, ckpt_used="best", width=64,
+            bottleneck_dim=512, bins=(1, 2, 3, 6), dropout=0.1, num_classes_tr=16, image_size=417,
+            min_pixels=2 * 32 * 32, manual_seed=2020, shots=(1, 5), episodes=1000, n_runs=5, tasks_per_batch=100,
+            feature_batch=16, adapt_iter=50, oracle_official_iter=300,
             arm_names=("init", "ce", "ce_h", "repri", "oracle", "oracle_official"))  # fmt: skip
 
 ARMS = ("init", "ce", "ce_h", "repri", "oracle")
@@ -46,7 +51,12 @@ LABELS = {
 
 
 def fewshot(cfg: dict, seed: int, ctx: RunContext) -> dict:
-    """Base training on fold seed % 4, then every arm on the same 1-shot and 5-shot episodes."""
+    """Base training on fold seed % 4, then every arm on the same 1-shot and 5-shot episodes (full: no base
+    training, the official checkpoint of fold seed % 4 on PASCAL-5i)."""
+    if ctx.scale == "full":
+        from repri.full import run_full
+
+        return run_full(cfg, seed, ctx)
     return run(RunConfig(**cfg), seed, log=ctx.log)
 
 
@@ -131,6 +141,9 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax.set_ylabel("novel-class mIoU (%)")
         ax.set_title(f"{shots}-shot ({len(seeds)} seeds; dots = seeds)", fontsize=9)
     ax = axes[2]
+    if "train_curve" not in runs[seeds[0]]["artifacts"]:  # full scale: no base training here
+        ax.set_axis_off()
+        return [save_figure(fig, out_dir / "miou_arms.png", dpi=110)]
     for s in seeds:
         curve = runs[s]["artifacts"]["train_curve"]
         ax.plot(np.arange(1, len(curve) + 1) * 50, curve, label=f"seed {s} (fold {s % 4})")
@@ -141,7 +154,7 @@ def figures(results, out_dir: Path) -> list[Path]:
     return [save_figure(fig, out_dir / "miou_arms.png", dpi=110)]
 
 
-assert all(set(c) <= FIELDS for e in EXPERIMENTS for c in e.configs.values() if c)
+assert all(set(e.configs[k]) <= FIELDS for e in EXPERIMENTS for k in ("smoke", "cpu"))
 
 if __name__ == "__main__":
     run_cli(PAPER, EXPERIMENTS, CLAIMS, derived=DERIVED, figures=figures,

@@ -171,7 +171,9 @@ def run_repri(
     pi_init = pi.clone()
 
     def weight(wt: float | str) -> torch.Tensor:
-        return torch.full((t,), 1.0 / shots) if wt == "auto" else torch.full((t,), float(wt))
+        value = 1.0 / shots if wt == "auto" else float(wt)
+        # on the features' device: a CPU (T,) tensor cannot be combined with CUDA losses at --scale full
+        return torch.full((t,), value, device=features_s.device)
 
     l1, l2, l3 = (weight(wt) for wt in cfg.weights)
     prototype = prototype.clone().requires_grad_()
