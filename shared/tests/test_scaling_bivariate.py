@@ -1,0 +1,124 @@
+"""The bivariate encoder/decoder law: recovery of known parameters on a cross design (the paper's
+encoder-scaling + decoder-scaling runs), prediction off the cross, the optimal allocation, the
+bootstrap, negative exponents, clear errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from xentlab.scaling.bivariate import bootstrap_bivariate, fit_bivariate, fit_univariate
+
+NE_BAR, ND_BAR = 1.0e5, 1.3e5
+TRUE = {"alpha": 0.8, "p_e": 0.25, "p_d": 0.45, "l_inf": 0.6}
+
+
+def _law(ne, nd, alpha, p_e, p_d, l_inf):
+    return l_inf + alpha * (NE_BAR / np.asarray(ne, float)) ** p_e * (ND_BAR / np.asarray(nd, float)) ** p_d
+
+
+def _cross(k=(0.5, 1, 1.5, 2, 3)):
+    """Encoder ladder (N_d = ND_BAR) and decoder ladder (N_e = NE_BAR), the base point once."""
+    ne = [NE_BAR * f for f in k] + [NE_BAR] * (len(k) - 1)
+    nd = [ND_BAR] * len(k) + [ND_BAR * f for f in k if f != 1]
+    return np.array(ne), np.array(nd)
+
+
+def test_recovers_parameters_from_a_noiseless_cross_design():
+    ne, nd = _cross()
+    fit = fit_bivariate(ne, nd, _law(ne, nd, **TRUE), ne_bar=NE_BAR, nd_bar=ND_BAR)
+    for k, v in TRUE.items():
+        assert getattr(fit, k) == pytest.approx(v, rel=1e-4), k
+    assert fit.r2 == pytest.approx(1.0, abs=1e-10)
+    assert fit.n_points == 9
+    # off the cross (both sides scaled): exact for an exact law
+    assert fit.predict(4 * NE_BAR, 4 * ND_BAR) == pytest.approx(
+        _law(4 * NE_BAR, 4 * ND_BAR, **TRUE), rel=1e-6
+    )
+    assert isinstance(fit.predict(NE_BAR, ND_BAR), float)
+    # at the base point the reducible loss is alpha (the normalisers are the base sizes)
+    assert fit.predict(NE_BAR, ND_BAR) - fit.l_inf == pytest.approx(TRUE["alpha"], rel=1e-4)
+
+
+def test_optimal_ratio_is_p_e_over_p_d_and_is_the_argmin_at_fixed_total():
+    ne, nd = _cross()
+    fit = fit_bivariate(ne, nd, _law(ne, nd, **TRUE), ne_bar=NE_BAR, nd_bar=ND_BAR)
+    assert fit.optimal_ratio() == pytest.approx(TRUE["p_e"] / TRUE["p_d"], rel=1e-4)
+    # brute force: the split of N = 1e6 with the lowest predicted loss
+    share = np.linspace(0.01, 0.99, 9801)
+    n = 1e6
+    best = share[np.argmin(fit.predict(share * n, (1 - share) * n))]
+    assert best / (1 - best) == pytest.approx(TRUE["p_e"] / TRUE["p_d"], rel=2e-3)
+
+
+def test_proportional_scaling_has_exponent_p_e_plus_p_d():
+    # L - L_inf at (k Nbar_e, k Nbar_d) is alpha k^-(p_e + p_d): the log-log slope in k
+    ne, nd = _cross()
+    fit = fit_bivariate(ne, nd, _law(ne, nd, **TRUE), ne_bar=NE_BAR, nd_bar=ND_BAR)
+    k = np.array([2.0, 8.0])
+    red = fit.predict(k * NE_BAR, k * ND_BAR) - fit.l_inf
+    slope = (math.log(red[1]) - math.log(red[0])) / (math.log(k[1]) - math.log(k[0]))
+    assert -slope == pytest.approx(TRUE["p_e"] + TRUE["p_d"], rel=1e-4)
+
+
+def test_noisy_points_give_close_parameters_and_bootstrap_intervals_cover_them():
+    rng = np.random.default_rng(0)
+    ne, nd = _cross((0.25, 0.5, 1, 2, 4, 8))
+    y = _law(ne, nd, **TRUE) + rng.normal(0, 0.002, ne.size)
+    fit = fit_bivariate(ne, nd, y, ne_bar=NE_BAR, nd_bar=ND_BAR)
+    assert fit.p_e == pytest.approx(TRUE["p_e"], abs=0.08)
+    assert fit.p_d == pytest.approx(TRUE["p_d"], abs=0.08)
+    assert fit.r2 > 0.99
+    boot = bootstrap_bivariate(ne, nd, y, ne_bar=NE_BAR, nd_bar=ND_BAR, n_boot=60, seed=1)
+    assert boot["n_ok"] > 30
+    lo, hi = boot["p_d_ci95"]
+    assert lo <= fit.p_d <= hi
+
+
+def test_a_loss_rising_with_encoder_size_gives_a_negative_exponent():
+    ne, nd = _cross()
+    truth = dict(TRUE, p_e=-0.2)
+    fit = fit_bivariate(ne, nd, _law(ne, nd, **truth), ne_bar=NE_BAR, nd_bar=ND_BAR)
+    assert fit.p_e == pytest.approx(-0.2, rel=1e-3)
+    assert math.isnan(fit.optimal_ratio())
+
+
+def test_clear_errors():
+    ne, nd = _cross()
+    y = _law(ne, nd, **TRUE)
+    with pytest.raises(ValueError, match="at least 5"):
+        fit_bivariate(ne[:4], nd[:4], y[:4], ne_bar=NE_BAR, nd_bar=ND_BAR)
+    with pytest.raises(ValueError, match="same length"):
+        fit_bivariate(ne, nd[:-1], y, ne_bar=NE_BAR, nd_bar=ND_BAR)
+    with pytest.raises(ValueError, match="two values"):
+        fit_bivariate(ne, np.full(ne.size, ND_BAR), y, ne_bar=NE_BAR, nd_bar=ND_BAR)
+    with pytest.raises(ValueError, match="positive"):
+        fit_bivariate(ne, nd, -y, ne_bar=NE_BAR, nd_bar=ND_BAR)
+    with pytest.raises(ValueError, match="ne_bar"):
+        fit_bivariate(ne, nd, y, ne_bar=0.0, nd_bar=ND_BAR)
+
+
+def test_univariate_recovers_its_law_and_handles_a_flat_or_rising_loss():
+    n = np.geomspace(1e4, 1e6, 7)
+    y = 0.5 + 0.3 * (2e5 / n) ** 0.4
+    fit = fit_univariate(n, y, n_bar=2e5)
+    assert (fit.alpha, fit.p, fit.l_inf) == pytest.approx((0.3, 0.4, 0.5), rel=1e-4)
+    assert fit.predict(1e7) == pytest.approx(0.5 + 0.3 * (2e5 / 1e7) ** 0.4, rel=1e-6)
+    # a loss that rises with N is fitted with a negative exponent, not an error
+    rising = fit_univariate(n, 0.5 + 0.1 * (n / 2e5) ** 0.3, n_bar=2e5)
+    assert rising.p == pytest.approx(-0.3, rel=1e-3)
+    with pytest.raises(ValueError, match="at least 4"):
+        fit_univariate(n[:3], y[:3], n_bar=2e5)
+
+
+def test_total_size_alone_cannot_fit_a_law_with_different_exponents():
+    # on the cross design with p_e != p_d, points with the same N_e + N_d have different losses, so the
+    # univariate fit leaves residuals the bivariate one does not
+    ne, nd = _cross()
+    y = _law(ne, nd, **dict(TRUE, p_e=0.05, p_d=0.6))
+    bi = fit_bivariate(ne, nd, y, ne_bar=NE_BAR, nd_bar=ND_BAR)
+    uni = fit_univariate(ne + nd, y, n_bar=NE_BAR + ND_BAR)
+    assert bi.r2 == pytest.approx(1.0, abs=1e-9)
+    assert uni.r2 < 0.99
