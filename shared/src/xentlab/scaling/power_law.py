@@ -40,11 +40,18 @@ class PowerLawFit:
     r2: float  # on L, 1 - SS_res / SS_tot
     rmse_log: float  # root-mean-square residual of ln L
     n_points: int
+    # ln x0 as fitted. When alpha is driven to its lower bound (points that do not fall with x), the
+    # fit moves ln x0 to a huge negative value and x0 = exp(ln x0) underflows to 0; predictions then
+    # need the logarithm itself.
+    log_x0: float | None = None
 
     def predict(self, x) -> np.ndarray | float:
         """L at x (scalar in, scalar out)."""
         xa = np.asarray(x, dtype=np.float64)
-        y = self.l_inf + np.exp(self.alpha * (math.log(self.x0) - np.log(xa)))
+        lx0 = math.log(self.x0) if self.x0 > 0 and math.isfinite(self.x0) else self.log_x0
+        if lx0 is None:
+            raise ValueError(f"x0 = {self.x0} has no usable logarithm and log_x0 was not given")
+        y = self.l_inf + np.exp(self.alpha * (lx0 - np.log(xa)))
         return float(y) if np.ndim(x) == 0 else y
 
     def reducible(self, x) -> np.ndarray | float:
@@ -155,7 +162,8 @@ def fit_power_law_plus_constant(
         raise RuntimeError("the power-law-plus-constant fit did not converge from any starting point")
     popt = best[1]
     l_inf, log_x0, alpha = (fix_l_inf, *popt) if fix_l_inf is not None else popt
-    fit = PowerLawFit(float(l_inf), float(math.exp(log_x0)), float(alpha), 0.0, 0.0, int(xa.size))
+    x0 = math.exp(log_x0) if log_x0 < 709.0 else math.inf  # exp overflows beyond ~709.78
+    fit = PowerLawFit(float(l_inf), float(x0), float(alpha), 0.0, 0.0, int(xa.size), float(log_x0))
     pred = np.asarray(fit.predict(xa))
     return PowerLawFit(
         fit.l_inf,
@@ -164,6 +172,7 @@ def fit_power_law_plus_constant(
         r2=_r2(ya, pred),
         rmse_log=float(np.sqrt(((np.log(pred) - ly) ** 2).mean())),
         n_points=int(xa.size),
+        log_x0=fit.log_x0,
     )
 
 
