@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xentlab.lm.preference import dpo_loss, ipo_loss
+from xentlab.lm.preference import dpo_loss, ipo_loss, npo_loss
 from xentlab.testing import assert_close, check_gradients
 
 
@@ -169,3 +169,30 @@ def test_matches_trl_dpo_trainer_loss(loss_type):
     else:
         ours = dpo_loss(seq[:n], seq[n:], ref[:n], ref[n:], beta=beta)
     assert_close(ours.loss, expected, atol=1e-10, rtol=1e-10, name=f"{loss_type} vs trl")
+
+
+def test_npo_is_two_over_beta_times_dpo_with_only_a_rejected_response():
+    # NPO Eq. 3 = DPO Eq. 7 with the chosen log-ratio at 0 and the forget sample as the rejected response:
+    # h = 0 - (log pi - log pi_ref) = NLL - NLL_ref, scaled by 2 / beta.
+    g = torch.Generator().manual_seed(0)
+    nll = torch.rand(5, generator=g, dtype=torch.float64) * 30
+    nll_ref = torch.rand(5, generator=g, dtype=torch.float64) * 30
+    beta = 0.05
+    zero = torch.zeros(5, dtype=torch.float64)
+    want = dpo_loss(zero, -nll, zero, -nll_ref, beta=beta).losses.mean() * 2 / beta
+    assert torch.allclose(npo_loss(nll, nll_ref, beta=beta), want, rtol=1e-12, atol=0)
+    # hand value for one sequence: NLL 3, NLL_ref 1, beta 0.5 -> -(2/0.5) log sigmoid(1) = 4 log(1 + e^-1)
+    one = npo_loss(
+        torch.tensor([3.0], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64), beta=0.5
+    )
+    assert one.item() == pytest.approx(4 * math.log1p(math.exp(-1.0)), rel=1e-12)
+
+
+def test_npo_gradient_and_errors():
+    nll = torch.tensor([2.0, 5.0, 1.0], dtype=torch.float64, requires_grad=True)
+    nll_ref = torch.tensor([1.0, 4.0, 3.0], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: npo_loss(a, nll_ref, beta=0.3), (nll,))
+    with pytest.raises(ValueError, match="beta"):
+        npo_loss(nll, nll_ref, beta=0.0)
+    with pytest.raises(ValueError, match="same shape"):
+        npo_loss(nll, nll_ref[:2], beta=0.1)

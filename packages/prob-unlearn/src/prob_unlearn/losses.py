@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from xentlab.lm.preference import npo_loss
 from xentlab.lm.train import IGNORE_INDEX, hidden_states, lm_loss, token_cross_entropy
 
 METHODS = ("ga", "gd", "npo")
@@ -105,7 +106,7 @@ def unlearning_loss(
         nll = lm_loss(model, forget, reduction="sum")
         with torch.no_grad():
             nll_ref = lm_loss(ref_model, forget, reduction="sum")
-        loss = -F.logsigmoid(beta * (nll - nll_ref)).mean() * 2.0 / beta
+        loss = npo_loss(nll, nll_ref, beta=beta)
         ce_r, r_logits = forward(model, retain)
         loss = loss + lam * ce_r
         logs.update(nll_forget=nll.mean().item(), ce_retain=ce_r.item())

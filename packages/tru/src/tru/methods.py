@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from xentlab.lm.preference import npo_loss as npo_objective
 from xentlab.lm.train import LMTrainConfig, fit, lm_loss
 
 METHODS = ("ga", "graddiff", "npo", "refusal", "tru")
@@ -58,7 +58,7 @@ def npo_loss(
     if nll_ref is None:
         with torch.no_grad():
             nll_ref = lm_loss(ref_model, b["forget"], reduction="sum")
-    loss = -F.logsigmoid(beta * (nll - nll_ref)).mean() * 2 / beta
+    loss = npo_objective(nll, nll_ref, beta=beta)
     return loss, {"nll_forget": nll.mean().item()}
 
 

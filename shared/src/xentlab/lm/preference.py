@@ -1,4 +1,4 @@
-"""Pairwise preference losses on sequence log-probabilities: DPO (sigmoid) and IPO.
+"""Preference losses on sequence log-probabilities: DPO (sigmoid), IPO, and NPO for unlearning.
 
 Inputs are per-pair sequence log-likelihoods of the response tokens, as ``xentlab.lm.train.
 sequence_logprob`` returns them: ``policy_chosen`` = log pi_theta(y_w | x), ``policy_rejected`` =
@@ -14,6 +14,14 @@ DPO (Rafailov et al., 2023, Eq. 7):
 
 IPO (Azar et al., 2023, Eq. 17): L_IPO = (h - 1 / (2 beta))^2, here on the summed log-ratios
 (``normalize_by`` divides h by each pair's response lengths first, as trl does for IPO).
+
+NPO (Zhang et al., 2024, "Negative Preference Optimization", Eq. 3) is DPO with only a rejected
+response, the forget sample, and a 2 / beta scale:
+
+    L_NPO = -(2 / beta) E[ log sigmoid(-beta log(pi(y|x) / pi_ref(y|x))) ]
+
+written with the per-sequence summed NLLs, log(pi / pi_ref) = NLL_ref - NLL, as the official code does
+(``neg_log_ratios = loss_current - loss_ref``).
 
 The implicit rewards beta * (log pi - log pi_ref) of the chosen and rejected responses are
 returned for logging (DPO Sec. 5: the reward accuracy and margin).
@@ -103,3 +111,12 @@ def ipo_loss(
     h = chosen_logratio - rejected_logratio
     losses = (h - 1.0 / (2.0 * beta)) ** 2
     return PreferenceLoss(losses, beta * chosen_logratio.detach(), beta * rejected_logratio.detach())
+
+
+def npo_loss(nll: torch.Tensor, nll_ref: torch.Tensor, *, beta: float) -> torch.Tensor:
+    """The batch-mean NPO loss from per-sequence summed NLLs of the forget responses under the policy
+    (``nll``) and the frozen reference (``nll_ref``); see the module docstring (NPO Eq. 3)."""
+    _check(nll, nll_ref)
+    if beta <= 0:
+        raise ValueError(f"beta must be positive, got {beta}")
+    return -F.logsigmoid(beta * (nll - nll_ref)).mean() * 2 / beta
