@@ -1,7 +1,7 @@
 """Reproduce "Self-supervised Preference Optimization: Enhance Your Language Model with Preference
 Degree Awareness" (SPO, Li et al., EMNLP 2024 Findings; arXiv 2409.17791) at CPU scale.
 
-    uv run --package spo packages/spo/reproduce.py [--scale smoke|cpu] [--seeds 0 1 2]
+    uv run --package spo packages/spo/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
 
 A reconstruction (the official repository holds only a LICENSE). A 164k-parameter Llama is
 fine-tuned (SFT, stopped early) to list the 4 key facts of a fictitious author from a profile;
@@ -10,6 +10,10 @@ predicts how many key facts were removed from a reference response) are trained 
 preference pairs. A programmatic judge (#correct - #wrong key facts) replaces GPT-4: mean reward
 and win rate against the SFT model on 200 held-out authors. A control arm trains the same head on
 a degree label that does not track preference (m sentences rephrased, all facts kept).
+
+``--scale full`` (GPU; never run here) trains the same arms with LoRA on a local causal LM, on local
+Anthropic-HH or TL;DR preference pairs, with RAKE keyphrases as the selector and a local reward model
+as the judge (paths from SPO_MODEL, SPO_DATA, SPO_REWARD_MODEL; see spo.full and the README).
 """
 
 from __future__ import annotations
@@ -63,10 +67,52 @@ SMOKE = {
     "pref": {**CPU["pref"], "steps": 2, "pair_batch": 4, "degree_batch": 4, "log_every": 1},
     "eval": {"max_new_tokens": 8, "temperature": 0.7},
 }
+# --scale full (spo.full): LoRA on a local 1-7B causal LM (SPO_MODEL), Anthropic-HH or TL;DR pairs
+# (SPO_DATA), a local reward model as the judge (SPO_REWARD_MODEL). The paper's hyperparameters were
+# not retrieved: these follow DPO's Anthropic-HH recipe (beta 0.1, batch 64) with common LoRA settings.
+FULL = {
+    "model": None,  # else $SPO_MODEL
+    "data": None,  # else $SPO_DATA
+    "reward_model": None,  # else $SPO_REWARD_MODEL
+    "dtype": "bfloat16",  # weights and autocast on CUDA (float32 on CPU)
+    "max_length": 512,
+    "max_prompt_length": 384,  # longer prompts are dropped
+    "n_train": None,  # all training pairs (after the prompt-length filter)
+    "lora": {"r": 16, "alpha": 32, "dropout": 0.05},
+    "gradient_checkpointing": True,
+    # SFT on the chosen responses (LoRA, merged); steps 0 when SPO_MODEL is already the SFT model
+    "sft": {"steps": 1000, "batch_size": 64, "micro_batch": 8, "lr": 2e-4},
+    "pref": {
+        "steps": 1000,
+        "pair_batch": 64,
+        "micro_batch": 8,
+        "degree_batch": 64,
+        "lr": 5e-5,
+        "warmup_frac": 0.1,
+        "beta": 0.1,
+        "n_classes": 4,
+    },
+    "selector": {"max_words": 4},  # RAKE phrases of at most 4 words (spo.rake)
+    "degree_rows": 16_000,  # chosen responses turned into K degree examples each
+    "degree_eval_rows": 500,  # held-out (test) chosen responses for the degree accuracy
+    "arms": ARMS,
+    "eval": {
+        "n_prompts": 500,
+        "max_new_tokens": 128,
+        "temperature": 0.7,
+        "batch_size": 16,
+        "stop": ["\n\nHuman:", "\n\nAssistant:"],
+    },
+    "reward": {"batch_size": 16, "max_length": 1024, "input": "concat"},
+}
 
 
 def main_fn(cfg: dict, seed: int, ctx: RunContext) -> dict:
-    """One seed: SFT, then every arm from the SFT weights, all scored on the same held-out authors."""
+    """One seed: SFT, then every arm from the SFT weights, all scored on the same held-out prompts."""
+    if ctx.scale == "full":
+        from spo.full import run_full
+
+        return run_full(cfg, seed, ctx)
     from spo.experiment import run_seed
 
     return run_seed(cfg, seed, ctx)
@@ -76,7 +122,7 @@ EXPERIMENTS = [
     Experiment(
         "main",
         main_fn,
-        {"smoke": SMOKE, "cpu": CPU, "full": None},
+        {"smoke": SMOKE, "cpu": CPU, "full": FULL},
         description="SFT -> {DPO, DPO+SPO (lambda 0.1, 0.5), DPO+SSL control} on the key-facts task",
     )
 ]

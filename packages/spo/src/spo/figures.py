@@ -33,7 +33,9 @@ def plot_rewards(results, out_dir: Path, labels: dict[str, str]) -> Path:
             ax.axhline(0.5, color="k", lw=0.6, ls=":")
         ax.set_xticks(range(len(shown)), [labels[a] for a in shown], rotation=20, ha="right", fontsize=8)
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{len(seeds)} seeds x 200 held-out authors (dots = seeds)", fontsize=9)
+        n_eval = recs[seeds[0]]["metrics"].get("n_eval_prompts")  # full scale: held-out prompts
+        held_out = f"{n_eval} held-out prompts" if n_eval else "200 held-out authors"
+        ax.set_title(f"{len(seeds)} seeds x {held_out} (dots = seeds)", fontsize=9)
     return save_figure(fig, out_dir / "rewards.png", dpi=110)
 
 
