@@ -1,0 +1,1 @@
+"""CoCo-MILP reproduction."""

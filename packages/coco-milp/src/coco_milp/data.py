@@ -1,0 +1,73 @@
+"""The labelled data set: generated set cover instances, SCIP solution pools and the plain-SCIP baseline.
+
+Built once per generator/labelling config and cached under xentlab.data.cache_dir("coco_milp"), keyed
+by a hash of that config; parallel units wait on a file lock while the first one builds it. Instances
+are generated in one stream from `data_seed` and split train / val / test by position, so the test
+instances are never seen in training (their labels serve only as the best-known reference).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from coco_milp.instances import SetCover, generate_set_cover
+from coco_milp.solve import label_instance, solve_plain
+from xentlab.data.cache import atomic_write_bytes, cache_dir, file_lock
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    n_rows: int = 150  # set cover rows (constraints)
+    n_cols: int = 300  # columns (binary variables)
+    density: float = 0.05  # Ecole's default density
+    n_train: int = 60
+    n_val: int = 10
+    n_test: int = 20
+    data_seed: int = 0  # instances are the same for every training seed
+    label_time_limit: float = 2.0  # seconds of SCIP per instance for the labelling solve
+    max_sols: int = 50  # pool size kept (process_data.py: max_solutions=50)
+    pas_node_limit: int = 1  # the tight, deterministic budget for plain SCIP and predict-and-search
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Labelled:
+    inst: SetCover
+    sols: np.ndarray  # (Q, n) pool, best first
+    objs: np.ndarray  # (Q,)
+    best_obj: float  # best known objective (the labelling solve)
+    plain_obj: float  # plain SCIP under the tight budget
+
+
+def _build(cfg: DataConfig) -> dict[str, list[Labelled]]:
+    rng = np.random.default_rng(cfg.data_seed)
+    out: dict[str, list[Labelled]] = {"train": [], "val": [], "test": []}
+    for split, n in (("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)):
+        for _ in range(n):
+            inst = generate_set_cover(cfg.n_rows, cfg.n_cols, cfg.density, rng)
+            lab = label_instance(inst, cfg.label_time_limit, cfg.max_sols)
+            plain = solve_plain(inst, cfg.pas_node_limit) if split == "test" else None
+            out[split].append(
+                Labelled(inst, lab.sols, lab.objs, lab.obj, plain.obj if plain else float("nan"))
+            )
+    return out
+
+
+def load_dataset(cfg: DataConfig, use_cache: bool = True) -> dict[str, list[Labelled]]:
+    if not use_cache:
+        return _build(cfg)
+    root = cache_dir("coco_milp")
+    path = root / f"setcover-{cfg.key()}.pkl"
+    with file_lock(root / f"setcover-{cfg.key()}.lock"):
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        data = _build(cfg)
+        atomic_write_bytes(path, pickle.dumps(data))
+        return data
