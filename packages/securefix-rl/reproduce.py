@@ -1,0 +1,146 @@
+"""Reproduce "Code Security Vulnerability Repair Using Reinforcement Learning with Large Language
+Models" (Islam, Karkevandi, Najafirad; arXiv 2401.07031) at CPU scale.
+
+    uv run python packages/securefix-rl/reproduce.py [--scale smoke|cpu] [--seeds 0 1 2]
+
+A tiny Llama is fine-tuned with cross-entropy (SFT) to map a vulnerable function (synthetic, one
+injected vulnerability) to its repair (the same function plus 1-2 guard lines), then trained
+with PPO (a PPO-lite: clipped ratio, KL to the SFT reference, batch-mean value baseline) on the
+paper's hybrid reward, w_syn * CodeBLEU + w_sem * Sem, where Sem is a BERTScore-style greedy
+F1 over the frozen SFT model's hidden states. The SFT and the RL model of each seed are
+evaluated on the same held-out functions (paired): security-measure inclusion (a checker),
+CodeBLEU (PyPI ``codebleu``), Sem, functional preservation and exact match.
+No official code exists; ``--scale full`` (CodeGen2 + LoRA on real CVE fixes) is not implemented.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from securefix_rl.experiment import run_sft_then_rl
+
+from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, difference, run_cli
+
+PAPER = Paper(
+    title="Code Security Vulnerability Repair Using Reinforcement Learning with Large Language Models",
+    package="securefix-rl",
+    arxiv="2401.07031",
+    code=None,
+)
+
+MODEL = {"hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 192}
+
+CPU = {
+    "sft": {
+        "data": {"n_train": 4000, "n_dev": 200, "n_test": 200},
+        "vocab_size": 600,
+        "model": MODEL,
+        # 1,200 steps of 16: the copying (induction) transition happens at ~800-1,000 steps; at 1,200
+        # the seed-0 model includes the reference guard in ~47% of *dev* repairs (the paper's
+        # premise: CE under-learns the security lines). Chosen on dev with seed 0, never on test.
+        "sft_steps": 1200,
+        "sft_batch": 16,
+        "sft_lr": 5e-3,
+    },
+    "n_eval": 200,
+    "rl": {
+        # ~1 CPU-s per step; 30 steps is what the 4-5 CPU-minute budget of the whole run leaves
+        "steps": 30,
+        "prompts_per_step": 16,
+        "n": 4,
+        "minibatches": 2,
+        "ppo_epochs": 1,
+        "lr": 3e-4,  # 1e-3 diverged on dev (KL ~ 6-8 nats, CodeBLEU down); 3e-4 kept KL < 1
+        "clip": 0.2,
+        "beta": 0.05,
+        "baseline": "prompt",
+        "w_syn": 0.5,
+        "w_sem": 0.5,
+        "temperature": 1.0,
+        "max_new_tokens": 56,
+    },
+}
+
+SMOKE = {
+    "sft": {**CPU["sft"], "data": {"n_train": 64, "n_dev": 8, "n_test": 8}, "sft_steps": 3, "sft_batch": 8},
+    "n_eval": 8,
+    "rl": {**CPU["rl"], "steps": 1, "prompts_per_step": 2, "n": 2, "max_new_tokens": 12},
+}
+
+
+def securefix(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    """SFT, evaluate, PPO with the hybrid reward, evaluate (one paired unit per seed)."""
+    return run_sft_then_rl(cfg, seed, ctx)
+
+
+EXPERIMENTS = [
+    Experiment(
+        "securefix",
+        securefix,
+        {"smoke": SMOKE, "cpu": CPU, "full": None},
+        description="SFT then PPO (CodeBLEU + BERTScore-style reward), paired held-out metrics",
+    )
+]
+
+DERIVED = [
+    Derived(
+        "gain/sec_strict_pts", difference("securefix/rl_sec_strict", "securefix/sft_sec_strict", scale=100.0)
+    ),
+    Derived("gain/sec_pts", difference("securefix/rl_sec_rate", "securefix/sft_sec_rate", scale=100.0)),
+    Derived("gain/codebleu_pts", difference("securefix/rl_codebleu", "securefix/sft_codebleu", scale=100.0)),
+    Derived("gain/sem_pts", difference("securefix/rl_sem", "securefix/sft_sem", scale=100.0)),
+    Derived("gain/func_pts", difference("securefix/rl_func_rate", "securefix/sft_func_rate", scale=100.0)),
+    Derived("gain/exact_pts", difference("securefix/rl_exact", "securefix/sft_exact", scale=100.0)),
+]
+
+CLAIMS = [
+    Claim(
+        id="rl-raises-security-inclusion",
+        statement="PPO with the CodeBLEU + semantic reward raises the security-measure inclusion rate "
+        "(reference guard above the reference dangerous line, strict checker) over SFT-only by at "
+        "least 10 points (held-out, paired per seed)",
+        paper="RL repairs include security measures more often than the SFT baseline (abstract); "
+        "threshold from the issue contract",
+        metric="gain/sec_strict_pts",
+        check=">= 10",
+        agg="mean",
+        scales=("cpu",),
+    ),
+    Claim(
+        id="rl-raises-security-inclusion-shape",
+        statement="the same with the lenient checker (the pattern's guard on whatever variable the "
+        "generated dangerous operation uses)",
+        paper="as above (secondary reading of inclusion)",
+        metric="gain/sec_pts",
+        check=">= 10",
+        agg="mean",
+        scales=("cpu",),
+    ),
+    Claim(
+        id="rl-keeps-codebleu",
+        statement="...without lowering CodeBLEU (corpus, held-out) by more than 1 point",
+        paper="RL improves CodeBLEU over SFT (abstract); threshold from the issue contract",
+        metric="gain/codebleu_pts",
+        check=">= -1",
+        agg="mean",
+        scales=("cpu",),
+    ),
+]
+
+
+def figures(results, out_dir: Path) -> list[Path]:
+    from securefix_rl.figures import curves_figure, metrics_figure
+
+    return [metrics_figure(results, out_dir), curves_figure(results, out_dir)]
+
+
+if __name__ == "__main__":
+    run_cli(
+        PAPER,
+        EXPERIMENTS,
+        CLAIMS,
+        derived=DERIVED,
+        figures=figures,
+        default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0]},
+        default_workers={"smoke": 1, "cpu": 2, "full": 1},
+    )

@@ -1,0 +1,74 @@
+"""xentlab.rl.ppo: KL-penalised returns, batch-mean baseline and the clipped surrogate, against a
+hand derivation."""
+
+import math
+
+import pytest
+import torch
+
+from xentlab.rl.ppo import PPOConfig, kl_penalised_returns, ppo_advantages, ppo_loss
+
+MASK = torch.tensor([[0.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
+OLD = torch.tensor([[0.0, -1.0, -2.0], [0.0, -0.5, 0.0]])
+REF = torch.tensor([[0.0, -1.5, -2.0], [0.0, -0.5, 0.0]])
+
+
+def test_returns_and_advantages_by_hand():
+    # KL_0 = (-1 + 1.5) + (-2 + 2) = 0.5, KL_1 = 0; R = r - 0.1 KL = [0.95, 0.0]
+    ret, kl = kl_penalised_returns(torch.tensor([1.0, 0.0]), OLD, REF, MASK, beta=0.1)
+    assert torch.allclose(kl, torch.tensor([0.5, 0.0]))
+    assert torch.allclose(ret, torch.tensor([0.95, 0.0]))
+    # centred: [0.475, -0.475]; unbiased std of 2 values = 0.95 / sqrt(2) -> +-1/sqrt(2)
+    a = ppo_advantages(ret, whiten=True, eps=0.0)
+    assert torch.allclose(a, torch.tensor([1.0, -1.0]) / math.sqrt(2))
+    assert torch.allclose(ppo_advantages(ret, whiten=False), torch.tensor([0.475, -0.475]))
+
+
+def test_clipped_surrogate_by_hand():
+    a = 1 / math.sqrt(2)
+    adv = torch.tensor([a, -a])
+    # ratios: seq 0 -> 1.5 (A > 0, clipped to 1.2), 0.5 (A > 0, unclipped: min(0.5A, 0.8A) = 0.5A);
+    # seq 1 -> 0.7 (A < 0, clipped: min(-0.7a, -0.8a) = -0.8a). Token losses -1.2a, -0.5a, +0.8a,
+    # mean over the 3 response tokens = -0.3a.
+    delta = torch.tensor([[0.0, math.log(1.5), math.log(0.5)], [0.0, math.log(0.7), 5.0]])
+    logp = (OLD + delta).requires_grad_(True)
+    loss, stats = ppo_loss(logp, OLD, adv, MASK, PPOConfig(clip=0.2))
+    assert loss.item() == pytest.approx(-0.3 * a, abs=1e-6)
+    assert stats["clip_frac"] == pytest.approx(2 / 3)
+    loss.backward()
+    # only the unclipped token has a gradient: d/dlogp [-(rho A)] / 3 = -rho A / 3 = -0.5a / 3
+    expected = torch.zeros(2, 3)
+    expected[0, 2] = -0.5 * a / 3
+    assert torch.allclose(logp.grad, expected, atol=1e-6)
+
+
+def test_on_policy_gradient_is_reinforce():
+    # at ratio 1 (first mini-batch) the gradient is -A_i / #tokens on each response token
+    adv = torch.tensor([0.3, -0.6])
+    logp = OLD.clone().requires_grad_(True)
+    loss, _ = ppo_loss(logp, OLD, adv, MASK)
+    loss.backward()
+    assert torch.allclose(logp.grad, -adv.unsqueeze(1) * MASK / 3)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError):
+        kl_penalised_returns(torch.zeros(2), OLD, None, MASK, beta=0.1)
+    with pytest.raises(ValueError):
+        ppo_advantages(torch.zeros(1))
+    with pytest.raises(ValueError):
+        ppo_loss(OLD, OLD, torch.zeros(3), MASK)
+    with pytest.raises(ValueError):
+        PPOConfig(clip=0.0)
+
+
+def test_prompt_group_baseline_by_hand():
+    # two prompts x two samples: R = [1, 3 | 10, 14]; group means 2 and 12 -> centred [-1, 1, -2, 2];
+    # batch std of R (Bessel): mean 7, squared deviations 36 + 16 + 9 + 49 = 110, / 3 -> sqrt(110/3)
+    ret = torch.tensor([1.0, 3.0, 10.0, 14.0])
+    a = ppo_advantages(ret, whiten=False, group_size=2)
+    assert torch.allclose(a, torch.tensor([-1.0, 1.0, -2.0, 2.0]))
+    w = ppo_advantages(ret, whiten=True, eps=0.0, group_size=2)
+    assert torch.allclose(w, torch.tensor([-1.0, 1.0, -2.0, 2.0]) / math.sqrt(110 / 3))
+    with pytest.raises(ValueError):
+        ppo_advantages(ret, group_size=3)
