@@ -29,7 +29,9 @@ from nmt_scaling.task import PAD
 @dataclass(frozen=True)
 class ModelShape:
     """enc_layers, dec_layers: depths (the scaled axes); d_model, heads, ffn: the shared layer shape;
-    max_len: the longest source/target sequence (positions); src_vocab, tgt_vocab: vocabulary sizes."""
+    max_len: the longest source/target sequence (positions); src_vocab, tgt_vocab: vocabulary sizes;
+    dropout: nn.Transformer's dropout inside every layer (0 at smoke/cpu scale: unlimited data);
+    norm_first: pre-LN layers (only ``--scale full`` sets it: deep post-LN stacks diverge there)."""
 
     enc_layers: int
     dec_layers: int
@@ -40,6 +42,8 @@ class ModelShape:
     enc_ffn: int = 256
     dec_ffn: int = 256
     max_len: int = 16
+    dropout: float = 0.0
+    norm_first: bool = False
 
     def __post_init__(self) -> None:
         if self.enc_layers < 1 or self.dec_layers < 1:
@@ -60,10 +64,20 @@ class Seq2Seq(nn.Module):
         self.src_pos = nn.Embedding(shape.max_len, d)
         self.tgt_pos = nn.Embedding(shape.max_len, d)
         enc_layer = nn.TransformerEncoderLayer(
-            d, shape.heads, shape.enc_ffn, dropout=0.0, batch_first=True, norm_first=False
+            d,
+            shape.heads,
+            shape.enc_ffn,
+            dropout=shape.dropout,
+            batch_first=True,
+            norm_first=shape.norm_first,
         )
         dec_layer = nn.TransformerDecoderLayer(
-            d, shape.heads, shape.dec_ffn, dropout=0.0, batch_first=True, norm_first=False
+            d,
+            shape.heads,
+            shape.dec_ffn,
+            dropout=shape.dropout,
+            batch_first=True,
+            norm_first=shape.norm_first,
         )
         # final LayerNorms: with pre-LN the last layer's output is not normalised otherwise
         self.encoder = nn.TransformerEncoder(
