@@ -242,3 +242,42 @@ def test_difference_is_the_scaled_paired_gap():
     assert difference("a/x", "b/x")({"a/x": 1.0, "b/x": 3.0}) == -2.0
     with pytest.raises(KeyError):
         fn({"a/acc": 0.75})
+
+
+def reads_local(cfg, seed, ctx):
+    from xentlab.repro.local_data import local_path
+
+    CALLS.append((ctx.experiment, seed))
+    path = local_path(cfg, "data_root", "TOY_DATA_ROOT", needs="a folder with data.txt")
+    return {"value": float((path / "data.txt").read_text())}
+
+
+def test_a_unit_is_recomputed_when_its_local_input_points_elsewhere(tmp_path, monkeypatch, capsys):
+    # The unit key hashes the config, not what $TOY_DATA_ROOT points to: without the recorded inputs,
+    # pointing the variable at another dataset would silently reuse the old dataset's numbers.
+    for name, value in (("d1", "1.5"), ("d2", "2.5")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "data.txt").write_text(value)
+    exps = [Experiment("x", reads_local, {"smoke": {"n": 1}})]
+
+    def go():
+        CALLS.clear()
+        run_cli(PAPER, exps, [], argv=["--out", str(tmp_path / "r"), "--quiet", "--scale", "smoke", "--seeds", "0"],
+                package_dir=tmp_path)  # fmt: skip
+        return json.loads((tmp_path / "r" / "result.json").read_text())["metrics"]["x/value"]["mean"]
+
+    monkeypatch.setenv("TOY_DATA_ROOT", str(tmp_path / "d1"))
+    assert go() == 1.5 and CALLS == [("x", 0)]
+    unit = json.loads((tmp_path / "r" / "units" / "x" / "seed0.json").read_text())
+    assert unit["local_inputs"] == {"data_root|TOY_DATA_ROOT": str(tmp_path / "d1")}
+    assert go() == 1.5 and CALLS == []  # same input: resumed
+    monkeypatch.setenv("TOY_DATA_ROOT", str(tmp_path / "d2"))
+    capsys.readouterr()
+    assert go() == 2.5 and CALLS == [("x", 0)]  # moved input: recomputed, and said so
+    assert "TOY_DATA_ROOT" in capsys.readouterr().out
+
+
+def test_units_that_read_no_local_input_carry_no_local_inputs_field(tmp_path):
+    run(tmp_path / "r", "--scale", "smoke", "--seeds", "0")
+    unit = json.loads((tmp_path / "r" / "units" / "a" / "seed0.json").read_text())
+    assert "local_inputs" not in unit

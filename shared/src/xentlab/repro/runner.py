@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from xentlab.metrics.bootstrap import summarize
 from xentlab.repro.context import RunContext
+from xentlab.repro.local_data import record_resolved, resolved_changed, take_resolved
 from xentlab.repro.spec import Claim, Derived, Experiment
 from xentlab.repro.units import load_finished, save_unit, split_output, unit_key, unit_paths
 from xentlab.repro.verdicts import evaluate_claim
@@ -73,7 +74,11 @@ def run_unit(job: UnitJob) -> dict:
     )
     seed_everything(job.seed)
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    output = job.exp.fn(dict(job.config), job.seed, ctx)
+    record_resolved()
+    try:
+        output = job.exp.fn(dict(job.config), job.seed, ctx)
+    finally:
+        local_inputs = take_resolved()
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     metrics, artifacts = split_output(output)
     if not any(unit_dir.iterdir()):
@@ -89,6 +94,8 @@ def run_unit(job: UnitJob) -> dict:
         wall_s=round(wall, 3),
         cpu_s=round(cpu, 3),
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        # only units that read local inputs carry the field (cpu-scale unit files stay as they were)
+        **({"local_inputs": local_inputs} if local_inputs else {}),
     )
 
 
@@ -130,6 +137,10 @@ def run_experiments(
             key = unit_key(exp, config, seed)
             unit_path, log_path = unit_paths(units_dir, exp.name, seed)
             done = None if fresh else load_finished(unit_path, key)
+            moved = resolved_changed(config, done.get("local_inputs", {})) if done is not None else []
+            if moved:
+                echo(f"recomputing {exp.name} seed {seed}: its local inputs changed ({'; '.join(moved)})")
+                done = None
             if done is not None:
                 results.per_seed[exp.name][seed] = done
                 results.reused_units += 1
