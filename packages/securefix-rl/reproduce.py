@@ -1,7 +1,7 @@
 """Reproduce "Code Security Vulnerability Repair Using Reinforcement Learning with Large Language
 Models" (Islam, Karkevandi, Najafirad; arXiv 2401.07031) at CPU scale.
 
-    uv run python packages/securefix-rl/reproduce.py [--scale smoke|cpu] [--seeds 0 1 2]
+    uv run python packages/securefix-rl/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
 
 A tiny Llama is fine-tuned with cross-entropy (SFT) to map a vulnerable function (synthetic, one
 injected vulnerability) to its repair (the same function plus 1-2 guard lines), then trained
@@ -10,7 +10,8 @@ paper's hybrid reward, w_syn * CodeBLEU + w_sem * Sem, where Sem is a BERTScore-
 F1 over the frozen SFT model's hidden states. The SFT and the RL model of each seed are
 evaluated on the same held-out functions (paired): security-measure inclusion (a checker),
 CodeBLEU (PyPI ``codebleu``), Sem, functional preservation and exact match.
-No official code exists; ``--scale full`` (CodeGen2 + LoRA on real CVE fixes) is not implemented.
+No official code exists. ``--scale full`` runs the same SFT + PPO-lite with LoRA on a local causal code
+LM (CodeGen2-style) and local vulnerable / fixed pairs (``securefix_rl.full``; see the README).
 """
 
 from __future__ import annotations
@@ -68,8 +69,44 @@ SMOKE = {
 }
 
 
+# --scale full: local CodeGen2-style LM + LoRA, local {vulnerable, fixed, cwe} pairs, a local encoder for
+# the BERTScore term (SECUREFIX_MODEL / SECUREFIX_DATA / SECUREFIX_ENCODER; securefix_rl.full, README).
+# The paper's PPO / LoRA hyperparameters are not in the sources we could read: these are assumptions.
+FULL = {
+    "model": None,  # $SECUREFIX_MODEL, e.g. Salesforce/codegen2-1B_P saved locally
+    "data": None,  # $SECUREFIX_DATA: pairs.jsonl, or a folder with train.jsonl / test.jsonl
+    "encoder": None,  # $SECUREFIX_ENCODER, e.g. microsoft/codebert-base saved locally
+    "trust_remote_code": False,  # CodeGen2 ships its own modelling code: opt in per config
+    "dtype": "bf16",
+    "lang": "c",  # CodeBLEU grammar (falls back to python when tree-sitter-c is not installed)
+    "separator": "# fix\n",
+    "max_len": 512,  # prompt + repair tokens; longer pairs are skipped
+    "test_frac": 0.1,
+    "n_eval": 500,
+    "sem_layer": None,  # encoder layer for Sem (None: last)
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "lora_targets": None,  # None: every linear layer
+    "sft": {"steps": 2000, "batch": 8, "lr": 2e-4},
+    "rl": {
+        **CPU["rl"],
+        "steps": 300,
+        "prompts_per_step": 16,
+        "n": 4,
+        "minibatches": 4,
+        "lr": 1e-5,
+        "max_new_tokens": 256,
+    },  # fmt: skip
+}
+
+
 def securefix(cfg: dict, seed: int, ctx: RunContext) -> dict:
     """SFT, evaluate, PPO with the hybrid reward, evaluate (one paired unit per seed)."""
+    if ctx.scale == "full":
+        from securefix_rl.full import run_full
+
+        return run_full(cfg, seed, ctx)
     return run_sft_then_rl(cfg, seed, ctx)
 
 
@@ -77,19 +114,31 @@ EXPERIMENTS = [
     Experiment(
         "securefix",
         securefix,
-        {"smoke": SMOKE, "cpu": CPU, "full": None},
+        {"smoke": SMOKE, "cpu": CPU, "full": FULL},
         description="SFT then PPO (CodeBLEU + BERTScore-style reward), paired held-out metrics",
     )
 ]
 
+CHECKER_SCALES = ("smoke", "cpu")  # the checker knows the synthetic language only (not --scale full)
+
 DERIVED = [
     Derived(
-        "gain/sec_strict_pts", difference("securefix/rl_sec_strict", "securefix/sft_sec_strict", scale=100.0)
+        "gain/sec_strict_pts",
+        difference("securefix/rl_sec_strict", "securefix/sft_sec_strict", scale=100.0),
+        scales=CHECKER_SCALES,
     ),
-    Derived("gain/sec_pts", difference("securefix/rl_sec_rate", "securefix/sft_sec_rate", scale=100.0)),
+    Derived(
+        "gain/sec_pts",
+        difference("securefix/rl_sec_rate", "securefix/sft_sec_rate", scale=100.0),
+        scales=CHECKER_SCALES,
+    ),
     Derived("gain/codebleu_pts", difference("securefix/rl_codebleu", "securefix/sft_codebleu", scale=100.0)),
     Derived("gain/sem_pts", difference("securefix/rl_sem", "securefix/sft_sem", scale=100.0)),
-    Derived("gain/func_pts", difference("securefix/rl_func_rate", "securefix/sft_func_rate", scale=100.0)),
+    Derived(
+        "gain/func_pts",
+        difference("securefix/rl_func_rate", "securefix/sft_func_rate", scale=100.0),
+        scales=CHECKER_SCALES,
+    ),
     Derived("gain/exact_pts", difference("securefix/rl_exact", "securefix/sft_exact", scale=100.0)),
 ]
 
@@ -123,7 +172,7 @@ CLAIMS = [
         metric="gain/codebleu_pts",
         check=">= -1",
         agg="mean",
-        scales=("cpu",),
+        scales=("cpu", "full"),
     ),
 ]
 

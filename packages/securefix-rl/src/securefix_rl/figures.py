@@ -13,15 +13,17 @@ def metrics_figure(results, out_dir: Path) -> Path:
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 3.5))
-    xs = range(len(METRICS))
+    # at --scale full the checker metrics do not exist (synthetic language only): plot what was measured
+    shown = [(k, lab) for k, lab in METRICS if f"securefix/sft_{k}" in results.metrics]
+    xs = range(len(shown))
     for off, tag, colour in ((-0.2, "sft", "tab:gray"), (0.2, "rl", "tab:blue")):
         means, errs = [], []
-        for key, _ in METRICS:
+        for key, _ in shown:
             m = results.metrics.get(f"securefix/{tag}_{key}")
             means.append(m["mean"] if m else 0.0)
             errs.append(m["std"] if m and m["n"] > 1 else 0.0)
         ax.bar([x + off for x in xs], means, 0.4, yerr=errs, color=colour, label=tag.upper())
-    ax.set_xticks(list(xs), [lab for _, lab in METRICS])
+    ax.set_xticks(list(xs), [lab for _, lab in shown])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("held-out (mean over seeds, +-std)")
     ax.legend()
@@ -37,9 +39,12 @@ def curves_figure(results, out_dir: Path) -> Path:
     for seed, rec in sorted(results.per_seed.get("securefix", {}).items()):
         a = rec["artifacts"]
         axes[0].plot(range(1, len(a["reward_curve"]) + 1), a["reward_curve"], label=f"seed {seed}")
-        axes[1].plot(range(1, len(a["sample_sec_curve"]) + 1), a["sample_sec_curve"], label=f"seed {seed}")
+        right = a.get("sample_sec_curve", a.get("kl_curve", []))  # full scale: no checker, show the KL
+        axes[1].plot(range(1, len(right) + 1), right, label=f"seed {seed}")
+        full = "sample_sec_curve" not in a
     axes[0].set_title("mean hybrid reward of rollouts")
-    axes[1].set_title("guard rate of sampled rollouts (monitor)")
+    axes[1].set_title("KL to the SFT reference" if results.per_seed.get("securefix") and full
+                      else "guard rate of sampled rollouts (monitor)")  # fmt: skip
     for ax in axes:
         ax.set_xlabel("PPO step")
         ax.legend(fontsize=7)

@@ -19,13 +19,20 @@ from securefix_rl.lang import Pair
 
 
 def hybrid_rewards(
-    texts: Sequence[str], pairs: Sequence[Pair], sem: object, *, w_syn: float = 0.5, w_sem: float = 0.5
+    texts: Sequence[str],
+    pairs: Sequence[Pair],
+    sem: object,
+    *,
+    w_syn: float = 0.5,
+    w_sem: float = 0.5,
+    lang: str = "python",
 ) -> tuple[list[float], list[float], list[float]]:
-    """(rewards, codebleu terms, semantic terms) of completions ``texts`` against the references."""
+    """(rewards, codebleu terms, semantic terms) of completions ``texts`` against the references
+    (``pairs``: anything with a ``.fixed`` reference; ``lang``: CodeBLEU's grammar)."""
     if len(texts) != len(pairs):
         raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
     refs = [p.fixed for p in pairs]
-    syn = [sentence_codebleu(t, r) for t, r in zip(texts, refs)]
+    syn = [sentence_codebleu(t, r, lang) for t, r in zip(texts, refs)]
     sm = sem.f1(texts, refs) if w_sem else [0.0] * len(texts)
     return [w_syn * a + w_sem * b for a, b in zip(syn, sm)], syn, sm
 

@@ -75,15 +75,26 @@ def train_rl(
     sem: Any,
     seed: int,
     on_log: Any = None,
+    prompt_fn: Any = None,
+    ref: Any = None,
+    lang: str = "python",
+    checker: bool = True,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place; ``sem`` is the frozen-SFT semantic scorer, whose model is also the
-    KL reference. Returns the per-step history."""
+    KL reference unless ``ref`` is given. Returns the per-step history.
+
+    The keywords serve ``--scale full`` (``full.py``; the defaults are the cpu task's): ``prompt_fn``
+    builds the prompt of a pair (default ``task.prompt_text``), ``ref`` is the KL reference model,
+    ``lang`` CodeBLEU's grammar, and ``checker=False`` drops the synthetic-language security monitor."""
     from securefix_rl.reward import checker_rewards, hybrid_rewards
     from securefix_rl.task import prompt_text
     from xentlab.rl.ppo import PPOConfig, kl_penalised_returns, ppo_advantages, ppo_loss
     from xentlab.rl.rollout import rollout, token_logprobs
 
-    ref = sem.model if sem is not None else copy.deepcopy(model).eval()
+    if prompt_fn is None:
+        prompt_fn = prompt_text
+    if ref is None:
+        ref = sem.model if sem is not None else copy.deepcopy(model).eval()
     pcfg = PPOConfig(clip=cfg.clip, beta=cfg.beta, whiten=cfg.whiten)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed + 101)
@@ -95,7 +106,7 @@ def train_rl(
         ro = rollout(
             model,
             tok,
-            [prompt_text(p) for p in batch],
+            [prompt_fn(p) for p in batch],
             lambda i, t: 0.0,  # scored below in one batch (the semantic term embeds all at once)
             n=cfg.n,
             max_new_tokens=cfg.max_new_tokens,
@@ -104,7 +115,7 @@ def train_rl(
         )
         pairs = [batch[i // cfg.n] for i in range(len(ro.texts))]
         if cfg.reward == "hybrid":
-            r, syn, sm = hybrid_rewards(ro.texts, pairs, sem, w_syn=cfg.w_syn, w_sem=cfg.w_sem)
+            r, syn, sm = hybrid_rewards(ro.texts, pairs, sem, w_syn=cfg.w_syn, w_sem=cfg.w_sem, lang=lang)
         else:
             r = checker_rewards(ro.texts, pairs)
             syn, sm = r, r
@@ -152,9 +163,10 @@ def train_rl(
             "codebleu_term": sum(syn) / len(syn),
             "sem_term": sum(sm) / len(sm),
             "kl": float(kl.mean()),
-            "sample_sec_rate": sum(has_guard(t, p) for t, p in zip(ro.texts, pairs)) / b,  # monitoring only
             **stats_sum,
         }
+        if checker:  # monitoring only; the checker knows the synthetic language's patterns alone
+            row["sample_sec_rate"] = sum(has_guard(t, p) for t, p in zip(ro.texts, pairs)) / b
         history.append(row)
         if on_log:
             on_log(row)

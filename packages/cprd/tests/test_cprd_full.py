@@ -1,0 +1,142 @@
+"""--scale full end to end on a tiny random CLIP + 4 fake images the test writes, and the clear errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from xentlab.repro.local_data import MissingLocalData
+from xentlab.repro.spec import ReproError
+
+CAPTIONS = [["a red square", "a red box"], ["a blue circle", "a blue disc"], ["a green cross", "green x"],
+            ["a red circle", "a round red thing"]]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    from PIL import Image
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    from xentlab.data.tokenizer import get_tokenizer
+
+    root = tmp_path_factory.mktemp("cprd_full")
+    (root / "data" / "images").mkdir(parents=True)
+    rows = []
+    for i, (caps, split) in enumerate(zip(CAPTIONS, ["train", "restval", "test", "test"])):
+        arr = np.random.default_rng(i).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(root / "data" / "images" / f"{i}.jpg")
+        rows.append({"filename": f"{i}.jpg", "split": split, "sentences": [{"raw": c} for c in caps]})
+    (root / "data" / "dataset_flickr30k.json").write_text(json.dumps({"images": rows}))
+    tok = get_tokenizer([c for caps in CAPTIONS for c in caps] * 8, vocab_size=300, include_pydoc=False,
+                        name="cprd-full-test")  # fmt: skip
+    cfg = CLIPConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=32, eos_token_id=tok.eos_token_id),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=32, patch_size=16),
+        projection_dim=8,
+    )  # fmt: skip
+    CLIPModel(cfg).save_pretrained(root / "clip")
+    tok.save_pretrained(root / "clip")
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        root / "clip"
+    )
+    # the teacher file: 4 training pairs in fixed batches of 2 -> (2, 2, 2); test gallery 2 images x 4 captions
+    from cprd.full import fixed_pair_batches
+
+    batches = fixed_pair_batches(4, 2)
+    scores = {
+        "batch_scores": torch.randn(2, 2, 2),
+        "test_scores": torch.randn(2, 4),
+        "batches": torch.as_tensor(batches),
+    }
+    torch.save(scores, root / "teacher.pt")
+    return root
+
+
+def _cfg(local, arm: str) -> dict:
+    spec = importlib.util.spec_from_file_location("cprd_repro", Path(__file__).parents[1] / "reproduce.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return {**mod.FULL, "arm": arm, "data_root": str(local / "data"), "clip": str(local / "clip"),
+            "teacher_scores": str(local / "teacher.pt"), "dataset": "flickr30k", "batch_size": 2, "epochs": 1,
+            "lr": 1e-3, "k": 1, "num_workers": 0, "eval_batch": 2, "log_every": 1}  # fmt: skip
+
+
+def _ctx():
+    return SimpleNamespace(device=torch.device("cpu"), scale="full", log=lambda **k: None)
+
+
+@pytest.mark.parametrize("arm", ["teacher", "itc", "cprd"])
+def test_full_arm_runs_end_to_end(local, arm):
+    from cprd.full import run_full
+
+    out = run_full(_cfg(local, arm), 0, _ctx())
+    for d in ("i2t", "t2i"):
+        for k in (1, 5, 10):
+            assert 0.0 <= out[f"{d}_r{k}"] <= 100.0
+    assert out["i2t_r10"] == 100.0 and out["t2i_r10"] == 100.0  # the gallery is smaller than 10
+    if arm != "teacher":
+        assert len(out["loss_curve"]) == 2 and np.isfinite(out["loss_curve"][-1][1])
+    if arm == "cprd":
+        assert "valid_negatives_per_anchor" in out
+
+
+def test_recall_counts_any_caption_of_the_image():
+    from cprd.full import recall_at_k
+
+    # 2 images, 4 captions (0,1 -> image 0; 2,3 -> image 1); image 0 ranks caption 2 first, then 1
+    score = torch.tensor([[0.1, 0.5, 0.9, 0.0], [0.0, 0.1, 0.2, 0.9]])
+    out = recall_at_k(score, torch.tensor([0, 0, 1, 1]), ks=(1, 2))
+    assert out["i2t_r1"] == 50.0 and out["i2t_r2"] == 100.0
+    # captions: 0 -> argmax image 0 (0.1 vs 0.0) hit; 1 -> image 0 hit; 2 -> image 0 miss; 3 -> image 1 hit
+    assert out["t2i_r1"] == 75.0
+
+
+def test_full_names_the_missing_variable_and_checks_the_teacher_file(local, monkeypatch, tmp_path):
+    from cprd.full import run_full
+
+    monkeypatch.delenv("CPRD_CLIP", raising=False)
+    with pytest.raises(MissingLocalData, match="CPRD_CLIP"):
+        run_full({**_cfg(local, "itc"), "clip": None}, 0, _ctx())
+    with pytest.raises(MissingLocalData, match="dataset_coco.json"):
+        run_full({**_cfg(local, "itc"), "dataset": "coco"}, 0, _ctx())
+    torch.save({"batch_scores": torch.zeros(3, 2, 2), "test_scores": torch.zeros(2, 4)}, tmp_path / "t.pt")
+    with pytest.raises(ReproError, match="batch_scores"):
+        run_full({**_cfg(local, "itc"), "teacher_scores": str(tmp_path / "t.pt")}, 0, _ctx())
+
+
+def test_full_scale_through_the_cli(local, tmp_path):
+    """reproduce.py --scale full on the fixture: every arm, derived gains, claims judged, the figure."""
+    from xentlab.testing.smoke import validate_result
+
+    spec = importlib.util.spec_from_file_location(
+        "cprd_repro_cli", Path(__file__).parents[1] / "reproduce.py"
+    )
+    repro = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(repro)
+    for e in repro.EXPERIMENTS:
+        e.configs["full"].update({k: v for k, v in _cfg(local, "itc").items() if k != "arm"})
+    repro.run_cli(repro.PAPER, repro.EXPERIMENTS, repro.CLAIMS, derived=repro.DERIVED, figures=repro.figures,
+                  default_seeds={"full": [0]}, package_dir=Path(__file__).parents[1],
+                  argv=["--scale", "full", "--out", str(tmp_path), "--quiet", "--device", "cpu"])  # fmt: skip
+    result = json.loads((tmp_path / "result.json").read_text())
+    validate_result(result)
+    assert "gain/cprd_vs_itc_r1" in result["metrics"] and "cprd/i2t_r10" in result["metrics"]
+    assert (tmp_path / "retrieval.png").is_file()
+
+
+def test_export_lists_the_batches_in_the_teacher_file_order(local, tmp_path):
+    from cprd.full import export_batches, fixed_pair_batches
+
+    blob = json.loads(export_batches(_cfg(local, "itc"), tmp_path / "b.json").read_text())
+    assert blob["batches"] == fixed_pair_batches(4, 2).tolist()
+    slots = [s["caption"] for b in blob["batch_slots"] for s in b]
+    assert sorted(slots) == sorted(CAPTIONS[0] + CAPTIONS[1])  # train + restval captions
+    assert len(blob["test_images"]) == 2 and len(blob["test_captions"]) == 4
