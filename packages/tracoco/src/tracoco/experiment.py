@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -10,6 +9,7 @@ import numpy as np
 from tracoco.data import brats19, left_atrium, synthetic_split
 from tracoco.evaluate import evaluate
 from tracoco.trainer import TrainConfig, train
+from xentlab.repro.local_data import local_path
 
 
 def load_data(cfg: dict):
@@ -19,10 +19,14 @@ def load_data(cfg: dict):
         return synthetic_split(
             cfg["n_labelled"], cfg["n_unlabelled"], cfg["n_test"], cfg["data_seed"], cfg["volume_spec"]
         )
+    # local_path (not os.environ) so that the runner records the resolved root and recomputes a unit
+    # whose root moved; the loaders give their own layout errors, hence required/must_exist off
     if dataset == "left_atrium":
-        return left_atrium(cfg.get("data_root") or os.environ.get("TRACOCO_LA_ROOT"), cfg["n_labelled"])
+        root = local_path(cfg, "data_root", "TRACOCO_LA_ROOT", needs="", required=False, must_exist=False)
+        return left_atrium(root, cfg["n_labelled"])
     if dataset == "brats19":
-        return brats19(cfg.get("data_root") or os.environ.get("TRACOCO_BRATS_ROOT"), cfg["n_labelled"])
+        root = local_path(cfg, "data_root", "TRACOCO_BRATS_ROOT", needs="", required=False, must_exist=False)
+        return brats19(root, cfg["n_labelled"])
     raise ValueError(f"unknown dataset {dataset!r}")
 
 
