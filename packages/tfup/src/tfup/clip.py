@@ -1,0 +1,136 @@
+"""The stand-in vision-language model: a tiny CLIP trained once, contrastively, on source-style captions.
+
+Image tower: four conv-BN-ReLU blocks (32x32 -> 4x4) and a 2-layer MLP head; text tower: word +
+position embeddings, a 2-layer pre-norm transformer, masked mean pooling and a linear head; both
+give ``dim``-d features. ``encode_*`` return the *raw* (unnormalised) features, as CLIP's
+``encode_image`` / ``encode_text`` do (TFUP normalises where the official code does). Trained with
+the symmetric InfoNCE loss and a learnable temperature on ``captioned_shapes`` in the 'plain'
+style, then frozen; cached under ``xentlab.data.cache_dir("tfup")`` keyed by its config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xentlab.data.cache import atomic_write_bytes, cache_dir, file_lock
+from xentlab.data.captioned_shapes import CaptionedShapesConfig, Vocab, load_captioned_shapes
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """The tiny CLIP and its source-style pre-training."""
+
+    n_groups: int = 1500
+    """source pairs = n_groups * group_size (contrast groups of hard-negative captions)"""
+    group_size: int = 4
+    n_shapes: int = 8
+    """shapes in the data (all 8); the target classes are these shapes"""
+    data_seed: int = 0
+    """generator seed of the source set (target pools use other seeds)"""
+    dim: int = 64
+    channels: int = 32
+    width: int = 64
+    text_layers: int = 2
+    steps: int = 1500
+    batch: int = 128
+    lr: float = 2e-3
+    logit_scale: float | None = 100.0
+    """fixed contrastive logit scale (CLIP ends training at its clamp, 100, and TFUP's ``100 f W`` is that
+    scale; a tiny CLIP left to learn it stops near 22, which spreads cosines 4-5x wider); None: learnable"""
+    seed: int = 0
+
+    def key(self) -> str:
+        blob = json.dumps({**dataclasses.asdict(self), "v": 2}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    def data(self) -> CaptionedShapesConfig:
+        return CaptionedShapesConfig(
+            n_groups=self.n_groups, group_size=self.group_size, n_shapes=self.n_shapes
+        )
+
+
+class TinyClip(nn.Module):
+    def __init__(self, vocab_size: int, max_len: int, dim: int = 64, channels: int = 32, width: int = 64,
+                 text_layers: int = 2) -> None:  # fmt: skip
+        super().__init__()
+        c = channels
+
+        def block(i, o, s):
+            return [nn.Conv2d(i, o, 3, stride=s, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
+
+        self.stem = nn.Sequential(
+            *block(3, c // 2, 2), *block(c // 2, c, 2), *block(c, c, 1), *block(c, 2 * c, 2), nn.Flatten()
+        )
+        self.img_head = nn.Sequential(nn.Linear(2 * c * 16, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim))
+        self.tok = nn.Embedding(vocab_size, width, padding_idx=0)
+        self.pos = nn.Parameter(torch.randn(max_len, width) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            width, 4, 2 * width, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.enc = nn.TransformerEncoder(layer, text_layers, enable_nested_tensor=False)
+        self.txt_head = nn.Linear(width, dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # unused when the config fixes it
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        return self.img_head(self.stem(x))
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        pad = tokens == 0
+        h = self.enc(self.tok(tokens) + self.pos[: tokens.shape[1]], src_key_padding_mask=pad)
+        keep = (~pad).unsqueeze(-1).float()
+        return self.txt_head((h * keep).sum(1) / keep.sum(1).clamp_min(1.0))
+
+
+def clip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over the batch (CLIP): image i matches caption i."""
+    s = logit_scale.exp().clamp(max=100) * F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).t()
+    y = torch.arange(len(s))
+    return 0.5 * (F.cross_entropy(s, y) + F.cross_entropy(s.t(), y))
+
+
+def train_clip(cfg: ClipConfig, log: Callable | None = None) -> TinyClip:
+    torch.manual_seed(cfg.seed)
+    data = load_captioned_shapes(cfg.data(), seed=cfg.data_seed)
+    vocab = Vocab()
+    model = TinyClip(len(vocab), vocab.max_len, cfg.dim, cfg.channels, cfg.width, cfg.text_layers)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    rng = np.random.default_rng(cfg.seed)
+    model.train()
+    for step in range(cfg.steps):
+        for g in opt.param_groups:  # linear warm-up then cosine
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        b = torch.from_numpy(rng.choice(len(data), cfg.batch, replace=False))
+        scale = model.logit_scale if cfg.logit_scale is None else torch.tensor(math.log(cfg.logit_scale))
+        loss = clip_loss(model.encode_image(data.x[b]), model.encode_text(data.tokens[b]), scale)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if log is not None and step % 100 == 0:
+            log(step=step, clip_loss=loss.item())
+    return model.eval()
+
+
+def get_clip(cfg: ClipConfig, log: Callable | None = None) -> TinyClip:
+    """The trained tiny CLIP for ``cfg`` (built once, then loaded from the cache)."""
+    vocab = Vocab()
+    path = cache_dir("tfup") / f"clip-{cfg.key()}.pt"
+    with file_lock(path.with_suffix(".lock")):
+        if not path.exists():
+            model = train_clip(cfg, log)
+            buf = io.BytesIO()
+            torch.save(model.state_dict(), buf)
+            atomic_write_bytes(path, buf.getvalue())
+    model = TinyClip(len(vocab), vocab.max_len, cfg.dim, cfg.channels, cfg.width, cfg.text_layers)
+    model.load_state_dict(torch.load(path, weights_only=True))
+    return model.eval()
