@@ -1,6 +1,6 @@
 """Reproduce "Training-Free Unsupervised Prompt for Vision-Language Models" (TFUP / TFUP-T; arXiv 2404.16339).
 
-    uv run python packages/tfup/reproduce.py [--scale smoke|cpu] [--seeds 0 1 2]
+    uv run python packages/tfup/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
 
 Stand-in VLM: a tiny CLIP trained once from scratch on 'plain'-style captioned shapes (cached; the
 same weights for every seed). Target: N unlabelled 'texture'-style images whose two objects share a
@@ -32,9 +32,38 @@ SMOKE = dict(clip=dict(n_groups=200, steps=20, batch=64), n_target=120, gen_grou
              warmup_epochs=1)  # fmt: skip
 # cpu: the RunConfig defaults, spelled out: CLIP 1500 steps (cached), N = 1500 texture-style images, 30 epochs
 CPU = dict(style="texture", n_target=1500, gen_groups=17000, epochs=30, warmup_epochs=5, lr=0.012)
+# --scale full: a local CLIP ViT-B/16 on one target domain folder (TFUP_CLIP / TFUP_TARGET / TFUP_DATASET /
+# TFUP_PROMPTS; tfup.full and the README). lr and training_proportion come from the dataset's official
+# configs/*.yaml (tfup.full.DATASETS) unless set here; the rest is common to all four configs.
+FULL = dict(
+    clip=None,  # $TFUP_CLIP: e.g. openai/clip-vit-base-patch16 saved locally
+    target=None,  # $TFUP_TARGET: <root>/<domain> with one folder per class
+    dataset=None,  # $TFUP_DATASET: office_home | office31 | visda17 | domainnet
+    prompts=None,  # $TFUP_PROMPTS (optional): gpt-3.5-turbo-instruct_<dataset>.json of the official repo
+    lr=None,
+    training_proportion=None,
+    alpha=0.3,
+    beta=1.0,
+    cache_proportion=0.3,
+    epochs=30,
+    warmup_epochs=5,
+    batch=256,
+    eps=3e-3,
+    weight_decay=0.1,
+    ratio_text=0.5,
+    ratio_image=0.2,
+    conf_threshold=0.9,
+    marginal_weight=0.3,
+    eval_batch=256,
+    num_workers=8,
+)
 
 
 def target_unit(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    if ctx is not None and ctx.scale == "full":
+        from tfup.full import run_full
+
+        return run_full(cfg, seed, ctx)
     cfg = dict(cfg)
     if "crop_scale" in cfg:
         cfg["crop_scale"] = tuple(cfg["crop_scale"])
@@ -45,7 +74,7 @@ EXPERIMENTS = [
     Experiment(
         "target",
         target_unit,
-        {"smoke": SMOKE, "cpu": CPU, "full": None},
+        {"smoke": SMOKE, "cpu": CPU, "full": FULL},
         description="all arms on one shifted target pool per seed (paired)",
     )
 ]
