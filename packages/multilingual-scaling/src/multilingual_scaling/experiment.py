@@ -54,6 +54,39 @@ def weighted_normalised_loss(losses, entropies, weights) -> float:
     return float(np.sum(np.asarray(weights) * np.asarray(losses) / np.asarray(entropies)))
 
 
+def independence_metrics(runs: dict, rep: dict, out: dict) -> None:
+    """Experiment 1 into ``out``: family A's loss spread over the INDEP_FIXED mixtures (p_A fixed), its
+    change when p_A itself moves (MOVE), the same-mixture rerun spread (noise) and the control's spread."""
+    fixed = [runs[f"s0_{m}"]["losses"][0] for m in INDEP_FIXED]
+    out["indep_spread_A"] = rel_spread(fixed)
+    lo_p, hi_p = (runs[f"s0_{m}"]["losses"][0] for m in MOVE)
+    out["indep_move_A"] = float((lo_p - hi_p) / hi_p)
+    out["indep_noise_A"] = rel_spread([runs["s0_M3"]["losses"][0], rep["losses"][0]])
+    out["control_spread_A"] = rel_spread([out["ctl_X1_L_A"], out["ctl_X2_L_A"]])
+
+
+def gamma_fits(runs: dict, n_sizes: int, names: list[str], out: dict) -> dict:
+    """Experiment 2: L_i = K_i p_i^-gamma_i fitted per size and family on the GAMMA_MIXES runs; writes
+    gamma, K, R^2 and the relative gamma difference between the smallest and the largest size into
+    ``out`` and returns the fits keyed by (size index, family)."""
+    fits = {}
+    for si in range(n_sizes):
+        for fi, n in enumerate(names):
+            p = [GAMMA_MIXES[m][fi] for m in GAMMA_MIXES]
+            y = [runs[f"s{si}_{m}"]["losses"][fi] for m in GAMMA_MIXES]
+            f = fit_ratio_law(p, y)
+            fits[(si, n)] = f
+            out[f"s{si}_gamma_{n}"], out[f"s{si}_K_{n}"], out[f"s{si}_r2_{n}"] = f.gamma, f.k, f.r2
+    last = n_sizes - 1
+    rel = [abs(fits[(0, n)].gamma / fits[(last, n)].gamma - 1) if fits[(last, n)].gamma > 0 else math.inf
+           for n in names]  # fmt: skip
+    for n, r in zip(names, rel):
+        out[f"gamma_rel_diff_{n}"] = r
+    out["gamma_max_rel_diff"] = max(rel)
+    out["gamma_min_r2"] = min(f.r2 for f in fits.values())
+    return fits
+
+
 def run_seed(cfg: dict, seed: int, log=None) -> dict:
     """The whole study for one seed (see the module docstring); returns a flat metrics dict + artifacts."""
     world = make_world(cfg["world"])
@@ -85,30 +118,9 @@ def run_seed(cfg: dict, seed: int, log=None) -> dict:
     for m, p in CONTROL_MIXES.items():
         record(f"ctl_{m}", train_mixture(control, p, small[0], seed), p)
 
-    # independence (family A = index 0) and its control
-    fixed = [runs[f"s0_{m}"]["losses"][0] for m in INDEP_FIXED]
-    out["indep_spread_A"] = rel_spread(fixed)
-    lo_p, hi_p = (runs[f"s0_{m}"]["losses"][0] for m in MOVE)
-    out["indep_move_A"] = float((lo_p - hi_p) / hi_p)
-    out["indep_noise_A"] = rel_spread([runs["s0_M3"]["losses"][0], rep["losses"][0]])
-    out["control_spread_A"] = rel_spread([out["ctl_X1_L_A"], out["ctl_X2_L_A"]])
-
-    # gamma fits per size and family: L_i = K_i p_i^-gamma_i
-    fits = {}
-    for si in range(len(small)):
-        for fi, n in enumerate(names):
-            p = [GAMMA_MIXES[m][fi] for m in GAMMA_MIXES]
-            y = [runs[f"s{si}_{m}"]["losses"][fi] for m in GAMMA_MIXES]
-            f = fit_ratio_law(p, y)
-            fits[(si, n)] = f
-            out[f"s{si}_gamma_{n}"], out[f"s{si}_K_{n}"], out[f"s{si}_r2_{n}"] = f.gamma, f.k, f.r2
+    independence_metrics(runs, rep, out)  # family A = index 0, and its control
+    fits = gamma_fits(runs, len(small), names, out)
     last = len(small) - 1
-    rel = [abs(fits[(0, n)].gamma / fits[(last, n)].gamma - 1) if fits[(last, n)].gamma > 0 else math.inf
-           for n in names]  # fmt: skip
-    for n, r in zip(names, rel):
-        out[f"gamma_rel_diff_{n}"] = r
-    out["gamma_max_rel_diff"] = max(rel)
-    out["gamma_min_r2"] = min(f.r2 for f in fits.values())
 
     # 3. p* from the larger small size: argmin sum_i w_i K_i p_i^-gamma_i / H_i (bisection on mu)
     gam = np.array([fits[(last, n)].gamma for n in names])

@@ -46,7 +46,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import lzma
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,14 +57,13 @@ from multilingual_scaling.experiment import (
     CONTROL_MIXES,
     GAMMA_FLOOR,
     GAMMA_MIXES,
-    INDEP_FIXED,
     INDEP_MIXES,
-    MOVE,
-    rel_spread,
+    gamma_fits,
+    independence_metrics,
     weighted_normalised_loss,
 )
 from multilingual_scaling.families import check_ratios
-from multilingual_scaling.law import fit_ratio_law, mixture_objective, optimal_ratios
+from multilingual_scaling.law import mixture_objective, optimal_ratios
 from multilingual_scaling.train import TrainConfig, family_loss, lr_at
 from xentlab.data.cache import atomic_write_bytes, cache_dir, cached_arrays, file_lock
 from xentlab.models.small_decoder import LMShape, seeded_decoder
@@ -359,27 +357,9 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
     for m, p in CONTROL_MIXES.items():
         record(f"ctl_{m}", train(control, p, small[0]), ["A", "B", "Aprime", "C_unused"])
 
-    fixed = [runs[f"s0_{m}"]["losses"][0] for m in INDEP_FIXED]
-    out["indep_spread_A"] = rel_spread(fixed)
-    lo_p, hi_p = (runs[f"s0_{m}"]["losses"][0] for m in MOVE)
-    out["indep_move_A"] = float((lo_p - hi_p) / hi_p)
-    out["indep_noise_A"] = rel_spread([runs["s0_M3"]["losses"][0], rep["losses"][0]])
-    out["control_spread_A"] = rel_spread([out["ctl_X1_L_A"], out["ctl_X2_L_A"]])
-
-    fits = {}
-    for si in range(len(small)):
-        for fi, n in enumerate(names):
-            f = fit_ratio_law([GAMMA_MIXES[m][fi] for m in GAMMA_MIXES],
-                              [runs[f"s{si}_{m}"]["losses"][fi] for m in GAMMA_MIXES])  # fmt: skip
-            fits[(si, n)] = f
-            out[f"s{si}_gamma_{n}"], out[f"s{si}_K_{n}"], out[f"s{si}_r2_{n}"] = f.gamma, f.k, f.r2
+    independence_metrics(runs, rep, out)
+    fits = gamma_fits(runs, len(small), names, out)
     last = len(small) - 1
-    rel = [abs(fits[(0, n)].gamma / fits[(last, n)].gamma - 1) if fits[(last, n)].gamma > 0 else math.inf
-           for n in names]  # fmt: skip
-    for n, r in zip(names, rel):
-        out[f"gamma_rel_diff_{n}"] = r
-    out["gamma_max_rel_diff"] = max(rel)
-    out["gamma_min_r2"] = min(f.r2 for f in fits.values())
 
     # 3. p* from the larger small size, each family normalised by its own K_i (see the docstring)
     gam = np.array([fits[(last, n)].gamma for n in names])
