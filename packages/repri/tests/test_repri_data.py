@@ -76,3 +76,23 @@ def test_accumulated_miou_is_per_class_ratio_of_sums():
     assert acc.miou() == pytest.approx(0.7)
     with pytest.raises(ValueError, match="no episode"):
         IoUAccumulator().miou()
+
+
+def test_smoothed_ce_bg_weight_is_a_weighted_mean():
+    # two pixels: one background (loss l0, weight w), one object (loss l1, weight 1)
+    # -> (w * l0 + l1) / (w + 1); w = 1 is the unweighted official mean
+    logits = torch.randn(1, 4, 1, 2, generator=torch.Generator().manual_seed(0))
+    target = torch.tensor([[[0, 2]]])
+    l0 = smoothed_ce(logits[..., :1], target[..., :1], 0.1)
+    l1 = smoothed_ce(logits[..., 1:], target[..., 1:], 0.1)
+    assert torch.allclose(smoothed_ce(logits, target, 0.1, bg_weight=0.25), (0.25 * l0 + l1) / 1.25)
+    assert torch.allclose(smoothed_ce(logits, target, 0.1, bg_weight=1.0), (l0 + l1) / 2)
+
+
+def test_fcn_block_count_and_output_size():
+    from repri.model import DilatedFCN, FCNConfig
+
+    net = DilatedFCN(16, FCNConfig(width=8, feature_dim=8, dilations=(1, 2, 4, 8))).eval()
+    assert len(net.trunk) == 4 and [b.conv[0].dilation[0] for b in net.trunk] == [1, 2, 4, 8]
+    x = torch.rand(2, 3, 64, 64)
+    assert net.features(x).shape == (2, 8, 16, 16) and net(x).shape == (2, 16, 64, 64)

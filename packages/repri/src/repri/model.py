@@ -7,10 +7,11 @@ are not base classes carry the ignore label 255. At test time only ``features`` 
 classifier head is discarded and replaced by RePRI's per-episode prototype classifier.
 
 Our network mirrors PSPNet's structure at a small scale: a strided stem down to stride 4 (16 x 16
-features on 64 x 64 scenes; PSPNet keeps stride 8 with dilated layer3/layer4), dilated 3x3 blocks
-(dilation 2 and 4) that grow the receptive field without striding, a small pyramid pooling module,
-a 3x3 bottleneck with BN + ReLU + Dropout2d(0.1) whose output is the feature map, and a 1x1 classifier
-whose logits are bilinearly upsampled (align_corners=True) to the image size for the loss.
+features on 64 x 64 scenes; PSPNet keeps stride 8 with dilated layer3/layer4), residual dilated 3x3
+blocks (``FCNConfig.dilations``: 1, 2, 4, 8 at cpu scale) that grow the receptive field without striding,
+a small pyramid pooling module, a 3x3 bottleneck with BN + ReLU + Dropout2d(0.1) whose output is the
+feature map, and a 1x1 classifier whose logits are bilinearly upsampled (align_corners=True) to the image
+size for the loss.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class FCNConfig:
     """channels of the stride-4 trunk"""
     feature_dim: int = 64
     """channels of the bottleneck features RePRI works on (PSPNet: 512)"""
+    dilations: tuple[int, ...] = (2, 4)
+    """one residual 3x3 block per entry, with that dilation (PSPNet: the dilated layer3 / layer4 stacks)"""
     bins: tuple[int, ...] = (1, 2, 4)
     """pyramid pooling bins (PSPNet: 1, 2, 3, 6 on 53 x 53 maps)"""
     dropout: float = 0.1
@@ -90,7 +93,7 @@ class DilatedFCN(nn.Module):
         super().__init__()
         w = cfg.width
         self.stem = nn.Sequential(_cbr(3, w // 2, stride=2), _cbr(w // 2, w, stride=2))
-        self.trunk = nn.Sequential(DilatedBlock(w, 2), DilatedBlock(w, 4))
+        self.trunk = nn.Sequential(*(DilatedBlock(w, d) for d in cfg.dilations))
         self.ppm = PPM(w, cfg.bins)
         self.bottleneck = nn.Sequential(
             nn.Conv2d(self.ppm.out_channels, cfg.feature_dim, 3, padding=1, bias=False),
@@ -108,16 +111,24 @@ class DilatedFCN(nn.Module):
         return F.interpolate(logits, x.shape[-2:], mode="bilinear", align_corners=True)
 
 
-def smoothed_ce(logits: torch.Tensor, target: torch.Tensor, eps: float = 0.1) -> torch.Tensor:
+def smoothed_ce(
+    logits: torch.Tensor, target: torch.Tensor, eps: float = 0.1, bg_weight: float = 1.0
+) -> torch.Tensor:
     """Label-smoothed CE averaged over non-ignored pixels (official ``compute_loss`` + ``cross_entropy``).
 
     The target distribution is ``1 - eps`` on the label and ``eps / (K - 1)`` on each other class
     (note: not the ``eps / K`` convention of ``F.cross_entropy(label_smoothing=...)``).
     logits: (B, K, H, W); target: (B, H, W) int64 with IGNORE for ignored pixels.
+    ``bg_weight`` (our deviation; 1.0 = official, unweighted): pixels labelled background (class 0) get this
+    weight and the mean is the weighted mean ``sum w_i l_i / sum w_i`` (the convention of
+    ``F.cross_entropy(weight=...)``).
     """
     k = logits.shape[1]
     valid = target != IGNORE
     one_hot = F.one_hot(target.clamp(max=k - 1) * valid, k).permute(0, 3, 1, 2).float()
     soft = one_hot * (1 - eps) + (1 - one_hot) * eps / (k - 1)
     loss = -(soft * F.log_softmax(logits, 1)).sum(1)
-    return loss[valid].mean()
+    if bg_weight == 1.0:
+        return loss[valid].mean()
+    w = torch.where(target == 0, bg_weight, 1.0)[valid]
+    return (w * loss[valid]).sum() / w.sum()
