@@ -39,6 +39,10 @@ def run_sft_then_rl(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     t_rl = time.process_time() - t1
     after = evaluate(sft.model, sft.tokenizer, test, max_new_tokens=mnt, sem=sem)
     out: dict[str, Any] = {"n_params": count_parameters(sft.model), "sft_loss": sft.loss}
+    out["sft_steps"] = sft.steps  # the per-seed stopping point (dev rule) when select is on
+    if sft.checks:
+        out["sft_dev_checks"] = [list(c) for c in sft.checks]
+        out["sft_dev_sec_strict"] = next(r for s, r in sft.checks if s == sft.steps)
     for tag, m in (("sft", before), ("rl", after)):
         for k, v in m.items():
             out[f"{tag}_{k}"] = v
