@@ -32,6 +32,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from xentlab.losses.plackett_luce import plackett_luce_log_probs
+
 NEG = -1e4  # a finite "minus infinity": exp(NEG) == 0 in float32/64, and NEG - NEG is not NaN
 
 
@@ -108,11 +110,10 @@ def partial_ranking_loss(
     valid = neg_sorted.clone()
     if valid_threshold is not None:
         valid &= t_sorted >= valid_threshold
-    # 4) -log( exp(z_j) / sum_{k >= j} exp(z_k) ), z = s / tau; the reverse cumulative logsumexp
-    #    over positions j..K gives every denominator in one pass. Non-negatives never enter a sum.
+    # 4) -log( exp(z_j) / sum_{k >= j} exp(z_k) ), z = s / tau: the Plackett-Luce term of each position
+    #    (xentlab.losses.plackett_luce). Non-negatives never enter a sum.
     z = torch.where(neg_sorted, s_sorted / tau, torch.full_like(s_sorted, NEG))
-    tail_lse = torch.flip(torch.logcumsumexp(torch.flip(z, [1]), dim=1), [1])
-    terms = torch.where(valid, tail_lse - z, torch.zeros_like(z))
+    terms = torch.where(valid, -plackett_luce_log_probs(z), torch.zeros_like(z))
     loss = terms.sum(1).mean()
     n_valid = valid.sum(1).float()
     return loss, {

@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from xentlab.losses.plackett_luce import plackett_luce_log_probs
+
 __all__ = [
     "KD_ALPHA",
     "KD_TAU",
@@ -103,10 +105,8 @@ def plackett_luce_nll(
         raise ValueError(
             f"perm {tuple(perm.shape)} and weights {tuple(weights.shape)} must match logits {tuple(student_logits.shape)}"
         )
-    s_perm = student_logits.gather(1, perm)
-    # suffix log-sum-exp: logcumsumexp over the reversed ranking, reversed back
-    suffix_lse = torch.logcumsumexp(s_perm.flip(1), dim=1).flip(1)
-    log_p = s_perm - suffix_lse  # log-probability of choosing pi*_k among the classes still left
+    # log-probability of choosing pi*_k among the classes still left
+    log_p = plackett_luce_log_probs(student_logits.gather(1, perm))
     return _reduce(-(weights * log_p).sum(1), reduction)
 
 
