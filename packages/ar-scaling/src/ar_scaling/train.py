@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from xentlab.data.markov_source import MarkovSource, MarkovSourceConfig
 from xentlab.models.small_decoder import DecoderLM, LMShape, seeded_decoder
+from xentlab.train.schedules import warmup_cosine_lr
 
 TEST_SEED = 2**40  # the held-out sample's seed: outside every training stream's seed range
 
@@ -74,11 +75,7 @@ def build_model(cfg: TrainConfig, vocab_size: int, seed: int) -> DecoderLM:
 
 def lr_at(step: int, n_steps: int, cfg: TrainConfig) -> float:
     """Linear warm-up over cfg.warmup of the steps, then cosine from lr to lr * final_lr_frac."""
-    warm = max(1, int(round(cfg.warmup * n_steps)))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    p = (step - warm) / max(1, n_steps - warm)
-    return cfg.lr * (cfg.final_lr_frac + (1 - cfg.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
+    return warmup_cosine_lr(step, n_steps, lr=cfg.lr, warmup=cfg.warmup, final_lr_frac=cfg.final_lr_frac)
 
 
 def eval_steps(n_steps: int, n_evals: int) -> list[int]:

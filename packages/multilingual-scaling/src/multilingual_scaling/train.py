@@ -13,7 +13,6 @@ whole context the next symbol depends on; the best achievable value is the famil
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 from multilingual_scaling.families import World, family_source, mixture_stream, sample_family
 from xentlab.models.small_decoder import LMShape, seeded_decoder
+from xentlab.train.schedules import warmup_cosine_lr
 
 TEST_SEED = 2**40  # held-out sample seed: outside every training stream's seed range
 
@@ -46,11 +46,8 @@ class TrainConfig:
 
 
 def lr_at(step: int, n_steps: int, cfg: TrainConfig) -> float:
-    warm = max(1, int(round(cfg.warmup * n_steps)))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    p = (step - warm) / max(1, n_steps - warm)
-    return cfg.lr * (cfg.final_lr_frac + (1 - cfg.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
+    """Linear warm-up over cfg.warmup of the steps, then cosine from lr to lr * final_lr_frac."""
+    return warmup_cosine_lr(step, n_steps, lr=cfg.lr, warmup=cfg.warmup, final_lr_frac=cfg.final_lr_frac)
 
 
 @torch.no_grad()

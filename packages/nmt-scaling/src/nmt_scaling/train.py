@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from nmt_scaling.model import ModelShape, decoder_input, seeded_model
 from nmt_scaling.task import PAD, Batch, Task, TaskConfig
+from xentlab.train.schedules import warmup_cosine_lr
 
 TEST_SEED = 2**40  # the held-out sample: outside every training stream's seed range
 
@@ -64,11 +65,7 @@ class TrainConfig:
 
 def lr_at(step: int, n_steps: int, cfg: TrainConfig) -> float:
     """Linear warm-up over cfg.warmup of the steps, then cosine from lr to lr * final_lr_frac."""
-    warm = max(1, int(round(cfg.warmup * n_steps)))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    p = (step - warm) / max(1, n_steps - warm)
-    return cfg.lr * (cfg.final_lr_frac + (1 - cfg.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
+    return warmup_cosine_lr(step, n_steps, lr=cfg.lr, warmup=cfg.warmup, final_lr_frac=cfg.final_lr_frac)
 
 
 def _tensors(b: Batch, device) -> tuple[torch.Tensor, torch.Tensor]:

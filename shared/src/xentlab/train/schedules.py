@@ -1,0 +1,16 @@
+"""Learning-rate schedules written as plain functions of the step (set ``group["lr"]`` each step)."""
+
+from __future__ import annotations
+
+import math
+
+
+def warmup_cosine_lr(step: int, n_steps: int, *, lr: float, warmup: float, final_lr_frac: float) -> float:
+    """Linear warm-up over the first ``warmup`` fraction of ``n_steps`` (at least one step), then a
+    half-cosine from ``lr`` down to ``lr * final_lr_frac`` at the last step: the schedule of the
+    scaling-law papers (Kaplan et al. 2020; Henighan et al. 2020), used by the scaling packages."""
+    warm = max(1, int(round(warmup * n_steps)))
+    if step < warm:
+        return lr * (step + 1) / warm
+    p = (step - warm) / max(1, n_steps - warm)
+    return lr * (final_lr_frac + (1 - final_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
