@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import torch
 
+# RoPE is the shared implementation of the small decoder (the same half-split layout), re-exported here
+from xentlab.models.small_decoder import apply_rope, rope_angles
+
+__all__ = ["alibi_bias", "apply_rope", "causal_mask", "geometric_slopes", "harmonic_slopes", "rope_angles"]
+
 
 def harmonic_slopes(heads: int) -> torch.Tensor:
     """ALiBi slopes m_h = 1/h, h = 1..heads (the harmonic series 1, 1/2, 1/3, ...)."""
@@ -47,19 +52,3 @@ def causal_mask(length: int, dtype: torch.dtype = torch.float32) -> torch.Tensor
     """(1, T, T): 0 on and below the diagonal, -inf above (the bias of the RoPE-only model)."""
     pos = torch.arange(length)
     return torch.zeros(1, length, length, dtype=dtype).masked_fill(pos[None, :] > pos[:, None], float("-inf"))
-
-
-def rope_angles(length: int, head_dim: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin of the rotary angles p * theta^(-2i/d), (T, head_dim), half-split (Llama) layout."""
-    if head_dim % 2:
-        raise ValueError(f"head_dim must be even for RoPE, got {head_dim}")
-    inv = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-    ang = torch.outer(torch.arange(length, dtype=torch.float32), inv)
-    ang = torch.cat([ang, ang], dim=-1)
-    return ang.cos(), ang.sin()
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the last dim of x (..., T, d) by the angles of its position (Su et al. 2021, Eq. 34)."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos.to(x.dtype) + torch.cat([-x2, x1], dim=-1) * sin.to(x.dtype)

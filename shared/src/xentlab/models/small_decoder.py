@@ -70,18 +70,29 @@ class RMSNorm(nn.Module):
         return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
 
 
-def _rope_cache(shape: LMShape) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin of the rotary angles, (max_positions, head_dim), in the half-split layout of Llama."""
-    hd = shape.hidden // shape.heads
-    inv = 1.0 / (shape.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
-    ang = torch.outer(torch.arange(shape.max_positions, dtype=torch.float32), inv)
+def rope_angles(length: int, head_dim: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin of the rotary angles p * theta^(-2i/d) (Su et al. 2021, RoFormer Eq. 34), (length, head_dim),
+    in the half-split layout of Llama."""
+    if head_dim % 2:
+        raise ValueError(f"head_dim must be even for RoPE, got {head_dim}")
+    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    ang = torch.outer(torch.arange(length, dtype=torch.float32), inv)
     ang = torch.cat([ang, ang], dim=-1)
     return ang.cos(), ang.sin()
+
+
+def _rope_cache(shape: LMShape) -> tuple[torch.Tensor, torch.Tensor]:
+    return rope_angles(shape.max_positions, shape.hidden // shape.heads, shape.rope_theta)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the last dim of x (..., T, head_dim) by the angles of its position (``rope_angles``)."""
+    return x * cos + _rotate_half(x) * sin
 
 
 class Block(nn.Module):
@@ -100,8 +111,7 @@ class Block(nn.Module):
         b, t, d = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))  # (b, heads, t, hd)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.o(a.transpose(1, 2).reshape(b, t, d))
         gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
