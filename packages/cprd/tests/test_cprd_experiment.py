@@ -61,3 +61,33 @@ def test_smoke_is_deterministic(tmp_path):
     for exp in ("itc", "kl", "listmle", "cprd"):
         assert a["metrics"][f"{exp}/r1_mean"]["mean"] == b["metrics"][f"{exp}/r1_mean"]["mean"]
     assert "gain/cprd_vs_itc_r1" in a["metrics"]
+    for exp in ("itc_long", "kl_long", "listmle_long", "cprd_long"):
+        assert a["metrics"][f"{exp}/r1_mean"]["mean"] == b["metrics"][f"{exp}/r1_mean"]["mean"]
+    assert "gain/cprd_long_vs_itc_long_r1" in a["metrics"]
+
+
+def _load_repro():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cprd_repro_cfg", REPRO)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_long_budget_arms_differ_only_in_steps_and_short_arms_are_unchanged():
+    repro = _load_repro()
+    exps = {e.name: e for e in repro.EXPERIMENTS}
+    base = dict(train_groups=400, test_groups=50, n_colours=4, n_shapes=4, t_steps=1600, s_steps=700)
+    # the 700-step arms keep the exact cpu config of the committed run (their units must resume)
+    for arm in ("teacher", "itc", "kl", "listmle", "cprd"):
+        assert exps[arm].config("cpu") == {**base, "arm": arm} and exps[arm].version == "1"
+    for arm in ("itc", "kl", "listmle", "cprd"):
+        long = exps[f"{arm}_long"]
+        assert long.config("cpu") == {**base, "arm": arm, "s_steps": 2000}
+        assert long.config("full") is None  # --scale full students already train whole epochs
+    # the long-budget claims reuse the thresholds of the 700-step ones
+    checks = {c.id: c.check for c in repro.CLAIMS}
+    assert checks["cprd-beats-itc-long"] == checks["cprd-beats-itc"] == ">= 2.0"
+    assert checks["cprd-at-least-kl-long"] == checks["cprd-at-least-kl"] == ">= 0.0"
+    assert checks["teacher-beats-student-long"] == checks["teacher-beats-student"] == "> 0"
