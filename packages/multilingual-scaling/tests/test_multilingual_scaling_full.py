@@ -56,7 +56,7 @@ def _cfg(root: Path, **over) -> dict:
     return {**full, "data_root": str(root), "families": FAMILIES, "vocab_size": 300, "tokenizer_chars": 3000,
             "max_bytes_per_language": 4000, "test_bytes_per_language": 600,
             "small": [asdict(TrainConfig(hidden=8, **tiny)), asdict(TrainConfig(hidden=16, **tiny))],
-            "large": asdict(TrainConfig(hidden=24, **tiny)), **over}  # fmt: skip
+            "large": asdict(TrainConfig(hidden=24, **tiny)), "replicas": 2, **over}  # fmt: skip
 
 
 def _ctx(tmp_path):
@@ -79,7 +79,9 @@ def test_full_study_end_to_end(root, tmp_path, monkeypatch):
     assert abs(sum(out[f"p_pstar_{n}"] for n in "ABC") - 1) < 1e-9
     # natural ratios follow the training text read per family (3, 2, 1 languages of ~equal size)
     assert out["p_natural_A"] > out["p_natural_B"] > out["p_natural_C"]
-    assert len([r for r in ctx.logs if "run" in r]) == 16  # 9 + 4 small runs (+ replicate, control) + 3
+    # 8 gamma runs, 7 independence/control mixtures x 2 replicas (3 of them the gamma runs, reused), 3 large
+    assert len([r for r in ctx.logs if "run" in r]) == 8 + 7 * 2 + 3
+    assert len(out["indep_runs"]["ind_M3"]) == 2 and out["s0_M3_L_A"] == out["indep_runs"]["ind_M3"][0]
     # the BPE is cached once, keyed by the files and settings; a rerun reuses it and the arrays
     assert len(list((tmp_path / "cache" / "multilingual-scaling" / "tokenizers").glob("bpe-*.json"))) == 1
     assert len(list((tmp_path / "cache").glob("multilingual-scaling-corpus-*.npz"))) == 1

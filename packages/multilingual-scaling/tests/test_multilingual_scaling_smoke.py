@@ -27,7 +27,15 @@ def test_training_is_deterministic():
 def test_smoke(tmp_path):
     result = run_smoke(REPRO, tmp_path, extra_args=("--workers", "1"))
     m = result["metrics"]
-    for k in ("indep_spread_A", "control_spread_A", "gamma_max_rel_diff", "transfer_gap", "p_pstar_A"):
+    for k in (
+        "indep_spread_A",
+        "indep_perm_p_A",
+        "indep_noise_A",
+        "control_spread_A",
+        "gamma_max_rel_diff",
+        "transfer_gap",
+        "p_pstar_A",
+    ):
         assert f"study/{k}" in m
     p = [m[f"study/p_pstar_{n}"]["mean"] for n in "ABC"]
     assert abs(sum(p) - 1) < 1e-9

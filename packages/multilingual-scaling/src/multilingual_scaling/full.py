@@ -54,12 +54,13 @@ import torch
 import torch.nn.functional as F
 
 from multilingual_scaling.experiment import (
-    CONTROL_MIXES,
     GAMMA_FLOOR,
     GAMMA_MIXES,
     INDEP_MIXES,
     gamma_fits,
-    independence_metrics,
+    indep_train_config,
+    independence_study,
+    memoised,
     weighted_normalised_loss,
 )
 from multilingual_scaling.families import check_ratios
@@ -337,27 +338,25 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
         "control_languages": {"A": control[0], "Aprime": control[2]},  # artifact
     }
 
-    def train(fams, p, tc, stream_seed=None):
-        return train_text_mixture(arrays, fams, p, tc, seed, ctx, enc.vocab_size, dtype, stream_seed)
+    worlds = {"main": main, "control": control}
+    train = memoised(lambda wk, p, tc, s: train_text_mixture(arrays, worlds[wk], p, tc, s, ctx, enc.vocab_size,
+                                                             dtype))  # fmt: skip
 
     def record(tag: str, res: dict, labels) -> None:
         for n, loss in zip(labels, res["losses"]):
             out[f"{tag}_L_{n}"] = loss
         ctx.log(run=tag, losses=res["losses"], n=res["n_nonemb"])
 
-    # 1-2. small-model sweep (the cpu scale's mixtures)
+    # 2. small-model sweep for the gamma fits (the cpu scale's mixtures, one run each)
     runs: dict[str, dict] = {}
     for si, tc in enumerate(small):
-        for m, p in (dict(GAMMA_MIXES) | (INDEP_MIXES if si == 0 else {})).items():
-            runs[f"s{si}_{m}"] = res = train(main, p, tc)
+        for m, p in GAMMA_MIXES.items():
+            runs[f"s{si}_{m}"] = res = train("main", p, tc, seed)
             record(f"s{si}_{m}", res, names)
         out[f"s{si}_n_nonemb"] = res["n_nonemb"]
-    rep = train(main, GAMMA_MIXES["M3"], small[0], stream_seed=seed + 10_000)
-    record("s0_M3rep", rep, names)
-    for m, p in CONTROL_MIXES.items():
-        record(f"ctl_{m}", train(control, p, small[0]), ["A", "B", "Aprime", "C_unused"])
-
-    independence_metrics(runs, rep, out)
+    # 1. independence (and control), replicated as at cpu scale
+    independence_study(train, names, ["A", "B", "Aprime", "C_unused"], indep_train_config(cfg, small[0]),
+                       cfg["replicas"], seed, out, ctx.log)  # fmt: skip
     fits = gamma_fits(runs, len(small), names, out)
     last = len(small) - 1
 
@@ -372,7 +371,7 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
     natural = np.array([out[f"train_tokens_{n}"] for n in names], dtype=np.float64)
     mixes = {"pstar": pstar, "uniform": np.full(3, 1 / 3), "natural": natural / natural.sum()}
     for k, p in mixes.items():
-        res = train(main, p, large)
+        res = train("main", p, large, seed)
         record(f"big_{k}", res, names)
         out[f"big_{k}_obj"] = weighted_normalised_loss(res["losses"], norm, w)
         out[f"big_{k}_pred_obj_small"] = mixture_objective(p, c, gam)

@@ -24,6 +24,9 @@ from xentlab.models.small_decoder import LMShape, seeded_decoder
 from xentlab.train.schedules import warmup_cosine_lr
 
 TEST_SEED = 2**40  # held-out sample seed: outside every training stream's seed range
+# validation sample seed (disjoint from the test sample and every training stream): the only data the
+# protocol pilot (pilot_noise.py) looks at, so that no choice is made on the test sample
+VAL_SEED = 2**41
 
 
 @dataclass(frozen=True)
@@ -66,17 +69,21 @@ def family_loss(model, test: torch.Tensor, order: int, chunk: int = 1024) -> flo
     return total / count
 
 
-def heldout_sets(world: World, cfg: TrainConfig) -> list[torch.Tensor]:
-    """One fixed test sample per family (the same for every mixture, model and seed)."""
-    return [torch.from_numpy(sample_family(f, cfg.test_seqs, cfg.seq_len, TEST_SEED + 17 * i))
+def heldout_sets(world: World, cfg: TrainConfig, base_seed: int = TEST_SEED) -> list[torch.Tensor]:
+    """One fixed held-out sample per family (the same for every mixture, model and seed): the test sample
+    (``TEST_SEED``) or the validation sample (``VAL_SEED``)."""
+    return [torch.from_numpy(sample_family(f, cfg.test_seqs, cfg.seq_len, base_seed + 17 * i))
             for i, f in enumerate(world.families)]  # fmt: skip
 
 
-def train_mixture(world: World, ratios, cfg: TrainConfig, seed: int, stream_seed: int | None = None) -> dict:
+def train_mixture(world: World, ratios, cfg: TrainConfig, seed: int, stream_seed: int | None = None,
+                  val_every: int = 0) -> dict:  # fmt: skip
     """Train one model with sampling ratios ``ratios`` over world's families.
 
     ``seed`` fixes the initialisation (the same for every mixture of a seed: a paired design);
-    ``stream_seed`` (default seed) the training stream. Returns N and every family's test loss."""
+    ``stream_seed`` (default seed) the training stream. Returns N and every family's test loss; with
+    ``val_every`` > 0 also ``val_curve``, [step, per-family VALIDATION losses] every ``val_every`` steps
+    and at the end (the protocol pilot's convergence check; the study itself never uses it)."""
     shape = LMShape(vocab_size=world.vocab_size, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads,
                     max_positions=cfg.seq_len)  # fmt: skip
     model = seeded_decoder(shape, seed)
@@ -86,6 +93,9 @@ def train_mixture(world: World, ratios, cfg: TrainConfig, seed: int, stream_seed
                              seed if stream_seed is None else stream_seed)  # fmt: skip
     data = torch.from_numpy(data)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=0.0)
+    orders = [family_source(f).order for f in world.families]
+    val = heldout_sets(world, cfg, VAL_SEED) if val_every > 0 else []
+    curve = []
     for step in range(n_steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, n_steps, cfg)
@@ -95,10 +105,10 @@ def train_mixture(world: World, ratios, cfg: TrainConfig, seed: int, stream_seed
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    losses = [
-        family_loss(model, t, family_source(f).order)
-        for f, t in zip(world.families, heldout_sets(world, cfg))
-    ]
+        if val and ((step + 1) % val_every == 0 or step + 1 == n_steps):
+            curve.append([step + 1, [family_loss(model, t, k) for k, t in zip(orders, val)]])
+    losses = [family_loss(model, t, k) for k, t in zip(orders, heldout_sets(world, cfg))]
     if not all(np.isfinite(losses)):
         raise FloatingPointError(f"non-finite test loss {losses} (ratios {list(ratios)})")
-    return {"n_nonemb": model.non_embedding_params(), "losses": losses, "tokens": n_steps * per_step}
+    out = {"n_nonemb": model.non_embedding_params(), "losses": losses, "tokens": n_steps * per_step}
+    return out | ({"val_curve": curve} if val else {})
