@@ -41,3 +41,14 @@ def test_hybrid_reward_weights_and_checker_ablation():
     assert syn[0] == pytest.approx(1.0) and sem == [0.2, 0.2]
     assert r[0] == pytest.approx(0.6) and r[1] == pytest.approx(0.5 * syn[1] + 0.1)
     assert checker_rewards([p.fixed, p.vuln], [p, p]) == [1.0, 0.0]
+
+
+def test_guard_gap_monitor_by_hand():
+    from securefix_rl.reward import guard_gap
+
+    # guarded rewards 0.9 and 0.7 (mean 0.8), unguarded 0.5: gap 0.3
+    assert guard_gap([0.9, 0.5, 0.7], [True, False, True]) == pytest.approx(0.3)
+    assert guard_gap([0.9, 0.7], [True, True]) is None  # no unguarded sample: undefined
+    assert guard_gap([], []) is None
+    with pytest.raises(ValueError):
+        guard_gap([0.1], [True, False])

@@ -35,16 +35,23 @@ def curves_figure(results, out_dir: Path) -> Path:
     from xentlab.plotting import pyplot, save_figure
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
     for seed, rec in sorted(results.per_seed.get("securefix", {}).items()):
         a = rec["artifacts"]
         axes[0].plot(range(1, len(a["reward_curve"]) + 1), a["reward_curve"], label=f"seed {seed}")
         right = a.get("sample_sec_curve", a.get("kl_curve", []))  # full scale: no checker, show the KL
         axes[1].plot(range(1, len(right) + 1), right, label=f"seed {seed}")
         full = "sample_sec_curve" not in a
+        # the reward's contrast (guarded minus unguarded samples; None where a group was empty);
+        # empty at full scale, where no checker exists
+        gap = a.get("reward_gap_curve", [])
+        pts = [(i + 1, g) for i, g in enumerate(gap) if g is not None]
+        axes[2].plot([i for i, _ in pts], [g for _, g in pts], ".", ms=3, label=f"seed {seed}")
     axes[0].set_title("mean hybrid reward of rollouts")
     axes[1].set_title("KL to the SFT reference" if results.per_seed.get("securefix") and full
                       else "guard rate of sampled rollouts (monitor)")  # fmt: skip
+    axes[2].axhline(0.0, color="k", lw=0.5)
+    axes[2].set_title("reward: guarded - unguarded samples", fontsize=9)
     for ax in axes:
         ax.set_xlabel("PPO step")
         ax.legend(fontsize=7)

@@ -40,3 +40,16 @@ def hybrid_rewards(
 def checker_rewards(texts: Sequence[str], pairs: Sequence[Pair]) -> list[float]:
     """Ablation only: 1 if the checker finds the guard, else 0."""
     return [float(has_guard(t, p)) for t, p in zip(texts, pairs)]
+
+
+def guard_gap(rewards: Sequence[float], guarded: Sequence[bool]) -> float | None:
+    """Monitor of the reward's contrast: mean reward of the guarded samples minus that of the
+    unguarded ones (None when either group is empty). It reads the checker, so it is logged only;
+    the reward never sees it."""
+    if len(rewards) != len(guarded):
+        raise ValueError(f"{len(rewards)} rewards but {len(guarded)} guard flags")
+    yes = [r for r, g in zip(rewards, guarded) if g]
+    no = [r for r, g in zip(rewards, guarded) if not g]
+    if not yes or not no:
+        return None
+    return sum(yes) / len(yes) - sum(no) / len(no)

@@ -166,7 +166,12 @@ def train_rl(
             **stats_sum,
         }
         if checker:  # monitoring only; the checker knows the synthetic language's patterns alone
-            row["sample_sec_rate"] = sum(has_guard(t, p) for t, p in zip(ro.texts, pairs)) / b
+            from securefix_rl.reward import guard_gap
+
+            guarded = [has_guard(t, p) for t, p in zip(ro.texts, pairs)]
+            row["sample_sec_rate"] = sum(guarded) / b
+            # how much the reward separates guarded from unguarded samples (None: one group empty)
+            row["reward_gap_guard"] = guard_gap(r, guarded)
         history.append(row)
         if on_log:
             on_log(row)
