@@ -46,5 +46,5 @@ def test_run_is_deterministic_and_learns():
 
 def test_smoke(tmp_path):
     result = run_smoke(REPRO, tmp_path)
-    assert set(result["config"]) == {"softmax", "bce", "ds", "ds_sample"}
+    assert set(result["config"]) == {"softmax", "bce", "ds", "ds_sample", "softmax_sample"}
     assert "gain/ds_vs_softmax_p_at_5" in result["metrics"]

@@ -77,7 +77,7 @@ def test_full_config_is_the_official_eurlex_config():
     assert (full["warmup"], full["epochs"], full["max_len"]) == (0.1, 100, 128)
 
 
-@pytest.mark.parametrize("loss", ["softmax", "bce", "ds", "ds_sample"])
+@pytest.mark.parametrize("loss", ["softmax", "bce", "ds", "ds_sample", "softmax_sample"])
 def test_full_end_to_end(local, tmp_path, loss):
     out = run_full(_cfg(local, loss), seed=0, ctx=_ctx(tmp_path))
     assert (out["n_train"], out["n_test"], out["n_labels"]) == (3, 3, 6)

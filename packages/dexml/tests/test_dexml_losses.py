@@ -12,6 +12,7 @@ from dexml.losses import (
     decoupled_softmax_sampled_loss,
     sample_one_positive,
     softmax_loss,
+    softmax_sampled_loss,
 )
 
 from xentlab.testing import assert_close, check_gradients
@@ -124,10 +125,32 @@ def test_sampled_ds_masks_non_sampled_positives():
     assert_close(expected, ref, name="sampled ds vs restricted softmax")
 
 
+def test_sampled_softmax_keeps_other_positives_in_the_denominator():
+    """Official softmax + loss_sample: -(1/B) sum_i [s_{i,p_i} - log sum_{all l} e^{s_il}], p_i sampled."""
+    sim, y = _case(seed=8)
+    g1, g2, g3 = (torch.Generator().manual_seed(3) for _ in range(3))
+    sampled = sample_one_positive(y, g2)
+    ref = sum(sim[i, sampled[i]].sum() - torch.logsumexp(sim[i], 0) for i in range(sim.shape[0]))
+    assert_close(softmax_sampled_loss(sim, y, g1), -ref / sim.shape[0], name="sampled softmax")
+    # the same generator state samples the same positive as ds_sample (the two arms are paired), and
+    # the only difference is that DS removes the other positives from the denominator
+    assert_close(compute_loss("softmax_sample", sim, y, g3), -ref / sim.shape[0], name="compute_loss")
+    assert bool((y.sum(1) > 1).any())  # the case has rows where the two losses differ
+    ds = decoupled_softmax_sampled_loss(sim, y, torch.Generator().manual_seed(3))
+    assert float(ds) < float(-ref / sim.shape[0])  # fewer terms in every denominator
+    # one positive per row: identical to the multi-positive softmax
+    y1 = torch.zeros_like(y)
+    y1[torch.arange(y.shape[0]), y.float().argmax(1)] = True
+    assert_close(softmax_sampled_loss(sim, y1), softmax_loss(sim, y1), name="1 positive")
+
+
 def test_gradcheck():
     sim, y = _case(b=3, l=5, seed=6)
     for fn in (softmax_loss, bce_loss, decoupled_softmax_loss):
         check_gradients(lambda s, fn=fn: fn(s, y), sim)
+    # the sampled losses with a re-seeded generator (the same positive at every evaluation)
+    for fn in (softmax_sampled_loss, decoupled_softmax_sampled_loss):
+        check_gradients(lambda s, fn=fn: fn(s, y, torch.Generator().manual_seed(1)), sim)
 
 
 def test_errors():

@@ -11,9 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from mw_auc.full import batch_columns, evaluate_beir, load_beir, pooled_auc, pooled_f1, rank_metrics, run_full
-from mw_auc.metrics import best_threshold_f1, f1_at_threshold, global_auc, mrr_at_k
+from mw_auc.full import batch_columns, evaluate_beir, load_beir, pool_auc, pooled_f1, rank_metrics, run_full
+from mw_auc.metrics import best_threshold_f1, f1_at_threshold, relevance
 
+from xentlab.metrics.ranking import mrr_at_k, pooled_auc
 from xentlab.repro.local_data import MissingLocalData
 from xentlab.testing.reproduce_module import load_reproduce
 
@@ -95,24 +96,25 @@ def test_beir_loading_skips_header_and_zero_scores(local):
     assert d.qrels == [{0: 1}, {1: 2, 4: 1}, {2: 1}]  # d4's score 0 is not relevant
 
 
-def test_pooled_auc_equals_global_auc_and_rank_metrics_by_hand():
+def test_pool_auc_equals_the_matrix_auc_and_rank_metrics_by_hand():
     rng = np.random.default_rng(1)
     s = rng.normal(size=(5, 7)).round(1)  # rounding makes ties
     rel = rng.integers(0, 7, 5)
     pos = s[np.arange(5), rel]
     neg = s[np.arange(7)[None, :] != rel[:, None]]
-    assert pooled_auc(pos, neg) == pytest.approx(global_auc(s, rel), abs=1e-12)
+    assert pool_auc(pos, neg) == pytest.approx(pooled_auc(*relevance(s, rel)), abs=1e-12)
     # thresholdability: the pool's best F1 is best_threshold_f1 of the matrix; at its threshold, the same
     f1, thr = best_threshold_f1(s, rel)
     assert pooled_f1(pos, neg) == pytest.approx((f1, thr))
     assert pooled_f1(pos, neg, thr)[0] == pytest.approx(f1_at_threshold(s, rel, thr))
-    # one relevant document, no ties: MRR@10 as mw_auc.metrics computes it
+    # one relevant document, every document a candidate: MRR@10 as at cpu scale
     s = rng.normal(size=(4, 12))
     rel = rng.integers(0, 12, 4)
-    mrr = np.mean([rank_metrics(list(np.argsort(-row)), {int(r): 1})["mrr10"] for row, r in zip(s, rel)])
-    assert mrr == pytest.approx(mrr_at_k(s, rel, 10))
-    # graded: ranking [5, 2, 9], rel {2: 2, 9: 1, 7: 1}: DCG = 2/log2(3) + 1/2; IDCG = 2 + 1/log2(3) + 1/2
-    m = rank_metrics([5, 2, 9], {2: 2, 9: 1, 7: 1})
+    m = rank_metrics([(list(range(12)), list(row)) for row in s], [{int(r): 1} for r in rel])
+    assert m["mrr10"] == pytest.approx(mrr_at_k(*relevance(s, rel), 10))
+    # graded: candidates ranked 5, 2, 9, 7 with rel {2: 2, 9: 1, 7: 1}, k = 3:
+    # DCG@3 = 2/log2(3) + 1/log2(4); IDCG@3 = 2 + 1/log2(3) + 1/log2(4); Recall@3 = 2/3; MRR@3 = 1/2
+    m = rank_metrics([([5, 2, 9, 7], [3.0, 2.0, 1.0, 0.0])], [{2: 2, 9: 1, 7: 1}], k=3)
     assert m["mrr10"] == 0.5 and m["r10"] == pytest.approx(2 / 3)
     assert m["ndcg10"] == pytest.approx((2 / math.log2(3) + 0.5) / (2 + 1 / math.log2(3) + 0.5))
 
@@ -134,8 +136,18 @@ def test_beir_protocol_top_negatives_and_identical_ids(local):
         neg += [s[i, j] for j in cand[:2]]
     np.testing.assert_allclose(np.sort(pool["pos"]), np.sort(pos))
     np.testing.assert_allclose(np.sort(pool["neg"]), np.sort(neg))
-    assert out["auc"] == pytest.approx(pooled_auc(np.array(pos), np.array(neg)))
-    assert 0 <= out["ndcg10"] <= 1 and 0 <= out["mrr10"] <= 1
+    assert out["auc"] == pytest.approx(pool_auc(np.array(pos), np.array(neg)))
+    # ranking metrics against a loop over the whole corpus (the topk holds n_neg + 3 = 5 of the 6
+    # documents, so a relevant document can lie below it): MRR@10, nDCG@10 (graded), Recall@10
+    rr, nd, rc = [], [], []
+    for i, qrel in enumerate(d.qrels):
+        ranked = [j for j in np.argsort(-s[i]) if not (i == 2 and j == 5)][:10]
+        rr.append(next((1 / (r + 1) for r, j in enumerate(ranked) if j in qrel), 0.0))
+        dcg = sum(qrel.get(j, 0) / math.log2(r + 2) for r, j in enumerate(ranked))
+        ideal = sorted(qrel.values(), reverse=True)
+        nd.append(dcg / sum(g / math.log2(r + 2) for r, g in enumerate(ideal)))
+        rc.append(sum(j in qrel for j in ranked) / len(qrel))
+    assert (out["mrr10"], out["ndcg10"], out["r10"]) == pytest.approx((np.mean(rr), np.mean(nd), np.mean(rc)))
 
 
 def test_batch_columns_mask_duplicate_positives():

@@ -16,15 +16,15 @@ import numpy as np
 import torch
 
 from dexml.losses import compute_loss
-from dexml.metrics import ndcg_at_k, precision_at_k
 from xentlab.data.taxonomy import Taxonomy, TaxonomyConfig, make_taxonomy
+from xentlab.metrics.ranking import ndcg_at_k, precision_at_k
 from xentlab.models.hashed_text import HashedFeaturizer, HashedTextTower, HashingConfig, TowerConfig
 
 
 @dataclass(frozen=True)
 class RunConfig:
     loss: str = "ds"
-    """one of dexml.losses.LOSSES: softmax | bce | ds | ds_sample"""
+    """one of dexml.losses.LOSSES: softmax | bce | ds | ds_sample | softmax_sample"""
     # --- data ---
     n_domains: int = 4
     depth: int = 6

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from dexml.losses import compute_loss
-from dexml.metrics import ndcg_at_k, precision_at_k
+from xentlab.metrics.ranking import ndcg_at_k, precision_at_k
 from xentlab.repro.local_data import MissingLocalData, local_path
 
 ENV_DATA = "DEXML_DATA_ROOT"
@@ -239,7 +239,7 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
     total = steps_per_epoch * cfg["epochs"]
     sched = get_linear_schedule_with_warmup(opt, int(cfg["warmup"] * total), total)
     gen = torch.Generator().manual_seed(seed)  # batch order
-    # positive sampling (ds_sample) draws on the device of the scores
+    # positive sampling (ds_sample, softmax_sample) draws on the device of the scores
     sample_gen = torch.Generator(device=device).manual_seed(seed)
     gc = cfg["gc_batch"]
     label_chunks = [np.arange(i, min(i + gc, len(lbl))) for i in range(0, len(lbl), gc)]

@@ -18,15 +18,9 @@ import torch
 
 from mw_auc.data import RetrievalData, RetrievalSplit, SplitConfig, build_retrieval
 from mw_auc.losses import compute_loss
-from mw_auc.metrics import (
-    best_threshold_f1,
-    f1_at_threshold,
-    global_auc,
-    mrr_at_k,
-    recall_at_k,
-    score_histograms,
-)
+from mw_auc.metrics import best_threshold_f1, f1_at_threshold, relevance, score_histograms
 from xentlab.data.taxonomy import TaxonomyConfig, make_taxonomy
+from xentlab.metrics.ranking import mrr_at_k, pooled_auc, recall_at_k
 from xentlab.models.hashed_text import (
     HashedCorpus,
     HashedFeaturizer,
@@ -192,14 +186,17 @@ def evaluate(
     s_val = cosine_scores(tower, feats["val"], device)
     rel_val = feats["val"].split.query_doc
     f1_val, thr = best_threshold_f1(s_val, rel_val)
-    out |= {"val_mrr": mrr_at_k(s_val, rel_val, 10), "val_auc": global_auc(s_val, rel_val), "val_f1": f1_val}
+    _, y_val = relevance(s_val, rel_val)
+    out |= {"val_mrr": mrr_at_k(s_val, y_val, 10), "val_auc": pooled_auc(s_val, y_val), "val_f1": f1_val}
     for name in ("id", "ood"):
         s = cosine_scores(tower, feats[name], device)
         rel = feats[name].split.query_doc
+        _, y = relevance(s, rel)
         out |= {
-            f"auc_{name}": global_auc(s, rel),
-            f"mrr10_{name}": mrr_at_k(s, rel, 10),
-            f"r10_{name}": recall_at_k(s, rel, 10),
+            # the paper's pooled AUC (Sec. 5.1) over every (query, document) pair of the split
+            f"auc_{name}": pooled_auc(s, y),
+            f"mrr10_{name}": mrr_at_k(s, y, 10),
+            f"r10_{name}": recall_at_k(s, y, 10),
             f"f1_{name}": best_threshold_f1(s, rel)[0],
             f"f1valthr_{name}": f1_at_threshold(s, rel, thr),
         }

@@ -39,11 +39,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
 
 from mw_auc.experiment import HIST_BINS, tau_tag
 from mw_auc.losses import compute_loss
-from mw_auc.metrics import best_threshold_f1, mrr_at_k
+from mw_auc.metrics import best_threshold_f1, relevance
+from xentlab.metrics.ranking import mrr_at_k, ndcg_at_k, pooled_auc, recall_at_k
 from xentlab.repro.local_data import MissingLocalData, local_path
 
 ENV_MODEL, ENV_TRAIN, ENV_ID, ENV_BEIR = "MW_AUC_MODEL", "MW_AUC_TRAIN", "MW_AUC_ID_DATA", "MW_AUC_BEIR"
@@ -195,16 +195,6 @@ def batch_loss(enc: Encoder, rows, arm: str, tau: float) -> torch.Tensor:
 # --------------------------------------------------------------------------- metrics
 
 
-def pooled_auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Pr(s+ > s-) over every (positive, negative) pair of the pool, ties 1/2 (Mann-Whitney U / n+ n-):
-    the same statistic as ``mw_auc.metrics.global_auc``, for pools that are not a full score matrix."""
-    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
-    if pos.size == 0 or neg.size == 0:
-        raise ValueError("need at least one positive and one negative score")
-    ranks = rankdata(np.concatenate([pos, neg]))
-    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
-
-
 def pooled_f1(pos: np.ndarray, neg: np.ndarray, threshold: float | None = None) -> tuple[float, float]:
     """(F1, threshold) of "relevant iff s >= t" over the pool: the best t (as ``best_threshold_f1``: a cut
     after each distinct score) or the given one (a threshold chosen on validation)."""
@@ -222,15 +212,30 @@ def pooled_f1(pos: np.ndarray, neg: np.ndarray, threshold: float | None = None) 
     return float(f1[j]), float(s[last][j])
 
 
-def rank_metrics(ranked: list[int], qrel: dict[int, int], k: int = 10) -> dict[str, float]:
-    """MRR@k, nDCG@k (graded gains rel / log2(rank + 1), as pytrec_eval in BEIR) and Recall@k of one
-    query's ranked document indices."""
-    top = ranked[:k]
-    rr = next((1.0 / (r + 1) for r, d in enumerate(top) if d in qrel), 0.0)
-    dcg = sum(qrel.get(d, 0) / math.log2(r + 2) for r, d in enumerate(top))
-    ideal = sorted(qrel.values(), reverse=True)[:k]
-    idcg = sum(g / math.log2(r + 2) for r, g in enumerate(ideal))
-    return {"mrr10": rr, "ndcg10": dcg / idcg, "r10": sum(d in qrel for d in top) / len(qrel)}
+def pool_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Pr(s+ > s-) over every (positive, negative) pair of the pool, ties 1/2: ``pooled_auc`` (scikit-learn's
+    ROC AUC) of the concatenated pool, the same statistic as at cpu scale."""
+    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    return pooled_auc(np.r_[pos, neg], np.r_[np.ones(pos.size), np.zeros(neg.size)])
+
+
+def rank_metrics(
+    candidates: list[tuple[list[int], list[float]]], qrels: list[dict[int, int]], k: int = 10
+) -> dict[str, float]:
+    """Mean over queries of MRR@k, nDCG@k (graded gains rel / log2(rank + 1), as pytrec_eval in BEIR) and
+    Recall@k, by ``xentlab.metrics.ranking`` on a (query x candidate) score / gain matrix.
+
+    ``candidates[j]`` = (document indices, cosine scores) of query j: its top-scoring documents (at least
+    its top k) plus every relevant document, so the top k is ranked exactly as over the whole corpus and
+    every relevant gain is present (IDCG, Recall's |P|). Rows are padded with score -inf and gain 0."""
+    width = max(k, max(len(d) for d, _ in candidates))
+    scores = np.full((len(candidates), width), -np.inf)
+    gains = np.zeros((len(candidates), width))
+    for i, ((docs, vals), qrel) in enumerate(zip(candidates, qrels)):
+        scores[i, : len(vals)] = vals
+        gains[i, : len(docs)] = [qrel.get(d, 0) for d in docs]
+    return {"mrr10": mrr_at_k(scores, gains, k), "ndcg10": ndcg_at_k(scores, gains, k),
+            "r10": recall_at_k(scores, gains, k)}  # fmt: skip
 
 
 @torch.no_grad()
@@ -242,7 +247,7 @@ def evaluate_beir(
     docs = enc.embed(data.doc_texts)
     queries = enc.embed(data.query_texts)
     doc_index = {d: i for i, d in enumerate(data.doc_ids)} if cfg["ignore_identical_ids"] else {}
-    pos_scores, neg_scores, per_query = [], [], []
+    pos_scores, neg_scores, candidates = [], [], []
     n_neg, qb = cfg["n_neg"], cfg["query_chunk"]
     for start in range(0, len(queries), qb):
         s = queries[start : start + qb] @ docs.T  # (chunk, n_docs) cosine
@@ -255,7 +260,11 @@ def evaluate_beir(
         k = min(s.shape[1], n_neg + max(len(q) for q in qrels) + 1)
         values, indices = (t.cpu() for t in torch.topk(s, k, dim=1))
         for j, qrel in enumerate(qrels):
-            ranked = [d for d, v in zip(indices[j].tolist(), values[j].tolist()) if math.isfinite(v)]
+            top = [(d, v) for d, v in zip(indices[j].tolist(), values[j].tolist()) if math.isfinite(v)]
+            in_top = {d for d, _ in top}
+            missing = [d for d in qrel if d not in in_top]  # relevant documents below the top k
+            top += [(d, float(s[j, d])) for d in missing]
+            candidates.append(([d for d, _ in top], [v for _, v in top]))
             neg_scores.extend(
                 [
                     v
@@ -263,12 +272,8 @@ def evaluate_beir(
                     if d not in qrel and math.isfinite(v)
                 ][:n_neg]
             )
-            per_query.append(rank_metrics(ranked, qrel))
     pos, neg = np.array(pos_scores), np.array(neg_scores)
-    out = {
-        "auc": pooled_auc(pos, neg),
-        **{m: float(np.mean([r[m] for r in per_query])) for m in per_query[0]},
-    }
+    out = {"auc": pool_auc(pos, neg), **rank_metrics(candidates, data.qrels)}
     # thresholdability over the same pool: the best global threshold, and the one chosen on validation
     out["f1"] = pooled_f1(pos, neg)[0]
     if val_threshold is not None:
@@ -285,8 +290,8 @@ def _hist(pool: dict) -> dict[str, list[float]]:
 @torch.no_grad()
 def validation(enc: Encoder, rows, cfg: dict, tau: float) -> dict[str, float]:
     """Held-out training rows: the arm's own loss (for early stopping) and MRR@10 of each query's positive
-        among every distinct passage of the held-out rows (``mw_auc.metrics.mrr_at_k``), and the best global F1
-    threshold there (``best_threshold_f1``), applied to the test pools as at cpu scale."""
+    among every distinct passage of the held-out rows (``xentlab.metrics.ranking.mrr_at_k``), and the best
+    global F1 threshold there (``best_threshold_f1``), applied to the test pools as at cpu scale."""
     enc.model.eval()
     bs = cfg["batch_size"]
     losses = [batch_loss(enc, rows[i : i + bs], cfg["loss"], tau).item() for i in range(0, len(rows), bs)
@@ -297,7 +302,8 @@ def validation(enc: Encoder, rows, cfg: dict, tau: float) -> dict[str, float]:
     rel = np.array([index[p] for _, p, _ in rows])
     enc.model.train()
     f1, thr = best_threshold_f1(scores, rel)
-    return {"loss": float(np.mean(losses)), "mrr": mrr_at_k(scores, rel, 10), "f1": f1, "threshold": thr}
+    mrr = mrr_at_k(*relevance(scores, rel), 10)
+    return {"loss": float(np.mean(losses)), "mrr": mrr, "f1": f1, "threshold": thr}
 
 
 # --------------------------------------------------------------------------- one arm, one seed

@@ -1,21 +1,21 @@
-"""Retrieval metrics from a dense (queries x corpus) score matrix with one relevant document per query.
+"""Thresholdability metrics from a dense (queries x corpus) score matrix with one relevant document per query.
 
-* ``global_auc``: the paper's calibration metric (Sec. 3.1, Sec. 5.1): the positive and negative scores of
-  ALL queries go into one pool, AUC = Pr(s^+ > s^-) over every (positive pair, negative pair) of the
-  pool, ties counted 1/2 (the Mann-Whitney U / (n+ n-)). Here every (query, document) pair of the split
-  is scored, so the pool is exact: n_q positives and n_q (n_d - 1) negatives. (The paper keeps the top 500
-  negatives per query; with a corpus of at most 501 documents that is the same pool.)
-* ``mrr_at_k`` / ``recall_at_k``: the usual per-query ranking metrics (one relevant document, so
-  Recall@k = hit rate@k). A tie with the relevant document ranks it below the tied ones (pessimistic).
+The ranking metrics (the paper's pooled AUC, Sec. 3.1 / 5.1, MRR@k, Recall@k) are the shared
+``xentlab.metrics.ranking`` (``pooled_auc`` = scikit-learn's ``roc_auc_score`` over every (query,
+document) pair pooled, ties 1/2; ``mrr_at_k`` / ``recall_at_k`` with ties ranked pessimistically);
+``relevance`` builds their (n_q, n_d) target matrix. What stays here is specific to this paper's notes:
+
 * ``best_threshold_f1``: "thresholdability": the F1 of relevance decisions s >= t over all pairs of the
   pool, for the best single global threshold t. ``f1_at_threshold`` applies a given t (e.g. one chosen
   on the validation split).
+* ``score_histograms``: positive / negative score densities (the paper's Fig. 1 view).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+
+from xentlab.metrics.ranking import one_hot_targets
 
 
 def _check(scores: np.ndarray, relevant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -32,37 +32,11 @@ def _check(scores: np.ndarray, relevant: np.ndarray) -> tuple[np.ndarray, np.nda
     return scores, relevant
 
 
-def positive_mask(n_docs: int, relevant: np.ndarray) -> np.ndarray:
-    mask = np.zeros((len(relevant), n_docs), dtype=bool)
-    mask[np.arange(len(relevant)), relevant] = True
-    return mask
-
-
-def global_auc(scores: np.ndarray, relevant: np.ndarray) -> float:
-    """Pooled AUC over every (query, document) pair: U / (n+ n-) from mid-ranks (ties count 1/2)."""
+def relevance(scores: np.ndarray, relevant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, targets) for ``xentlab.metrics.ranking``: validated float64 scores and the (n_q, n_d) bool
+    matrix with each query's relevant document."""
     scores, relevant = _check(scores, relevant)
-    y = positive_mask(scores.shape[1], relevant).ravel()
-    ranks = rankdata(scores.ravel())  # average ranks: a tie between a positive and a negative gives 1/2
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2
-    return float(u / (n_pos * n_neg))
-
-
-def relevant_ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
-    """1-based rank of each query's relevant document (ties with it count as ranked above it)."""
-    scores, relevant = _check(scores, relevant)
-    s_rel = scores[np.arange(len(relevant)), relevant]
-    # rank = 1 + #(other documents scoring >= s_rel); the ">=" also counts the relevant document itself
-    return (scores >= s_rel[:, None]).sum(1)
-
-
-def mrr_at_k(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -> float:
-    r = relevant_ranks(scores, relevant)
-    return float(np.where(r <= k, 1.0 / r, 0.0).mean())
-
-
-def recall_at_k(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -> float:
-    return float((relevant_ranks(scores, relevant) <= k).mean())
+    return scores, one_hot_targets(relevant, scores.shape[1])
 
 
 def best_threshold_f1(scores: np.ndarray, relevant: np.ndarray) -> tuple[float, float]:
@@ -73,7 +47,7 @@ def best_threshold_f1(scores: np.ndarray, relevant: np.ndarray) -> tuple[float, 
     """
     scores, relevant = _check(scores, relevant)
     s = scores.ravel()
-    y = positive_mask(scores.shape[1], relevant).ravel()
+    y = one_hot_targets(relevant, scores.shape[1]).ravel()
     order = np.argsort(-s, kind="stable")
     s, y = s[order], y[order]
     tp = np.cumsum(y)
@@ -87,7 +61,7 @@ def best_threshold_f1(scores: np.ndarray, relevant: np.ndarray) -> tuple[float, 
 
 def f1_at_threshold(scores: np.ndarray, relevant: np.ndarray, threshold: float) -> float:
     scores, relevant = _check(scores, relevant)
-    y = positive_mask(scores.shape[1], relevant)
+    y = one_hot_targets(relevant, scores.shape[1])
     pred = scores >= threshold
     tp = int((pred & y).sum())
     denom = 2 * tp + int((pred & ~y).sum()) + int((~pred & y).sum())
@@ -97,7 +71,7 @@ def f1_at_threshold(scores: np.ndarray, relevant: np.ndarray, threshold: float) 
 def score_histograms(scores: np.ndarray, relevant: np.ndarray, bins: np.ndarray) -> dict[str, list[float]]:
     """Densities of positive and negative pair scores on fixed bins (for the paper's Fig. 1 view)."""
     scores, relevant = _check(scores, relevant)
-    y = positive_mask(scores.shape[1], relevant)
+    y = one_hot_targets(relevant, scores.shape[1])
     pos, _ = np.histogram(scores[y], bins=bins, density=True)
     neg, _ = np.histogram(scores[~y], bins=bins, density=True)
     return {"pos": pos.round(5).tolist(), "neg": neg.round(5).tolist()}
