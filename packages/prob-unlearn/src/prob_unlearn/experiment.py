@@ -1,6 +1,6 @@
 """One seed of the cpu-scale study: fine-tune a tiny Llama on fictitious-author facts, unlearn the
 forget authors with GA / GD / NPO, each with and without EO, and evaluate every model greedily and
-probabilistically (n sampled answers per forget question, bounded with ``bounds``).
+probabilistically (n sampled answers per forget question, ``prob_unlearn.evaluation``).
 
 Splits (``xentlab.data.facts``; all drawn from the seed): the original model is fine-tuned on every
 author's facts in question templates 0-2 (forget authors = 10%). Unlearning uses the forget facts
@@ -15,17 +15,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import numpy as np
 import torch
 
-from prob_unlearn.bounds import binomial_bounds, ed_score, expectation_bounds, std_bounds
+from prob_unlearn.evaluation import QA, evaluate_model
 from prob_unlearn.losses import pad_batch, unlearning_loss
-from prob_unlearn.rouge import rouge_l_many
-
-
-def _leak(text: str, value: str) -> bool:
-    """The gold attribute value appears in the output (case-insensitive): the fact is disclosed."""
-    return value.lower() in text.lower()
 
 
 def build_data(cfg: dict, seed: int) -> dict[str, Any]:
@@ -52,67 +45,21 @@ def tokenizer_for(vocab_size: int) -> Any:
     return get_tokenizer(tokenizer_corpus(), vocab_size=vocab_size)
 
 
-def evaluate(model: Any, tok: Any, data: dict, cfg: dict, seed: int) -> dict[str, Any]:
-    """Greedy and sampled evaluation of one model; per-question bounds averaged over questions."""
+def eval_questions(data: dict) -> tuple[list[QA], list[QA]]:
+    """Forget / retain evaluation questions in the chat format the model was fine-tuned on; the leak
+    event of M_bin is the fact's value appearing in the answer."""
     from xentlab.data.tokenizer import chat_prompt
-    from xentlab.lm.generate import generate
 
-    alpha, n = cfg["alpha"], cfg["n_samples"]
-    mnt = cfg["max_new_tokens"]
-    forget, retain = data["forget_eval"], data["retain_eval"]
-    greedy = generate(
-        model, tok, [chat_prompt(q.question) for q in forget + retain], max_new_tokens=mnt, batch_size=512
-    ).texts
-    g_forget, g_retain = (
-        [t.strip() for t in greedy[: len(forget)]],
-        [t.strip() for t in greedy[len(forget) :]],
-    )
-    sampled = generate(
-        model,
-        tok,
-        [chat_prompt(q.question) for q in forget],
-        max_new_tokens=mnt,
-        do_sample=True,
-        temperature=cfg["temperature"],
-        top_p=cfg["top_p"],
-        num_return_sequences=n,
-        batch_size=max(1, cfg["gen_rows"] // n),
-        seed=seed * 1000 + 17,
-    ).texts
-    rouge = np.zeros((len(forget), n))
-    leaks = np.zeros((len(forget), n))
-    for i, q in enumerate(forget):
-        texts = [t.strip() for t in sampled[i * n : (i + 1) * n]]
-        rouge[i] = rouge_l_many(texts, q.answer)
-        leaks[i] = [_leak(t, q.fact.value) for t in texts]
-    g_rouge = np.array([rouge_l_many([t], q.answer)[0] for t, q in zip(g_forget, forget)])
-    g_leak = np.array([_leak(t, q.fact.value) for t, q in zip(g_forget, forget)], dtype=float)
-    # one-sided upper bounds at level 1 - alpha: conbo with 2 * alpha (as in the official notebook)
-    mean, _, mu_up = expectation_bounds(rouge, alpha=2 * alpha)
-    std, _, sd_up = std_bounds(rouge, alpha=2 * alpha)
-    _, bin_up = binomial_bounds(leaks, alpha=2 * alpha)
-    r_rouge = np.array([rouge_l_many([t], q.answer)[0] for t, q in zip(g_retain, retain)])
-    r_leak = np.array([_leak(t, q.fact.value) for t, q in zip(g_retain, retain)], dtype=float)
-    return {
-        "greedy_rouge": float(g_rouge.mean()),
-        "greedy_leak": float(g_leak.mean()),
-        "sample_rouge": float(mean.mean()),
-        "sample_std": float(std.mean()),
-        "m_mu": float(mu_up.mean()),
-        "m_sigma": float(sd_up.mean()),
-        "ed": float(ed_score(mu_up, sd_up).mean()),
-        "m_bin": float(bin_up.mean()),
-        "sample_leak": float(leaks.mean()),
-        "best_of_n_rouge": float(rouge.max(1).mean()),
-        "any_leak": float(leaks.max(1).mean()),
-        "retain_rouge": float(r_rouge.mean()),
-        "retain_leak": float(r_leak.mean()),
-        # per-question arrays for the figures
-        "q_greedy_rouge": g_rouge.round(4).tolist(),
-        "q_m_mu": mu_up.round(4).tolist(),
-        "q_hist": np.histogram(rouge, bins=10, range=(0, 1))[0].tolist(),
-        "examples": [{"q": forget[0].question, "gold": forget[0].answer, "greedy": g_forget[0]}],
-    }
+    def qa(q: Any) -> QA:
+        return QA(prompt=chat_prompt(q.question), answer=q.answer, question=q.question, value=q.fact.value)
+
+    return [qa(q) for q in data["forget_eval"]], [qa(q) for q in data["retain_eval"]]
+
+
+def evaluate(model: Any, tok: Any, data: dict, cfg: dict, seed: int) -> dict[str, Any]:
+    """Greedy and sampled evaluation of one model (``prob_unlearn.evaluation.evaluate_model``)."""
+    forget, retain = eval_questions(data)
+    return evaluate_model(model, tok, forget, retain, cfg, seed)
 
 
 def finetune_base(cfg: dict, tok: Any, data: dict, seed: int, log: Any = None) -> Any:
@@ -190,9 +137,10 @@ def run_seed(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     data = build_data(cfg, seed)
     base = finetune_base(cfg, tok, data, seed, log=ctx.log)
     out: dict[str, Any] = {}
-    with torch.no_grad():
-        res = evaluate(base, tok, data, cfg, seed)
-    _collect(out, "base", res)
+    if cfg.get("eval_base", True):  # False for an extra arm whose base model another experiment evaluates
+        with torch.no_grad():
+            res = evaluate(base, tok, data, cfg, seed)
+        _collect(out, "base", res)
     for variant in ctx.progress(cfg["variants"], desc="variants"):
         model = unlearn(base, tok, data, cfg, variant, seed, log=ctx.log)
         with torch.no_grad():

@@ -6,10 +6,33 @@ from pathlib import Path
 
 import numpy as np
 
+EXPERIMENTS = ("unlearn", "eo_all")  # the experiments whose units hold per-model metrics
+
 
 def _mean(results, key: str) -> tuple[float, float]:
-    m = results.metrics.get(f"unlearn/{key}")
-    return (m["mean"], m["std"]) if m else (float("nan"), 0.0)
+    for exp in EXPERIMENTS:
+        m = results.metrics.get(f"{exp}/{key}")
+        if m and m["mean"] is not None:
+            return m["mean"], m["std"]
+    return float("nan"), 0.0
+
+
+def _label(name: str) -> str:
+    return name.upper().replace("_EO_ALL", "+EO(all)").replace("_EO", "+EO")
+
+
+def _records(results, name: str) -> list[dict]:
+    """The per-seed unit records of the experiment that evaluated model ``name``."""
+    for exp in EXPERIMENTS:
+        recs = list(results.per_seed.get(exp, {}).values())
+        if recs and f"{name}_greedy_rouge" in recs[0]["metrics"]:
+            return recs
+    return []
+
+
+def available(results, names: list[str]) -> list[str]:
+    """The models of ``names`` that some experiment of this run evaluated (eo_all is cpu/smoke only)."""
+    return [n for n in names if _records(results, n)]
 
 
 def bounds_figure(results, out_dir: Path, names: list[str]) -> Path:
@@ -17,7 +40,7 @@ def bounds_figure(results, out_dir: Path, names: list[str]) -> Path:
     from xentlab.plotting import pyplot, save_figure
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, 3.8))
+    fig, ax = plt.subplots(figsize=(11, 3.8))
     series = [
         ("greedy_rouge", "greedy ROUGE-L"),
         ("sample_rouge", "sampled mean ROUGE-L"),
@@ -36,7 +59,7 @@ def bounds_figure(results, out_dir: Path, names: list[str]) -> Path:
             yerr=[v[1] for v in vals],
             label=label,
         )
-    ax.set_xticks(x, [n.replace("_eo", "+EO").upper().replace("+EO", "+EO") for n in names])
+    ax.set_xticks(x, [_label(n) for n in names], fontsize=7)
     ax.set_ylabel("forget-set leakage")
     ax.set_title("Greedy evaluation vs probabilistic bounds (mean over seeds, std bars)")
     ax.legend(fontsize=7, ncol=2)
@@ -49,18 +72,17 @@ def histogram_figure(results, out_dir: Path, names: list[str]) -> Path:
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(2.0 * len(names), 2.6), sharey=True)
-    per_seed = results.per_seed["unlearn"]
     edges = np.linspace(0, 1, 11)
     for ax, n in zip(np.atleast_1d(axes), names):
         hist = np.zeros(10)
         greedy = []
-        for rec in per_seed.values():
+        for rec in _records(results, n):
             hist += np.asarray(rec["artifacts"][f"{n}_q_hist"], dtype=float)
             greedy.append(rec["metrics"][f"{n}_greedy_rouge"])
         hist /= max(hist.sum(), 1.0)
         ax.bar(edges[:-1], hist, width=0.1, align="edge", color="tab:orange", alpha=0.7, label="samples")
         ax.axvline(float(np.mean(greedy)), color="tab:blue", ls="--", label="greedy (mean)")
-        ax.set_title(n.replace("_eo", "+EO").upper(), fontsize=8)
+        ax.set_title(_label(n), fontsize=8)
         ax.set_xlabel("ROUGE-L", fontsize=7)
     np.atleast_1d(axes)[0].set_ylabel("share of samples")
     np.atleast_1d(axes)[0].legend(fontsize=6)

@@ -1,6 +1,6 @@
 """--scale full: TOFU with a local causal LM (Phi-1.5 in the paper's configs), the official unlearning
 recipe (yascho/probabilistic-unlearning ``unlearning/configs/phi-{GA,GD,NPO}.yaml``), GA / GD / NPO each
-with and without EO, and the same probabilistic evaluation as the cpu scale (``prob_unlearn.bounds``).
+with and without EO, and the same probabilistic evaluation as the cpu scale (``prob_unlearn.evaluation``).
 
 Inputs (config key or environment variable; nothing is downloaded, see ``xentlab.repro.local_data``):
 
@@ -31,7 +31,8 @@ What the official code does, and this module with it:
   NPO's reference is the model before unlearning;
 * evaluation (``sampling.py`` / ``sampling-demo.ipynb``): greedy and ``n_samples`` = 128 sampled answers
   per forget question (top_p 0.9, temperature 1), ROUGE-L (``prob_unlearn.rouge``) against the gold
-  answer, M_mu / M_sigma / ED and M_bin (``prob_unlearn.bounds``, 2 alpha, alpha = 0.01).
+  answer, M_mu / M_sigma / ED and M_bin (``prob_unlearn.evaluation``, bounds from ``xentlab.metrics.bounds``,
+  2 alpha, alpha = 0.01).
 """
 
 from __future__ import annotations
@@ -42,12 +43,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from prob_unlearn.bounds import binomial_bounds, ed_score, expectation_bounds, std_bounds
+from prob_unlearn.evaluation import QA, evaluate_model
 from prob_unlearn.losses import unlearning_loss
-from prob_unlearn.rouge import rouge_l_many
 from xentlab.lm.train import IGNORE_INDEX
 from xentlab.repro.local_data import MissingLocalData, local_path
 
@@ -300,54 +299,33 @@ def _strip_tag(text: str, cfg: dict) -> str:
     return text[len(tag) :].strip() if tag and text.startswith(tag) else text
 
 
-def evaluate(model: Any, tok: Any, tofu: dict, cfg: dict, seed: int, device) -> dict[str, Any]:
-    """Greedy and sampled forget answers, greedy retain answers; the cpu scale's metrics, where a sample
-    *leaks* when its ROUGE-L against the gold answer is at least ``leak_threshold``."""
-    from xentlab.lm.generate import generate
+def eval_questions(tok: Any, tofu: dict, cfg: dict) -> tuple[list[QA], list[QA]]:
+    """The first ``n_forget_eval`` forget and ``n_retain_eval`` retain rows as evaluation questions; no
+    ``value``, so a sample *leaks* when its ROUGE-L against the gold answer is >= ``leak_threshold``."""
 
-    alpha, n, thr = cfg["alpha"], cfg["n_samples"], cfg["leak_threshold"]
-    forget = tofu["forget"][: cfg["n_forget_eval"]]
-    retain = tofu["retain"][: cfg["n_retain_eval"]]
-    kw = dict(max_new_tokens=cfg["max_new_tokens"])
-    with _autocast(device, cfg["amp"]):
-        greedy = generate(model, tok, [prompt(tok, r["question"], cfg) for r in forget + retain],
-                          batch_size=cfg["greedy_batch"], **kw).texts  # fmt: skip
-        sampled = generate(
-            model, tok, [prompt(tok, r["question"], cfg) for r in forget], do_sample=True,
-            temperature=cfg["temperature"], top_p=cfg["top_p"], num_return_sequences=n,
-            batch_size=max(1, cfg["gen_rows"] // n), seed=seed * 1000 + 17, **kw,
-        ).texts  # fmt: skip
-    g_forget = [_strip_tag(t, cfg) for t in greedy[: len(forget)]]
-    g_retain = [_strip_tag(t, cfg) for t in greedy[len(forget) :]]
-    rouge = np.zeros((len(forget), n))
-    for i, r in enumerate(forget):
-        rouge[i] = rouge_l_many([_strip_tag(t, cfg) for t in sampled[i * n : (i + 1) * n]], r["answer"])
-    leaks = (rouge >= thr).astype(float)
-    g_rouge = np.array([rouge_l_many([t], r["answer"])[0] for t, r in zip(g_forget, forget)])
-    r_rouge = np.array([rouge_l_many([t], r["answer"])[0] for t, r in zip(g_retain, retain)])
-    # one-sided upper bounds at level 1 - alpha: conbo with 2 * alpha, as the official notebook
-    mean, _, mu_up = expectation_bounds(rouge, alpha=2 * alpha)
-    std, _, sd_up = std_bounds(rouge, alpha=2 * alpha)
-    _, bin_up = binomial_bounds(leaks, alpha=2 * alpha)
-    return {
-        "greedy_rouge": float(g_rouge.mean()),
-        "greedy_leak": float((g_rouge >= thr).mean()),
-        "sample_rouge": float(mean.mean()),
-        "sample_std": float(std.mean()),
-        "m_mu": float(mu_up.mean()),
-        "m_sigma": float(sd_up.mean()),
-        "ed": float(ed_score(mu_up, sd_up).mean()),
-        "m_bin": float(bin_up.mean()),
-        "sample_leak": float(leaks.mean()),
-        "best_of_n_rouge": float(rouge.max(1).mean()),
-        "any_leak": float(leaks.max(1).mean()),
-        "retain_rouge": float(r_rouge.mean()),
-        "retain_leak": float((r_rouge >= thr).mean()),
-        "q_greedy_rouge": g_rouge.round(4).tolist(),
-        "q_m_mu": mu_up.round(4).tolist(),
-        "q_hist": np.histogram(rouge, bins=10, range=(0, 1))[0].tolist(),
-        "examples": [{"q": forget[0]["question"], "gold": forget[0]["answer"], "greedy": g_forget[0]}],
-    }
+    def qa(r: dict) -> QA:
+        return QA(prompt=prompt(tok, r["question"], cfg), answer=r["answer"], question=r["question"])
+
+    forget = [qa(r) for r in tofu["forget"][: cfg["n_forget_eval"]]]
+    retain = [qa(r) for r in tofu["retain"][: cfg["n_retain_eval"]]]
+    return forget, retain
+
+
+def evaluate(model: Any, tok: Any, tofu: dict, cfg: dict, seed: int, device) -> dict[str, Any]:
+    """Greedy and sampled forget answers, greedy retain answers: ``prob_unlearn.evaluation.evaluate_model``
+    with the answer tag stripped, generation under bf16 autocast on CUDA."""
+    forget, retain = eval_questions(tok, tofu, cfg)
+    return evaluate_model(
+        model,
+        tok,
+        forget,
+        retain,
+        cfg,
+        seed,
+        clean=lambda t: _strip_tag(t, cfg),
+        greedy_batch=cfg["greedy_batch"],
+        context=lambda: _autocast(device, cfg["amp"]),
+    )
 
 
 # --------------------------------------------------------------------------- one seed

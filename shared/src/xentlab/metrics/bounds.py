@@ -1,32 +1,43 @@
-r"""Distribution-free bounds on the leakage distribution of one query (Sec. 4 of the paper).
+r"""Distribution-free confidence bounds from n i.i.d. samples: a binomial proportion, the CDF, and the
+mean / variance / standard deviation of a score supported on [0, 1].
 
-For one forget query we draw n outputs from the model, score each in [0, 1] (ROUGE-L, or a 0/1
-leak indicator) and bound properties of the score distribution with confidence 1 - alpha. These
-are the formulas of the PyPI package ``conbo`` (0.1.1) that the official code uses; ``conbo`` pins
-``statsmodels==0.14.4`` exactly, which would downgrade the workspace's statsmodels, so the same
-math is written here with scipy (the tests check it against hand derivations and a literal,
-loop-based transcription of conbo's documented formulas).
+These are the bounds of the PyPI package ``conbo`` (0.1.1), which the probabilistic-unlearning paper
+(Scholten et al., ICLR 2025, arXiv 2410.03523) uses for its leakage metrics; ``conbo`` pins
+``statsmodels==0.14.4`` exactly, so the same math is written here with scipy and numpy. Every function
+is two-sided at level 1 - alpha; for a one-sided bound at level 1 - alpha pass ``2 * alpha`` and keep one
+side (conbo's note).
 
-Arrays: ``samples`` is (n,) for one query or (R, n) for R queries (one row each); every function
-works along the last axis.
+Arrays: ``samples`` is (n,) for one population or (R, n) for R populations (one row each); every
+function works along the last axis and returns arrays of shape () or (R,).
 
-* M_bin (binomial_bounds): Clopper-Pearson interval on P(leak) from k leaks in n draws,
-  lower = Beta^{-1}(alpha/2; k, n-k+1), upper = Beta^{-1}(1-alpha/2; k+1, n-k) (0 / 1 at k = 0 / n).
-* M_gen (cdf_bounds / survival_bounds): Dvoretzky-Kiefer-Wolfowitz band
-  |F_n(x) - F(x)| <= eps = sqrt(log(2/alpha) / (2n)) for all x at once.
-* M_mu (expectation_bounds): E[X] = int_0^1 (1 - F(x)) dx for X in [0, 1]; Riemann sums of the DKW
-  band on a grid of ``steps`` points (Anderson 1969): upper = 1 - sum_i F_lower(t_i) h (left rule),
-  lower = 1 - sum_i F_upper(t_{i+1}) h (right rule).
-* M_sigma (variance_bounds / std_bounds): the CDF-band bound on the variance of Schuchardt et al.
-  (ICLR 2023) as conbo implements it.
-* One-sided use: pass 2 * alpha (conbo's note; the official notebook does so for both M_mu and
-  M_sigma).
+* ``binomial_bounds``: Clopper-Pearson (exact) interval on a success probability from k successes in
+  n draws, lower = Beta^{-1}(alpha/2; k, n-k+1), upper = Beta^{-1}(1-alpha/2; k+1, n-k), with
+  lower = 0 at k = 0 and upper = 1 at k = n (Clopper & Pearson 1934; statsmodels' ``method="beta"``,
+  scipy's ``binomtest(...).proportion_ci(method="exact")``).
+* ``dkw_epsilon`` / ``cdf_bounds`` / ``survival_bounds``: the Dvoretzky-Kiefer-Wolfowitz band
+  P(sup_x |F_n(x) - F(x)| > eps) <= 2 exp(-2 n eps^2), i.e. eps = sqrt(log(2/alpha) / (2n)) holds for
+  every x at once with probability >= 1 - alpha (Massart 1990's tight constant).
+* ``expectation_bounds``: E[X] = int_0^1 (1 - F(x)) dx for X in [0, 1]; Riemann sums of the DKW band on
+  a uniform grid of ``steps`` points (Anderson 1969): upper = 1 - sum_i F_lower(t_i) h (left rule on the
+  lower CDF), lower = 1 - sum_i F_upper(t_{i+1}) h (right rule on the upper CDF).
+* ``variance_bounds`` / ``std_bounds``: the CDF-band bound on the variance of Schuchardt et al.
+  (ICLR 2023) as conbo implements it (see ``variance_bounds``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
+
+__all__ = [
+    "binomial_bounds",
+    "cdf_bounds",
+    "dkw_epsilon",
+    "expectation_bounds",
+    "std_bounds",
+    "survival_bounds",
+    "variance_bounds",
+]
 
 
 def _check_samples(samples: np.ndarray, unit: bool = False) -> np.ndarray:
@@ -44,15 +55,18 @@ def _check_alpha(alpha: float) -> None:
 
 
 def dkw_epsilon(n: int, alpha: float) -> float:
-    """Half-width of the DKW band: sqrt(log(2/alpha) / (2n))."""
+    """Half-width of the DKW band at level 1 - alpha: sqrt(log(2/alpha) / (2n))."""
     _check_alpha(alpha)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
     return float(np.sqrt(np.log(2.0 / alpha) / (2.0 * n)))
 
 
-def binomial_bounds(leaks: np.ndarray, alpha: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
-    """Clopper-Pearson (exact, conservative) interval on the success probability (M_bin)."""
+def binomial_bounds(successes: np.ndarray, alpha: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper-Pearson (exact, conservative) interval (lower, upper) on the success probability of 0/1
+    outcomes ``successes`` (n,) or (R, n)."""
     _check_alpha(alpha)
-    x = _check_samples(leaks)
+    x = _check_samples(successes)
     if not np.isin(x, (0.0, 1.0)).all():
         raise ValueError("binomial_bounds needs 0/1 outcomes")
     n = x.shape[-1]
@@ -64,7 +78,7 @@ def binomial_bounds(leaks: np.ndarray, alpha: float = 0.01) -> tuple[np.ndarray,
 
 
 def cdf_bounds(samples: np.ndarray, x: np.ndarray, alpha: float = 0.01):
-    """Empirical CDF at points ``x`` and its DKW band, clipped to [0, 1] (M_gen)."""
+    """(empirical CDF at the points ``x``, DKW lower band, DKW upper band), clipped to [0, 1]."""
     s = _check_samples(samples)
     x = np.asarray(x, dtype=np.float64)
     eps = dkw_epsilon(s.shape[-1], alpha)
@@ -79,7 +93,7 @@ def survival_bounds(samples: np.ndarray, x: np.ndarray, alpha: float = 0.01):
 
 
 def expectation_bounds(samples: np.ndarray, alpha: float = 0.01, steps: int = 100):
-    """(sample mean, lower, upper) bounds on E[X] for X in [0, 1] (M_mu)."""
+    """(sample mean, lower, upper) bounds on E[X] for X in [0, 1]."""
     s = _check_samples(samples, unit=True)
     grid = np.linspace(0.0, 1.0, steps)
     _, lo, hi = cdf_bounds(s, grid, alpha)
@@ -125,11 +139,6 @@ def variance_bounds(samples: np.ndarray, alpha: float = 0.01, steps: int = 100):
 
 
 def std_bounds(samples: np.ndarray, alpha: float = 0.01, steps: int = 100):
-    """(sample std, lower, upper) bounds on the standard deviation (M_sigma): sqrt of the variance bounds."""
+    """(sample std, lower, upper) bounds on the standard deviation: square roots of the variance bounds."""
     var, lo, hi = variance_bounds(samples, alpha, steps)
     return np.sqrt(var), np.sqrt(lo), np.sqrt(np.maximum(hi, 0.0))
-
-
-def ed_score(mu_upper: np.ndarray, sigma_upper: np.ndarray, k: float = 2.0) -> np.ndarray:
-    """The ED score of the paper: upper bound on the mean plus k upper bounds on the std (k = 2)."""
-    return np.asarray(mu_upper) + k * np.asarray(sigma_upper)
