@@ -4,8 +4,11 @@ Image tower: four conv-BN-ReLU blocks (32x32 -> 4x4) and a 2-layer MLP head; tex
 position embeddings, a 2-layer pre-norm transformer, masked mean pooling and a linear head; both
 give ``dim``-d features. ``encode_*`` return the *raw* (unnormalised) features, as CLIP's
 ``encode_image`` / ``encode_text`` do (TFUP normalises where the official code does). Trained with
-the symmetric InfoNCE loss and a learnable temperature on ``captioned_shapes`` in the 'plain'
-style, then frozen; cached under ``xentlab.data.cache_dir("tfup")`` keyed by its config.
+the symmetric InfoNCE loss (logit scale fixed at 100 by default) on ``captioned_shapes`` in the 'plain'
+style, with generic shift / brightness / contrast augmentation (never the target's 'texture' style), then
+frozen; cached under ``xentlab.data.cache_dir("tfup")`` keyed by its config. The defaults are the stand-in
+chosen on the validation pool (README, "Protocol fix"); the first run's was n_groups 1500, channels 32,
+steps 1500, warmup_steps 50, no augmentation.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from xentlab.data.captioned_shapes import CaptionedShapesConfig, Vocab, load_cap
 class ClipConfig:
     """The tiny CLIP and its source-style pre-training."""
 
-    n_groups: int = 1500
+    n_groups: int = 4000
     """source pairs = n_groups * group_size (contrast groups of hard-negative captions)"""
     group_size: int = 4
     n_shapes: int = 8
@@ -39,12 +42,20 @@ class ClipConfig:
     data_seed: int = 0
     """generator seed of the source set (target pools use other seeds)"""
     dim: int = 64
-    channels: int = 32
+    channels: int = 48
     width: int = 64
     text_layers: int = 2
-    steps: int = 1500
+    steps: int = 2500
     batch: int = 128
     lr: float = 2e-3
+    warmup_steps: int = 200
+    """linear warm-up of the rate, then cosine decay to 0 over ``steps``"""
+    aug_shift: int = 2
+    """training augmentation: random translation by up to this many pixels (edge-replicate padding);
+    no flips, since a flip swaps 'left of' / 'right of' in the caption"""
+    aug_photo: float = 0.3
+    """training augmentation: per-image brightness and contrast factors in [1 - a, 1 + a] (hue is never
+    changed: colour words are in the captions)"""
     logit_scale: float | None = 100.0
     """fixed contrastive logit scale (CLIP ends training at its clamp, 100, and TFUP's ``100 f W`` is that
     scale; a tiny CLIP left to learn it stops near 22, which spreads cosines 4-5x wider); None: learnable"""
@@ -99,6 +110,22 @@ def clip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor) -
     return 0.5 * (F.cross_entropy(s, y) + F.cross_entropy(s.t(), y))
 
 
+def augment(x: torch.Tensor, shift: int, photo: float, gen: torch.Generator) -> torch.Tensor:
+    """Generic training augmentation of the stand-in (never the target 'texture' style): a random
+    translation by up to ``shift`` pixels and per-image brightness / contrast factors in [1 - photo, 1 + photo]."""
+    n, _, h, w = x.shape
+    if shift > 0:
+        pad = F.pad(x, (shift,) * 4, mode="replicate")
+        off = torch.randint(0, 2 * shift + 1, (n, 2), generator=gen).tolist()
+        x = torch.stack([p[:, dy : dy + h, dx : dx + w] for p, (dx, dy) in zip(pad, off)])
+    if photo > 0:
+        bright = 1 + photo * (2 * torch.rand(n, 1, 1, 1, generator=gen) - 1)
+        contrast = 1 + photo * (2 * torch.rand(n, 1, 1, 1, generator=gen) - 1)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = ((x - mean) * contrast + mean) * bright
+    return x.clamp(0, 1)
+
+
 def train_clip(cfg: ClipConfig, log: Callable | None = None) -> TinyClip:
     torch.manual_seed(cfg.seed)
     data = load_captioned_shapes(cfg.data(), seed=cfg.data_seed)
@@ -106,13 +133,18 @@ def train_clip(cfg: ClipConfig, log: Callable | None = None) -> TinyClip:
     model = TinyClip(len(vocab), vocab.max_len, cfg.dim, cfg.channels, cfg.width, cfg.text_layers)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
     model.train()
     for step in range(cfg.steps):
         for g in opt.param_groups:  # linear warm-up then cosine
-            g["lr"] = cfg.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+            warm = min(1.0, (step + 1) / cfg.warmup_steps)
+            g["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         b = torch.from_numpy(rng.choice(len(data), cfg.batch, replace=False))
+        xb = data.x[b]
+        if cfg.aug_shift > 0 or cfg.aug_photo > 0:
+            xb = augment(xb, cfg.aug_shift, cfg.aug_photo, gen)
         scale = model.logit_scale if cfg.logit_scale is None else torch.tensor(math.log(cfg.logit_scale))
-        loss = clip_loss(model.encode_image(data.x[b]), model.encode_text(data.tokens[b]), scale)
+        loss = clip_loss(model.encode_image(xb), model.encode_text(data.tokens[b]), scale)
         opt.zero_grad()
         loss.backward()
         opt.step()
