@@ -2,11 +2,12 @@
 arXiv 2010.14701) on a synthetic source whose entropy is known exactly.
 
 A ladder of small decoder-only transformers is trained on a random sparse order-2 Markov source over 32
-symbols (xentlab.data.markov_source; its entropy rate is computed exactly). Per seed, the paper's
-power-law-plus-constant law L(N) = L_inf + (N0/N)^alpha_N is fitted to the final test losses of the fit
-sizes, extrapolated to one larger held-out size, and its L_inf compared with the true entropy rate; the
-learning curves give the compute frontier L(C) (C = 6 N D) and the optimal-size exponent beta of
-N_opt(C) proportional to C^beta.
+symbols (xentlab.data.markov_source; its entropy rate is computed exactly), each to convergence: early
+stopping on a validation sample, under a token cap. Per seed, the paper's power-law-plus-constant law
+L(N) = L_inf + (N0/N)^alpha_N is fitted to the test losses of the fit sizes' best-validation checkpoints,
+extrapolated to one larger held-out size, and its L_inf compared with the true entropy rate; the
+validation learning curves give the compute frontier L(C) (C = 6 N D) and the optimal-size exponent beta
+of N_opt(C) proportional to C^beta.
 
     uv run --package ar-scaling packages/ar-scaling/reproduce.py              # cpu scale (default)
     uv run --package ar-scaling packages/ar-scaling/reproduce.py --scale smoke
@@ -19,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ar_scaling.analysis import derived_value, ladder
-from ar_scaling.train import TrainConfig, train_one
+from ar_scaling.train import TrainConfig, cap_steps, eval_steps, train_one
 
 from xentlab.data.markov_source import MarkovSource, MarkovSourceConfig
 from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
@@ -38,22 +39,36 @@ SOURCE = MarkovSourceConfig(vocab_size=32, order=2, support=4, concentration=0.5
 
 
 def size(cfg: dict, seed: int, ctx: RunContext) -> dict:
-    """Train one model size of the ladder; metrics = its size, final test loss and learning curve."""
+    """Train one model size of the ladder to convergence (early stopping on the validation sample);
+    metrics = its size, stopping point, the test loss of its best-validation checkpoint, and its
+    validation learning curve."""
     tcfg = TrainConfig(**cfg["train"])
     src = MarkovSourceConfig(**cfg["source"])
     out = train_one(tcfg, src, seed, ctx.device, log=ctx.log)
-    curve = {f"curve_loss_{i:02d}": v for i, v in enumerate(out["curve_loss"])}
+    # the curve's log-spaced points over the cap that the run reached; the keys are fixed by the cap
+    # (the same for every seed), so the points after the stop repeat the last one, and `n_curve` says
+    # how many are real (analysis.ladder reads only those)
+    n_grid = len(eval_steps(cap_steps(tcfg), tcfg.n_evals))
+    pts = out["curve_loss"] + [out["curve_loss"][-1]] * (n_grid - len(out["curve_loss"]))
+    curve = {f"curve_loss_{i:02d}": v for i, v in enumerate(pts)}
     return {
         "n_nonemb": out["n_nonemb"],
-        "final_loss": out["final_loss"],
+        "final_loss": out["final_loss"],  # TEST loss of the best-validation checkpoint: the L(N) point
+        "best_val_loss": out["best_val_loss"],
+        "stop_val_loss": out["stop_val_loss"],
         "is_heldout": float(cfg["heldout"]),
-        "tokens": out["tokens"],
+        "tokens": out["tokens"],  # D: tokens processed when the run stopped
+        "best_tokens": out["best_tokens"],  # tokens at the best-validation checkpoint
+        "cap_tokens": out["cap_tokens"],
+        "stopped_early": float(out["stopped_early"]),  # 1 = the rule stopped it, 0 = it hit the cap
         "tokens_per_step": out["tokens_per_step"],
         "n_evals": tcfg.n_evals,
+        "n_curve": len(out["curve_loss"]),
         "compute": out["compute"],
         "entropy_rate": out["entropy_rate"],
         "marginal_entropy": MarkovSource(src).describe()["marginal_entropy_nats"],
         "true_model_test_loss": out["true_model_test_loss"],
+        "true_model_val_loss": out["true_model_val_loss"],
         **curve,
         "curve_tokens": out["curve_tokens"],  # artifact (a list), for the figures
     }
@@ -75,14 +90,23 @@ def _ladder(scale: str, widths: list[int], heldout: int, layers: int, **train) -
 
 
 # cpu: 6 fit widths (N = 4.7k .. 131k non-embedding parameters) + held-out width 96 (N = 295k), 2 layers,
-# 300k training tokens each (batch 16 x 16 tokens, lr 1e-2 with warm-up + cosine decay). Batch and lr were
-# set from pilot runs on fit widths only; the token budget is what 3 seeds of this ladder can afford in
-# the 8 CPU-minute cpu budget (the held-out width was only timed, its loss not looked at, before the run).
-CPU = dict(tokens=300_000, batch=16, seq_len=16, lr=1e-2)
-SMOKE = dict(tokens=12_000, batch=16, seq_len=16, lr=1e-2, n_evals=6, test_seqs=256, curve_seqs=64)
-# full (one GPU): 4 layers, widths 64..256 (N = 0.26M .. 4.2M) + held-out 384 (N = 9.4M), 20M tokens each;
-# lr 3e-3 is a guess for these widths (never run: no GPU was available to this package's author).
-FULL = dict(tokens=20_000_000, batch=256, seq_len=16, lr=3e-3, test_seqs=8192, curve_seqs=2048)
+# batch 16 x 16 tokens, lr 1e-2 (batch and lr as in the first, fixed-budget protocol, set from pilots on fit
+# widths). PROTOCOL v2 (fixed before the v2 cpu run): every size trains to convergence on the VALIDATION
+# sample: the validation loss is computed every 100 steps (25.6k tokens) and the run stops once 5 evaluations
+# in a row have not improved on the reference by more than 0.002 nats, or at the cap of 700k tokens; the L(N)
+# point is the TEST loss of the best-validation checkpoint. The lr is warmed up over 5% of the cap's steps and
+# decays (cosine) to 10% at the cap, so the lr at a step does not depend on where the run stops. The cap is
+# what 3 seeds of the whole ladder afford in about 10 CPU-minutes at the per-token CPU cost measured (under
+# contention) on widths 96, 32 and 12 (74, 34 and 28 CPU-s per 1M tokens, evaluations included).
+CPU = dict(tokens=700_000, batch=16, seq_len=16, lr=1e-2, eval_every=100, patience=5, min_delta=0.002,
+           val_seqs=512, n_evals=14, test_seqs=2048)  # fmt: skip
+SMOKE = dict(tokens=12_000, batch=16, seq_len=16, lr=1e-2, eval_every=10, patience=3, min_delta=0.002,
+             val_seqs=64, n_evals=6, test_seqs=256)  # fmt: skip
+# full (one GPU): 4 layers, widths 64..256 (N = 0.26M .. 4.2M) + held-out 384 (N = 9.4M), the same rule with
+# a 20M-token cap (validation every 100 steps = 410k tokens); lr 3e-3 is a guess for these widths (never
+# run: no GPU was available to this package's author).
+FULL = dict(tokens=20_000_000, batch=256, seq_len=16, lr=3e-3, eval_every=100, patience=5, min_delta=0.002,
+            val_seqs=4096, n_evals=14, test_seqs=8192)  # fmt: skip
 
 _UNITS = (
     _ladder("smoke", [8, 12, 16], 24, 2, **SMOKE)
@@ -119,7 +143,7 @@ SCALES = ("cpu", "full")
 CLAIMS = [
     Claim(
         id="lN-power-law-fit",
-        statement="the final test loss of the fit sizes follows L(N) = L_inf + (N0/N)^alpha (R^2 of the fit)",
+        statement="the test loss (best-validation checkpoint) of the fit sizes follows L(N) = L_inf + (N0/N)^alpha (R^2 of the fit)",
         paper="'smoothly improve ... following a power-law plus constant scaling law' in every domain (abstract)",
         metric="lN/r2", check=">= 0.98", scales=SCALES,
     ),
@@ -178,8 +202,8 @@ def figures(results, out_dir: Path) -> list[Path]:
     ax.axhline(h, color="r", ls="--", lw=1.2, label=f"true entropy rate H = {h:.3f} nats")
     ax.set_xscale("log")
     ax.set_xlabel("non-embedding parameters N")
-    ax.set_ylabel("test loss (nats/token)")
-    ax.set_title("L(N) = L_inf + (N0/N)^alpha on the fit sizes (o); held-out size (*)")
+    ax.set_ylabel("test loss at the best-validation checkpoint (nats/token)")
+    ax.set_title("L(N) = L_inf + (N0/N)^alpha on the fit sizes (o); held-out size (*)", fontsize=10)
     ax.legend(fontsize=7)
     p = save_figure(fig, out_dir / "loss_vs_params.png", dpi=120)
     paths.append(p)
@@ -192,6 +216,9 @@ def figures(results, out_dir: Path) -> list[Path]:
     for c, r in zip(cm, rows):
         ax.plot(r["compute"], r["curve"], "-", color=c, lw=1.2, alpha=0.8,
                 label=f"N={r['n'] / 1e3:.1f}k" + (" (held out)" if r["heldout"] else ""))  # fmt: skip
+        # where the run stopped: x = the early-stopping rule, o = the token cap
+        early = flat[s][f"{r['name']}/stopped_early"] > 0
+        ax.plot(r["compute"][-1], r["curve"][-1], "x" if early else "o", color=c, ms=5)
     front = envelope([Curve(r["n"], r["compute"], r["curve"]) for r in rows])
     ax.plot(front.compute, front.loss, "k--", lw=1.5, label="frontier (lower envelope)")
     h0 = flat[s][f"{rows[0]['name']}/marginal_entropy"]
@@ -204,9 +231,10 @@ def figures(results, out_dir: Path) -> list[Path]:
     ax.axhline(res["entropy_rate"], color="r", ls=":", lw=1.2, label="true entropy rate")
     ax.set_xscale("log")
     ax.set_xlabel("compute C = 6 N D (FLOPs)")
-    ax.set_ylabel("test loss (nats/token)")
+    ax.set_ylabel("validation loss (nats/token)")
     beta = res.get("nopt/beta", float("nan"))
-    ax.set_title(f"learning curves and compute frontier (seed {s}); N_opt ~ C^{beta:.2f}")
+    ax.set_title(f"learning curves to the stop (x: early stop, o: cap) and frontier (seed {s}); "
+                 f"N_opt ~ C^{beta:.2f}", fontsize=9)  # fmt: skip
     ax.legend(fontsize=7)
     p = save_figure(fig, out_dir / "loss_vs_compute.png", dpi=120)
     paths.append(p)

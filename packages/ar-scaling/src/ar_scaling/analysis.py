@@ -1,14 +1,17 @@
 """The scaling-law fits of one seed's ladder, from the runner's per-seed metrics.
 
 Each model size is one experiment of reproduce.py; its unit reports (among others) ``n_nonemb``,
-``final_loss``, ``is_heldout``, ``entropy_rate``, ``marginal_entropy`` and its learning curve as
-``curve_loss_00``, ``curve_loss_01``, ... at the steps ``train.eval_steps(n_steps, n_evals)``. This module
+``final_loss`` (the TEST loss of its best-validation checkpoint, after training to convergence),
+``is_heldout``, ``entropy_rate``, ``marginal_entropy``, its stopping point and its validation learning
+curve as ``curve_loss_00``, ``curve_loss_01``, ... at the steps ``train.eval_steps(cap_steps, n_evals)``
+that it reached (``n_curve`` of them; see ``ladder``). This module
 turns one seed's ``{"<experiment>/<metric>": value}`` into the paper's three fits:
 
-* L(N) = L_inf + (N0/N)^alpha_N on the final test losses of the FIT sizes (the held-out size excluded),
+* L(N) = L_inf + (N0/N)^alpha_N on the converged test losses of the FIT sizes (the held-out size excluded),
   then the prediction for the held-out size and the comparison of L_inf with the exact entropy rate
   (Henighan et al. 2020: L_inf estimates S(True), the power-law term D_KL(True||Model));
-* L(C) = L_inf + (C0/C)^alpha_C on the compute-efficient frontier of all the learning curves;
+* L(C) = L_inf + (C0/C)^alpha_C on the compute-efficient frontier of all the (validation) learning
+  curves, each ending where its run stopped;
 * N_opt(C) proportional to C^beta from the frontier's size changes (``frontier.n_opt_steps``).
 
 L(C) is fitted on the frontier points whose loss is below the source's marginal (unigram) entropy:
@@ -32,7 +35,13 @@ _CACHE: dict[tuple, dict] = {}
 
 
 def ladder(m: Mapping[str, float]) -> list[dict]:
-    """The sizes present in one seed's metrics: name, n, final loss, held-out flag, learning curve."""
+    """The sizes present in one seed's metrics: name, n, final loss (the test loss of the best-validation
+    checkpoint), held-out flag, and the validation learning curve up to where the run stopped.
+
+    The curve is the ``n_curve`` reached points of the log grid ``eval_steps(cap, n_evals)`` over the
+    token cap, then the stopping point itself (``tokens``, ``stop_val_loss``) when it lies beyond them,
+    so every curve ends at its own C = 6 N D_stop.
+    """
     names = sorted({k.split("/")[0] for k in m if k.endswith("/n_nonemb") and m[k] is not None})
     if not names:
         raise KeyError("no model-size experiments in these metrics")
@@ -40,8 +49,14 @@ def ladder(m: Mapping[str, float]) -> list[dict]:
     for e in names:
         n = float(m[f"{e}/n_nonemb"])
         per_step = int(m[f"{e}/tokens_per_step"])
-        steps = eval_steps(int(m[f"{e}/tokens"]) // per_step, int(m[f"{e}/n_evals"]))
-        loss = [m[f"{e}/curve_loss_{i:02d}"] for i in range(len(steps))]
+        grid = eval_steps(int(m[f"{e}/cap_tokens"]) // per_step, int(m[f"{e}/n_evals"]))
+        n_curve = int(m[f"{e}/n_curve"])
+        steps = list(grid[:n_curve])
+        loss = [m[f"{e}/curve_loss_{i:02d}"] for i in range(n_curve)]
+        stop = int(m[f"{e}/tokens"]) // per_step
+        if stop > steps[-1]:
+            steps.append(stop)
+            loss.append(m[f"{e}/stop_val_loss"])
         compute = 6.0 * n * per_step * np.asarray(steps, dtype=np.float64)  # C = 6 N D
         out.append({"name": e, "n": n, "final_loss": float(m[f"{e}/final_loss"]),
                     "heldout": bool(m[f"{e}/is_heldout"]), "compute": compute,

@@ -63,8 +63,8 @@ def envelope(curves: Sequence[Curve], n_grid: int = 60) -> Frontier:
     sizes = np.array([c.n for c in curves], dtype=np.float64)
     loss, n_opt = vals[best, np.arange(n_grid)], sizes[best]
     # A budget C also buys every smaller budget (stop early), so the best loss reachable with compute C
-    # is non-increasing in C. Where a curve ends (all sizes see the same tokens, so each ends at
-    # C = 6 N D) the next size may not yet be below that end point: the frontier keeps the end point,
+    # is non-increasing in C. Where a curve ends (at C = 6 N D, D = the tokens of that run) the next
+    # size may not yet be below that end point: the frontier keeps the end point,
     # and its size, until some curve goes below it (a running minimum along the grid).
     for i in range(1, n_grid):
         if loss[i] > loss[i - 1]:

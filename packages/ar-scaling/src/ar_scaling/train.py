@@ -1,4 +1,5 @@
-"""Train one decoder-only transformer of the ladder on the Markov source and log its test-loss curve.
+"""Train one decoder-only transformer of the ladder on the Markov source to convergence (early stopping
+on a validation sample), and score the best-validation checkpoint on the test sample.
 
 One call = one model size and one seed. The model is a small decoder-only transformer
 (``xentlab.models.small_decoder``: Llama-style blocks, tied input/output embedding), as the paper's decoder-only
@@ -14,6 +15,23 @@ Loss: cross-entropy in nats/token on a fixed held-out sample of the source, scor
 t >= k (k = the source's order), where the model sees the whole context the next symbol depends on, so
 the best achievable loss is exactly the source's entropy rate (positions t < k have a strictly higher
 Bayes loss and would bias the comparison with the entropy rate upwards).
+
+Training to convergence. The paper's L(N) is read from models trained at or near convergence
+(early-stopped where they would overfit) [unverified: the reading notes say so; the PDF was not read].
+Here every model trains until its VALIDATION loss stops improving, by a rule fixed before the cpu run:
+the validation sample (``VAL_SEED``, disjoint from the test sample and from every training stream) is
+scored every ``eval_every`` steps; the run stops when ``patience`` consecutive evaluations have not
+improved on the reference loss by more than ``min_delta`` (the reference is the last loss that did;
+Keras-style ``EarlyStopping(min_delta, patience)``), or at the token cap ``tokens``. The checkpoint
+with the lowest validation loss seen at any evaluation is kept in memory, and ONLY that checkpoint is
+scored on the test sample: the test tokens never influence when a run stops or which weights count.
+
+Learning-rate schedule with a variable length: linear warm-up, then cosine decay to
+lr * final_lr_frac at the token CAP (not at the unknown stopping step), so the lr at step t does not
+depend on when the run will stop, and a run that reaches the cap ends fully annealed like a
+fixed-length run (Kaplan et al. 2020 train with a linear warm-up, then cosine decay to zero [recalled,
+not re-read here]; that Henighan et al. use the same is [unverified]). ``schedule="constant"`` (lr held after warm-up) is the
+other variable-length option; it is kept for pilots and tests, the ladders use the cosine.
 """
 
 from __future__ import annotations
@@ -31,7 +49,8 @@ from xentlab.data.markov_source import MarkovSource, MarkovSourceConfig
 from xentlab.models.small_decoder import DecoderLM, LMShape, seeded_decoder
 from xentlab.train.schedules import warmup_cosine_lr
 
-TEST_SEED = 2**40  # the held-out sample's seed: outside every training stream's seed range
+TEST_SEED = 2**40  # the test sample's seed: outside every training stream's seed range
+VAL_SEED = 2**40 + 1  # the validation sample (early stopping, learning curves): disjoint from test
 
 
 @dataclass(frozen=True)
@@ -39,15 +58,20 @@ class TrainConfig:
     """One training run.
 
     hidden, layers, heads: the model shape (Llama-style block; SwiGLU width 4 * hidden).
-    tokens: training tokens (D), all positions of every sequence counted.
+    tokens: the token CAP (D_max), all positions of every sequence counted; a run stops here at the
+        latest. The tokens actually processed (D) are reported per run.
     batch, seq_len: sequences per step and their length (batch * seq_len tokens per step).
-    lr: peak AdamW learning rate; warmup: fraction of steps of linear warm-up; then cosine decay to
-        lr * final_lr_frac at the last step (Kaplan et al. 2020 train with warm-up + cosine decay).
+    lr: peak AdamW learning rate; warmup: linear warm-up over this fraction of the CAP's steps;
+        schedule: "cosine" = cosine decay from lr to lr * final_lr_frac at the cap (module docstring),
+        "constant" = lr held after the warm-up.
     weight_decay, beta2: AdamW settings.
-    n_evals: log-spaced evaluation points along training (the learning curve for the L(C) frontier).
-    test_seqs: sequences (of seq_len) in the fixed held-out sample, scored for the final loss.
-    curve_seqs: its first curve_seqs sequences, scored at the n_evals points of the learning curve
-        (cheaper; the curve only has to rank the sizes along the compute axis).
+    eval_every: steps between validation evaluations (the early-stopping clock).
+    patience, min_delta: stop after `patience` consecutive evaluations without an improvement of more
+        than `min_delta` nats on the reference validation loss (module docstring).
+    val_seqs: sequences in the fixed validation sample.
+    n_evals: log-spaced steps over the cap at which the validation loss is also recorded (the learning
+        curve for the L(C) frontier; points after the stop are not reached).
+    test_seqs: sequences in the fixed test sample, scored once, at the best-validation checkpoint.
     """
 
     hidden: int = 32
@@ -59,11 +83,26 @@ class TrainConfig:
     lr: float = 1e-2
     warmup: float = 0.05
     final_lr_frac: float = 0.1
+    schedule: str = "cosine"
     weight_decay: float = 0.0
     beta2: float = 0.95
+    eval_every: int = 100
+    patience: int = 5
+    min_delta: float = 0.002
+    val_seqs: int = 1024
     n_evals: int = 14
     test_seqs: int = 2048
-    curve_seqs: int = 512
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.eval_every < 1 or self.patience < 1 or self.min_delta < 0:
+            raise ValueError(
+                f"need eval_every >= 1, patience >= 1, min_delta >= 0; got {self.eval_every}, "
+                f"{self.patience}, {self.min_delta}"
+            )
+        if self.val_seqs < 1 or self.test_seqs < 1:
+            raise ValueError(f"need val_seqs, test_seqs >= 1, got {self.val_seqs}, {self.test_seqs}")
 
 
 def build_model(cfg: TrainConfig, vocab_size: int, seed: int) -> DecoderLM:
@@ -73,8 +112,17 @@ def build_model(cfg: TrainConfig, vocab_size: int, seed: int) -> DecoderLM:
     return seeded_decoder(shape, seed)
 
 
+def cap_steps(cfg: TrainConfig) -> int:
+    """Optimizer steps at the token cap."""
+    return max(1, cfg.tokens // (cfg.batch * cfg.seq_len))
+
+
 def lr_at(step: int, n_steps: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over cfg.warmup of the steps, then cosine from lr to lr * final_lr_frac."""
+    """lr at ``step`` of a run whose schedule spans ``n_steps`` (the cap): linear warm-up over
+    cfg.warmup of the steps, then cosine from lr to lr * final_lr_frac, or constant."""
+    if cfg.schedule == "constant":
+        warm = max(1, int(round(cfg.warmup * n_steps)))
+        return cfg.lr * min(1.0, (step + 1) / warm)
     return warmup_cosine_lr(step, n_steps, lr=cfg.lr, warmup=cfg.warmup, final_lr_frac=cfg.final_lr_frac)
 
 
@@ -82,6 +130,23 @@ def eval_steps(n_steps: int, n_evals: int) -> list[int]:
     """Log-spaced steps (after which the model is evaluated), always including the last one."""
     pts = np.unique(np.round(np.geomspace(4, n_steps, n_evals)).astype(int))
     return sorted({int(p) for p in pts if 1 <= p <= n_steps} | {n_steps})
+
+
+class EarlyStopping:
+    """The stopping rule (module docstring): ``update(loss)`` after each evaluation on the early-stopping
+    clock; True once `patience` evaluations in a row failed to beat the reference by > `min_delta`."""
+
+    def __init__(self, patience: int, min_delta: float) -> None:
+        self.patience, self.min_delta = patience, min_delta
+        self.ref = math.inf
+        self.bad = 0
+
+    def update(self, loss: float) -> bool:
+        if loss < self.ref - self.min_delta:
+            self.ref, self.bad = loss, 0
+        else:
+            self.bad += 1
+        return self.bad >= self.patience
 
 
 @torch.no_grad()
@@ -108,55 +173,80 @@ def train_one(
     device: torch.device | str = "cpu",
     log: Callable[..., None] | None = None,
 ) -> dict:
-    """Train one model; returns N, the learning curve (tokens, compute, test loss) and the final loss.
+    """Train one model to convergence; returns N, the stopping point, the validation learning curve and
+    the test loss of the best-validation checkpoint (``final_loss``).
 
-    ``seed`` sets the model initialisation and the training stream; the source and the test sample
-    are fixed by ``source_cfg`` (the same data distribution and the same test tokens for every seed).
+    ``seed`` sets the model initialisation and the training stream; the source and the validation and
+    test samples are fixed by ``source_cfg`` (the same data distribution and the same held-out tokens for
+    every seed).
     """
     device = torch.device(device)
     source = MarkovSource(source_cfg)
-    if not 1 <= cfg.curve_seqs <= cfg.test_seqs:
-        raise ValueError(f"need 1 <= curve_seqs <= test_seqs, got {cfg.curve_seqs}, {cfg.test_seqs}")
-    test = torch.from_numpy(source.sample_batch(cfg.test_seqs, cfg.seq_len, TEST_SEED)).to(device)
+    val = torch.from_numpy(source.sample_batch(cfg.val_seqs, cfg.seq_len, VAL_SEED)).to(device)
     model = build_model(cfg, source.vocab_size, seed).to(device)
     n = model.non_embedding_params()
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay
     )
     per_step = cfg.batch * cfg.seq_len
-    n_steps = max(1, cfg.tokens // per_step)
-    evals = set(eval_steps(n_steps, cfg.n_evals))
+    n_cap = cap_steps(cfg)
+    curve_at = set(eval_steps(n_cap, cfg.n_evals))
+    stopper = EarlyStopping(cfg.patience, cfg.min_delta)
+    best_val, best_step, best_state = math.inf, 0, None
     curve_tokens, curve_loss = [], []
+    stopped_early, last_val = False, math.nan
     t0 = time.perf_counter()
-    for step in range(n_steps):
+    step = 0
+    for step in range(1, n_cap + 1):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, n_steps, cfg)
+            g["lr"] = lr_at(step - 1, n_cap, cfg)
         # a fresh stationary batch per step: an unlimited stream, no token is seen twice
-        x = source.sample_batch(cfg.batch, cfg.seq_len, seed * 1_000_003 + step)
+        x = source.sample_batch(cfg.batch, cfg.seq_len, seed * 1_000_003 + step - 1)
         x = torch.from_numpy(x).to(device)
         logits = model(x)
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step + 1 in evals:
-            tl = test_loss(model, test[: cfg.curve_seqs], source.order)
-            if not math.isfinite(tl):
-                raise FloatingPointError(f"test loss is {tl} at step {step + 1} (N={n})")
-            curve_tokens.append((step + 1) * per_step)
-            curve_loss.append(tl)
-            if log is not None:
-                log(step=step + 1, tokens=(step + 1) * per_step, train_loss=loss.item(), test_loss=tl, n=n)
+        on_clock = step % cfg.eval_every == 0
+        if not (on_clock or step in curve_at or step == n_cap):
+            continue
+        vl = test_loss(model, val, source.order)
+        if not math.isfinite(vl):
+            raise FloatingPointError(f"validation loss is {vl} at step {step} (N={n})")
+        last_val = vl
+        if step in curve_at:
+            curve_tokens.append(step * per_step)
+            curve_loss.append(vl)
+        if vl < best_val:  # the checkpoint that counts: lowest validation loss at any evaluation
+            best_val, best_step = vl, step
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if log is not None:
+            log(step=step, tokens=step * per_step, train_loss=loss.item(), val_loss=vl,
+                lr=opt.param_groups[0]["lr"], n=n)  # fmt: skip
+        if on_clock and stopper.update(vl):
+            stopped_early = step < n_cap
+            break
+    stop_step = step
+    model.load_state_dict(best_state)
+    test = torch.from_numpy(source.sample_batch(cfg.test_seqs, cfg.seq_len, TEST_SEED)).to(device)
     final = test_loss(model, test, source.order)
-    # the true model's loss on the same test positions: the finite-sample Bayes loss
-    true_loss = float(-source.log_prob(test.cpu().numpy()).mean())
+    # the true model's loss on the same held-out positions: the finite-sample Bayes losses
+    true_test = float(-source.log_prob(test.cpu().numpy()).mean())
+    true_val = float(-source.log_prob(val.cpu().numpy()).mean())
     return {
         "n_nonemb": n,
         "final_loss": final,
-        "tokens": n_steps * per_step,
-        "compute": 6.0 * n * n_steps * per_step,
+        "best_val_loss": best_val,
+        "stop_val_loss": last_val,
+        "tokens": stop_step * per_step,
+        "best_tokens": best_step * per_step,
+        "cap_tokens": n_cap * per_step,
+        "stopped_early": stopped_early,
+        "compute": 6.0 * n * stop_step * per_step,
         "entropy_rate": source.entropy_rate,
-        "true_model_test_loss": true_loss,
+        "true_model_test_loss": true_test,
+        "true_model_val_loss": true_val,
         "train_seconds": time.perf_counter() - t0,
         "tokens_per_step": per_step,
         "curve_tokens": curve_tokens,
