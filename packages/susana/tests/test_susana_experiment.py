@@ -51,10 +51,15 @@ def test_full_scale_folder_end_to_end(tmp_path, monkeypatch):
     _write_folder(tmp_path / "mini")
     monkeypatch.setenv("SUSANA_DATA_ROOT", str(tmp_path / "mini"))
     mod = load_reproduce(REPRO)
-    cfg = {**mod.EXPERIMENTS[1].configs["full"], "image_size": 16, "channels": 4, "episodes": 2, "val_every": 1,
-           "val_episodes": 2, "test_episodes": 3, "test_query": 2, "n_query": 2, "train_shot": 3}  # fmt: skip
+    tiny = {"image_size": 16, "channels": 4, "episodes": 2, "val_every": 1, "val_episodes": 2,
+            "test_episodes": 3, "test_query": 2, "n_query": 2, "train_shot": 3}  # fmt: skip
+    cfg = {**mod.EXPERIMENTS[1].configs["full"], **tiny}
     out = run(RunConfig(**{**cfg, "data_root": str(tmp_path / "mini")}), 0)
     assert 0 <= out["test_1shot"] <= 100 and np.isfinite(out["test_5shot_ci95"])
+    icnn_cfg = {**mod.EXPERIMENTS[2].configs["full"], **tiny}
+    assert icnn_cfg["icnn"] and not icnn_cfg.get("triplet")
+    out = run(RunConfig(**{**icnn_cfg, "data_root": str(tmp_path / "mini")}), 0)  # 3 shot + 2 query: ipc 5
+    assert np.isfinite(out["test_1shot"]) and np.isfinite(out["curve"][-1]["loss"])
     monkeypatch.delenv("SUSANA_DATA_ROOT")
     with pytest.raises(MissingLocalData, match="SUSANA_DATA_ROOT"):
         mod.train_arm(cfg, 0, None)  # the data path is resolved before anything else
@@ -77,4 +82,18 @@ def test_arms_share_init_and_are_deterministic():
 
 def test_smoke(tmp_path):
     result = run_smoke(REPRO, tmp_path)
-    assert "gain/triplet_vs_ce_1shot" in str(result)
+    assert "gain/triplet_vs_ce_1shot" in str(result) and "gain/icnn_vs_ce_1shot" in str(result)
+
+
+def test_first_run_units_still_resume():
+    # adding the ICNN arm must leave the cpu-scale unit keys of the first two arms unchanged
+    import json
+
+    from xentlab.repro.units import unit_key
+
+    mod = load_reproduce(REPRO)
+    for exp in mod.EXPERIMENTS[:2]:
+        path = REPRO.parent / "results" / "cpu" / "units" / exp.name / "seed0.json"
+        if not path.exists():
+            pytest.skip("no committed cpu results")
+        assert json.loads(path.read_text())["key"] == unit_key(exp, exp.config("cpu"), 0)

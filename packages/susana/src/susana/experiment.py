@@ -1,4 +1,4 @@
-"""Episodic ProtoNet training with CE or CE + Proto-Triplet, model selection on meta-val classes,
+"""Episodic ProtoNet training with CE, CE + Proto-Triplet or CE + ICNN, model selection on meta-val classes,
 and 5-way 1-/5-shot evaluation on meta-test classes (disjoint class splits)."""
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ class RunConfig:
 
     triplet: bool = False  # the arm: CE only (ProtoNet) or (CE + Proto-Triplet) / 2
     margin: float = 0.5  # Proto-Triplet margin (official code)
+    icnn: bool = False  # add the ICNN loss (full variant: support + query): (CE + [PT] + ICNN) / #losses
+    icnn_k: int = 4  # ICNN neighbours (paper / official default)
     # data: "shapes" = procedural glyph/shape classes; "folder" = miniImageNet-style train/val/test folders
     dataset: str = "shapes"
     data_root: str | None = None
@@ -153,7 +155,15 @@ def run(cfg: RunConfig, seed: int, device="cpu", log=None, progress=None) -> dic
         z = model(x_tr[np.concatenate([s, q])].to(device))
         ys_t, yq_t = torch.from_numpy(ys).to(device), torch.from_numpy(yq).to(device)
         loss, _ = episode_loss(
-            z[: len(s)], ys_t, z[len(s) :], yq_t, cfg.n_way, triplet=cfg.triplet, margin=cfg.margin
+            z[: len(s)],
+            ys_t,
+            z[len(s) :],
+            yq_t,
+            cfg.n_way,
+            triplet=cfg.triplet,
+            margin=cfg.margin,
+            icnn=cfg.icnn,
+            icnn_k=cfg.icnn_k,
         )
         opt.zero_grad()
         loss.backward()

@@ -5,12 +5,15 @@ Facts from the first author's indexed file (``proto_triplet_loss``; repository u
 * Proto-Triplet: per query, d+ = distance to its own class prototype, d- = distance to the nearest
   prototype of another class; loss = mean_q max(d+ - d- + margin, 0), margin 0.5;
 * the selected losses are averaged: (CE + sum of extras) / (number of losses).
+The ICNN loss lives in ``susana.icnn``.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from susana.icnn import icnn_loss
 
 EPS = 1e-6  # inside the square root, as in the official nearest_neighbors(): keeps grad finite at d = 0
 
@@ -92,10 +95,26 @@ def episode_loss(
     *,
     triplet: bool = False,
     margin: float = 0.5,
+    icnn: bool = False,
+    icnn_k: int = 4,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One ProtoNet episode: (loss, query logits). loss = CE, or (CE + Proto-Triplet) / 2 when ``triplet``."""
+    """One ProtoNet episode: (loss, query logits).
+
+    loss = (CE + [Proto-Triplet] + [ICNN]) / (number of selected losses); CE alone when neither extra is
+    selected. ICNN is the official ``fullicnn`` variant: the score of support and query embeddings
+    together, with ipc = shot + query neighbours searched (the images per class of the episode).
+    """
     protos = prototypes(support, y_support, n_way)
     logits = proto_logits(queries, protos)
     ce = F.cross_entropy(logits, y_query)
     extras = [proto_triplet_loss(queries, y_query, protos, margin)] if triplet else []
+    if icnn:
+        labels = torch.cat([y_support, y_query])
+        per_class = torch.bincount(labels, minlength=n_way)
+        if len(per_class) != n_way or (per_class != per_class[0]).any():
+            raise ValueError(
+                f"the ICNN loss needs a balanced episode, got per-class counts {per_class.tolist()}"
+            )
+        ipc = int(per_class[0])  # official ipc = shot + query
+        extras.append(icnn_loss(torch.cat([support, queries]), labels, k=icnn_k, ipc=ipc))
     return combined_loss(ce, extras), logits
