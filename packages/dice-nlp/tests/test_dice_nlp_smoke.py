@@ -28,6 +28,14 @@ def test_official_dice_hyperparameters_in_configs():
             "dsc_alt",
             "dsc_batch",
         ]
+    for name in ("conll_like", "mrc_like"):  # the fine-tuning arm: same data and training, a pretrained start
+        scratch, ft = exps[name].config("cpu"), exps[f"{name}_ft"].config("cpu")
+        assert (ft["data"], ft["train"]) == (scratch["data"], scratch["train"])
+        assert ft["losses"] == ["ce", "dsc", "dsc_batch"]
+        assert (ft["pretrain"]["emb"], ft["pretrain"]["hidden"]) == (
+            scratch["train"]["emb"],
+            scratch["train"]["hidden"],
+        )
     assert exps["conll_like"].config("cpu")["data"]["o_per_entity"] == 5.0
     assert exps["mrc_like"].config("cpu")["data"]["o_per_entity"] == 50.0
     full = exps["conll03"].config("full")
@@ -45,4 +53,10 @@ def test_smoke(tmp_path):
     assert result["package"] == "dice-nlp"
     assert "mrc_like/test_f1_dsc_batch" in result["metrics"]
     assert "gap/dsc_minus_ce_mrc_like" in result["metrics"]
-    assert {c["id"] for c in result["claims"]} >= {"dsc-beats-ce-1to50", "dsc-not-for-accuracy"}
+    assert "gap/ft_dsc_minus_ce_mrc_like" in result["metrics"]
+    assert "conll_like_ft/pretrain_mlm_val_acc" in result["metrics"]
+    assert {c["id"] for c in result["claims"]} >= {
+        "dsc-beats-ce-1to50",
+        "dsc-not-for-accuracy",
+        "ft-dsc-beats-ce-1to50",
+    }

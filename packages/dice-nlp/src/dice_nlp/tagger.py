@@ -1,6 +1,7 @@
-"""The CPU-scale tagger and its training loop: embedding -> BiGRU -> linear, trained from scratch with
-one of the compared losses; the epoch is chosen by validation span-F1 (as the official code keeps the
-checkpoint with the best dev F1), and test span-F1 is reported for that epoch."""
+"""The CPU-scale tagger and its training loop: embedding -> conv (or BiGRU) -> linear, trained from scratch
+(or fine-tuned from a pretrained encoder) with one of the compared losses; the epoch is chosen by
+validation span-F1 (as the official code keeps the checkpoint with the best dev F1), and test span-F1 is
+reported for that epoch."""
 
 from __future__ import annotations
 
@@ -120,12 +121,38 @@ def span_f1(data: TaggingData, split: TaggingSplit, pred: list[np.ndarray]) -> f
     return float(f1_score(gold, [data.tag_strings(p) for p in pred], zero_division=0))
 
 
-def train_tagger(data: TaggingData, loss_name: str, cfg: TrainConfig, seed: int, log=None) -> dict:
-    """Train from scratch with ``loss_name``; returns val/test span-F1 at the best-validation epoch."""
+def build_tagger(
+    data: TaggingData, cfg: TrainConfig, init_state: dict[str, Tensor] | None = None
+) -> nn.Module:
+    """A freshly initialised tagger, or (``init_state``) one whose encoder (every weight but the output
+    layer ``out``) is loaded from a pretrained state; its embedding may hold extra rows (the [MASK] token)."""
+    arch = {"cnn": ConvTagger, "bigru": BiGRUTagger}[cfg.model]
+    vocab_rows = data.vocab_size if init_state is None else init_state["embed.weight"].shape[0]
+    model = arch(vocab_rows, data.num_tags, cfg.emb, cfg.hidden)
+    if init_state is not None:
+        missing, unexpected = model.load_state_dict(init_state, strict=False)
+        if unexpected or sorted(missing) != ["out.bias", "out.weight"]:
+            raise ValueError(
+                f"init_state must hold exactly the encoder weights; missing {missing}, unexpected {unexpected}"
+            )
+    return model
+
+
+def train_tagger(
+    data: TaggingData,
+    loss_name: str,
+    cfg: TrainConfig,
+    seed: int,
+    log=None,
+    init_state: dict[str, Tensor] | None = None,
+) -> dict:
+    """Train with ``loss_name``; returns val/test span-F1 at the best-validation epoch. From scratch by
+    default; with ``init_state`` (a pretrained encoder from ``dice_nlp.pretrain``: every weight but the
+    output layer) the encoder starts from it and only the tag layer is freshly initialised, as in
+    fine-tuning. Everything else (optimiser, lr, epochs, selection) is the same."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    arch = {"cnn": ConvTagger, "bigru": BiGRUTagger}[cfg.model]
-    model = arch(data.vocab_size, data.num_tags, cfg.emb, cfg.hidden)
+    model = build_tagger(data, cfg, init_state)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     counts = np.bincount(np.concatenate(data.train.tags), minlength=data.num_tags)
     loss_fn = make_loss(loss_name, cfg, counts)
