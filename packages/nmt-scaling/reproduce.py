@@ -5,8 +5,9 @@ loss is known exactly.
 Small encoder-decoder Transformers (torch.nn) are trained on a seeded language pair (nmt_scaling.task:
 word bijection, verb-final reordering, gender/number agreement, a random synonym choice per noun, so
 L_inf is known in closed form). Two depth ladders around a base model, encoder deeper with the decoder
-fixed and decoder deeper with the encoder fixed, all with the same token budget and schedule, give the
-points to which the paper's bivariate law
+fixed and decoder deeper with the encoder fixed, each trained to convergence on a validation sample
+(nmt_scaling.stopping) and scored on a separate test sample, give the points to which the paper's
+bivariate law
 
     L(N_e, N_d) = alpha (Nbar_e/N_e)^p_e (Nbar_d/N_d)^p_d + L_inf
 
@@ -42,30 +43,32 @@ TASK = asdict(TaskConfig())
 
 
 def model(cfg: dict, seed: int, ctx: RunContext) -> dict:
-    """Train one (encoder depth, decoder depth) of the ladder; metrics = its sizes and held-out loss."""
+    """Train one (encoder depth, decoder depth) of the ladder to convergence on the validation sample;
+    metrics = its sizes, the test loss of its best-validation checkpoint and where it stopped."""
+    role = {"is_heldout": float(cfg["role"] == "heldout"), "is_base": float(cfg["role"] == "base")}
     if ctx.scale == "full":  # a local parallel corpus (nmt_scaling.full); no exact L_inf there
         from nmt_scaling.full import run_full
 
         out = run_full(cfg, seed, ctx)
-        curve = {f"curve_loss_{i:02d}": v for i, v in enumerate(out.pop("curve_loss"))}
-        return {**out, **curve, "enc_layers": cfg["full"]["enc_layers"], "dec_layers": cfg["full"]["dec_layers"],
-                "is_heldout": float(cfg["role"] == "heldout"), "is_base": float(cfg["role"] == "base")}  # fmt: skip
+        out["converged"] = float(out["converged"])
+        return {
+            **out,
+            **role,
+            "enc_layers": cfg["full"]["enc_layers"],
+            "dec_layers": cfg["full"]["dec_layers"],
+        }
     tcfg = TrainConfig(**cfg["train"])
     out = train_one(tcfg, seed, ctx.device, log=ctx.log)
-    curve = {f"curve_loss_{i:02d}": v for i, v in enumerate(out["curve_loss"])}
+    keys = ("n_enc", "n_dec", "final_loss", "best_valid_loss", "best_step", "stop_step", "bayes_test_loss",
+            "bayes_valid_loss", "l_inf_true", "train_tokens")  # fmt: skip
     return {
-        "n_enc": out["n_enc"],
-        "n_dec": out["n_dec"],
+        **{k: out[k] for k in keys},
+        "converged": float(out["converged"]),  # 1: the stopping rule fired; 0: the step cap stopped it
         "enc_layers": tcfg.enc_layers,
         "dec_layers": tcfg.dec_layers,
-        "final_loss": out["final_loss"],
-        "is_heldout": float(cfg["role"] == "heldout"),
-        "is_base": float(cfg["role"] == "base"),
-        "bayes_test_loss": out["bayes_test_loss"],
-        "l_inf_true": out["l_inf_true"],
-        "train_tokens": out["train_tokens"],
-        **curve,
-        "curve_steps": out["curve_steps"],  # artifact (a list), for the figures
+        **role,
+        "curve_steps": out["curve_steps"],  # artifacts (lists): the validation curve, for the figures
+        "curve_valid": out["curve_valid"],
     }
 
 
@@ -83,16 +86,22 @@ def _ladder(scale: str, base: tuple[int, int], depths: list[int], heldout: list[
     return out
 
 
-# cpu: d_model 64, 4 heads, FFN 256 (research notes §3.5); encoder ladder L_e = 1..4 (L_d = 2), decoder
-# ladder L_d = 1..4 (L_e = 2): 7 fit models, N_e = 50k..200k, N_d = 67k..267k; held out: (3,3) and
-# (4,4). Every model: 160 steps x 64 sentences (~90k target tokens, the same batches for every model of
-# a seed), AdamW lr 2e-3, 10% warm-up, cosine to 10%. The depths stop at 4 and the budget at 160 steps
-# because 2 seeds x 9 models must fit in ~5 CPU-minutes (timed: (2,2) 16 CPU-s and (4,4) 29 CPU-s at 200
-# steps); lr and warm-up were set from pilots on the (1,2), (2,1), (2,4), (4,2) models.
-CPU = dict(d_model=64, heads=4, enc_ffn=256, dec_ffn=256, steps=160, batch=64, lr=2e-3, warmup=0.1,
-           test_sents=1000, curve_sents=300, n_evals=4)  # fmt: skip
-SMOKE = dict(d_model=16, heads=2, enc_ffn=32, dec_ffn=32, steps=8, batch=16, lr=3e-3, warmup=0.1,
-             test_sents=64, curve_sents=32, n_evals=2)  # fmt: skip
+# cpu (protocol of the rerun, fixed before it; README "Training (protocol of the rerun)"): d_model 64,
+# 4 heads, FFN 256 (research notes §3.5, as before); encoder ladder L_e = 1..4 (L_d = 2), decoder ladder L_d = 1..4 (L_e = 2): 7 fit
+# models; held out: (3,3) and (4,4). Every model is trained TO CONVERGENCE on the validation sample
+# (nmt_scaling.stopping): the validation loss (500 sentences) every 25 steps; stop when the best of the
+# last 4 evaluations is not lower than the best before them by more than 0.003 nats (the paper's
+# run-to-run sd, Fig. 2 caption [secondary]), cap 600 steps; the law is fitted to the TEST loss of the
+# best-validation checkpoint. 64 sentences per step (the same stream for every model of a seed), AdamW
+# lr 2e-3 after 40 linear warm-up steps, then constant (no planned end: README "Learning-rate schedule").
+# Sizing, from pilots before the rerun on the (4,4) and (1,2) models (validation curves only, seed 0):
+# ~0.09 CPU-s per step for (4,4) and ~0.05 for (1,2), ~0.55 CPU-s for one step of all 9 models; with
+# a constant lr (4,4) was at 0.205 by step 500 and still improving slowly, so the cap is 600 steps:
+# at most ~12 CPU-min for the 18 units (~10 expected as the shallower models stop earlier).
+CPU = dict(d_model=64, heads=4, enc_ffn=256, dec_ffn=256, batch=64, lr=2e-3, warmup_steps=40,
+           max_steps=600, eval_every=25, patience=4, min_delta=0.003, valid_sents=500, test_sents=1000)  # fmt: skip
+SMOKE = dict(d_model=16, heads=2, enc_ffn=32, dec_ffn=32, batch=16, lr=3e-3, warmup_steps=2,
+             max_steps=8, eval_every=2, patience=2, min_delta=0.003, valid_sents=32, test_sents=64)  # fmt: skip
 
 
 def _full_ladder(base: tuple[int, int], depths: list[int], heldout: list[int], **full) -> list:
@@ -108,11 +117,14 @@ def _full_ladder(base: tuple[int, int], depths: list[int], heldout: list[int], *
 # full (one GPU; never run, no GPU was available to the author): a local WMT-style En->De corpus, a 32k
 # joint BPE (the paper: a 32k sentencepiece vocabulary), Transformer-base width (d 512, FFN 2048, 8 heads,
 # pre-LN, dropout 0.1, label smoothing 0.1) around a (6, 6) base; encoder ladder L_e = 2..12 (L_d = 6),
-# decoder ladder L_d = 2..12 (L_e = 6), held out (8, 8) and (12, 12); every model 40k steps x 25k target
-# tokens (1B tokens, ~7 epochs of WMT14). The paper: d 1024, FFN 8192, 16 heads, 500k steps x 500k tokens,
+# decoder ladder L_d = 2..12 (L_e = 6), held out (8, 8) and (12, 12); every model trained to convergence by
+# the cpu scale's rule on the validation split (every 1000 steps, patience 5, min_delta 0.003, cap 100k
+# steps x 25k target tokens: Transformer-base's 100k steps, Vaswani et al. 2017 §5.2), 4000 warm-up steps
+# then a constant lr, as at cpu scale. The paper: d 1024, FFN 8192, 16 heads, 500k steps x 500k tokens,
 # Adafactor [secondary]; its exact depths were not read (README).
-FULL = dict(d_model=512, heads=8, enc_ffn=2048, dec_ffn=2048, steps=40_000, batch_tokens=25_000, lr=7e-4,
-            warmup=0.1, vocab_size=32_000, max_len=128)  # fmt: skip
+FULL = dict(d_model=512, heads=8, enc_ffn=2048, dec_ffn=2048, batch_tokens=25_000, lr=7e-4, warmup_steps=4000,
+            max_steps=100_000, eval_every=1000, patience=5, min_delta=0.003, valid_sents=3000,
+            vocab_size=32_000, max_len=128)  # fmt: skip
 
 _UNITS = (
     _ladder("smoke", (2, 2), [1, 2, 3], [3], **SMOKE)
@@ -239,22 +251,30 @@ def figures(results, out_dir: Path) -> list[Path]:
     axes[0].set_ylabel("held-out CE per target token (nats)")
     paths.append(save_figure(fig, out_dir / "ladders_and_fits.png", dpi=120))
 
-    # 2) learning curves of the first seed: every model is still improving at the end of the budget
+    # 2) validation curves of the first seed, each to where the stopping rule ended it; the circle is
+    # the best-validation checkpoint, the one scored on the test sample
     s = seeds[0]
     rows = ladder(flat[s])
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     cm = plt.cm.plasma(np.linspace(0, 0.85, len(rows)))
-    steps = results.per_seed[rows[0]["name"]][s]["artifacts"].get("curve_steps", [])
     for c, r in zip(cm, rows):
-        ys = [flat[s][f"{r['name']}/curve_loss_{i:02d}"] for i in range(len(steps))]
-        ax.plot(steps, ys, "-o", color=c, ms=3, lw=1.2,
-                label=f"{r['name']}" + (" (held out)" if r["heldout"] else ""))  # fmt: skip
-    if l_true is not None:
-        ax.axhline(l_true, color="r", ls=":", lw=1, label="exact L_inf")
+        art = results.per_seed[r["name"]][s]["artifacts"]
+        xs, ys = art.get("curve_steps", []), art.get("curve_valid", [])
+        if not xs:
+            continue
+        best = flat[s][f"{r['name']}/best_step"]
+        ax.plot(xs, ys, "-", color=c, lw=1.2,
+                label=f"{r['name']}" + (" (held out)" if r["heldout"] else "") + f": best {best:.0f}, stop {xs[-1]}")  # fmt: skip
+        ax.plot([best], [ys[xs.index(best)]], "o", color=c, ms=5, mec="k", mew=0.5)
+    l_valid = flat[s].get(f"{rows[0]['name']}/bayes_valid_loss")  # the synthetic task only
+    if l_valid is not None:
+        ax.axhline(
+            l_valid, color="r", ls=":", lw=1, label=f"Bayes loss of the validation sample ({l_valid:.3f})"
+        )
     ax.set_yscale("log")
     ax.set_xlabel("training step")
-    ax.set_ylabel("CE per target token (curve subset)")
-    ax.set_title(f"learning curves, seed {s} (fixed token budget: not converged)", fontsize=9)
+    ax.set_ylabel("validation CE per target token (nats)")
+    ax.set_title(f"validation curves, seed {s} (o: best-validation checkpoint)", fontsize=9)
     ax.legend(fontsize=6, ncol=2)
     paths.append(save_figure(fig, out_dir / "learning_curves.png", dpi=120))
     return paths

@@ -59,6 +59,8 @@ def test_full_ladder_end_to_end(corpus, tmp_path, monkeypatch):
     for name in ("e2d6", "e6d6", "e12d12"):
         assert 0 < m[f"{name}/final_loss"] < math.log(m[f"{name}/vocab_size"]) + 1
         assert m[f"{name}/n_train_pairs"] == 48 and m[f"{name}/n_test_pairs"] == 12
+        # two validation evaluations (steps 2 and 4); the scored checkpoint is one of them
+        assert m[f"{name}/stop_step"] == 4 and m[f"{name}/best_step"] in (2, 4)
     # N_e grows with the encoder depth and N_d with the decoder's; the base is (6, 6)
     assert m["e2d6/n_enc"] < m["e4d6/n_enc"] < m["e6d6/n_enc"] < m["e8d8/n_enc"] < m["e12d12/n_enc"]
     assert m["e6d2/n_dec"] < m["e6d4/n_dec"] < m["e6d6/n_dec"] and m["e6d6/is_base"] == 1.0
@@ -75,7 +77,8 @@ def test_full_ladder_end_to_end(corpus, tmp_path, monkeypatch):
 def _tiny(cfg: dict, corpus: Path) -> dict:
     """A ladder model's full config from reproduce.py, shrunk to the fixture."""
     tiny = dict(data_root=str(corpus), d_model=16, heads=2, enc_ffn=32, dec_ffn=32, vocab_size=300,
-                steps=4, batch_tokens=160, eval_tokens=400, curve_sents=8, n_evals=1, max_len=24, lr=3e-3)  # fmt: skip
+                max_steps=4, eval_every=2, warmup_steps=1, batch_tokens=160, eval_tokens=400, valid_sents=8,
+                max_len=24, lr=3e-3)  # fmt: skip
     return {**cfg, "full": {**cfg["full"], **tiny}}
 
 

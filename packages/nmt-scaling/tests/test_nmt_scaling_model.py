@@ -12,7 +12,7 @@ from nmt_scaling import train as train_mod
 from nmt_scaling.analysis import analyse, ladder
 from nmt_scaling.model import ModelShape, Seq2Seq, decoder_input, seeded_model
 from nmt_scaling.task import BOS, PAD
-from nmt_scaling.train import TrainConfig, lr_at
+from nmt_scaling.train import lr_at
 
 
 def _enc_layer(d, f):
@@ -72,13 +72,14 @@ def test_shape_errors():
         ModelShape(1, 1, 10, 10, d_model=30, heads=4)
 
 
-def test_lr_schedule_warms_up_then_decays_to_the_floor():
-    cfg = TrainConfig(steps=100, lr=1e-3, warmup=0.1, final_lr_frac=0.1)
-    assert lr_at(0, 100, cfg) == pytest.approx(1e-4)
-    assert lr_at(9, 100, cfg) == pytest.approx(1e-3)
-    assert lr_at(99, 100, cfg) == pytest.approx(1e-4, rel=0.01)
-    lrs = [lr_at(s, 100, cfg) for s in range(10, 100)]
-    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+def test_lr_schedule_warms_up_then_stays_constant():
+    # by hand: W = 10, lr = 1e-3; step 0 -> t = 1 -> 1e-4; t = W -> the peak; then flat, with no end
+    assert lr_at(0, 1e-3, 10) == pytest.approx(1e-4)
+    assert lr_at(4, 1e-3, 10) == pytest.approx(5e-4)
+    assert lr_at(9, 1e-3, 10) == pytest.approx(1e-3)
+    assert all(lr_at(s, 1e-3, 10) == pytest.approx(1e-3) for s in (10, 100, 10_000))
+    with pytest.raises(ValueError, match="warmup_steps"):
+        lr_at(0, 1e-3, 0)
 
 
 def test_test_loss_is_mean_ce_over_non_pad_targets():

@@ -9,7 +9,7 @@ Input (config key ``data_root`` or ``$NMT_SCALING_DATA``): a directory holding, 
 ``<split>.<src>`` translating line i of ``<split>.<tgt>``::
 
     train.en  train.de     (e.g. WMT14 En-De training data, 4.5M pairs)
-    valid.en  valid.de     (e.g. newstest2013: the learning curve)
+    valid.en  valid.de     (e.g. newstest2013: early stopping and the checkpoint)
     test.en   test.de      (e.g. newstest2014: the reported loss)
 
 Pipeline (one call = one (encoder depth, decoder depth) of the ladder and one seed):
@@ -22,14 +22,16 @@ Pipeline (one call = one (encoder depth, decoder depth) of the ladder and one se
    longer than ``max_len`` tokens are dropped from every split (counted in the metrics): the model has
    ``max_len`` learned positions.
 3. The package's own ``Seq2Seq`` (``nmt_scaling.model``) at ``d_model``/``heads``/``ffn`` and the unit's
-   depths is trained for ``steps`` steps of token-bucketed batches (at most ``batch_tokens`` padded target
-   tokens each). The batches depend on the seed only, so every model of a seed sees the same data in the
-   same order (the same token budget and schedule for the whole ladder, as at cpu scale). AdamW with
-   ``nmt_scaling.train.lr_at``'s warm-up + cosine, label smoothing ``label_smoothing`` in the training loss
-   only, dropout ``dropout`` inside the layers, bf16 autocast on CUDA.
+   depths is trained on token-bucketed batches (at most ``batch_tokens`` padded target tokens each) until
+   its loss on the first ``valid_sents`` VALIDATION pairs stops improving (``nmt_scaling.stopping``, the
+   cpu scale's rule: every ``eval_every`` steps, ``patience``, ``min_delta``, cap ``max_steps``). The
+   batches depend on the seed only, so every model of a seed sees the same data in the same order. AdamW
+   with ``nmt_scaling.train.lr_at``'s warm-up, then a constant rate (no planned end), label
+   smoothing ``label_smoothing`` in the training loss only, dropout ``dropout`` inside the layers, bf16
+   autocast on CUDA.
 4. Metric: teacher-forced cross-entropy per target token (EOS counted, PAD excluded, no smoothing) on the
-   test split (``final_loss``), the same quantity as the cpu scale; a learning curve on the first
-   ``curve_sents`` validation pairs.
+   test split (``final_loss``) of the best-validation checkpoint, the same quantity as the cpu scale; the
+   validation curve is kept as an artifact.
 
 The fits and claims are the cpu scale's (``nmt_scaling.analysis``); the exact L_inf of the synthetic task
 has no counterpart here, so ``bi/l_inf_minus_true`` is undefined at this scale.
@@ -39,7 +41,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from nmt_scaling.model import ModelShape, decoder_input, seeded_model
+from nmt_scaling.stopping import EarlyStopping, StopRule
 from nmt_scaling.task import BOS, EOS, PAD
 from nmt_scaling.train import lr_at
 from xentlab.data.cache import atomic_write_bytes, cache_dir, cached_arrays, file_lock
@@ -76,11 +78,13 @@ class FullConfig:
     vocab_size: joint BPE vocabulary; tokenizer_sentences: training pairs the BPE is trained on (0 = all).
     max_len: positions per side (longer pairs are dropped); max_train_sentences: cap on the training
         pairs read (0 = all).
-    steps, batch_tokens: optimiser steps and padded target tokens per batch (the token budget).
-    lr, warmup, final_lr_frac, beta2, weight_decay, clip: AdamW + ``lr_at`` schedule + grad-norm clip.
+    batch_tokens: padded target tokens per batch.
+    max_steps, eval_every, patience, min_delta, valid_sents: the early-stopping rule
+        (``nmt_scaling.stopping``) on the first ``valid_sents`` validation pairs (0 = all).
+    lr, warmup_steps, beta2, weight_decay, clip: AdamW + ``lr_at`` schedule + grad-norm clip.
     label_smoothing: in the training loss only (the reported CE is unsmoothed).
-    eval_tokens: padded target tokens per evaluation batch; curve_sents, n_evals: the learning curve on
-        the validation split; dtype: autocast dtype on CUDA ("bfloat16" or "float32").
+    eval_tokens: padded target tokens per evaluation batch; dtype: autocast dtype on CUDA ("bfloat16" or
+        "float32").
     """
 
     enc_layers: int = 6
@@ -98,18 +102,19 @@ class FullConfig:
     tokenizer_sentences: int = 1_000_000
     max_len: int = 128
     max_train_sentences: int = 0
-    steps: int = 40_000
     batch_tokens: int = 25_000
+    max_steps: int = 100_000
+    eval_every: int = 1000
+    patience: int = 5
+    min_delta: float = 0.003
+    valid_sents: int = 3000
     lr: float = 7e-4
-    warmup: float = 0.1
-    final_lr_frac: float = 0.1
+    warmup_steps: int = 4000
     beta2: float = 0.98
     weight_decay: float = 0.0
     clip: float = 1.0
     label_smoothing: float = 0.1
     eval_tokens: int = 20_000
-    curve_sents: int = 3000
-    n_evals: int = 10
     dtype: str = "bfloat16"
 
 
@@ -343,16 +348,13 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
                        norm_first=fc.norm_first)  # fmt: skip
     model = seeded_model(shape, seed).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=fc.lr, betas=(0.9, fc.beta2), weight_decay=fc.weight_decay)
-    # lr_at reads lr / warmup / final_lr_frac only
-    sched = _Schedule(fc.lr, fc.warmup, fc.final_lr_frac)
-    evals = {int(round(fc.steps * (i + 1) / fc.n_evals)) for i in range(fc.n_evals)}
-    curve_steps, curve_loss = [], []
+    stopper = EarlyStopping(StopRule(fc.eval_every, fc.patience, fc.min_delta, fc.max_steps))
     stream = batch_stream(data["train"], fc.batch_tokens, seed)
-    tokens, t0 = 0, time.perf_counter()
+    tokens, step, t0 = 0, 0, time.perf_counter()
     model.train()
-    for step in range(fc.steps):
+    while step < fc.max_steps:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, fc.steps, sched)
+            g["lr"] = lr_at(step, fc.lr, fc.warmup_steps)
         src, tgt = (x.to(device, non_blocking=True) for x in data["train"].batch(next(stream)))
         with _autocast(device, dtype):
             logits = model(src, decoder_input(tgt))
@@ -363,15 +365,15 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), fc.clip)
         opt.step()
         tokens += int((tgt != PAD).sum())
-        if step + 1 in evals:
+        step += 1
+        if step % fc.eval_every == 0:
             vl, _ = split_loss(
-                model, data["valid"], device, fc.eval_tokens, limit=fc.curve_sents, dtype=dtype
+                model, data["valid"], device, fc.eval_tokens, limit=fc.valid_sents, dtype=dtype
             )
-            if not math.isfinite(vl):
-                raise FloatingPointError(f"validation loss is {vl} at step {step + 1}")
-            curve_steps.append(step + 1)
-            curve_loss.append(vl)
-            ctx.log(step=step + 1, train_loss=loss.item(), valid_loss=vl, tokens=tokens)
+            ctx.log(step=step, train_loss=loss.item(), valid_loss=vl, tokens=tokens)
+            if stopper.update(step, vl, model):
+                break
+    stopper.restore(model)  # the best-validation checkpoint is the model that is scored
     final, n_test_tokens = split_loss(model, data["test"], device, fc.eval_tokens, dtype=dtype)
     return {
         "n_enc": model.n_encoder(),
@@ -385,19 +387,14 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
         "n_test_tokens": n_test_tokens,
         "dropped_train_pairs": data["train"].dropped,
         "dropped_test_pairs": data["test"].dropped,
-        "curve_steps": curve_steps,
-        "curve_loss": curve_loss,
+        "best_valid_loss": stopper.best_loss,
+        "best_step": stopper.best_step,
+        "stop_step": step,
+        "converged": stopper.converged,
+        "curve_steps": stopper.steps,
+        "curve_valid": stopper.losses,
         "shape": json.loads(json.dumps(asdict(shape))),
     }
-
-
-@dataclass(frozen=True)
-class _Schedule:
-    """The three fields of ``nmt_scaling.train.TrainConfig`` that ``lr_at`` reads."""
-
-    lr: float
-    warmup: float
-    final_lr_frac: float
 
 
 __all__ = ["ENV", "FullConfig", "Split", "batch_stream", "corpus_files", "get_tokenizer", "load_splits",
