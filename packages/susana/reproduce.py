@@ -3,7 +3,8 @@
     uv run --package susana packages/susana/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
 
 Three arms share every seed (same Conv-4 init, same training episodes, same test episodes): ProtoNet
-with cross-entropy (CE), with (CE + Proto-Triplet) / 2 and with (CE + ICNN) / 2. Trained on 5-way 5-shot episodes
+(logits -||q - c||^2, the author's code) with cross-entropy (CE), with (CE + Proto-Triplet) / 2 and with
+(CE + ICNN) / 2. Trained on 5-way 5-shot episodes
 of meta-train classes, checkpoint chosen on meta-val 5-way 1-shot accuracy, tested on 5-way 1-shot
 and 5-shot episodes of disjoint meta-test classes. cpu scale: 74 procedural glyph/shape classes
 (xentlab.data.shapes, 16x16 RGB) split 46/12/16. full scale: miniImageNet-style folders from
@@ -38,11 +39,13 @@ CPU = dict(n_per_class=30, episodes=1200, val_every=200, val_episodes=200, test_
 FULL = dict(dataset="folder", data_root=None, image_size=84, channels=64, episodes=40_000, val_every=1000,
             val_episodes=600, test_episodes=2000, max_per_class=600)  # fmt: skip
 
-# the ce and ce_triplet configs are those of the first run (their finished units resume unchanged);
-# ce_icnn was added later with the same protocol (ICNN defaults: k = 4, full variant)
+# ce_icnn was added after the first run with the same protocol (ICNN defaults: k = 4, full variant).
+# Version 2 (protocol fix): the CE logits became the author's -||q - c||^2 / T (T = 1) instead of -sqrt(.),
+# so every arm changed and no unit of version 1 may resume.
+VERSION = "2"
 ARMS = {"ce": dict(triplet=False), "ce_triplet": dict(triplet=True), "ce_icnn": dict(icnn=True)}
 DESCRIPTIONS = {
-    "ce": "ProtoNet, cross-entropy only",
+    "ce": "ProtoNet (logits -squared Euclidean distance), cross-entropy only",
     "ce_triplet": "ProtoNet, (CE + Proto-Triplet) / 2, margin 0.5",
     "ce_icnn": "ProtoNet, (CE + ICNN) / 2, ICNN on support + query, k = 4, ipc = shot + query",
 }
@@ -63,6 +66,7 @@ EXPERIMENTS = [
         train_arm,
         {"smoke": {**SMOKE, **arm}, "cpu": {**CPU, **arm}, "full": {**FULL, **arm}},
         description=DESCRIPTIONS[name],
+        version=VERSION,
     )
     for name, arm in ARMS.items()
 ]

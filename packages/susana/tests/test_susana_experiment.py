@@ -85,14 +85,16 @@ def test_smoke(tmp_path):
     assert "gain/triplet_vs_ce_1shot" in str(result) and "gain/icnn_vs_ce_1shot" in str(result)
 
 
-def test_first_run_units_still_resume():
-    # adding the ICNN arm must leave the cpu-scale unit keys of the first two arms unchanged
+def test_committed_cpu_units_match_the_current_protocol():
+    # a committed unit whose key differs would be recomputed; one whose key matched a changed protocol
+    # would silently resume stale numbers, hence the experiment version bump with the logits fix
     import json
 
     from xentlab.repro.units import unit_key
 
     mod = load_reproduce(REPRO)
-    for exp in mod.EXPERIMENTS[:2]:
+    assert all(exp.version == "2" for exp in mod.EXPERIMENTS)
+    for exp in mod.EXPERIMENTS:
         path = REPRO.parent / "results" / "cpu" / "units" / exp.name / "seed0.json"
         if not path.exists():
             pytest.skip("no committed cpu results")

@@ -1,4 +1,4 @@
-"""Losses vs float64 hand computations, gradcheck, the margin behaviour and input errors."""
+"""ProtoNet logits (-squared distance / T) and losses vs float64 hand computations, gradcheck, the margin behaviour and input errors."""
 
 import math
 
@@ -22,10 +22,38 @@ def test_prototypes_are_class_means():
     assert_close(prototypes(s, y, 3), torch.tensor([[1.0, 2.0], [1.0, 1.0], [4.0, 4.0]], dtype=D64))
 
 
-def test_logits_are_minus_distance():
-    q = torch.tensor([[1.0, 0.0]], dtype=D64)
-    c = torch.tensor([[0.0, 0.0], [4.0, 4.0]], dtype=D64)
-    assert_close(proto_logits(q, c), -torch.tensor([[_d(1.0), _d(25.0)]], dtype=D64))
+def test_logits_are_minus_squared_distance_over_temperature():
+    # tiny 2-way episode, hand-derived: support class 0 at (0,0), (2,0) -> c0 = (1,0);
+    # class 1 at (0,2), (0,4) -> c1 = (0,3)
+    s = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, 4.0]], dtype=D64)
+    ys = torch.tensor([0, 0, 1, 1])
+    c = prototypes(s, ys, 2)
+    q = torch.tensor([[1.0, 1.0], [0.0, 0.0]], dtype=D64)
+    # q0 = (1,1): ||q0 - c0||^2 = 0 + 1 = 1, ||q0 - c1||^2 = 1 + 4 = 5
+    # q1 = (0,0): ||q1 - c0||^2 = 1,         ||q1 - c1||^2 = 9   (no epsilon, no square root)
+    expected = -torch.tensor([[1.0, 5.0], [1.0, 9.0]], dtype=D64)
+    assert_close(proto_logits(q, c), expected)
+    assert_close(proto_logits(q, c, temperature=2.0), expected / 2)  # the author's -d^2 / T
+    # CE of the episode with labels (0, 1), averaged over the two queries:
+    # q0 label 0: -log(e^-1 / (e^-1 + e^-5)) = log(1 + e^-4)
+    # q1 label 1: -log(e^-9 / (e^-1 + e^-9)) = log(e^-1 + e^-9) + 9
+    ce = (math.log(1 + math.exp(-4)) + math.log(math.exp(-9) + math.exp(-1)) + 9) / 2
+    loss, logits = episode_loss(s, ys, q, torch.tensor([0, 1]), 2)
+    assert_close(logits, expected)
+    assert_close(loss, torch.tensor(ce, dtype=D64))
+    # gradient of a logit w.r.t. the query, by hand: d(-||q - c||^2 / T)/dq = -2 (q - c) / T
+    qq = q.clone().requires_grad_(True)
+    proto_logits(qq, c, temperature=2.0)[0, 1].backward()
+    assert_close(qq.grad[0], -(q[0] - c[1]))  # -2 (q0 - c1) / 2
+    assert torch.all(qq.grad[1] == 0)
+
+
+def test_prediction_unchanged_by_temperature():
+    g = torch.Generator().manual_seed(7)
+    q, c = torch.randn(20, 4, generator=g, dtype=D64), torch.randn(5, 4, generator=g, dtype=D64)
+    nearest = distances(q, c).argmin(1)
+    for t in (0.1, 1.0, 64.0):
+        assert torch.equal(proto_logits(q, c, temperature=t).argmax(1), nearest)
 
 
 def test_proto_triplet_hand_values():
@@ -66,6 +94,9 @@ def test_gradcheck():
     y = torch.tensor([0, 1, 2, 0, 1, 2])
     check_gradients(lambda a, b: proto_triplet_loss(a, y, b, margin=2.0), q, c)  # margin 2: hinges active
     check_gradients(lambda a, b: proto_logits(a, b), q, c)
+    check_gradients(lambda a, b: proto_logits(a, b, temperature=3.0), q, c)
+    ys, yq = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2, 0, 1, 2])
+    check_gradients(lambda a, b: episode_loss(b, ys, a, yq, 3, triplet=True, margin=2.0)[0], q, c)
 
 
 def test_episode_loss_averages_ce_and_triplet():
@@ -73,9 +104,11 @@ def test_episode_loss_averages_ce_and_triplet():
     s, q = torch.randn(6, 3, generator=g, dtype=D64), torch.randn(4, 3, generator=g, dtype=D64)
     ys, yq = torch.tensor([0, 0, 1, 1, 2, 2]), torch.tensor([0, 1, 2, 2])
     c = prototypes(s, ys, 3)
-    ce = F.cross_entropy(-distances(q, c), yq)
+    ce = F.cross_entropy(-((q[:, None] - c[None]) ** 2).sum(-1), yq)  # CE on -squared distance (author's)
     tri = proto_triplet_loss(q, yq, c)
     assert_close(episode_loss(s, ys, q, yq, 3)[0], ce)
+    ce_t = F.cross_entropy(-((q[:, None] - c[None]) ** 2).sum(-1) / 4.0, yq)
+    assert_close(episode_loss(s, ys, q, yq, 3, temperature=4.0)[0], ce_t)
     assert_close(episode_loss(s, ys, q, yq, 3, triplet=True)[0], (ce + tri) / 2)
     assert_close(combined_loss(ce, [tri, tri]), (ce + 2 * tri) / 3)
 
@@ -90,5 +123,7 @@ def test_clear_errors():
         proto_triplet_loss(torch.zeros(1, 2), torch.tensor([3]), c)
     with pytest.raises(ValueError, match="at least two prototypes"):
         proto_triplet_loss(torch.zeros(1, 2), torch.tensor([0]), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        proto_logits(torch.zeros(1, 2), c, temperature=0.0)
     with pytest.raises(ValueError, match="needs a support sample"):
         prototypes(torch.zeros(2, 2), torch.tensor([0, 0]), 2)

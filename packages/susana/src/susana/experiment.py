@@ -21,6 +21,7 @@ class RunConfig:
     margin: float = 0.5  # Proto-Triplet margin (official code)
     icnn: bool = False  # add the ICNN loss (full variant: support + query): (CE + [PT] + ICNN) / #losses
     icnn_k: int = 4  # ICNN neighbours (paper / official default)
+    temperature: float = 1.0  # ProtoNet logits -||q - c||^2 / temperature (official default 1)
     # data: "shapes" = procedural glyph/shape classes; "folder" = miniImageNet-style train/val/test folders
     dataset: str = "shapes"
     data_root: str | None = None
@@ -133,6 +134,7 @@ def evaluate(emb: torch.Tensor, y: torch.Tensor, n_way: int, shot: int, query: i
     for e in range(episodes):
         s, ys, q, yq = sample_episode(by, n_way, shot, query, rng)
         protos = prototypes(emb[s], torch.from_numpy(ys), n_way)
+        # nearest prototype: argmax of -||q - c||^2 / T, the same for any T > 0 and any monotone distance
         pred = proto_logits(emb[q], protos).argmax(1).numpy()
         accs[e] = (pred == yq).mean()
     return accs
@@ -164,6 +166,7 @@ def run(cfg: RunConfig, seed: int, device="cpu", log=None, progress=None) -> dic
             margin=cfg.margin,
             icnn=cfg.icnn,
             icnn_k=cfg.icnn_k,
+            temperature=cfg.temperature,
         )
         opt.zero_grad()
         loss.backward()

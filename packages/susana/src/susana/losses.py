@@ -1,7 +1,12 @@
 """ProtoNet logits, the Proto-Triplet loss and the averaged loss combination (Mendez-Ruiz et al., 2023).
 
-Facts from the first author's indexed file (``proto_triplet_loss``; repository unverified):
-* distances are Euclidean with a small epsilon inside the root: d(a, b) = sqrt(||a - b||^2 + 1e-6);
+Facts from the first author's indexed files (``proto_triplet_loss``; ``models/protonet.py`` and
+``util/metric.euclidean_dist`` of maumruiz/FSL-Loss and maumruiz/FewShot-KidneyStones; repository unverified):
+* ProtoNet logits (the CE term) are minus the *squared* Euclidean distance over a temperature,
+  -||q - c_k||^2 / T with T = 1 (the ``--temperature`` default; none of the author's scripts read here sets it),
+  which is also Snell et al.'s choice (squared Euclidean, Sec. 2.2 / Eq. 2, no temperature);
+* the Proto-Triplet and ICNN terms use the Euclidean distance with a small epsilon inside the root:
+  d(a, b) = sqrt(||a - b||^2 + 1e-6);
 * Proto-Triplet: per query, d+ = distance to its own class prototype, d- = distance to the nearest
   prototype of another class; loss = mean_q max(d+ - d- + margin, 0), margin 0.5;
 * the selected losses are averaged: (CE + sum of extras) / (number of losses).
@@ -46,16 +51,24 @@ def prototypes(support: torch.Tensor, y_support: torch.Tensor, n_way: int) -> to
     return sums / counts.unsqueeze(1).to(support.dtype)
 
 
+def sq_distances(queries: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
+    """Q x K matrix of squared Euclidean distances ||q - c_k||^2 (the author's util/metric.euclidean_dist,
+    which despite its name returns the square, with no epsilon)."""
+    _check_pair(queries, protos)
+    return (queries.unsqueeze(1) - protos.unsqueeze(0)).pow(2).sum(-1)
+
+
 def distances(queries: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
     """Q x K matrix of sqrt(||q - c_k||^2 + 1e-6) (the official distance_matrix + nearest_neighbors)."""
-    _check_pair(queries, protos)
-    sq = (queries.unsqueeze(1) - protos.unsqueeze(0)).pow(2).sum(-1)
-    return (sq + EPS).sqrt()
+    return (sq_distances(queries, protos) + EPS).sqrt()
 
 
-def proto_logits(queries: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
-    """ProtoNet logits: minus the Euclidean distance to each prototype (the paper's d; softmax over -d)."""
-    return -distances(queries, protos)
+def proto_logits(queries: torch.Tensor, protos: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """ProtoNet logits -||q - c_k||^2 / temperature (the author's models/protonet.py; Snell et al. Eq. 2
+    with squared Euclidean d and no temperature, i.e. temperature 1, the author's default)."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return -sq_distances(queries, protos) / temperature
 
 
 def proto_triplet_loss(
@@ -97,15 +110,17 @@ def episode_loss(
     margin: float = 0.5,
     icnn: bool = False,
     icnn_k: int = 4,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One ProtoNet episode: (loss, query logits).
 
     loss = (CE + [Proto-Triplet] + [ICNN]) / (number of selected losses); CE alone when neither extra is
-    selected. ICNN is the official ``fullicnn`` variant: the score of support and query embeddings
+    selected. CE is on the logits -||q - c_k||^2 / temperature (the author's ProtoNet); the extras use
+    sqrt(||.||^2 + 1e-6). ICNN is the official ``fullicnn`` variant: the score of support and query embeddings
     together, with ipc = shot + query neighbours searched (the images per class of the episode).
     """
     protos = prototypes(support, y_support, n_way)
-    logits = proto_logits(queries, protos)
+    logits = proto_logits(queries, protos, temperature)
     ce = F.cross_entropy(logits, y_query)
     extras = [proto_triplet_loss(queries, y_query, protos, margin)] if triplet else []
     if icnn:
