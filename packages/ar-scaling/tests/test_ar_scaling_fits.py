@@ -11,7 +11,9 @@ import torch
 from ar_scaling import train as train_mod
 from ar_scaling.analysis import analyse, ladder
 from ar_scaling.frontier import Curve, envelope, n_opt_steps
-from ar_scaling.train import EarlyStopping, TrainConfig, cap_steps, eval_steps, lr_at
+from ar_scaling.train import TrainConfig, cap_steps, eval_steps, lr_at
+
+from xentlab.train.early_stopping import EarlyStopping
 
 
 def test_envelope_switches_to_the_larger_model_where_curves_cross():
@@ -79,11 +81,12 @@ def test_lr_schedule_and_eval_steps():
 
 
 def test_early_stopping_rule_by_hand():
+    # the package's rule is xentlab's Keras-style EarlyStopping (min mode); checked here with its settings
     # patience 2, min_delta 0.1. Reference starts at +inf, so 5.0 improves (ref 5.0, bad 0); 4.95 is not
     # 0.1 better (bad 1); 4.8 is (ref 4.8, bad 0); 4.75 and 4.71 are not (bad 1, then 2 -> stop)
     rule = EarlyStopping(patience=2, min_delta=0.1)
     assert [rule.update(v) for v in (5.0, 4.95, 4.8, 4.75, 4.71)] == [False, False, False, False, True]
-    assert rule.ref == 4.8
+    assert rule.best == 4.8
     # a rise counts as a failure too; min_delta = 0 means any strict decrease resets the count
     rule = EarlyStopping(patience=3, min_delta=0.0)
     assert [rule.update(v) for v in (1.0, 1.2, 0.99, 0.99, 1.5, 1.0)] == [False] * 5 + [True]

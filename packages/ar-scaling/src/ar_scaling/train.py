@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from xentlab.data.markov_source import MarkovSource, MarkovSourceConfig
 from xentlab.models.small_decoder import DecoderLM, LMShape, seeded_decoder
+from xentlab.train.early_stopping import EarlyStopping
 from xentlab.train.schedules import warmup_cosine_lr
 
 TEST_SEED = 2**40  # the test sample's seed: outside every training stream's seed range
@@ -130,23 +131,6 @@ def eval_steps(n_steps: int, n_evals: int) -> list[int]:
     """Log-spaced steps (after which the model is evaluated), always including the last one."""
     pts = np.unique(np.round(np.geomspace(4, n_steps, n_evals)).astype(int))
     return sorted({int(p) for p in pts if 1 <= p <= n_steps} | {n_steps})
-
-
-class EarlyStopping:
-    """The stopping rule (module docstring): ``update(loss)`` after each evaluation on the early-stopping
-    clock; True once `patience` evaluations in a row failed to beat the reference by > `min_delta`."""
-
-    def __init__(self, patience: int, min_delta: float) -> None:
-        self.patience, self.min_delta = patience, min_delta
-        self.ref = math.inf
-        self.bad = 0
-
-    def update(self, loss: float) -> bool:
-        if loss < self.ref - self.min_delta:
-            self.ref, self.bad = loss, 0
-        else:
-            self.bad += 1
-        return self.bad >= self.patience
 
 
 @torch.no_grad()

@@ -45,6 +45,7 @@ from mw_auc.losses import compute_loss
 from mw_auc.metrics import best_threshold_f1, relevance
 from xentlab.metrics.ranking import mrr_at_k, ndcg_at_k, pooled_auc, recall_at_k
 from xentlab.repro.local_data import MissingLocalData, local_path
+from xentlab.train.early_stopping import EarlyStopping
 
 ENV_MODEL, ENV_TRAIN, ENV_ID, ENV_BEIR = "MW_AUC_MODEL", "MW_AUC_TRAIN", "MW_AUC_ID_DATA", "MW_AUC_BEIR"
 BEIR_LAYOUT = "corpus.jsonl ({_id, title, text}), queries.jsonl ({_id, text}), qrels/test.tsv"
@@ -334,7 +335,8 @@ def train(enc: Encoder, rows, val_rows, cfg: dict, tau: float, seed: int, log=No
     opt = torch.optim.AdamW(enc.model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = get_linear_schedule_with_warmup(opt, cfg["warmup_steps"], steps_per_epoch * cfg["epochs"])
     gen = torch.Generator().manual_seed(seed)  # batch order: identical across arms at a seed
-    best, best_state, bad, curve = math.inf, None, 0, []
+    stopper = EarlyStopping(cfg["patience"], cfg["min_delta"])  # on the held-out loss
+    best_state, curve = None, []
     val: dict[str, float] = {}
     enc.model.train()
     for epoch in range(cfg["epochs"]):
@@ -352,13 +354,12 @@ def train(enc: Encoder, rows, val_rows, cfg: dict, tau: float, seed: int, log=No
         if log:
             log(step=(epoch + 1) * steps_per_epoch, epoch=epoch, tau=tau, loss=curve[-1], val_loss=v["loss"],
                 val_mrr=v["mrr"])  # fmt: skip
-        if v["loss"] < best - cfg["min_delta"]:
-            best, bad, val = v["loss"], 0, {**v, "epoch": epoch + 1}
+        stop = stopper.update(v["loss"])
+        if stopper.improved:
+            val = {**v, "epoch": epoch + 1}
             best_state = {k: t.detach().to("cpu", copy=True) for k, t in enc.model.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= cfg["patience"]:
-                break
+        if stop:
+            break
     if best_state is None:
         raise FloatingPointError(f"the held-out loss is not finite ({v['loss']}); lower lr or check the data")
     enc.model.load_state_dict(best_state)
