@@ -69,6 +69,20 @@ ARMS = {
     "simclr": "SimCLR: random batches, reshuffled every epoch",
     "gsimclr": "G-SimCLR: pseudo-label batches, fixed",
 }
+# Diagnostics (not in the paper), added after the first cpu run to separate the two causes of the mechanism failure
+# (README, "Diagnostics"): each is the gsimclr arm with one change, at the same seeds, so the DAE, KMeans fit, network
+# initialisation and augmentation draws are the gsimclr unit's. Run at smoke and cpu scale only: the exact balanced
+# assignment builds an (N, N) cost matrix, which does not fit for CIFAR-10's 50,000 images.
+DIAGNOSTICS = {
+    "gsimclr_balanced": (
+        "G-SimCLR batches from equal-size clusters (the KMeans centroids, a size-constrained assignment)",
+        {"clustering": "balanced"},
+    ),
+    "gsimclr_gray_balanced": (
+        "as gsimclr_balanced, the DAE trained on and embedding grayscale images",
+        {"clustering": "balanced", "dae_input": "gray"},
+    ),
+}
 EXPERIMENTS = [
     Experiment(
         arm,
@@ -77,6 +91,18 @@ EXPERIMENTS = [
         description=desc,
     )  # fmt: skip
     for arm, desc in ARMS.items()
+] + [
+    Experiment(
+        name,
+        train_arm,
+        {
+            "smoke": {**SMOKE, "arm": "gsimclr", **extra},
+            "cpu": {**CPU, "arm": "gsimclr", **extra},
+            "full": None,
+        },
+        description=desc,
+    )  # fmt: skip
+    for name, (desc, extra) in DIAGNOSTICS.items()
 ]
 
 DERIVED = [
@@ -86,6 +112,24 @@ DERIVED = [
     ),
     *[
         Derived(f"gain/{cut}_pts", lambda m, c=cut: 100 * (m[f"gsimclr/acc_{c}"] - m[f"simclr/acc_{c}"]))
+        for cut in CUTS
+    ],
+    # diagnostics (metrics, not claims; README "Diagnostics"): the same ratio and gains for each diagnostic arm
+    *[
+        Derived(
+            f"pair_rate_ratio/{name}",
+            lambda m, a=name: m[f"{a}/same_class_pair_rate"] / m["simclr/same_class_pair_rate"],
+            scales=("smoke", "cpu"),
+        )
+        for name in DIAGNOSTICS
+    ],
+    *[
+        Derived(
+            f"gain_{name}/{cut}_pts",
+            lambda m, a=name, c=cut: 100 * (m[f"{a}/acc_{c}"] - m[f"simclr/acc_{c}"]),
+            scales=("smoke", "cpu"),
+        )
+        for name in DIAGNOSTICS
         for cut in CUTS
     ],
 ]
@@ -116,48 +160,54 @@ CLAIMS = [
 ]
 
 
+LABELS = {
+    "simclr": "SimCLR\n(random)",
+    "gsimclr": "G-SimCLR\n(official KMeans)",
+    "gsimclr_balanced": "G-SimCLR\nbalanced (diag.)",
+    "gsimclr_gray_balanced": "G-SimCLR gray\nbalanced (diag.)",
+}
+COLOURS = {"simclr": "tab:blue", "gsimclr": "tab:orange", "gsimclr_balanced": "tab:green",
+           "gsimclr_gray_balanced": "tab:purple"}  # fmt: skip
+
+
 def figures(results, out_dir: Path) -> list[Path]:
     from xentlab.plotting import pyplot, save_figure
 
     plt = pyplot()
     seeds = sorted(results.per_seed["simclr"])
-    colours = {"simclr": "tab:blue", "gsimclr": "tab:orange"}
+    arms = [a for a in LABELS if results.per_seed.get(a)]  # the diagnostics are absent at --scale full
+    g_arms = [a for a in arms if a != "simclr"]
 
     def vals(arm, key):
         return [results.per_seed[arm][s]["metrics"][key] for s in seeds]
 
+    def bars(ax, items):
+        for i, (v, col) in enumerate(items):
+            ax.bar(i, np.mean(v), color=col, alpha=0.7)
+            ax.scatter([i] * len(v), v, color="black", s=12, zorder=3)
+
     paths = []
     # 1. the mechanism: same-class pairs per batch (true classes) and same-cluster pairs (pseudo labels)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
-    bars = [("SimCLR\n(random)", vals("simclr", "same_class_pair_rate"), "tab:blue"),
-            ("G-SimCLR\n(pseudo-label)", vals("gsimclr", "same_class_pair_rate"), "tab:orange")]  # fmt: skip
-    for i, (_label, v, col) in enumerate(bars):
-        axes[0].bar(i, np.mean(v), color=col, alpha=0.7)
-        axes[0].scatter([i] * len(v), v, color="black", s=12, zorder=3)
-    axes[0].set_xticks(range(2), [b[0] for b in bars])
+    fig, axes = plt.subplots(1, 3, figsize=(17, 3.8))
+    bars(axes[0], [(vals(a, "same_class_pair_rate"), COLOURS[a]) for a in arms])
+    axes[0].set_xticks(range(len(arms)), [LABELS[a] for a in arms], fontsize=8)
     axes[0].set_ylabel("share of within-batch pairs")
     axes[0].set_title("same TRUE class")
-    bars = [("random batches", vals("gsimclr", "random_same_cluster_pair_rate"), "tab:blue"),
-            ("G-SimCLR batches", vals("gsimclr", "same_cluster_pair_rate"), "tab:orange")]  # fmt: skip
-    for i, (_label, v, col) in enumerate(bars):
-        axes[1].bar(i, np.mean(v), color=col, alpha=0.7)
-        axes[1].scatter([i] * len(v), v, color="black", s=12, zorder=3)
-    axes[1].set_xticks(range(2), [b[0] for b in bars])
-    axes[1].set_title("same PSEUDO label (KMeans cluster)")
+    items = [(vals("gsimclr", "random_same_cluster_pair_rate"), "tab:blue")]
+    items += [(vals(a, "same_cluster_pair_rate"), COLOURS[a]) for a in g_arms]
+    bars(axes[1], items)
+    axes[1].set_xticks(range(len(items)), ["random batches", *[LABELS[a] for a in g_arms]], fontsize=8)
+    axes[1].set_title("same PSEUDO label (its own clusters)")
     for k, s in enumerate(seeds):
         art = results.per_seed["gsimclr"][s]["artifacts"]
-        axes[2].plot(
-            art["batch_cluster_rates"],
-            color="tab:orange",
-            alpha=0.7,
-            label="same pseudo label" if k == 0 else None,
-        )
-        axes[2].plot(
-            art["batch_class_rates"],
-            color="tab:green",
-            alpha=0.7,
-            label="same true class" if k == 0 else None,
-        )
+        axes[2].plot(art["batch_cluster_rates"], color="tab:orange", alpha=0.7,
+                     label="official: same pseudo label" if k == 0 else None)  # fmt: skip
+        axes[2].plot(art["batch_class_rates"], color="tab:red", alpha=0.7,
+                     label="official: same true class" if k == 0 else None)  # fmt: skip
+        if "gsimclr_balanced" in arms:
+            art = results.per_seed["gsimclr_balanced"][s]["artifacts"]
+            axes[2].plot(art["batch_class_rates"], color="tab:green", alpha=0.7,
+                         label="balanced: same true class" if k == 0 else None)  # fmt: skip
     axes[2].set_xlabel("G-SimCLR batch index (fixed order)")
     axes[2].set_title("per batch, along the rank-sorted order")
     axes[2].legend(fontsize=8)
@@ -165,36 +215,37 @@ def figures(results, out_dir: Path) -> list[Path]:
     paths.append(save_figure(fig, out_dir / "same_class_pair_rate.png", dpi=110))
 
     # 2. linear-probe test accuracy per arm and cut point
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    width = 0.38
-    for j, arm in enumerate(ARMS):
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / len(arms)
+    for j, arm in enumerate(arms):
         for i, cut in enumerate(CUTS):
             v = [100 * a for a in vals(arm, f"acc_{cut}")]
-            x = i + (j - 0.5) * width
-            ax.bar(x, np.mean(v), width, color=colours[arm], alpha=0.7, label=arm if i == 0 else None)
-            ax.scatter([x] * len(v), v, color="black", s=12, zorder=3)
+            x = i + (j - (len(arms) - 1) / 2) * width
+            ax.bar(x, np.mean(v), width, color=COLOURS[arm], alpha=0.7,
+                   label=LABELS[arm].replace("\n", " ") if i == 0 else None)  # fmt: skip
+            ax.scatter([x] * len(v), v, color="black", s=10, zorder=3)
     ax.set_xticks(range(len(CUTS)), ["P1 (128-d)", "P2 (256-d)", "P3 (backbone)"])
     ax.set_ylabel("linear-probe test accuracy (%)")
     ax.set_title("Frozen features, logistic regression (dots: seeds)")
-    ax.legend()
+    ax.legend(fontsize=7)
     paths.append(save_figure(fig, out_dir / "probe_accuracy.png", dpi=110))
 
     # 3. NT-Xent per epoch
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for arm in ARMS:
+    for arm in arms:
         for k, s in enumerate(seeds):
             curve = results.per_seed[arm][s]["artifacts"]["loss_curve"]
-            ax.plot(
-                range(1, len(curve) + 1), curve, color=colours[arm], alpha=0.8, label=arm if k == 0 else None
-            )
+            ax.plot(range(1, len(curve) + 1), curve, color=COLOURS[arm], alpha=0.8,
+                    label=LABELS[arm].replace("\n", " ") if k == 0 else None)  # fmt: skip
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean NT-Xent")
-    ax.legend()
+    ax.legend(fontsize=7)
     paths.append(save_figure(fig, out_dir / "ntxent_curves.png", dpi=110))
     return paths
 
 
 assert all(set(c) - {"arm"} <= {f.name for f in dataclasses.fields(RunConfig)} for c in (SMOKE, CPU, FULL))
+assert all(set(extra) <= {f.name for f in dataclasses.fields(RunConfig)} for _, extra in DIAGNOSTICS.values())
 
 if __name__ == "__main__":
     run_cli(PAPER, EXPERIMENTS, CLAIMS, derived=DERIVED, figures=figures,

@@ -77,6 +77,16 @@ def test_bad_arm_and_dataset():
 def test_smoke(tmp_path):
     result = run_smoke(REPRO, tmp_path)
     assert result["package"] == "gsimclr"
+    m = result["metrics"]
+    # the balanced diagnostic: 130 images, K = B = 16, capacities 8 or 9 -> 8 full rank levels, each one batch
+    # with one image per cluster
+    assert m["gsimclr_balanced/same_cluster_pair_rate"]["mean"] == 0.0
+    assert (
+        m["gsimclr_balanced/cluster_size_min"]["mean"] == 8
+        and m["gsimclr_balanced/cluster_size_max"]["mean"] == 9
+    )
+    for name in ("gsimclr_balanced", "gsimclr_gray_balanced"):
+        assert m[f"pair_rate_ratio/{name}"]["n"] == 1 and m[f"gain_{name}/P3_pts"]["n"] == 1
 
 
 def test_full_scale_end_to_end_on_cifar_fixture(tmp_path):

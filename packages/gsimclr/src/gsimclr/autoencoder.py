@@ -106,11 +106,9 @@ def train_autoencoder(
     return curve
 
 
-def kmeans_pseudo_labels(
-    embeddings: np.ndarray, n_clusters: int, *, random_state: int = 0, n_init: int = 10
-) -> np.ndarray:
-    """KMeans cluster index per image (``KMeans(n_clusters=BATCH_SIZE, random_state=0)`` in the notebook, whose
-    scikit-learn of 2020 ran n_init=10 restarts by default)."""
+def fit_kmeans(embeddings: np.ndarray, n_clusters: int, *, random_state: int = 0, n_init: int = 10):
+    """The fitted ``KMeans(n_clusters=BATCH_SIZE, random_state=0)`` of the notebook, whose scikit-learn of 2020 ran
+    n_init=10 restarts by default."""
     from sklearn.cluster import KMeans
 
     embeddings = np.asarray(embeddings, dtype=np.float64)
@@ -118,8 +116,13 @@ def kmeans_pseudo_labels(
         raise ValueError(
             f"need (N, D) embeddings with N >= n_clusters >= 1, got {embeddings.shape} and {n_clusters}"
         )
-    return (
-        KMeans(n_clusters=n_clusters, random_state=random_state, n_init=n_init)
-        .fit(embeddings)
-        .labels_.astype(np.int64)
+    return KMeans(n_clusters=n_clusters, random_state=random_state, n_init=n_init).fit(embeddings)
+
+
+def kmeans_pseudo_labels(
+    embeddings: np.ndarray, n_clusters: int, *, random_state: int = 0, n_init: int = 10
+) -> np.ndarray:
+    """KMeans cluster index per image (the official pseudo labels)."""
+    return fit_kmeans(embeddings, n_clusters, random_state=random_state, n_init=n_init).labels_.astype(
+        np.int64
     )

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gsimclr.autoencoder import DenoisingAutoencoder, kmeans_pseudo_labels, train_autoencoder
+from gsimclr.balanced import balanced_pseudo_labels, grayscale
 from gsimclr.batching import per_batch_pair_rates, pseudo_label_batches, random_batches, same_label_pair_rate
 from gsimclr.model import OFFICIAL_HEAD, SimCLRNet
 from xentlab.data.augment import AugmentConfig, augment
@@ -58,6 +59,13 @@ class RunConfig:
     dae_epochs: int = 23
     dae_lr: float = 1e-3
     kmeans_n_init: int = 10
+    clustering: str = "kmeans"
+    """gsimclr only. 'kmeans' = the official (unbalanced) KMeans labels; 'balanced' = a diagnostic, not in the
+    paper: the same KMeans centroids with equal cluster sizes (gsimclr.balanced), so every batch holds exactly one
+    image per cluster"""
+    dae_input: str = "rgb"
+    """gsimclr only. 'rgb' = the official DAE input; 'gray' = a diagnostic: the DAE is trained on and embeds the
+    luma image, to remove colour from the pseudo labels"""
     probe_cs: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
     """inverse L2 strengths tried for the logistic-regression probe, chosen on a validation split"""
     probe_val_frac: float = 0.2
@@ -156,6 +164,11 @@ def _stratify(y):
 def run(cfg: RunConfig, seed: int, *, device, log: Callable[..., None], progress=lambda it, **kw: it) -> dict:
     if cfg.arm not in ("simclr", "gsimclr"):
         raise ValueError(f"arm must be 'simclr' or 'gsimclr', got {cfg.arm!r}")
+    if cfg.clustering not in ("kmeans", "balanced") or cfg.dae_input not in ("rgb", "gray"):
+        raise ValueError(
+            f"clustering must be 'kmeans' or 'balanced' and dae_input 'rgb' or 'gray', "
+            f"got {cfg.clustering!r}, {cfg.dae_input!r}"
+        )
     t0 = time.time()
     x_train, y_train, x_test, y_test = load_data(cfg)
     y_np = y_train.numpy()
@@ -163,16 +176,22 @@ def run(cfg: RunConfig, seed: int, *, device, log: Callable[..., None], progress
     rng = np.random.default_rng(seed)
     out: dict = {}
 
+    from sklearn.metrics import normalized_mutual_info_score
+
     if cfg.arm == "gsimclr":  # Sec. III-A: DAE -> embeddings -> KMeans(K = B) -> rank-sorted fixed batches
         dae = DenoisingAutoencoder(3, cfg.dae_widths).to(device)
-        dae_curve = train_autoencoder(
-            dae, x_train.to(device), epochs=cfg.dae_epochs, batch_size=b, lr=cfg.dae_lr, log=log
-        )
-        emb = dae.embed(x_train.to(device)).cpu().numpy()
-        clusters = kmeans_pseudo_labels(emb, cfg.n_clusters or b, random_state=0, n_init=cfg.kmeans_n_init)
+        x_dae = (grayscale(x_train) if cfg.dae_input == "gray" else x_train).to(device)
+        dae_curve = train_autoencoder(dae, x_dae, epochs=cfg.dae_epochs, batch_size=b, lr=cfg.dae_lr, log=log)
+        emb = dae.embed(x_dae).cpu().numpy()
+        k = cfg.n_clusters or b
+        if cfg.clustering == "kmeans":
+            clusters = kmeans_pseudo_labels(emb, k, random_state=0, n_init=cfg.kmeans_n_init)
+        else:  # diagnostic: same KMeans fit, equal cluster sizes (gsimclr.balanced)
+            clusters, km_labels = balanced_pseudo_labels(emb, k, random_state=0, n_init=cfg.kmeans_n_init)
+            out |= {"kmeans_class_nmi": float(normalized_mutual_info_score(y_np, km_labels)),
+                    "kmeans_size_max": int(np.bincount(km_labels).max()),
+                    "kmeans_size_min": int(np.bincount(km_labels, minlength=k).min())}  # fmt: skip
         fixed = pseudo_label_batches(clusters, b)
-        from sklearn.metrics import normalized_mutual_info_score
-
         out |= {
             # the batching at the level it acts on: pairs sharing a pseudo label, G-SimCLR vs random batches
             "same_cluster_pair_rate": same_label_pair_rate(fixed, clusters),
