@@ -6,7 +6,9 @@ cpu scale: a tiny Llama is pretrained as a causal LM on unlabeled sentences of e
 label head finetuned with causal attention (LS-LLaMA) and without the causal mask (LS-unLLaMA) on
   * right: entity type given only by a trigger word AFTER the span (the mechanism's case);
   * left:  the mirror-image control, trigger BEFORE the span.
-The epoch is chosen on the validation split; test F1 is read at that epoch (never selected on test).
+and, for claim (c), on an SST-5-like sentence task (seqclf): LS-LLaMA's sequence label head vs
+generating the label word with the LM head (instruction tuning), same decoder, LoRA and steps.
+The epoch is chosen on the validation split; test scores are read at that epoch (never selected on test).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ PAPER = Paper(
 
 LM = {"hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 128, "max_positions": 64}
 FT = {"batch_size": 16, "lr": 2e-3, "weight_decay": 0.01, "lora_r": 12, "lora_alpha": 32, "lora_dropout": 0.1}
+# claim (c) budget, sized on seed 0's validation curve and CPU time before the claim was judged:
+# 1500 sentences x 20 epochs, ~30 CPU-s per arm (~65 CPU-s per seed with pretraining)
+SEQ_N_TRAIN, SEQ_EPOCHS = 1500, 20
 
 
 def ner_unit(cfg: dict, seed: int, ctx: RunContext) -> dict:
@@ -49,6 +54,49 @@ def ner_unit(cfg: dict, seed: int, ctx: RunContext) -> dict:
         out[f"val_curve_{arm}"] = [100 * v for v in r["val_curve"]]  # artifact
     out["gap_f1"] = out["f1_unmasked"] - out["f1_causal"]
     return out
+
+
+def seqclf_unit(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    """Claim (c), one seed: pretrain the tiny decoder on the task's unlabeled sentences, then finetune
+    LS-LLaMA's sequence label head and the LM-head label generation baseline from it (paired arms)."""
+    from ls_llama.sentiment import make_sentiment, sentiment_config
+    from ls_llama.seqclf import finetune_seqclf
+    from ls_llama.train import FinetuneConfig, pretrain_lm
+
+    from xentlab.models.tiny_lm import TinyLMConfig
+
+    data = make_sentiment(sentiment_config(**cfg["data"]), seed)
+    lm_cfg = TinyLMConfig(vocab_size=data.vocab_size, **cfg["lm"])
+    backbone, lm_losses = pretrain_lm(data.tagging, lm_cfg, cfg["pretrain_steps"], seed=seed)
+    ctx.log(stage="pretrain", lm_loss_first=lm_losses[0], lm_loss_last=lm_losses[-1])
+    out: dict = {"lm_loss_final": float(np.mean(lm_losses[-10:]))}
+    ft = FinetuneConfig(epochs=cfg["epochs"], **cfg["ft"])
+    for arm in cfg["arms"]:
+        r = finetune_seqclf(backbone, data, arm, ft, seed=seed, log=ctx.log)
+        out[f"acc_{arm}"] = 100 * r["acc"]  # test accuracy at the best-validation epoch, in points
+        out[f"macro_f1_{arm}"] = 100 * r["macro_f1"]
+        out[f"val_acc_{arm}"] = 100 * r["val_acc"]
+        out[f"best_epoch_{arm}"] = r["best_epoch"]
+        out[f"val_curve_{arm}"] = [100 * v for v in r["val_curve"]]  # artifact
+        if "valid_label_rate" in r:
+            out[f"valid_label_rate_{arm}"] = 100 * r["valid_label_rate"]
+    out["gap_acc"] = out["acc_label_head"] - out["acc_lm_generation"]
+    out["gap_macro_f1"] = out["macro_f1_label_head"] - out["macro_f1_lm_generation"]
+    return out
+
+
+def _seqclf_configs() -> dict:
+    def c(n_train, n_val, n_test, steps, epochs):
+        return {
+            "arms": ["label_head", "lm_generation"],
+            "data": {"n_train": n_train, "n_val": n_val, "n_test": n_test},
+            "lm": LM,
+            "ft": FT,  # the NER finetuning budget, identical for both arms
+            "pretrain_steps": steps,
+            "epochs": epochs,
+        }
+
+    return {"smoke": c(48, 24, 24, 10, 1), "cpu": c(SEQ_N_TRAIN, 300, 600, 200, SEQ_EPOCHS), "full": None}
 
 
 def _configs(task: str, arms: list[str]) -> dict:
@@ -76,6 +124,7 @@ def full_unit(cfg: dict, seed: int, ctx: RunContext) -> dict:
 EXPERIMENTS = [
     Experiment("right", ner_unit, _configs("right", ["causal", "unmasked", "unmasked_official"])),
     Experiment("left", ner_unit, _configs("left", ["causal", "unmasked"])),
+    Experiment("seqclf", seqclf_unit, _seqclf_configs()),
     Experiment(
         "conll03",
         full_unit,
@@ -120,6 +169,17 @@ CLAIMS = [
         agg="mean",
         scales=("cpu",),
     ),
+    Claim(
+        id="label-head-vs-lm-generation",
+        statement="SST-5-like sequence classification: LS-LLaMA's label head (bias-free score, last-token "
+        "pooling) is at least as accurate as label-word generation with the LM head, same backbone and steps",
+        paper="label supervision beats instruction tuning on classification; LS-LLaMA outperforms LLMs 10x its "
+        "size (abstract); threshold from the notes, claim (c): >= 0 points (non-inferiority)",
+        metric="seqclf/gap_acc",
+        check=">= 0",
+        agg="mean",
+        scales=("cpu",),
+    ),
 ]
 
 
@@ -152,7 +212,38 @@ def figures(results, out_dir: Path) -> list[Path]:
     ax.set_ylim(0, 118)  # headroom for the legend
     ax.legend(fontsize=8, loc="upper center", ncol=3)
     ax.set_title("LS-LLaMA vs LS-unLLaMA, tiny pretrained Llama + LoRA (dots: seeds)")
-    return [save_figure(fig, out_dir / "f1_by_arm.png")]
+    paths = [save_figure(fig, out_dir / "f1_by_arm.png")]
+    if "seqclf" in results.per_seed:
+        paths.append(_seqclf_figure(results, out_dir))
+    return paths
+
+
+def _seqclf_figure(results, out_dir: Path) -> Path:
+    """Claim (c): test accuracy per arm (dots: seeds) and the validation accuracy per epoch."""
+    from xentlab.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 3.6))
+    arms = [("label_head", "label head (LS-LLaMA)"), ("lm_generation", "LM-head label generation")]
+    for k, (arm, label) in enumerate(arms):
+        key = f"seqclf/acc_{arm}"
+        if key not in results.metrics:
+            continue
+        vals = results.metrics[key]["per_seed"]
+        vals = list(vals.values()) if isinstance(vals, dict) else list(vals)
+        ax.bar(k, np.mean(vals), width=0.6, color=f"C{k}", alpha=0.6)
+        ax.scatter([k] * len(vals), vals, color="k", s=10, zorder=3)
+        curves = [r["artifacts"][f"val_curve_{arm}"] for r in results.per_seed["seqclf"].values()]
+        bx.plot(np.arange(1, len(curves[0]) + 1), np.mean(curves, axis=0), color=f"C{k}", label=label)
+    ax.axhline(20, color="gray", ls=":", lw=1)  # five classes: chance level of a uniform guess
+    ax.set_xticks([0, 1])
+    ax.set_xticklabels([a[1] for a in arms], fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("SST-5-like task (dotted: 20% chance)", fontsize=9)
+    bx.set_xlabel("epoch")
+    bx.set_ylabel("validation accuracy (%), mean over seeds")
+    bx.legend(fontsize=8)
+    return save_figure(fig, out_dir / "seqclf_acc.png")
 
 
 if __name__ == "__main__":
