@@ -79,12 +79,17 @@ def train_arm(cfg: dict, seed: int, ctx: RunContext) -> dict:
     return run(RunConfig(**cfg), seed, device=ctx.device, log=ctx.log, progress=ctx.progress)
 
 
+SAMPLED_ARMS = ("ds_sample", "softmax_sample")
+
 EXPERIMENTS = [
     Experiment(
         name,
         train_arm,
         {"smoke": {**SMOKE, "loss": name}, "cpu": {**CPU, "loss": name}, "full": {**FULL, "loss": name}},
         description=desc,
+        # version 2 of the two sampled arms: positives come from their own generator (experiment.py), so
+        # their batch order equals the other arms' in every epoch; version 1 shared the batch-order stream
+        version="2" if name in SAMPLED_ARMS else "1",
     )
     for name, desc in LOSS_ARMS.items()
 ]

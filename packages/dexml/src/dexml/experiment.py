@@ -20,6 +20,10 @@ from xentlab.data.taxonomy import Taxonomy, TaxonomyConfig, make_taxonomy
 from xentlab.metrics.ranking import ndcg_at_k, precision_at_k
 from xentlab.models.hashed_text import HashedFeaturizer, HashedTextTower, HashingConfig, TowerConfig
 
+SAMPLE_SEED_OFFSET = (
+    7_919  # positive sampling of the loss_sample arms: its own stream, apart from batch order
+)
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -130,7 +134,10 @@ def run(
         TowerConfig(n_buckets=cfg.n_buckets, emb_dim=cfg.emb_dim, hidden=cfg.hidden, out_dim=cfg.out_dim)
     ).to(device)
     opt = torch.optim.AdamW(tower.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(seed)  # batch order and positive sampling
+    gen = torch.Generator().manual_seed(seed)  # batch order: the same for every arm at a seed
+    # the sampled arms draw their positives from a generator of their own, so that drawing them does not
+    # shift the batch order: every arm sees the same batches in every epoch (paired comparisons)
+    sample_gen = torch.Generator().manual_seed(seed + SAMPLE_SEED_OFFSET)
     n = len(train_c)
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
     epochs = range(cfg.epochs)
@@ -145,7 +152,7 @@ def run(
             q = tower(*(t.to(device) for t in train_c.batch(idx)))
             lab = tower(label_ids, label_off)  # all labels, with gradient (shared encoder)
             sim = q @ lab.T / cfg.tau
-            loss = compute_loss(cfg.loss, sim, data.train_targets[idx].to(device), gen)
+            loss = compute_loss(cfg.loss, sim, data.train_targets[idx].to(device), sample_gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
