@@ -1,12 +1,16 @@
 """Training loop shared by all arms: Adam, mini-batches, early stopping on validation AUC.
 
-Early stopping follows FuxiCTR (the official code's trainer): evaluate once per epoch, stop after
-`patience` epochs without a better validation AUC, and restore the best weights for the test pass.
+Early stopping follows FuxiCTR (the official code's trainer, `checkpoint_and_earlystop`): evaluate
+once per epoch; an epoch improves when val AUC >= best + 1e-6; stop after `patience` consecutive
+epochs without improvement, and restore the best weights for the test pass. FuxiCTR also divides
+the lr by 10 on every non-improving epoch (reduce_lr_on_plateau); that part is not implemented
+(README deviation 4).
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,6 +22,33 @@ from fcn.loss import tri_bce
 from fcn.model import DNN, FCN, DCNv2, LogisticRegression, SingleCross
 
 ARMS = ("lr", "dnn", "dcnv2", "ecn", "lcn", "fcn_tribce", "fcn_bce")
+
+
+@dataclass
+class EarlyStopping:
+    """FuxiCTR's stopping rule on a metric to maximise (val AUC, monitor {'AUC': 1, 'logloss': 0})."""
+
+    patience: int  # consecutive non-improving epochs that end training (official: 2)
+    min_delta: float = 1e-6  # FuxiCTR's default: an improvement must beat the best by this much
+    best: float = -float("inf")
+    best_epoch: int = 0  # 1-based epoch of the best value (0: none yet)
+    bad: int = 0  # consecutive non-improving epochs so far
+    epoch: int = 0
+    stopped: bool = False  # True once the patience rule fired (not when the epoch cap ends the run)
+
+    def __post_init__(self):
+        if self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}")
+
+    def step(self, value: float) -> bool:
+        """Record one epoch's value; returns True if it is the new best (save the weights then)."""
+        self.epoch += 1
+        if value < self.best + self.min_delta:
+            self.bad += 1
+            self.stopped = self.bad >= self.patience
+            return False
+        self.best, self.best_epoch, self.bad = value, self.epoch, 0
+        return True
 
 
 def build_model(arm: str, vocab_sizes: list[int], cfg: dict) -> torch.nn.Module:
@@ -65,7 +96,7 @@ def fit(arm: str, data: CTRData, cfg: dict, seed: int, log=None, progress=lambda
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     x_tr, y_tr = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     gen = torch.Generator().manual_seed(seed)
-    best_auc, best_state, bad, curve = -1.0, None, 0, []
+    stopper, best_state, curve = EarlyStopping(cfg["patience"]), None, []
     for epoch in progress(range(cfg["max_epochs"]), desc=arm):
         model.train()
         perm = torch.randperm(len(x_tr), generator=gen)
@@ -79,18 +110,18 @@ def fit(arm: str, data: CTRData, cfg: dict, seed: int, log=None, progress=lambda
         curve.append(val_auc)
         if log is not None:
             log(step=epoch, val_auc=val_auc, train_loss=loss.item())
-        if val_auc > best_auc:
-            best_auc, best_state, bad = val_auc, copy.deepcopy(model.state_dict()), 0
-        else:
-            bad += 1
-            if bad >= cfg["patience"]:
-                break
-    model.load_state_dict(best_state)
+        if stopper.step(val_auc):
+            best_state = copy.deepcopy(model.state_dict())
+        if stopper.stopped:
+            break
+    model.load_state_dict(best_state)  # restore the best-validation weights (FuxiCTR load_weights)
     p = predict(model, data.x_test)
     return {
         "test_auc": float(roc_auc_score(data.y_test, p)),
         "test_logloss": float(log_loss(data.y_test, np.clip(p, 1e-7, 1 - 1e-7))),
-        "val_auc": best_auc,
-        "epochs": len(curve),
+        "val_auc": stopper.best,
+        "epochs": len(curve),  # the stopping epoch (== max_epochs when the cap, not patience, ended it)
+        "best_epoch": stopper.best_epoch,
+        "stopped_early": stopper.stopped,
         "val_curve": curve,
     }

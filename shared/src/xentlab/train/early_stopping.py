@@ -1,4 +1,4 @@
-"""Patience-based early stopping: the rule of Keras' ``EarlyStopping`` and FuxiCTR's trainer.
+"""Patience-based early stopping: the rule of Keras' ``EarlyStopping`` (strict improvement by > min_delta).
 
 After every evaluation the caller passes the monitored value (a validation loss, or an AUC with
 ``mode="max"``). The *reference* is the best value seen so far that counted as an improvement; a value
@@ -6,6 +6,10 @@ improves on it when it is lower than ``reference - min_delta`` (``mode="min"``) 
 ``reference + min_delta`` (``mode="max"``). Training should stop once ``patience`` evaluations in a row
 have not improved. With ``min_delta > 0`` the reference moves only on a significant improvement, so a
 slow drift of many small gains still runs out of patience (Keras semantics).
+
+FuxiCTR's trainer counts a value equal to ``best + min_delta`` as an improvement (>=, not >); fcn keeps
+that variant with its per-epoch bookkeeping (``fcn.train.EarlyStopping``). The two differ only on an
+exact tie.
 
 A NaN never improves (every comparison with NaN is false), so a diverged run runs out of patience
 instead of becoming the reference. Keeping the best weights is the caller's job: ``improved`` says
