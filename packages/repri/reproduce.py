@@ -28,15 +28,17 @@ PAPER = Paper(
 )
 
 # cpu scale: every RunConfig field spelled out (repri.experiment.RunConfig documents each one). Base training was
-# re-tuned on a separate validation pool (seed 2, fold 0, base classes only; README "Previous run"): larger objects,
-# 4 dilated blocks, lr 4e-3, 800 steps, background weight BG_WEIGHT.
+# re-tuned twice on a separate validation pool (scene seed 2, 400 scenes, fold 0, base-class mIoU only; README
+# "Previous runs"): run 2 larger objects, 4 dilated blocks, lr 4e-3, 800 steps, background weight BG_WEIGHT; run 3
+# (target written before tuning: validation base-class mIoU >= 30%) batch 8 x 3200 steps instead of 16 x 800
+# (validation 32.6%; run 2's tuning had 13.6% at 16 x 600), with the cheaper loss form and channels_last paying for most of the extra steps.
 BG_WEIGHT = 0.2
 CPU = dict(
     # data: procedural 64x64 scenes, 4 folds of 5 novel classes, shared train / test pools
     n_train=1500, n_test=1000, size=64, object_scale=(0.6, 0.9), n_folds=4, fold=None, train_data_seed=0,
     test_data_seed=1, min_pixels=48,
     # base network and base training (label-smoothed CE on the 15 base classes + background, background weighted by bg_weight)
-    width=48, feature_dim=64, dilations=(1, 2, 4, 8), steps=800, batch_size=16, lr=4e-3, weight_decay=1e-4,
+    width=48, feature_dim=64, dilations=(1, 2, 4, 8), steps=3200, batch_size=8, lr=4e-3, weight_decay=1e-4,
     smoothing=0.1, bg_weight=BG_WEIGHT,
     # episodes and inference (official scripts/test.sh values for the RePRI loop)
     episodes=300, shots=(1, 5), eval_batch=100, adapt_iter=50, oracle_official_iter=300,

@@ -89,6 +89,24 @@ def test_smoothed_ce_bg_weight_is_a_weighted_mean():
     assert torch.allclose(smoothed_ce(logits, target, 0.1, bg_weight=1.0), (l0 + l1) / 2)
 
 
+def test_smoothed_ce_matches_one_hot_reference_float64():
+    # the loss is computed without the (B, K, H, W) soft target; compare with the explicit soft-target sum
+    # -sum_c soft_c log p_c (soft = 1 - eps on the label, eps / (K - 1) elsewhere) in float64, with ignored
+    # pixels and a background weight
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 6, 5, 7, generator=g, dtype=torch.float64)
+    target = torch.randint(0, 6, (3, 5, 7), generator=g)
+    target[0, 0, :3] = IGNORE
+    eps, k = 0.1, 6
+    valid = target != IGNORE
+    one_hot = torch.nn.functional.one_hot(target.clamp(max=k - 1) * valid, k).permute(0, 3, 1, 2).double()
+    soft = one_hot * (1 - eps) + (1 - one_hot) * eps / (k - 1)
+    per_pixel = -(soft * torch.log_softmax(logits, 1)).sum(1)[valid]
+    w = torch.where(target == 0, 0.2, 1.0).double()[valid]
+    assert torch.allclose(smoothed_ce(logits, target, eps), per_pixel.mean(), atol=1e-12)
+    assert torch.allclose(smoothed_ce(logits, target, eps, 0.2), (w * per_pixel).sum() / w.sum(), atol=1e-12)
+
+
 def test_fcn_block_count_and_output_size():
     from repri.model import DilatedFCN, FCNConfig
 

@@ -76,9 +76,11 @@ class RunConfig:
     feature_dim: int = 64
     dilations: tuple[int, ...] = (1, 2, 4, 8)
     """dilations of the residual blocks of the stride-4 trunk (one block each)"""
-    steps: int = 800
-    """base-training steps (official: 50 epochs of PASCAL from an ImageNet-pretrained backbone)"""
-    batch_size: int = 16
+    steps: int = 3200
+    """base-training steps (official: 50 epochs of PASCAL from an ImageNet-pretrained backbone; 800 steps of 16
+    scenes in the second cpu run)"""
+    batch_size: int = 8
+    """scenes per step (official batch_size 12); 8 x 3200 beat 16 x 1600 at about the same cost on the validation pool"""
     lr: float = 4e-3
     """AdamW lr, cosine schedule (official: SGD + Nesterov, lr 0.0025, fine-tuning a pretrained PSPNet;
     a from-scratch net under a ~1 min budget barely leaves the all-background solution with SGD)"""
@@ -123,6 +125,8 @@ def train_base(
     model = DilatedFCN(
         num_classes, FCNConfig(width=cfg.width, feature_dim=cfg.feature_dim, dilations=tuple(cfg.dilations))
     )
+    # channels_last: the same convolutions, ~15% faster on CPU (mkldnn); converted back after training
+    model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = max(1, cfg.steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / total)))
@@ -130,7 +134,7 @@ def train_base(
     model.train()
     for step in range(1, cfg.steps + 1):
         idx = torch.randint(0, len(x), (cfg.batch_size,))
-        xb, yb = x[idx], y[idx]
+        xb, yb = x[idx].contiguous(memory_format=torch.channels_last), y[idx]
         if torch.rand(()) < 0.5:  # horizontal flip (batch-wise, cheap)
             xb, yb = xb.flip(-1), yb.flip(-1)
         if torch.rand(()) < 0.5:  # vertical flip
@@ -146,6 +150,7 @@ def train_base(
             running = []
             if log is not None:
                 log(step=step, train_loss=curve[-1])
+    model = model.to(memory_format=torch.contiguous_format)
     model.eval()
     return model, curve
 

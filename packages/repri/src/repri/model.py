@@ -125,9 +125,13 @@ def smoothed_ce(
     """
     k = logits.shape[1]
     valid = target != IGNORE
-    one_hot = F.one_hot(target.clamp(max=k - 1) * valid, k).permute(0, 3, 1, 2).float()
-    soft = one_hot * (1 - eps) + (1 - one_hot) * eps / (k - 1)
-    loss = -(soft * F.log_softmax(logits, 1)).sum(1)
+    # -sum_c soft_c log p_c with soft_c = eps/(K-1) off the label and 1-eps on it, written without the (B, K, H, W)
+    # one-hot: = -(eps/(K-1)) sum_c log p_c - (1 - eps - eps/(K-1)) log p_y (same value; ~3x cheaper on CPU,
+    # where the full-resolution loss was ~30% of a training step)
+    logp = F.log_softmax(logits, 1)
+    off = eps / (k - 1)
+    logp_y = logp.gather(1, (target.clamp(max=k - 1) * valid).unsqueeze(1)).squeeze(1)
+    loss = -off * logp.sum(1) - (1 - eps - off) * logp_y
     if bg_weight == 1.0:
         return loss[valid].mean()
     w = torch.where(target == 0, bg_weight, 1.0)[valid]
