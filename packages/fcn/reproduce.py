@@ -40,6 +40,10 @@ BASE = {
     "dnn_hidden": [400, 400, 400],
     "dnn_dropout": 0.1,
     "patience": 2,
+    # Protocol v3 (fixed before the rerun): FuxiCTR's trainer defaults, which the official configs keep
+    # (the official ECN/FCN Criteo logs print "Reduce learning rate on plateau" and no max_gradient_norm).
+    "reduce_lr_on_plateau": True,  # lr *= 0.1 (floor 1e-6) on every non-improving epoch
+    "max_gradient_norm": 10.0,  # clip_grad_norm_ before every Adam step
 }
 # Epoch cap: the official config's `epochs: 100` at every scale, so that the official early stopping
 # (patience 2 on val AUC, best weights restored) ends each run, not the cap. Protocol fix (v2), fixed

@@ -54,3 +54,71 @@ def test_fit_stops_on_patience_and_restores_best_weights(monkeypatch):
     assert len(seen_weights) == 5
     torch.testing.assert_close(seen_weights[4], seen_weights[1], rtol=0, atol=0)
     assert not torch.equal(seen_weights[4], seen_weights[3])
+
+
+def test_fit_reduces_lr_on_every_plateau_epoch(monkeypatch):
+    """FuxiCTR's reduce-lr-on-plateau, worked by hand (patience 2, lr0 1e-3, factor 0.1, floor 1e-6).
+    epoch: val AUC  -> event                       -> lr for the next epoch
+      1: 0.60       best                              1e-3
+      2: 0.70       best                              1e-3
+      3: 0.69       bad 1 -> decay                    1e-4
+      4: 0.71       best (counter resets, lr kept)    1e-4
+      5: 0.705      bad 1 -> decay                    1e-5
+      6: 0.72       best                              1e-5
+      7: 0.72+5e-7  bad 1 (< best + 1e-6) -> decay    1e-6
+      8: 0.73       best                              1e-6
+      9: 0.70       bad 1 -> decay, floored           max(1e-7, 1e-6) = 1e-6
+     10: 0.70       bad 2 -> decay, stop (never reaches 0.99)"""
+    data = make_synthetic(replace(SyntheticConfig(), n_train=300, n_valid=200, n_test=300))
+    scripted = iter([0.6, 0.7, 0.69, 0.71, 0.705, 0.72, 0.72 + 5e-7, 0.73, 0.70, 0.70, 0.99])
+    real_auc = train.roc_auc_score
+    monkeypatch.setattr(
+        train, "roc_auc_score", lambda y, p: next(scripted) if len(y) == len(data.y_valid) else real_auc(y, p)
+    )
+    cfg = {"emb_dim": 4, "lr": 1e-3, "batch_size": 128, "max_epochs": 100, "patience": 2}
+    out = train.fit("lr", data, cfg, seed=0)
+    expected = [1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5, 1e-6, 1e-6, 1e-6]
+    assert out["epochs"] == 10 and out["best_epoch"] == 8 and out["stopped_early"]
+    assert out["lr_curve"] == pytest.approx(expected, rel=1e-12)
+    assert out["lr_decays"] == 4  # after epochs 3, 5, 7, 9 (the decay after the stopping epoch 10 is moot)
+    # switched off, the lr never moves and the same scripted run stops at the first 2-epoch plateau
+    scripted = iter([0.6, 0.7, 0.69, 0.68])
+    out = train.fit("lr", data, {**cfg, "reduce_lr_on_plateau": False}, seed=0)
+    assert out["lr_curve"] == [1e-3] * 4 and out["epochs"] == 4
+
+
+def test_lr_decay_floor_and_all_groups():
+    w1, w2 = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([{"params": [w1], "lr": 1e-3}, {"params": [w2], "lr": 3e-6}])
+    assert train.lr_decay(opt) == pytest.approx(1e-4)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-4, 1e-6])  # 3e-7 floored to 1e-6
+
+
+def test_train_step_clips_global_grad_norm():
+    """loss = <g, w> has gradient g. With SGD lr 1 the step is -clip(g): g = (30, 40, 0, 0) has norm 50,
+    so clipping at 10 scales it by 10/50 to (6, 8, 0, 0); g = (3, 4, 0, 0) (norm 5) is left as is."""
+    for g, step in (([30.0, 40.0, 0, 0], [6.0, 8.0, 0, 0]), ([3.0, 4.0, 0, 0], [3.0, 4.0, 0, 0])):
+        model = torch.nn.Linear(4, 1, bias=False)
+        torch.nn.init.zeros_(model.weight)
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        gt = torch.tensor([g])
+        train.train_step(model, opt, lambda m=model, gt=gt: (m.weight * gt).sum(), train.MAX_GRADIENT_NORM)
+        torch.testing.assert_close(model.weight.detach(), -torch.tensor([step]), atol=1e-5, rtol=0)
+    # None disables clipping: the full gradient is applied
+    model = torch.nn.Linear(4, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    train.train_step(model, opt, lambda: (model.weight * torch.tensor([[30.0, 40.0, 0, 0]])).sum(), None)
+    torch.testing.assert_close(model.weight.detach(), -torch.tensor([[30.0, 40.0, 0, 0]]))
+
+
+def test_fit_clips_at_ten_by_default(monkeypatch):
+    calls = []
+    real = train.clip_grad_norm_
+    monkeypatch.setattr(
+        train, "clip_grad_norm_", lambda params, norm: calls.append(norm) or real(params, norm)
+    )
+    data = make_synthetic(replace(SyntheticConfig(), n_train=300, n_valid=200, n_test=300))
+    cfg = {"emb_dim": 4, "lr": 1e-3, "batch_size": 128, "max_epochs": 1, "patience": 2}
+    train.fit("lr", data, cfg, seed=0)
+    assert calls == [10.0] * 3  # 300 rows / batch 128 = 3 steps, each clipped at FuxiCTR's default 10

@@ -1,10 +1,15 @@
 """Training loop shared by all arms: Adam, mini-batches, early stopping on validation AUC.
 
-Early stopping follows FuxiCTR (the official code's trainer, `checkpoint_and_earlystop`): evaluate
-once per epoch; an epoch improves when val AUC >= best + 1e-6; stop after `patience` consecutive
-epochs without improvement, and restore the best weights for the test pass. FuxiCTR also divides
-the lr by 10 on every non-improving epoch (reduce_lr_on_plateau); that part is not implemented
-(README deviation 4).
+Everything follows FuxiCTR's `BaseModel` (the official code's trainer, rank_model.py):
+- `checkpoint_and_earlystop`: evaluate once per epoch; an epoch improves when val AUC >= best + 1e-6;
+  stop after `patience` consecutive epochs without improvement, and restore the best weights for the
+  test pass (`load_weights` after `fit`).
+- reduce-lr-on-plateau (`reduce_lr_on_plateau=True` by default): every non-improving epoch multiplies
+  the lr of every param group by 0.1, floored at 1e-6 (`lr_decay(factor=0.1, min_lr=1e-6)`). Training
+  continues from the current (not the best) weights and keeps Adam's moments; a later improvement
+  resets the patience counter but not the lr.
+- `train_step`: clip the global gradient norm at `max_gradient_norm` (default 10.0) between
+  backward and the optimizer step.
 """
 
 from __future__ import annotations
@@ -16,12 +21,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import log_loss, roc_auc_score
+from torch.nn.utils import clip_grad_norm_
 
 from fcn.data import CTRData
 from fcn.loss import tri_bce
 from fcn.model import DNN, FCN, DCNv2, LogisticRegression, SingleCross
 
 ARMS = ("lr", "dnn", "dcnv2", "ecn", "lcn", "fcn_tribce", "fcn_bce")
+
+# FuxiCTR defaults (BaseModel.lr_decay and BaseModel.fit); the official FCN configs do not override them.
+LR_DECAY_FACTOR = 0.1
+MIN_LR = 1e-6
+MAX_GRADIENT_NORM = 10.0
 
 
 @dataclass
@@ -49,6 +60,27 @@ class EarlyStopping:
             return False
         self.best, self.best_epoch, self.bad = value, self.epoch, 0
         return True
+
+
+def lr_decay(opt: torch.optim.Optimizer, factor: float = LR_DECAY_FACTOR, min_lr: float = MIN_LR) -> float:
+    """FuxiCTR's plateau step: lr <- max(lr * factor, min_lr) in every param group; returns the new lr."""
+    for group in opt.param_groups:
+        group["lr"] = max(group["lr"] * factor, min_lr)
+    return opt.param_groups[0]["lr"]
+
+
+def train_step(
+    model: torch.nn.Module, opt: torch.optim.Optimizer, loss_fn, max_gradient_norm
+) -> torch.Tensor:
+    """One FuxiCTR `train_step`: zero grads, backward, clip the global grad norm, step.
+    `loss_fn()` returns the batch loss; `max_gradient_norm=None` disables clipping."""
+    opt.zero_grad()
+    loss = loss_fn()
+    loss.backward()
+    if max_gradient_norm is not None:
+        clip_grad_norm_(model.parameters(), max_gradient_norm)
+    opt.step()
+    return loss
 
 
 def build_model(arm: str, vocab_sizes: list[int], cfg: dict) -> torch.nn.Module:
@@ -90,28 +122,36 @@ def predict(model: torch.nn.Module, x: np.ndarray, batch: int = 8192) -> np.ndar
 
 
 def fit(arm: str, data: CTRData, cfg: dict, seed: int, log=None, progress=lambda it, **k: it) -> dict:
-    """Train one arm; returns test AUC/logloss at the best-validation epoch and the per-epoch curve."""
+    """Train one arm; returns test AUC/logloss at the best-validation epoch and the per-epoch curves.
+
+    cfg keys beyond the model's: lr, batch_size, max_epochs, patience, and optionally
+    reduce_lr_on_plateau (default True) and max_gradient_norm (default 10.0; None disables), both
+    FuxiCTR's defaults."""
     torch.manual_seed(seed)
     model = build_model(arm, data.vocab_sizes, cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     x_tr, y_tr = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     gen = torch.Generator().manual_seed(seed)
-    stopper, best_state, curve = EarlyStopping(cfg["patience"]), None, []
+    reduce_lr = cfg.get("reduce_lr_on_plateau", True)
+    max_norm = cfg.get("max_gradient_norm", MAX_GRADIENT_NORM)
+    stopper, best_state, curve, lr_curve, decays = EarlyStopping(cfg["patience"]), None, [], [], 0
     for epoch in progress(range(cfg["max_epochs"]), desc=arm):
         model.train()
+        lr_curve.append(opt.param_groups[0]["lr"])  # the lr this epoch trains with
         perm = torch.randperm(len(x_tr), generator=gen)
         for i in range(0, len(perm), cfg["batch_size"]):
             idx = perm[i : i + cfg["batch_size"]]
-            loss = batch_loss(arm, model, x_tr[idx], y_tr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            xb, yb = x_tr[idx], y_tr[idx]
+            loss = train_step(model, opt, lambda xb=xb, yb=yb: batch_loss(arm, model, xb, yb), max_norm)
         val_auc = float(roc_auc_score(data.y_valid, predict(model, data.x_valid)))
         curve.append(val_auc)
         if log is not None:
-            log(step=epoch, val_auc=val_auc, train_loss=loss.item())
+            log(step=epoch, val_auc=val_auc, train_loss=loss.item(), lr=lr_curve[-1])
         if stopper.step(val_auc):
             best_state = copy.deepcopy(model.state_dict())
+        elif reduce_lr:
+            lr_decay(opt)  # FuxiCTR decays on every non-improving epoch, also the one that stops training
+            decays += not stopper.stopped
         if stopper.stopped:
             break
     model.load_state_dict(best_state)  # restore the best-validation weights (FuxiCTR load_weights)
@@ -123,5 +163,7 @@ def fit(arm: str, data: CTRData, cfg: dict, seed: int, log=None, progress=lambda
         "epochs": len(curve),  # the stopping epoch (== max_epochs when the cap, not patience, ended it)
         "best_epoch": stopper.best_epoch,
         "stopped_early": stopper.stopped,
+        "lr_decays": decays,  # non-improving epochs trained through at a decayed lr (the last one stops)
         "val_curve": curve,
+        "lr_curve": lr_curve,
     }
