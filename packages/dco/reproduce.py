@@ -3,8 +3,10 @@ Mathematical Reasoning" (DCO, arXiv 2502.07154) at CPU scale.
 
     uv run --package dco packages/dco/reproduce.py [--scale smoke|cpu|full] [--seeds 0 1 2]
 
-A 140k-parameter char-level Llama is trained from scratch on a small set of direct-answer
-arithmetic problems ("7+6*43=" -> "265"), with cross-entropy (CE) and with the DCO loss
+A 140k-parameter char-level Llama is first pretrained with CE on 3,850 direct-answer arithmetic
+problems ("7+6*43=" -> "265"; one shared base model, dco.base, pretraining length chosen on
+validation: scripts/select_base.py, results/base_selection.json), then fine-tuned on a small set of
+other problems with cross-entropy (CE) and with the DCO loss
 -log(1 - (1 - p_hat)^N') for N' in {4, 32, 256}, for the same number of steps and seeds. Every
 ``eval_every`` epochs the exact pass@N = 1 - (1 - p_hat(y|x))^N of the test problems is logged for
 N in {1, 4, 16, 64, 256}, with the confidence of the greedy answer (the paper's Fig. 1 analogue).
@@ -30,7 +32,11 @@ PAPER = Paper(
 NS = [1, 4, 16, 64, 256]
 
 # The task (dco.task: a+f*b, 1-digit a and f, 2-digit b), the model and the optimiser, shared by
-# every method. n_train=150 was chosen on the validation split (scripts/select_ntrain.py).
+# every method. n_train=150 was chosen on the validation split (scripts/select_ntrain.py), for a model
+# trained from scratch. Protocol fix: every unit fine-tunes one base model pretrained with CE on the
+# pool problems [n_train, pool_train) (dco.base); its length was chosen on the validation split by
+# the rule in scripts/select_base.py (results/base_selection.json).
+PRETRAIN_EPOCHS = 80  # chosen by the rule: results/base_selection.json
 BASE = {
     "cpu": {
         "task": {"pool_train": 4000, "n_train": 150, "n_test": 500, "n_val": 0},
@@ -53,6 +59,9 @@ BASE = {
         "ns": NS,
         "n_train_eval": 150,
         "crosscheck": None,
+        "base": {"epochs": PRETRAIN_EPOCHS, "batch_size": 32, "lr": 3e-3, "warmup_steps": 50, "seed": 0}
+        if PRETRAIN_EPOCHS
+        else None,
     },
     "smoke": {
         "task": {"pool_train": 200, "n_train": 40, "n_test": 20, "n_val": 0},
@@ -75,6 +84,7 @@ BASE = {
         "ns": NS,
         "n_train_eval": 20,
         "crosscheck": None,
+        "base": {"epochs": 1, "batch_size": 16, "lr": 3e-3, "warmup_steps": 2, "seed": 0},
     },
 }
 # exact pass@k vs the unbiased sampling estimator (50 test problems, 64 samples each)

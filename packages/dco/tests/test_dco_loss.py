@@ -139,3 +139,17 @@ def test_reductions_and_errors():
         dco_loss(torch.tensor([-1]), 4)
     with pytest.raises(ValueError, match="reduction"):
         dco_loss(s, 4, reduction="avg")
+
+
+def test_rounding_above_zero_is_read_as_p_equal_one():
+    """A float32 sequence log-prob of a near-certain answer may round to a tiny positive value (seen:
+    1.9e-6); it is read as log p = 0: coverage 1, loss 0, F = 0 (no push), for DCO and CE alike."""
+    from dco.loss import coverage_factor
+
+    s = torch.tensor([2e-6, 0.0], requires_grad=True)
+    per = dco_loss(s, 4, reduction="none")
+    assert torch.equal(per.detach(), torch.zeros(2))
+    per.sum().backward()
+    assert torch.equal(s.grad, torch.zeros(2))
+    assert torch.equal(coverage_factor(s.detach(), 256), torch.zeros(2, dtype=torch.float64))
+    assert abs(dco_loss(s.detach(), 1).item()) < 1e-5

@@ -22,7 +22,11 @@ import torch
 
 @torch.no_grad()
 def example_logprobs(model: Any, pad_id: int, exs: Sequence[Any], *, batch_size: int = 256) -> torch.Tensor:
-    """log p(masked tokens | preceding tokens) per ``xentlab.lm.train.Example`` (float64, on CPU)."""
+    """log p(masked tokens | preceding tokens) per ``xentlab.lm.train.Example`` (float64, on CPU).
+
+    A near-certain answer's float32 sum may round a hair above 0; up to ``LOGP_ROUNDING_TOL`` it is
+    clamped to 0 (p = 1), larger values raise (``dco.loss``)."""
+    from dco.loss import LOGP_ROUNDING_TOL
     from xentlab.lm.train import collate, sequence_logprob
 
     was = model.training
@@ -33,7 +37,10 @@ def example_logprobs(model: Any, pad_id: int, exs: Sequence[Any], *, batch_size:
         batch = {k: v.to(device) for k, v in collate(exs[i : i + batch_size], pad_id).items()}
         out.append(sequence_logprob(model, batch).double().cpu())
     model.train(was)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+    log_p = torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+    if bool((log_p > LOGP_ROUNDING_TOL).any()):
+        raise ValueError(f"sequence log-probability above 0: {log_p.max().item():.3g}")
+    return log_p.clamp(max=0.0)
 
 
 def sequence_logprobs(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], *, batch_size: int = 256):

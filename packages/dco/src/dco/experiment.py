@@ -5,7 +5,8 @@ the train set, with a sampling cross-check of the exact pass@N at the final epoc
 
 cfg: {"task": dco.task.build_splits config, "model": xentlab TinyLMConfig fields, "train":
 dco.train.TrainConfig fields, "ns": [N...], "crosscheck": {"n_problems", "n_samples", "ks"} or None,
-"n_train_eval": train problems evaluated}.
+"n_train_eval": train problems evaluated, "base": dco.base pretraining config or None (train from
+scratch)}.
 """
 
 from __future__ import annotations
@@ -55,7 +56,12 @@ def run_unit(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     splits = build_splits(cfg["task"])
     train_pairs, test_pairs = problem_pairs(splits.train), problem_pairs(splits.test)
     train_eval_pairs = train_pairs[: cfg.get("n_train_eval", 500)]
-    model = build_model(cfg["model"], tok, seed).to(ctx.device)
+    if cfg.get("base"):  # the shared pretrained base (dco.base), else a fresh init with the run seed
+        from dco.base import load_base
+
+        model = load_base(cfg["model"], cfg["task"], cfg["base"], tok).to(ctx.device)
+    else:
+        model = build_model(cfg["model"], tok, seed).to(ctx.device)
     tcfg = TrainConfig(**cfg["train"])
     ns = list(cfg["ns"])
     curve: list[dict[str, Any]] = []

@@ -45,13 +45,21 @@ def _check_n(n: int) -> int:
     return int(n)
 
 
+# A float32 sum of per-token log-softmax values of a near-certain answer can round to a tiny positive
+# number (seen: 1.9e-6 after fine-tuning a pretrained base). Values up to this are rounding and are
+# read as log p = 0 (p = 1); anything larger is a caller's bug and raises.
+LOGP_ROUNDING_TOL = 1e-4
+
+
 def _check_logp(log_p: torch.Tensor) -> None:
     if not isinstance(log_p, torch.Tensor) or not log_p.is_floating_point():
         raise TypeError("log_p must be a floating-point tensor of sequence log-probabilities")
     if bool(torch.isnan(log_p).any()):
         raise ValueError("log_p contains NaN")
-    if bool((log_p > 0).any()):
-        raise ValueError(f"log_p must be <= 0 (a log-probability), max is {log_p.max().item():.3g}")
+    if bool((log_p > LOGP_ROUNDING_TOL).any()):
+        raise ValueError(
+            f"log_p must be <= 0 (a log-probability; rounding up to {LOGP_ROUNDING_TOL:g} is read as 0), max is {log_p.max().item():.3g}"
+        )
 
 
 def log1mexp(t: torch.Tensor) -> torch.Tensor:
@@ -64,7 +72,7 @@ def log1mexp(t: torch.Tensor) -> torch.Tensor:
 
 def _log_coverage_and_factor(s: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(log(1 - (1-p)^N), F(N, p)) in float64 for s = log p <= 0 (n >= 2)."""
-    s = s.to(torch.float64)
+    s = s.to(torch.float64).clamp(max=0.0)  # rounding above 0 (LOGP_ROUNDING_TOL) means p = 1
     log_q = log1mexp(s)  # log(1 - p) in [-inf, 0]
     # log(-log(1 - p)): for p < 1/2 via s + log(-log1p(-p)/p) (stable as p -> 0), else directly
     p = torch.exp(s)
