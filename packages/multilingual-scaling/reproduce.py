@@ -57,7 +57,7 @@ def _cfg(small: list[dict], large: dict, replicas: int, indep_tokens: int | None
 # tokens each (batch 16 x 16, lr 1e-2 warm-up + cosine: ar-scaling's settings). Sized from timings of single
 # runs (one d16 run ~5-6 CPU-s, d48 ~10-13 CPU-s on the contended box). Protocol fix (README): each of the
 # 7 independence/control mixtures is trained by 4 replicas at the same 240k budget (replica 0 is the gamma
-# design's run where the mixture is shared), decided from pilot_noise.py BEFORE the rerun: 2x the tokens
+# design's run where the mixture is shared), decided from scripts/pilot_noise.py BEFORE the rerun: 2x the tokens
 # cut family A's run-to-run s.d. only from 3.5% to 2.4% (validation sample, 4 runs each) at 2x the cost,
 # while 4 replicas cut the s.d. of a mean by 2x and give the permutation test its resolution. 36 runs per
 # seed: 29 at d16, 4 at d32, 3 at d48, ~250 CPU-s per seed.

@@ -88,7 +88,7 @@ def _ladder(scale: str, base: tuple[int, int], depths: list[int], heldout: list[
 
 # cpu (width rerun, fixed before it; README "Regime rule"): the convergence run at d_model 64 (the notes'
 # §3.5 shape) left size with nothing to decide (all nine test losses 0.208-0.226, R^2 0.59), so the width
-# was chosen by a rule written before a pilot on the VALIDATION sample only (pilots/regime_pilot.py):
+# was chosen by a rule written before a pilot on the VALIDATION sample only (scripts/regime_pilot.py):
 # d_model in (16, 32), 4 heads, FFN 4 * d_model, the first whose 7 fit models' best validation losses
 # (seeds 0, 1, this protocol) span >= 10x the seed-to-seed sd, else the largest span / sd. Neither met it
 # (d 16: span / sd = 2.5; d 32: 0.8), so d_model 16 (the larger ratio). Ladders as before: encoder

@@ -25,7 +25,7 @@ from xentlab.train.schedules import warmup_cosine_lr
 
 TEST_SEED = 2**40  # held-out sample seed: outside every training stream's seed range
 # validation sample seed (disjoint from the test sample and every training stream): the only data the
-# protocol pilot (pilot_noise.py) looks at, so that no choice is made on the test sample
+# protocol pilot (scripts/pilot_noise.py) looks at, so that no choice is made on the test sample
 VAL_SEED = 2**41
 
 

@@ -7,7 +7,7 @@ Only the VALIDATION sample (train.VAL_SEED, disjoint from the test sample) is lo
 trained for 240k tokens (the study's budget) and for 480k; prints each run's validation loss of family A,
 their relative std and the validation curve of the longer runs (convergence).
 
-    OMP_NUM_THREADS=1 uv run python packages/multilingual-scaling/pilot_noise.py > /tmp/pilot.json
+    OMP_NUM_THREADS=1 uv run python packages/multilingual-scaling/scripts/pilot_noise.py > /tmp/pilot.json
 """
 
 from __future__ import annotations

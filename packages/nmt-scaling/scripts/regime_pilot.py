@@ -16,7 +16,7 @@ at d_model 16 the first two models of both seeds, (1,2) and (2,1), hit the cap w
 was stopped there and restarted with the cap at 1000 steps, the most the ~12 CPU-minute budget allows for
 18 units at this width. The rule itself is unchanged.
 
-    OMP_NUM_THREADS=1 uv run python packages/nmt-scaling/pilots/regime_pilot.py --d-model 16 --seed 0
+    OMP_NUM_THREADS=1 uv run python packages/nmt-scaling/scripts/regime_pilot.py --d-model 16 --seed 0
 """
 
 from __future__ import annotations
