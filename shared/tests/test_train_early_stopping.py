@@ -74,3 +74,18 @@ def test_nan_never_improves():
 def test_bad_arguments_are_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EarlyStopping(**kwargs)
+
+
+def test_ties_improve_is_fuxictr_rule():
+    # FuxiCTR: an AUC exactly best + min_delta is an improvement; Keras needs strictly more
+    keras = EarlyStopping(patience=1, min_delta=0.25, mode="max")
+    fuxi = EarlyStopping(patience=1, min_delta=0.25, mode="max", ties_improve=True)
+    for s in (keras, fuxi):
+        s.update(0.5)
+    assert keras.update(0.75) and not keras.improved
+    assert not fuxi.update(0.75) and fuxi.improved and fuxi.best == 0.75
+    # in min mode as well, and NaN still never improves
+    fuxi_min = EarlyStopping(patience=1, min_delta=0.25, ties_improve=True)
+    fuxi_min.update(1.0)
+    assert not fuxi_min.update(0.75) and fuxi_min.best == 0.75
+    assert fuxi_min.update(math.nan)

@@ -8,25 +8,29 @@ import pytest
 import torch
 from fcn import train
 from fcn.data import SyntheticConfig, make_synthetic
-from fcn.train import EarlyStopping
+from fcn.train import fuxictr_stopper
 
 
 def test_early_stopping_rule_by_hand():
-    # patience 2: 0.6 (best, ep1), 0.7 (best, ep2), 0.65 (bad 1), 0.7 + 5e-7 (< best + 1e-6: bad 2 -> stop)
-    es = EarlyStopping(patience=2)
-    assert es.step(0.6) and es.step(0.7)
-    assert not es.step(0.65) and not es.stopped
-    assert not es.step(0.7 + 5e-7) and es.stopped
-    assert (es.best, es.best_epoch, es.epoch) == (0.7, 2, 4)
+    # patience 2: 0.6 (best), 0.7 (best), 0.65 (bad 1), 0.7 + 5e-7 (< best + 1e-6: bad 2 -> stop)
+    es = fuxictr_stopper(patience=2)
+    assert [es.update(v) or es.improved for v in (0.6, 0.7)] == [True, True]
+    assert not es.update(0.65) and not es.improved
+    assert es.update(0.7 + 5e-7) and not es.improved
+    assert es.best == 0.7
+    # FuxiCTR's tie rule: exactly best + 1e-6 is an improvement
+    es = fuxictr_stopper(patience=1)
+    es.update(0.5)
+    assert not es.update(0.5 + 1e-6) and es.improved
 
 
 def test_early_stopping_counter_resets_on_improvement():
-    es = EarlyStopping(patience=2)
+    es = fuxictr_stopper(patience=2)
     for v in (0.5, 0.4, 0.6, 0.55):  # bad, then a new best resets the count, then bad once
-        es.step(v)
-    assert not es.stopped and es.bad == 1 and es.best_epoch == 3
+        stop = es.update(v)
+    assert not stop and es.bad == 1 and es.best == 0.6
     with pytest.raises(ValueError, match="patience"):
-        EarlyStopping(patience=0)
+        fuxictr_stopper(patience=0)
 
 
 def test_fit_stops_on_patience_and_restores_best_weights(monkeypatch):

@@ -15,7 +15,6 @@ Everything follows FuxiCTR's `BaseModel` (the official code's trainer, rank_mode
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from torch.nn.utils import clip_grad_norm_
 from fcn.data import CTRData
 from fcn.loss import tri_bce
 from fcn.model import DNN, FCN, DCNv2, LogisticRegression, SingleCross
+from xentlab.train.early_stopping import EarlyStopping
 
 ARMS = ("lr", "dnn", "dcnv2", "ecn", "lcn", "fcn_tribce", "fcn_bce")
 
@@ -33,33 +33,13 @@ ARMS = ("lr", "dnn", "dcnv2", "ecn", "lcn", "fcn_tribce", "fcn_bce")
 LR_DECAY_FACTOR = 0.1
 MIN_LR = 1e-6
 MAX_GRADIENT_NORM = 10.0
+FUXICTR_MIN_DELTA = 1e-6
 
 
-@dataclass
-class EarlyStopping:
-    """FuxiCTR's stopping rule on a metric to maximise (val AUC, monitor {'AUC': 1, 'logloss': 0})."""
-
-    patience: int  # consecutive non-improving epochs that end training (official: 2)
-    min_delta: float = 1e-6  # FuxiCTR's default: an improvement must beat the best by this much
-    best: float = -float("inf")
-    best_epoch: int = 0  # 1-based epoch of the best value (0: none yet)
-    bad: int = 0  # consecutive non-improving epochs so far
-    epoch: int = 0
-    stopped: bool = False  # True once the patience rule fired (not when the epoch cap ends the run)
-
-    def __post_init__(self):
-        if self.patience < 1:
-            raise ValueError(f"patience must be >= 1, got {self.patience}")
-
-    def step(self, value: float) -> bool:
-        """Record one epoch's value; returns True if it is the new best (save the weights then)."""
-        self.epoch += 1
-        if value < self.best + self.min_delta:
-            self.bad += 1
-            self.stopped = self.bad >= self.patience
-            return False
-        self.best, self.best_epoch, self.bad = value, self.epoch, 0
-        return True
+def fuxictr_stopper(patience: int) -> EarlyStopping:
+    """FuxiCTR's stopping rule on val AUC (monitor {'AUC': 1, 'logloss': 0}): an epoch improves when its AUC
+    is >= best + 1e-6 (its default min_delta); ``patience`` non-improving epochs in a row end training."""
+    return EarlyStopping(patience, min_delta=FUXICTR_MIN_DELTA, mode="max", ties_improve=True)
 
 
 def lr_decay(opt: torch.optim.Optimizer, factor: float = LR_DECAY_FACTOR, min_lr: float = MIN_LR) -> float:
@@ -134,7 +114,8 @@ def fit(arm: str, data: CTRData, cfg: dict, seed: int, log=None, progress=lambda
     gen = torch.Generator().manual_seed(seed)
     reduce_lr = cfg.get("reduce_lr_on_plateau", True)
     max_norm = cfg.get("max_gradient_norm", MAX_GRADIENT_NORM)
-    stopper, best_state, curve, lr_curve, decays = EarlyStopping(cfg["patience"]), None, [], [], 0
+    stopper, best_state, curve, lr_curve, decays = fuxictr_stopper(cfg["patience"]), None, [], [], 0
+    best_epoch, stopped = 0, False  # 1-based epoch of the best AUC; whether patience (not the cap) ended it
     for epoch in progress(range(cfg["max_epochs"]), desc=arm):
         model.train()
         lr_curve.append(opt.param_groups[0]["lr"])  # the lr this epoch trains with
@@ -147,12 +128,13 @@ def fit(arm: str, data: CTRData, cfg: dict, seed: int, log=None, progress=lambda
         curve.append(val_auc)
         if log is not None:
             log(step=epoch, val_auc=val_auc, train_loss=loss.item(), lr=lr_curve[-1])
-        if stopper.step(val_auc):
-            best_state = copy.deepcopy(model.state_dict())
+        stopped = stopper.update(val_auc)
+        if stopper.improved:
+            best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch + 1
         elif reduce_lr:
             lr_decay(opt)  # FuxiCTR decays on every non-improving epoch, also the one that stops training
-            decays += not stopper.stopped
-        if stopper.stopped:
+            decays += not stopped
+        if stopped:
             break
     model.load_state_dict(best_state)  # restore the best-validation weights (FuxiCTR load_weights)
     p = predict(model, data.x_test)
@@ -161,8 +143,8 @@ def fit(arm: str, data: CTRData, cfg: dict, seed: int, log=None, progress=lambda
         "test_logloss": float(log_loss(data.y_test, np.clip(p, 1e-7, 1 - 1e-7))),
         "val_auc": stopper.best,
         "epochs": len(curve),  # the stopping epoch (== max_epochs when the cap, not patience, ended it)
-        "best_epoch": stopper.best_epoch,
-        "stopped_early": stopper.stopped,
+        "best_epoch": best_epoch,
+        "stopped_early": stopped,
         "lr_decays": decays,  # non-improving epochs trained through at a decayed lr (the last one stops)
         "val_curve": curve,
         "lr_curve": lr_curve,
