@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from ls_llama.sentiment import macro_f1, make_sentiment, polarity_label, sentiment_config
+from ls_llama.sentiment import make_sentiment, polarity_label, sentiment_config
 from ls_llama.seqclf import (
     arm_loss_and_scores,
     build_label_generator,
@@ -71,11 +71,6 @@ def test_task_labels_match_tags_and_are_deterministic():
     )  # pretrained filler words
     with pytest.raises(ValueError, match="n_types=2"):
         make_sentiment(sentiment_config(n_types=3), 0)
-
-
-def test_macro_f1_by_hand():
-    # class 0: TP1 FP0 FN1 -> 2/3; class 1: TP1 FP2 FN0 -> 1/2; class 2: TP0 FP0 FN1 -> 0
-    assert macro_f1(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), 3) == pytest.approx((2 / 3 + 0.5 + 0) / 3)
 
 
 def test_label_head_pools_last_real_token_with_bias_free_score(lm):

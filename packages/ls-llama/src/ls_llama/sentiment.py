@@ -94,16 +94,3 @@ def make_sentiment(cfg: TaggingConfig, seed: int) -> SentimentData:
     }
     # filler ids are 1..filler_vocab (tagging._Vocab); the first six serve as prompt and label words
     return SentimentData(data, labels, prompt_id=1, verbalizers=tuple(range(2, 2 + len(CLASS_NAMES))))
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
-    """Unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN) (0 for a class never seen nor predicted)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    f1s = []
-    for c in range(num_classes):
-        tp = int(((y_pred == c) & (y_true == c)).sum())
-        denom = (
-            2 * tp + int(((y_pred == c) & (y_true != c)).sum()) + int(((y_pred != c) & (y_true == c)).sum())
-        )
-        f1s.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(f1s))

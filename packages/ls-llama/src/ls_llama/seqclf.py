@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import f1_score
 
 from ls_llama.model import LORA_DEFAULTS
-from ls_llama.sentiment import SentimentData, macro_f1
+from ls_llama.sentiment import SentimentData
 from ls_llama.train import FinetuneConfig
 from xentlab.data.tagging import PAD, TaggingSplit, pad_batch
 
@@ -143,7 +144,13 @@ def evaluate(model, arm: str, data: SentimentData, split_name: str, bs: int = 64
             _, scores = arm_loss_and_scores(model, arm, data, toks, pm, y, lengths)
         preds.append(scores.argmax(-1).numpy())
     pred = np.concatenate(preds)
-    out = {"acc": float((pred == labels).mean()), "macro_f1": macro_f1(labels, pred, data.num_classes)}
+    out = {
+        "acc": float((pred == labels).mean()),
+        # macro F1 over all classes, 0 for a class neither present nor predicted (sklearn, zero_division=0)
+        "macro_f1": float(
+            f1_score(labels, pred, labels=list(range(data.num_classes)), average="macro", zero_division=0)
+        ),
+    }
     if valid:
         out["valid_label_rate"] = float(np.concatenate(valid).mean())
     return out
