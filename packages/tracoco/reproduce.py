@@ -1,8 +1,9 @@
 """Reproduce TraCoCo (Liu et al., IEEE TMI 2024, arXiv 2203.14523) at smoke / cpu / full scale.
 
-cpu: MONAI synthetic volumes (4 labelled / 20 unlabelled / 10 test, 48^3), a small MONAI UNet on
-32^3 crops, 300 iterations; supervised-only vs TraCoCo vs TraCoCo without translation consistency,
-scored at the last iteration. full: Left Atrium (8 and 16 labels) and BraTS19 (25 and 50 labels)
+cpu: synthetic volumes (n labelled / 24 - n unlabelled / 10 test, 48^3; the volume spec and n were
+chosen on validation volumes by scripts/select_setting.py so that labels are the bottleneck), a
+small MONAI UNet on 32^3 crops, 300 iterations; supervised-only vs TraCoCo vs TraCoCo without
+translation consistency, and the fully labelled supervised upper bound, scored at the last iteration. full: Left Atrium (8 and 16 labels) and BraTS19 (25 and 50 labels)
 from local h5 folders, V-Net / 3D U-Net and the official hyperparameters.
 
     uv run --package tracoco packages/tracoco/reproduce.py [--scale smoke|cpu|full]
@@ -24,27 +25,35 @@ PAPER = Paper(
     venue="IEEE TMI 2024",
 )
 
-# --- cpu scale: the synthetic task (see README "Data" for how the difficulty was set) ----------
+# --- cpu scale: the synthetic task --------------------------------------------------------------
+# Chosen by the rule of scripts/select_setting.py (README "How the setting was chosen"), on the
+# validation volumes of data seed 1 only: candidate "ellipsoids-hard-n2" (validation gap between
+# 2 and 24 labelled volumes: 13.5 Dice points, mean of pilot seeds 0 and 1; results/setting_selection.json).
 VOLUME_SPEC = dict(
     size=48,
-    num_objs=1,  # one labelled structure per scan (the "atrium") ...
-    rad_min=8,
-    rad_max=13,
-    num_distractors=8,  # ... among smaller unlabelled structures of the same intensity law
-    distractor_rad_min=3,
-    distractor_rad_max=7,
+    shape="ellipsoid",  # one randomly rotated ellipsoid per scan (the "atrium"), semi-axes 5-15 ...
+    num_objs=1,
+    rad_min=5,
+    rad_max=15,
+    num_distractors=8,  # ... among 8 smaller unlabelled ellipsoids of the same intensity law
+    distractor_rad_min=2,
+    distractor_rad_max=8,
     distractor_contrast=1.0,
-    bias_strength=0.8,
+    bias_strength=1.0,
     bias_scale=0.3,
     blur_sigma=1.2,
-    noise_std=0.3,
+    noise_std=0.35,
+    gamma_spread=0.5,  # per-scan contrast curve
+    jitter=0.4,  # per-scan +-40% spread of bias, blur, noise and distractor contrast
 )
+N_TRAIN = 24  # training volumes: N_LABELLED labelled + the rest unlabelled (the upper bound labels all)
+N_LABELLED = 2  # of 24 (8%; the paper's LA: 8 of 80, 10%)
 CPU = dict(
     dataset="synthetic",
     volume_spec=VOLUME_SPEC,
-    data_seed=1,  # data seed 0 was used to set the difficulty; the reported runs use unseen volumes
-    n_labelled=4,
-    n_unlabelled=20,
+    data_seed=1,  # test volumes: indices 24-33; validation (the pilot's): 34-43
+    n_labelled=N_LABELLED,
+    n_unlabelled=N_TRAIN - N_LABELLED,
     n_test=10,
     network="unet_small",
     crop=[32, 32, 32],
@@ -112,17 +121,26 @@ def configs(method: str, full: dict | None = None) -> dict:
 
 EXPERIMENTS = [
     Experiment("supervised", run_unit, configs("supervised", LA), description="labelled volumes only"),
+    Experiment(
+        "supervised_all",
+        run_unit,
+        {
+            "smoke": dict(SMOKE, method="supervised", n_labelled=4, n_unlabelled=0),
+            "cpu": dict(CPU, method="supervised", n_labelled=N_TRAIN, n_unlabelled=0),
+            "full": dict(LA, method="supervised", n_labelled=80),
+        },
+        description="fully supervised upper bound: every training volume labelled",
+    ),
     Experiment("tracoco", run_unit, configs("tracoco", LA), description="the full method"),
     Experiment(
         "no_tc", run_unit, configs("no_tc", LA), description="TraCoCo without translation consistency"
     ),
+    # Not run at cpu scale since the protocol fix: a fifth arm of ~120 CPU-s per seed would take
+    # the run past its ~12 CPU-minute budget (README "previous run" has its numbers on the old setting).
     Experiment(
         "tracoco_class_kl",
         run_unit,
-        {
-            "smoke": dict(SMOKE, method="tracoco", kl_softmax_axis="class", logit_clamp=False),
-            "cpu": dict(CPU, method="tracoco", kl_softmax_axis="class", logit_clamp=False),
-        },
+        {"smoke": dict(SMOKE, method="tracoco", kl_softmax_axis="class", logit_clamp=False)},
         description="TraCoCo with the TC KL over classes per voxel and no logit clamp (the paper's description in words)",
     ),
     Experiment(
@@ -148,9 +166,22 @@ DERIVED = [
     Derived("gain/no_tc_vs_supervised", lambda m: m["no_tc/dice"] - m["supervised/dice"]),
     Derived("gain/tracoco_vs_no_tc", lambda m: m["tracoco/dice"] - m["no_tc/dice"]),
     Derived(
-        "gain/tracoco_class_kl_vs_supervised", lambda m: m["tracoco_class_kl/dice"] - m["supervised/dice"]
+        "gain/tracoco_class_kl_vs_supervised",
+        lambda m: m["tracoco_class_kl/dice"] - m["supervised/dice"],
+        scales=("smoke",),
     ),
+    # the label-scarcity gap on the test volumes, and the share of it that each method closes (%)
+    Derived("gain/all_vs_supervised", lambda m: m["supervised_all/dice"] - m["supervised/dice"]),
+    Derived("gap_closed/tracoco", lambda m: gap_closed(m, "tracoco"), scales=("cpu", "full")),
+    Derived("gap_closed/no_tc", lambda m: gap_closed(m, "no_tc"), scales=("cpu", "full")),
 ]
+
+
+def gap_closed(m: dict, method: str) -> float:
+    """100 (method - supervised) / (supervised_all - supervised): the share of the label gap closed."""
+    gap = m["supervised_all/dice"] - m["supervised/dice"]
+    return 100.0 * (m[f"{method}/dice"] - m["supervised/dice"]) / gap if gap != 0 else float("nan")
+
 
 LA_PAPER = "Left Atrium, V-Net, last iteration: TraCoCo 89.29 Dice (8 labels), 90.94 (16 labels); UA-MT 84.25 / 88.88"
 CLAIMS = [
@@ -175,6 +206,18 @@ CLAIMS = [
         metric="gain/tracoco_vs_no_tc",
         check="> 0",
     ),
+    # Added with the protocol fix: the premise of the three claims above. The setting was chosen so
+    # that this gap is >= 5 Dice points on validation volumes; this checks it on the test volumes.
+    Claim(
+        id="label-gap",
+        statement="The setting is label-limited: supervised-only with every training volume labelled "
+        "beats supervised-only with the claims' labelled volumes by >= 5 Dice points",
+        paper="LA, V-Net (the MC-Net / UA-MT rows of the paper's LA table): 79.99 Dice with 8 labels, "
+        "91.14 with all 80 (not re-checked here)",
+        metric="gain/all_vs_supervised",
+        check=">= 5",
+        scales=("cpu", "full"),
+    ),
 ]
 
 
@@ -186,8 +229,11 @@ def figures(results, out_dir: Path) -> list[Path]:
 
     paths = []
     per = results.per_seed
-    methods = [m for m in ("supervised", "no_tc", "tracoco", "tracoco_class_kl") if m in per]
+    methods = [
+        m for m in ("supervised", "no_tc", "tracoco", "tracoco_class_kl", "supervised_all") if m in per
+    ]
     labels = {
+        "supervised_all": "all labelled\n(upper bound)",
         "supervised": "supervised only",
         "no_tc": "TraCoCo w/o TC",
         "tracoco": "TraCoCo",

@@ -1,9 +1,11 @@
 """xentlab.data.volumes: determinism, the degradations, the cache."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
-from xentlab.data.volumes import VolumeSpec, synthetic_volume, synthetic_volumes
+from xentlab.data.volumes import VolumeSpec, _random_rotation, synthetic_volume, synthetic_volumes
 
 SMALL = VolumeSpec(size=20, num_objs=3, rad_min=2, rad_max=6, num_distractors=2)
 
@@ -64,3 +66,58 @@ def test_spec_validation():
     with pytest.raises(ValueError, match="n must be"):
         synthetic_volumes(0)
     assert VolumeSpec().key() == VolumeSpec().key() != VolumeSpec(noise_std=0.2).key()
+
+
+def test_default_spec_keeps_the_first_release_volumes():
+    # Values recorded with the first release of this module (before the ``shape`` field): the
+    # cache keys and a volume of the default sphere path must not move (other packages rely on it).
+    assert VolumeSpec().key() == "a186b65f7939"
+    assert SMALL.key() == "f137472422ae"
+    img, lab = synthetic_volume(1, seed=3, spec=SMALL)
+    assert hashlib.sha1(lab.tobytes()).hexdigest() == "bfe22267c2d65e4537675e01b64c8b363c919088"
+    assert float(img.astype(np.float64).sum()) == pytest.approx(79.02213905661938, rel=1e-6)
+    assert VolumeSpec(shape="ellipsoid").key() != VolumeSpec().key()
+
+
+def test_random_rotation_is_a_rotation():
+    rs = np.random.RandomState(0)
+    for _ in range(20):
+        r = _random_rotation(rs)
+        np.testing.assert_allclose(r.T @ r, np.eye(3), atol=1e-12)
+        assert np.linalg.det(r) == pytest.approx(1.0)
+
+
+def test_ellipsoids_have_random_axes_and_orientations():
+    # One clean labelled ellipsoid per volume: the label is the image support, its volume matches
+    # 4/3 pi abc within the voxelisation error, and the second moments (principal axes from the
+    # covariance of the voxel coordinates) are unequal and point in different directions per volume.
+    clean = VolumeSpec(
+        size=40,
+        num_objs=1,
+        rad_min=4,
+        rad_max=14,
+        bias_strength=0,
+        blur_sigma=0,
+        noise_std=0,
+        shape="ellipsoid",
+    )
+    axes_dirs = []
+    for i in range(4):
+        img, lab = synthetic_volume(i, seed=0, spec=clean)
+        assert np.array_equal(img > 0, lab.astype(bool)) and img.max() == pytest.approx(1.0)
+        pts = np.argwhere(lab > 0).astype(np.float64)
+        evals, evecs = np.linalg.eigh(np.cov(pts.T))
+        semi = np.sqrt(5 * evals)  # a uniform solid ellipsoid has variance a^2 / 5 along axis a
+        assert 4 - 1 < semi.min() and semi.max() < 14 + 1
+        assert lab.sum() == pytest.approx(4 / 3 * np.pi * np.prod(semi), rel=0.1)
+        assert semi.max() / semi.min() > 1.1  # not a sphere
+        axes_dirs.append(evecs[:, -1])
+    # the long axes of different volumes are not all aligned with one direction
+    assert min(abs(axes_dirs[0] @ d) for d in axes_dirs[1:]) < 0.95
+    # deterministic, and distractors never overwrite the labelled ellipsoid
+    spec = VolumeSpec(size=32, num_objs=1, rad_min=4, rad_max=10, num_distractors=6, shape="ellipsoid")
+    a, la = synthetic_volume(2, seed=5, spec=spec)
+    b, lb = synthetic_volume(2, seed=5, spec=spec)
+    assert np.array_equal(a, b) and np.array_equal(la, lb) and la.any()
+    with pytest.raises(ValueError, match="shape"):
+        VolumeSpec(shape="cube")

@@ -48,7 +48,9 @@ def test_left_atrium_loader_errors(la_root, monkeypatch):
     with pytest.raises(FileNotFoundError, match="TRACOCO_LA_ROOT"):
         left_atrium(None, 2)
     with pytest.raises(ValueError, match="n_labelled"):
-        left_atrium(la_root, 4)
+        left_atrium(la_root, 5)
+    labelled, unlabelled, _ = left_atrium(la_root, 4)  # the fully supervised upper bound
+    assert (len(labelled), len(unlabelled)) == (4, 0)
     (la_root / "CASE_C" / "mri_norm2.h5").unlink()
     with pytest.raises(FileNotFoundError, match="missing"):
         left_atrium(la_root, 2)
@@ -134,3 +136,41 @@ def test_full_scale_networks_map_a_patch_to_two_class_logits(name):
     assert out.shape == (1, 2, 32, 32, 16)
     with pytest.raises(ValueError, match="unknown network"):
         build_network("resnet")
+
+
+def test_synthetic_validation_volumes_follow_the_test_volumes(tmp_path, monkeypatch):
+    # Validation volumes are indices [n_train + n_test, ...) of the same set: never a training or
+    # test volume (volume i depends only on (seed, i)).
+    from tracoco.data import synthetic_split, synthetic_validation
+
+    from xentlab.data.volumes import VolumeSpec, synthetic_volume
+
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path))
+    spec = dict(size=16, num_objs=1, rad_min=3, rad_max=6, num_distractors=1, shape="ellipsoid")
+    lab, unl, test = synthetic_split(1, 1, 1, 7, spec)
+    val = synthetic_validation(2, 1, 2, 7, spec)
+    assert len(val) == 2
+    image, label = synthetic_volume(3, seed=7, spec=VolumeSpec(**spec))
+    assert np.array_equal(val[0][0], image) and np.array_equal(val[0][1], label)
+    for source in (lab, unl, test):
+        assert not np.array_equal(source[0][0], val[0][0])
+    with pytest.raises(ValueError, match="n_val"):
+        synthetic_validation(2, 1, 0, 7, spec)
+
+
+def test_cpu_setting_is_the_one_the_validation_pilot_chose():
+    # reproduce.py's cpu volumes and labelled count must be the candidate that
+    # scripts/select_setting.py chose by its rule (results/setting_selection.json).
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    selection = json.loads((root / "results" / "setting_selection.json").read_text())
+    spec = importlib.util.spec_from_file_location("tracoco_reproduce", root / "reproduce.py")
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    chosen = next(c for c in selection["candidates"] if c["candidate"] == selection["chosen"])
+    assert reproduce.CPU["n_labelled"] == chosen["n_labelled"]
+    assert reproduce.CPU["volume_spec"] == selection["specs"][selection["chosen"].rsplit("-n", 1)[0]]
+    assert reproduce.CPU["n_labelled"] + reproduce.CPU["n_unlabelled"] == 24

@@ -1,7 +1,8 @@
 """Data for both scales: the synthetic CPU split, and the Left Atrium / BraTS19 h5 layouts for ``--scale full``.
 
 CPU scale: one set of MONAI synthetic volumes (``xentlab.data.volumes``), split by index into
-labelled / unlabelled / test volumes.
+labelled / unlabelled / test volumes; the volumes after the test ones are the validation set that
+the setting pilot (``scripts/select_setting.py``) reads, so the test volumes never choose anything.
 
 Full scale, the layouts the official code reads (nothing is downloaded):
 
@@ -40,6 +41,21 @@ def synthetic_split(
         ArraySource(images[a:b], labels[a:b]),
         ArraySource(images[b:], labels[b:]),
     )
+
+
+def synthetic_validation(
+    n_train: int, n_test: int, n_val: int, data_seed: int, spec_kwargs: dict
+) -> ArraySource:
+    """The ``n_val`` validation volumes: indices ``[n_train + n_test, n_train + n_test + n_val)`` of
+    the same set, disjoint from the training and test volumes of ``synthetic_split`` (whose split
+    only reads the first ``n_train + n_test``; volume ``i`` depends on ``(data_seed, i)`` only)."""
+    from xentlab.data.volumes import VolumeSpec, synthetic_volumes
+
+    if n_val < 1:
+        raise ValueError(f"n_val must be >= 1, got {n_val}")
+    start = n_train + n_test
+    vols = synthetic_volumes(start + n_val, seed=data_seed, spec=VolumeSpec(**spec_kwargs))
+    return ArraySource(vols["images"][start:], vols["labels"][start:].astype(np.int64))
 
 
 def read_list(path: Path) -> list[str]:
@@ -96,8 +112,9 @@ def left_atrium(root: str | Path | None, n_labelled: int) -> tuple[H5Source, H5S
     root = _check_root(root, "Left Atrium", "TRACOCO_LA_ROOT")
     train = read_list(_find_list(root, ("train.list",)))
     test = read_list(_find_list(root, ("test.list", "eval.list")))
-    if not 0 < n_labelled < len(train):
-        raise ValueError(f"n_labelled must be in (0, {len(train)}), got {n_labelled}")
+    # n_labelled == len(train) is the fully supervised upper bound (no unlabelled cases)
+    if not 0 < n_labelled <= len(train):
+        raise ValueError(f"n_labelled must be in (0, {len(train)}], got {n_labelled}")
     paths = {c: root / c / "mri_norm2.h5" for c in train + test}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:

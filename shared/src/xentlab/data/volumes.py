@@ -10,7 +10,11 @@ trivial (a threshold segments it), so each volume is then degraded the way MR im
 4. optional **distractors**: unlabelled spheres (their own radius range, intensity scaled by
    ``distractor_contrast``), so brightness alone does not decide the class;
 5. optional per-volume **gamma** of the clean intensities and per-volume **jitter** of the
-   degradation strengths (a spread of scanners/sites).
+   degradation strengths (a spread of scanners/sites);
+6. optional **ellipsoids** (``shape="ellipsoid"``) instead of MONAI's spheres: every object gets its
+   own three semi-axes and a uniformly random 3D rotation, so the shapes vary from scan to scan and
+   a network has to learn that variety from data (the default ``"sphere"`` keeps MONAI's spheres and
+   the volumes exactly as before).
 
 Intensities: each ``create_test_image_3d`` call rescales its spheres to a maximum of 1, so with
 ``num_objs=1`` the labelled sphere has intensity 1 and the distractors span about [0.5, 1]
@@ -66,6 +70,10 @@ class VolumeSpec:
     jitter: float = 0.0
     """per-volume variability: each volume scales bias_strength, blur_sigma, noise_std and
     distractor_contrast by its own factor drawn from U(1 - jitter, 1 + jitter) (scanner/site spread)"""
+    shape: str = "sphere"
+    """'sphere': MONAI's ``create_test_image_3d`` spheres (radius ``randint(rad_min, rad_max)``);
+    'ellipsoid': each object (labelled and distractor) has three semi-axes drawn from
+    U(rad_min, rad_max) (distractors: their own range) and a uniformly random rotation"""
 
     def __post_init__(self) -> None:
         if self.rad_min < 1 or self.rad_max <= self.rad_min:
@@ -88,10 +96,25 @@ class VolumeSpec:
             raise ValueError(f"gamma_spread must be non-negative, got {self.gamma_spread}")
         if not 0.0 <= self.jitter < 1.0:
             raise ValueError(f"jitter must be in [0, 1), got {self.jitter}")
+        if self.shape not in SHAPES:
+            raise ValueError(f"shape must be one of {SHAPES}, got {self.shape!r}")
 
     def key(self) -> str:
-        """A short stable hash of the spec, for cache file names."""
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """A short stable hash of the spec, for cache file names.
+
+        Fields added after the first version are left out of the hash while they hold their
+        default, so the specs that existed before them keep their keys (and their cache files).
+        """
+        fields = asdict(self)
+        for name, default in _LATE_DEFAULTS.items():
+            if fields[name] == default:
+                del fields[name]
+        return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+SHAPES = ("sphere", "ellipsoid")
+# Spec fields added after the first release, with the default that reproduces the older volumes.
+_LATE_DEFAULTS = {"shape": "sphere"}
 
 
 def _volume_rng(seed: int, index: int) -> np.random.RandomState:
@@ -110,6 +133,36 @@ def _bias_field(rs: np.random.RandomState, size: int, strength: float, scale: fl
     field = field - field.mean()
     field = field / max(np.abs(field).max(), 1e-12)
     return np.exp(strength * field)
+
+
+def _random_rotation(rs: np.random.RandomState) -> np.ndarray:
+    """A rotation matrix uniform on SO(3): QR of a Gaussian matrix, signs fixed by diag(R) > 0
+    (Mezzadri 2007), then a reflection flipped into a rotation."""
+    q, r = np.linalg.qr(rs.standard_normal((3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def _ellipsoids(
+    rs: np.random.RandomState, size: int, num: int, rad_min: int, rad_max: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``num`` randomly rotated ellipsoids, drawn like MONAI's spheres otherwise: centre in
+    [rad_max, size - rad_max) per axis (so every semi-axis < rad_max fits), intensity U(0.5, 1),
+    later objects over earlier ones, image rescaled to a maximum of 1. Returns (image, label)."""
+    image = np.zeros((size,) * 3)
+    grid = np.stack(np.meshgrid(*(np.arange(size),) * 3, indexing="ij"), axis=-1).astype(np.float64)
+    for _ in range(num):
+        centre = rs.randint(rad_max, size - rad_max, size=3)
+        axes = rs.uniform(rad_min, rad_max, size=3)
+        rot = _random_rotation(rs)
+        # p inside iff sum_k ((R^T (p - c))_k / a_k)^2 <= 1, with R's columns the ellipsoid's axes
+        local = (grid - centre) @ rot
+        inside = ((local / axes) ** 2).sum(axis=-1) <= 1.0
+        image[inside] = rs.random_sample() * 0.5 + 0.5
+    label = (image > 0).astype(np.uint8)
+    return image / max(image.max(), 1e-12), label
 
 
 def synthetic_volume(
@@ -131,23 +184,29 @@ def synthetic_volume(
     j = spec.jitter
     f_bias, f_blur, f_noise, f_contrast = rs.uniform(1 - j, 1 + j, size=4) if j > 0 else (1.0,) * 4
     gamma = float(np.exp(rs.uniform(-spec.gamma_spread, spec.gamma_spread))) if spec.gamma_spread > 0 else 1.0
-    # MONAI's spheres: label 1 inside, image intensity U(0.5, 1) per sphere (num_seg_classes=1),
-    # no MONAI noise (noise_max=0), then min-max rescaled to [0, 1].
-    image, label = create_test_image_3d(
-        s, s, s, num_objs=spec.num_objs, rad_max=spec.rad_max, rad_min=spec.rad_min,
-        noise_max=0.0, num_seg_classes=1, random_state=rs,
-    )  # fmt: skip
+    d_max = spec.rad_max if spec.distractor_rad_max is None else spec.distractor_rad_max
+    d_min = spec.rad_min if spec.distractor_rad_min is None else spec.distractor_rad_min
+    if spec.shape == "ellipsoid":
+        image, label = _ellipsoids(rs, s, spec.num_objs, spec.rad_min, spec.rad_max)
+    else:
+        # MONAI's spheres: label 1 inside, image intensity U(0.5, 1) per sphere (num_seg_classes=1),
+        # no MONAI noise (noise_max=0), then min-max rescaled to [0, 1].
+        image, label = create_test_image_3d(
+            s, s, s, num_objs=spec.num_objs, rad_max=spec.rad_max, rad_min=spec.rad_min,
+            noise_max=0.0, num_seg_classes=1, random_state=rs,
+        )  # fmt: skip
     image = image.astype(np.float64)
     label = (label > 0).astype(np.uint8)
     if spec.num_distractors:
-        # Unlabelled spheres (dimmer by distractor_contrast, sizes from their own range); they never
-        # overwrite a labelled voxel (a labelled sphere is in front).
-        distract, _ = create_test_image_3d(
-            s, s, s, num_objs=spec.num_distractors,
-            rad_max=spec.rad_max if spec.distractor_rad_max is None else spec.distractor_rad_max,
-            rad_min=spec.rad_min if spec.distractor_rad_min is None else spec.distractor_rad_min,
-            noise_max=0.0, num_seg_classes=1, random_state=rs,
-        )  # fmt: skip
+        # Unlabelled objects (dimmer by distractor_contrast, sizes from their own range); they never
+        # overwrite a labelled voxel (a labelled object is in front).
+        if spec.shape == "ellipsoid":
+            distract, _ = _ellipsoids(rs, s, spec.num_distractors, d_min, d_max)
+        else:
+            distract, _ = create_test_image_3d(
+                s, s, s, num_objs=spec.num_distractors, rad_max=d_max, rad_min=d_min,
+                noise_max=0.0, num_seg_classes=1, random_state=rs,
+            )  # fmt: skip
         image = np.where(label > 0, image, min(spec.distractor_contrast * f_contrast, 1.0) * distract)
     image = image**gamma
     image = image * _bias_field(rs, s, spec.bias_strength * f_bias, spec.bias_scale)
