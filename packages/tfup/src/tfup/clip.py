@@ -6,7 +6,7 @@ give ``dim``-d features. ``encode_*`` return the *raw* (unnormalised) features, 
 ``encode_image`` / ``encode_text`` do (TFUP normalises where the official code does). Trained with
 the symmetric InfoNCE loss (logit scale fixed at 100 by default) on ``captioned_shapes`` in the 'plain'
 style, with generic shift / brightness / contrast augmentation (never the target's 'texture' style), then
-frozen; cached under ``xentlab.data.cache_dir("tfup")`` keyed by its config. The defaults are the stand-in
+frozen; cached under ``xentlab.data.cache_dir("tfup")`` keyed by its config and ``CODE_VERSION``. The defaults are the stand-in
 chosen on the validation pool (README, "Protocol fix"); the first run's was n_groups 1500, channels 32,
 steps 1500, warmup_steps 50, no augmentation.
 """
@@ -28,6 +28,14 @@ from torch import nn
 
 from xentlab.data.cache import atomic_write_bytes, cache_dir, file_lock
 from xentlab.data.captioned_shapes import CaptionedShapesConfig, Vocab, load_captioned_shapes
+from xentlab.train.schedules import warmup_cosine_lr
+
+CODE_VERSION = 3
+"""Version of the stand-in's training code, part of the cache key (``ClipConfig.key``): bump it whenever a
+change to ``train_clip`` / ``TinyClip`` / ``augment`` / ``clip_loss`` (or the source data) changes what a config
+trains, so a stale cached model is never reused. 2: the first two cpu runs (the key's old ``"v": 2``; rate =
+warm-up ramp x a cosine over all steps). 3: the rate is ``xentlab.train.schedules.warmup_cosine_lr`` (linear
+warm-up to ``lr``, then a half-cosine to 0 over the steps after warm-up)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,8 @@ class ClipConfig:
     batch: int = 128
     lr: float = 2e-3
     warmup_steps: int = 200
-    """linear warm-up of the rate, then cosine decay to 0 over ``steps``"""
+    """linear warm-up of the rate to ``lr`` over these steps, then a half-cosine towards 0 (reached one step
+    after the last; ``xentlab.train.schedules.warmup_cosine_lr``)"""
     aug_shift: int = 2
     """training augmentation: random translation by up to this many pixels (edge-replicate padding);
     no flips, since a flip swaps 'left of' / 'right of' in the caption"""
@@ -62,7 +71,8 @@ class ClipConfig:
     seed: int = 0
 
     def key(self) -> str:
-        blob = json.dumps({**dataclasses.asdict(self), "v": 2}, sort_keys=True)
+        """Cache key: the config and the training code's ``CODE_VERSION``."""
+        blob = json.dumps({**dataclasses.asdict(self), "code_version": CODE_VERSION}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
     def data(self) -> CaptionedShapesConfig:
@@ -126,6 +136,15 @@ def augment(x: torch.Tensor, shift: int, photo: float, gen: torch.Generator) -> 
     return x.clamp(0, 1)
 
 
+def clip_lr(cfg: ClipConfig, step: int) -> float:
+    """The stand-in's rate at ``step``: the shared ``warmup_cosine_lr`` (CODE_VERSION 3) with a warm-up of
+    ``cfg.warmup_steps`` steps (given to it as a fraction of ``cfg.steps``) up to ``cfg.lr``, then a half-cosine
+    towards 0 (reached one step after the last)."""
+    return warmup_cosine_lr(
+        step, cfg.steps, lr=cfg.lr, warmup=cfg.warmup_steps / cfg.steps, final_lr_frac=0.0
+    )
+
+
 def train_clip(cfg: ClipConfig, log: Callable | None = None) -> TinyClip:
     torch.manual_seed(cfg.seed)
     data = load_captioned_shapes(cfg.data(), seed=cfg.data_seed)
@@ -136,9 +155,8 @@ def train_clip(cfg: ClipConfig, log: Callable | None = None) -> TinyClip:
     gen = torch.Generator().manual_seed(cfg.seed)
     model.train()
     for step in range(cfg.steps):
-        for g in opt.param_groups:  # linear warm-up then cosine
-            warm = min(1.0, (step + 1) / cfg.warmup_steps)
-            g["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        for g in opt.param_groups:
+            g["lr"] = clip_lr(cfg, step)
         b = torch.from_numpy(rng.choice(len(data), cfg.batch, replace=False))
         xb = data.x[b]
         if cfg.aug_shift > 0 or cfg.aug_photo > 0:
