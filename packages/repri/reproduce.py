@@ -82,6 +82,9 @@ EXPERIMENTS = [
         "fewshot",
         fewshot,
         {"smoke": SMOKE, "cpu": CPU, "full": FULL},
+        # version 2 (fourth cpu run): the base-class mIoU on the test pool is named base_test_miou (was
+        # base_val_miou), so earlier units, which carry the old name, are recomputed
+        version="2",
         description="base CE training + transductive inference arms on novel-class episodes",
     )
 ]

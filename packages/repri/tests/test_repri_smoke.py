@@ -20,3 +20,6 @@ def test_smoke(tmp_path):
             value = metrics[f"fewshot/miou_{shots}shot_{arm}"]["mean"]
             assert 0.0 <= value <= 100.0
     assert "gain/repri_vs_ce_5shot_minus_1shot" in metrics
+    # the base-class mIoU is measured on the test pool and named so (it was misnamed base_val_miou)
+    assert 0.0 <= metrics["fewshot/base_test_miou"]["mean"] <= 100.0
+    assert not any("base_val" in k for k in metrics)
