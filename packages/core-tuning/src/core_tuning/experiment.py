@@ -1,7 +1,7 @@
 """One fine-tuning arm at one seed: CE-tuning or Core-tuning from the shared SimCLR checkpoint.
 
 Both arms share the checkpoint, the labelled subset, the network (classifier and contrastor built in the same
-order, so the same seed gives the same initial heads), the augmentation, SGD (lr 0.01, momentum 0.9, Nesterov,
+order, so the same seed gives the same initial heads), the augmentation, SGD (official lr 0.01; the cpu scale uses 0.1, see reproduce.py; momentum 0.9, Nesterov,
 weight decay 1e-4, cosine annealing per epoch: the official optimiser and scheduler), the batch size and the
 number of steps. They differ only in the loss:
 
@@ -28,6 +28,7 @@ from core_tuning.focal_supcon import TEMPERATURE, focal_supcon_loss
 from core_tuning.mixup import HARD_NEGATIVE_FLOOR, feature_mixup, soft_cross_entropy
 from core_tuning.model import FineTuneNet, build_backbone
 from core_tuning.pretrain import PretrainConfig, load_pool, pretrained_backbone
+from core_tuning.probe import frozen_features, linear_probe_accuracy
 from xentlab.data.augment import AugmentConfig, augment
 
 ARMS = ("ce", "core")
@@ -108,7 +109,16 @@ def class_cosines(feats: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     return float(sim[same & off].mean()), float(sim[~same].mean())
 
 
-def run(cfg: RunConfig, seed: int, *, device, log: Callable[..., None], progress=lambda it, **kw: it) -> dict:
+def run(
+    cfg: RunConfig,
+    seed: int,
+    *,
+    device,
+    log: Callable[..., None],
+    progress=lambda it, **kw: it,
+    score_test: bool = True,
+) -> dict:
+    """Fine-tune one arm; ``score_test=False`` (the protocol pilot) never touches the test set."""
     if cfg.arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, got {cfg.arm!r}")
     t0 = time.time()
@@ -119,6 +129,9 @@ def run(cfg: RunConfig, seed: int, *, device, log: Callable[..., None], progress
 
     backbone = build_backbone(pre.widths, pre.convs_per_stage)
     backbone.load_state_dict(ckpt["state_dict"])
+    # strength of the checkpoint: linear probe fitted on the labelled training split, scored on validation
+    probe_val_acc = linear_probe_accuracy(frozen_features(backbone, x_tr), y_tr.numpy(),
+                                          frozen_features(backbone, x_va), y_va.numpy())  # fmt: skip
     model = FineTuneNet(backbone, NUM_CLASSES, cfg.contrast_dim).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay, nesterov=True)  # fmt: skip
@@ -170,18 +183,25 @@ def run(cfg: RunConfig, seed: int, *, device, log: Callable[..., None], progress
         log(step=epoch, ce=curves["ce_loss"][-1], con=curves["con_loss"][-1], val_acc=val_acc)
     if not np.isfinite(curves["ce_loss"] + curves["con_loss"]).all():
         raise FloatingPointError(f"loss became non-finite for arm {cfg.arm}, seed {seed}")
-    final_test_acc, _ = evaluate(model, x_te, y_te, device)
-    model.load_state_dict(best_state)
-    test_acc, feats = evaluate(model, x_te, y_te, device)
-    intra, inter = class_cosines(feats, y_te)
-    return {
-        "test_acc": test_acc,
-        "final_test_acc": final_test_acc,
+    out = {
         "best_val_acc": best_val,
         "best_epoch": best_epoch + 1,
+        "final_val_acc": curves["val_acc"][-1],
+        "final_train_acc": curves["train_acc"][-1],
         "val_acc_before_finetuning": val_acc0,
-        "test_intra_class_cos": intra,
-        "test_inter_class_cos": inter,
+        "pretrain_probe_val_acc": probe_val_acc,
+    }
+    if score_test:  # the test set is scored once, after training
+        final_test_acc, _ = evaluate(model, x_te, y_te, device)
+        model.load_state_dict(best_state)
+        test_acc, feats = evaluate(model, x_te, y_te, device)
+        intra, inter = class_cosines(feats, y_te)
+        out.update(test_acc=test_acc, final_test_acc=final_test_acc, test_intra_class_cos=intra,
+                   test_inter_class_cos=inter)  # fmt: skip
+    if "cpu_s" in ckpt:  # absent in cache files written before it was recorded
+        out["pretrain_cpu_s"] = float(ckpt["cpu_s"])
+    return {
+        **out,
         "final_con_loss": curves["con_loss"][-1],
         "pretrain_final_ntxent": float(ckpt["curve"][-1]),
         "pretrain_time_s": float(ckpt["time_s"]),

@@ -60,8 +60,19 @@ def load_pool(cfg: PretrainConfig):
     return load_shapes(ShapesConfig(n_per_class=cfg.n_per_class, size=cfg.size), seed=0)
 
 
-def train_simclr(cfg: PretrainConfig, x: torch.Tensor, device, log: Callable[..., None]) -> tuple[dict, list]:
-    """Pre-train a backbone with NT-Xent on two augmented views; returns (backbone state_dict, loss per epoch)."""
+def train_simclr(
+    cfg: PretrainConfig,
+    x: torch.Tensor,
+    device,
+    log: Callable[..., None],
+    on_epoch: Callable[[int, dict, list], None] | None = None,
+) -> tuple[dict, list]:
+    """Pre-train a backbone with NT-Xent on two augmented views; returns (backbone state_dict, loss per epoch).
+
+    ``on_epoch(e, state_dict, curve)`` (optional) sees the backbone after epoch ``e`` (1-based). Adam's lr is
+    constant and the data order / augmentation stream of an epoch does not depend on ``cfg.epochs``, so the
+    snapshot after epoch e equals the final state of an e-epoch run (tested): the backbone-selection pilot
+    (scripts/select_protocol.py) reads every candidate length off one run."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     backbone = build_backbone(cfg.widths, cfg.convs_per_stage).to(device)
@@ -84,21 +95,36 @@ def train_simclr(cfg: PretrainConfig, x: torch.Tensor, device, log: Callable[...
             losses.append(loss.item())
         curve.append(float(np.mean(losses)))
         log(pretrain_epoch=epoch, ntxent=curve[-1])
+        if on_epoch is not None:
+            on_epoch(
+                epoch + 1, {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}, curve
+            )
     if not np.isfinite(curve).all():
         raise FloatingPointError("NT-Xent became non-finite during pre-training")
     return {k: v.detach().cpu() for k, v in backbone.state_dict().items()}, curve
 
 
+def checkpoint_path(cfg: PretrainConfig):
+    return cache_dir("core_tuning") / f"simclr-{cfg.key()}.pt"
+
+
+def save_checkpoint(cfg: PretrainConfig, state: dict, curve: list, time_s: float, cpu_s: float) -> None:
+    """Write one pre-training result to the cache (atomic): what ``pretrained_backbone`` reads back."""
+    buf = io.BytesIO()
+    torch.save({"state_dict": state, "curve": list(curve), "time_s": time_s, "cpu_s": cpu_s}, buf)
+    atomic_write_bytes(checkpoint_path(cfg), buf.getvalue())
+
+
 def pretrained_backbone(cfg: PretrainConfig, device, log: Callable[..., None] = lambda **k: None) -> dict:
-    """The cached pre-training result {"state_dict", "curve", "time_s"}, training it first if missing."""
-    path = cache_dir("core_tuning") / f"simclr-{cfg.key()}.pt"
+    """The cached pre-training result {"state_dict", "curve", "time_s", "cpu_s"}, training it first if missing.
+
+    ``time_s`` is wall time, ``cpu_s`` the process CPU time of the training (absent in old cache files)."""
+    path = checkpoint_path(cfg)
     with file_lock(path.with_suffix(".lock")):
         if not path.exists():
-            t0 = time.time()
+            t0, c0 = time.time(), time.process_time()
             x = load_pool(cfg).x.float()
             with torch.random.fork_rng(devices=[] if torch.device(device).type == "cpu" else None):
                 state, curve = train_simclr(cfg, x, device, log)
-            buf = io.BytesIO()
-            torch.save({"state_dict": state, "curve": curve, "time_s": time.time() - t0}, buf)
-            atomic_write_bytes(path, buf.getvalue())
+            save_checkpoint(cfg, state, curve, time.time() - t0, time.process_time() - c0)
     return torch.load(path, map_location="cpu", weights_only=True)
