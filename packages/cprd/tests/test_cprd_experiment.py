@@ -5,7 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cprd.experiment import RunConfig, fixed_batches, retrieval_metrics
+from cprd.experiment import (
+    RunConfig,
+    fixed_batches,
+    get_teacher,
+    load_data,
+    load_val,
+    retrieval_metrics,
+    train_student,
+)
 from cprd.models import CrossEncoder, DualEncoder
 
 from xentlab.testing import run_smoke
@@ -78,10 +86,12 @@ def _load_repro():
 def test_long_budget_arms_differ_only_in_steps_and_short_arms_are_unchanged():
     repro = _load_repro()
     exps = {e.name: e for e in repro.EXPERIMENTS}
-    base = dict(train_groups=400, test_groups=50, n_colours=4, n_shapes=4, t_steps=1600, s_steps=700)
-    # the 700-step arms keep the exact cpu config of the committed run (their units must resume)
+    # protocol fix 2: only the teacher budget changes (chosen by the validation pilot), all units recompute
+    assert repro.TEACHER_STEPS in (1600, 3200, 4800)
+    base = dict(train_groups=400, test_groups=50, n_colours=4, n_shapes=4, t_steps=repro.TEACHER_STEPS,
+                s_steps=700)  # fmt: skip
     for arm in ("teacher", "itc", "kl", "listmle", "cprd"):
-        assert exps[arm].config("cpu") == {**base, "arm": arm} and exps[arm].version == "1"
+        assert exps[arm].config("cpu") == {**base, "arm": arm} and exps[arm].version == "2"
     for arm in ("itc", "kl", "listmle", "cprd"):
         long = exps[f"{arm}_long"]
         assert long.config("cpu") == {**base, "arm": arm, "s_steps": 2000}
@@ -91,3 +101,50 @@ def test_long_budget_arms_differ_only_in_steps_and_short_arms_are_unchanged():
     assert checks["cprd-beats-itc-long"] == checks["cprd-beats-itc"] == ">= 2.0"
     assert checks["cprd-at-least-kl-long"] == checks["cprd-at-least-kl"] == ">= 0.0"
     assert checks["teacher-beats-student-long"] == checks["teacher-beats-student"] == "> 0"
+
+
+SMOKE_TEACHER = RunConfig(train_groups=24, test_groups=8, n_colours=4, n_shapes=4, t_steps=4, t_batch=8,
+                          batch_groups=4, arm="teacher")  # fmt: skip
+
+
+def test_teacher_is_trained_on_one_thread_and_the_callers_count_is_restored(tmp_path, monkeypatch):
+    # the cached teacher must not depend on --threads: float reductions change with the thread count
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path))  # an empty cache: the teacher is trained here
+    seen = []
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        get_teacher(SMOKE_TEACHER, log=lambda **k: seen.append(torch.get_num_threads()))
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_cached_teacher_is_rebuilt_when_its_data_differ(tmp_path, monkeypatch):
+    from xentlab.data.cache import cache_dir
+
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path))
+
+    trained = []
+    first = get_teacher(SMOKE_TEACHER, log=lambda **k: trained.append(1))
+    assert trained and "val_metrics" in first and len(first["data_sha1"]) == 40
+    path = cache_dir("cprd") / f"teacher-{SMOKE_TEACHER.teacher_key()}.pt"
+    trained.clear()
+    get_teacher(SMOKE_TEACHER, log=lambda **k: trained.append(1))
+    assert not trained  # same data: loaded from the cache
+    torch.save({**first, "data_sha1": "stale"}, path)  # as if trained on images of an older generator
+    again = get_teacher(SMOKE_TEACHER, log=lambda **k: trained.append(1))
+    assert trained and again["data_sha1"] == first["data_sha1"]
+    assert torch.equal(again["batch_scores"], first["batch_scores"])  # and retrained identically
+
+
+def test_validation_split_is_its_own_sample_and_only_on_request():
+    train, test = load_data(SMOKE_TEACHER)
+    val = load_val(SMOKE_TEACHER)
+    assert val.x.shape == test.x.shape and not torch.equal(val.x, test.x)
+    cfg = RunConfig(**{**SMOKE_TEACHER.__dict__, "arm": "itc", "s_steps": 2})
+    batches = fixed_batches(cfg, cfg.train_groups)
+    no_teacher = {"batches": batches, "batch_scores": torch.zeros(len(batches), 16, 16)}
+    with pytest.raises(ValueError, match="split"):
+        train_student(cfg, 0, no_teacher, split="train")
