@@ -4,10 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from coco_milp.experiment import RunConfig, primal_gap, run
+from coco_milp.data import DataConfig, load_dataset
+from coco_milp.experiment import RunConfig, primal_gap, run, train
 from coco_milp.graph import encode
 from coco_milp.instances import generate_set_cover
-from coco_milp.solve import label_instance, solve_pas
+from coco_milp.solve import label_instance, solve_pas, solve_plain
 
 from xentlab.testing import run_smoke
 
@@ -48,6 +49,37 @@ def test_pas_trust_region_delta_zero_fixes():
     r = solve_pas(inst, scores, k0=10, k1=0, delta=0, node_limit=1000)
     if np.isfinite(r.obj):
         assert r.sols[0][:10].sum() == 0
+
+
+def test_budget_heuristics_off_is_deterministic_and_checked():
+    inst = generate_set_cover(20, 40, 0.1, np.random.default_rng(4))
+    best = label_instance(inst, time_limit=5.0).obj
+    a, b = solve_plain(inst, 5, "off"), solve_plain(inst, 5, "off")
+    assert a.obj == b.obj and a.n_nodes <= 5  # node limit, no wall clock: same answer every time
+    assert a.obj >= best - 1e-9 or not np.isfinite(a.obj)
+    with pytest.raises(ValueError, match="heuristics"):
+        solve_plain(inst, 5, "aggressive")
+
+
+def test_data_key_unchanged_without_label_node_limit():
+    # the first protocol's cpu label cache stays valid: adding label_node_limit (None) keeps the key
+    old = DataConfig(n_rows=150, n_cols=300, density=0.05, n_train=60, n_val=10, n_test=20)
+    assert old.key() == "cfa3e7ecb3466a20"
+    assert DataConfig(label_node_limit=200).key() != DataConfig().key()
+
+
+def test_early_stopping_keeps_best_epoch():
+    dcfg = dict(n_rows=15, n_cols=30, density=0.15, n_train=3, n_val=2, n_test=1, label_time_limit=0.5,
+                label_node_limit=50)  # fmt: skip
+    data = load_dataset(DataConfig(**dcfg), use_cache=False)
+    cfg = RunConfig(loss="bce", icc=False, data=dcfg, epochs=40, lr=3e-2, patience=2, run_pas=False)
+    tr = train(cfg, data, seed=0)
+    vals = [v for _, v in tr.curve]
+    assert tr.epochs_run == len(vals) <= 40
+    assert tr.best_epoch == int(np.argmin(vals)) and tr.best_val == min(vals)
+    if tr.stopped_early:  # the last `patience` epochs did not improve on the best
+        assert tr.epochs_run < 40 and min(vals[-2:]) >= tr.best_val and tr.best_epoch == len(vals) - 3
+    assert [v for _, v in train(cfg, data, seed=0).curve] == vals  # deterministic given the seed
 
 
 def test_primal_gap():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -29,12 +30,20 @@ class DataConfig:
     n_val: int = 10
     n_test: int = 20
     data_seed: int = 0  # instances are the same for every training seed
-    label_time_limit: float = 2.0  # seconds of SCIP per instance for the labelling solve
+    label_time_limit: float = 2.0  # seconds of SCIP per instance for the labelling solve (wall clock)
+    # a node limit for the labelling solve (deterministic, unlike the wall-clock limit on a shared machine);
+    # None = no node limit (the first protocol)
+    label_node_limit: int | None = None
     max_sols: int = 50  # pool size kept (process_data.py: max_solutions=50)
-    pas_node_limit: int = 1  # the tight, deterministic budget for plain SCIP and predict-and-search
+    # the budget of the plain-SCIP solve stored with the test labels (default SCIP); the first protocol's
+    # budget for plain SCIP and PaS. The second protocol sets RunConfig.budget_* instead.
+    pas_node_limit: int = 1
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        d = asdict(self)
+        if d["label_node_limit"] is None:  # keeps the key (and the label cache) of the first protocol
+            del d["label_node_limit"]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -46,28 +55,39 @@ class Labelled:
     plain_obj: float  # plain SCIP under the tight budget
 
 
-def _build(cfg: DataConfig) -> dict[str, list[Labelled]]:
+def _label(args):
+    inst, cfg = args
+    return label_instance(inst, cfg.label_time_limit, cfg.max_sols, cfg.label_node_limit)
+
+
+def _build(cfg: DataConfig, workers: int = 1) -> dict[str, list[Labelled]]:
     rng = np.random.default_rng(cfg.data_seed)
+    sizes = (("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test))
+    # one generator stream in split order (the instances do not depend on the labelling)
+    insts = [(split, generate_set_cover(cfg.n_rows, cfg.n_cols, cfg.density, rng)) for split, n in sizes
+             for _ in range(n)]  # fmt: skip
+    jobs = [(inst, cfg) for _, inst in insts]
+    if workers > 1:  # the labelling solves are independent (and deterministic with a node limit)
+        with ProcessPoolExecutor(workers) as ex:
+            labs = list(ex.map(_label, jobs))
+    else:
+        labs = [_label(j) for j in jobs]
     out: dict[str, list[Labelled]] = {"train": [], "val": [], "test": []}
-    for split, n in (("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)):
-        for _ in range(n):
-            inst = generate_set_cover(cfg.n_rows, cfg.n_cols, cfg.density, rng)
-            lab = label_instance(inst, cfg.label_time_limit, cfg.max_sols)
-            plain = solve_plain(inst, cfg.pas_node_limit) if split == "test" else None
-            out[split].append(
-                Labelled(inst, lab.sols, lab.objs, lab.obj, plain.obj if plain else float("nan"))
-            )
+    for (split, inst), lab in zip(insts, labs):
+        plain = solve_plain(inst, cfg.pas_node_limit) if split == "test" else None
+        out[split].append(Labelled(inst, lab.sols, lab.objs, lab.obj, plain.obj if plain else float("nan")))
     return out
 
 
-def load_dataset(cfg: DataConfig, use_cache: bool = True) -> dict[str, list[Labelled]]:
+def load_dataset(cfg: DataConfig, use_cache: bool = True, workers: int = 1) -> dict[str, list[Labelled]]:
+    """The labelled splits; `workers` > 1 labels the instances in parallel processes when building."""
     if not use_cache:
-        return _build(cfg)
+        return _build(cfg, workers)
     root = cache_dir("coco_milp")
     path = root / f"setcover-{cfg.key()}.pkl"
     with file_lock(root / f"setcover-{cfg.key()}.lock"):
         if path.exists():
             return pickle.loads(path.read_bytes())
-        data = _build(cfg)
+        data = _build(cfg, workers)
         atomic_write_bytes(path, pickle.dumps(data))
         return data

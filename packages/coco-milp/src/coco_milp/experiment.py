@@ -1,5 +1,10 @@
 """One (condition, seed) unit: train the GNN with one loss, pick the best-validation-loss epoch, evaluate.
 
+Training (train.py::main): Adam, batch 1, the validation loss after every epoch, and the best-validation
+checkpoint kept. With `patience` set, training also stops once `patience` epochs in a row did not lower
+the validation loss (xentlab.train.early_stopping; the official code has no early stopping and runs up to
+5000 epochs, so the cpu protocol needs a stopping rule; `epochs` is then the cap).
+
 Conditions: PS (weighted BCE, no ICC), VCL only (no ICC, alpha = 0), CoCo (VCL + rank + ICC).
 Metrics on the test instances (means over instances), against the best known solution x* (the best
 solution of the labelling solve):
@@ -24,7 +29,8 @@ from coco_milp.data import DataConfig, Labelled, load_dataset
 from coco_milp.graph import encode
 from coco_milp.losses import coco_loss, vcl_loss, weighted_bce
 from coco_milp.model import GNNPolicy
-from coco_milp.solve import solve_pas
+from coco_milp.solve import solve_pas, solve_plain
+from xentlab.train.early_stopping import EarlyStopping
 
 
 @dataclass
@@ -32,8 +38,9 @@ class RunConfig:
     loss: str = "coco"  # "bce" (PS) | "vcl" | "coco"
     icc: bool = True  # the intra-constraint competitive layer
     data: dict = field(default_factory=dict)  # DataConfig fields
-    epochs: int = 20
-    lr: float = 1e-3  # official 1e-4 over up to 5000 epochs; 1e-3 for the short budget (notes)
+    epochs: int = 20  # the epoch cap (official: 5000)
+    lr: float = 1e-3  # official 1e-4 (train.py); the cpu protocol uses 1e-4 (reproduce.py)
+    patience: int | None = None  # early stopping on the validation loss; None = run all `epochs`
     emb: int = 64
     depth: int = 2
     tau: float = 0.1
@@ -44,6 +51,10 @@ class RunConfig:
     k1: int = 0  # official SC k1
     delta_frac: float = 0.2  # 200 / 1000 (official SC delta over k0)
     k1_report: int = 10
+    # the deterministic budget of plain SCIP and predict-and-search; None = the label cache's plain solve
+    # (DataConfig.pas_node_limit nodes, default SCIP), the protocol of the first cpu run
+    budget_nodes: int | None = None
+    budget_heuristics: str = "default"  # "default" | "off" (SCIP's primal heuristics)
     run_pas: bool = True
     use_cache: bool = True
 
@@ -75,36 +86,63 @@ def _mean_loss(model, cfg, batches) -> float:
         return float(np.mean([_loss(cfg, torch.sigmoid(model(g)), s, o).item() for g, s, o in batches]))
 
 
-def run(cfg: RunConfig, seed: int, log=None, progress=None) -> dict:
-    if cfg.loss not in ("bce", "vcl", "coco"):
-        raise ValueError(f"unknown loss {cfg.loss!r}: expected 'bce', 'vcl' or 'coco'")
-    data = load_dataset(DataConfig(**cfg.data), use_cache=cfg.use_cache)
-    train, val = _tensors(data["train"]), _tensors(data["val"])
+@dataclass
+class TrainResult:
+    model: GNNPolicy  # with the best-validation-loss weights loaded, in eval mode
+    best_val: float
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool  # the patience rule fired before the epoch cap
+    curve: list  # [train loss, validation loss] per epoch
+
+
+def train(cfg: RunConfig, data: dict, seed: int, log=None, progress=None) -> TrainResult:
+    """train.py::main on the train / val splits only (the test split is never read here)."""
+    train_b, val_b = _tensors(data["train"]), _tensors(data["val"])
     torch.manual_seed(seed)
     model = GNNPolicy(emb=cfg.emb, depth=cfg.depth, icc=cfg.icc)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(seed)
-    best_val, best_state, curve = float("inf"), None, []
+    stopper = EarlyStopping(cfg.patience) if cfg.patience is not None else None
+    best_val, best_epoch, best_state, curve, stopped = float("inf"), -1, None, [], False
     epochs = range(cfg.epochs) if progress is None else progress(range(cfg.epochs), desc="epochs")
     for epoch in epochs:
         model.train()
         tr = []
-        for i in rng.permutation(len(train)):  # batch size 1 (official SC setting)
-            g, s, o = train[i]
+        for i in rng.permutation(len(train_b)):  # batch size 1 (official SC setting)
+            g, s, o = train_b[i]
             loss = _loss(cfg, torch.sigmoid(model(g)), s, o)
             opt.zero_grad()
             loss.backward()
             opt.step()
             tr.append(loss.item())
-        v = _mean_loss(model, cfg, val)
+        v = _mean_loss(model, cfg, val_b)
         curve.append([float(np.mean(tr)), v])
         if log is not None:
             log(step=epoch, train_loss=float(np.mean(tr)), val_loss=v)
         if v < best_val:  # train.py keeps the best validation loss checkpoint
-            best_val, best_state = v, copy.deepcopy(model.state_dict())
+            best_val, best_epoch, best_state = v, epoch, copy.deepcopy(model.state_dict())
+        if stopper is not None and stopper.update(v) and epoch + 1 < cfg.epochs:
+            stopped = True
+            break
     model.load_state_dict(best_state)
     model.eval()
-    return {**evaluate(model, cfg, data["test"]), "best_val_loss": best_val, "curve": curve}
+    return TrainResult(model, best_val, best_epoch, len(curve), stopped, curve)
+
+
+def run(cfg: RunConfig, seed: int, log=None, progress=None) -> dict:
+    if cfg.loss not in ("bce", "vcl", "coco"):
+        raise ValueError(f"unknown loss {cfg.loss!r}: expected 'bce', 'vcl' or 'coco'")
+    data = load_dataset(DataConfig(**cfg.data), use_cache=cfg.use_cache)
+    tr = train(cfg, data, seed, log=log, progress=progress)
+    return {
+        **evaluate(tr.model, cfg, data["test"]),
+        "best_val_loss": tr.best_val,
+        "best_epoch": tr.best_epoch,
+        "epochs_run": tr.epochs_run,
+        "stopped_early": tr.stopped_early,
+        "curve": tr.curve,
+    }
 
 
 def evaluate(model, cfg: RunConfig, test: list[Labelled]) -> dict:
@@ -122,9 +160,16 @@ def evaluate(model, cfg: RunConfig, test: list[Labelled]) -> dict:
         top.append(100.0 * float(np.mean(x_star[order[::-1][: cfg.k1_report]] == 1)))
         if cfg.run_pas:
             delta = int(round(cfg.delta_frac * (k0 + cfg.k1)))
-            r = solve_pas(it.inst, p, k0, cfg.k1, delta, dcfg.pas_node_limit)
+            cached = (dcfg.pas_node_limit, "default")  # the plain solve stored with the test labels
+            if cfg.budget_nodes is None or (cfg.budget_nodes, cfg.budget_heuristics) == cached:
+                r = solve_pas(it.inst, p, k0, cfg.k1, delta, dcfg.pas_node_limit)
+                plain_obj = it.plain_obj
+            else:
+                budget = (cfg.budget_nodes, cfg.budget_heuristics)
+                r = solve_pas(it.inst, p, k0, cfg.k1, delta, *budget)
+                plain_obj = solve_plain(it.inst, *budget).obj  # deterministic: same for every unit
             pas.append(primal_gap(r.obj, it.best_obj))
-            plain.append(primal_gap(it.plain_obj, it.best_obj))
+            plain.append(primal_gap(plain_obj, it.best_obj))
     out = {"auc": float(np.mean(aucs)), "fix_acc": float(np.mean(fix)), "top_prec": float(np.mean(top))}
     if cfg.run_pas:
         out.update(

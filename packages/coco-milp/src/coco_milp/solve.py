@@ -18,8 +18,17 @@ class SolveResult:
     n_nodes: int
 
 
-def build_model(inst: SetCover):
-    from pyscipopt import Model, quicksum
+HEURISTICS = ("default", "off")
+
+
+def build_model(inst: SetCover, heuristics: str = "default"):
+    """The set cover MILP in SCIP, one thread, fixed random seeds (deterministic). `heuristics="off"`
+    switches SCIP's primal heuristics off (SCIP_PARAMSETTING.OFF): the tighter deterministic budget of
+    the cpu protocol (README, "Budget"), under which solutions come from the tree search only."""
+    from pyscipopt import SCIP_PARAMSETTING, Model, quicksum
+
+    if heuristics not in HEURISTICS:
+        raise ValueError(f"heuristics must be one of {HEURISTICS}, got {heuristics!r}")
 
     m = Model("setcover")
     m.hideOutput(True)
@@ -30,6 +39,8 @@ def build_model(inst: SetCover):
     m.setMinimize()
     m.setParam("parallel/maxnthreads", 1)
     m.setParam("randomization/randomseedshift", 0)
+    if heuristics == "off":
+        m.setHeuristics(SCIP_PARAMSETTING.OFF)
     return m, x
 
 
@@ -47,22 +58,31 @@ def _solve(m, x, time_limit: float | None, node_limit: int | None, max_sols: int
     return SolveResult(best, vals[order], objs[order], m.getStatus(), int(m.getNTotalNodes()))
 
 
-def label_instance(inst: SetCover, time_limit: float, max_sols: int = 50) -> SolveResult:
-    """The labelling solve: SCIP with a time limit; its stored solutions (getSols, best `max_sols` by
-    objective) play the role of Gurobi's PoolSearchMode=2 pool in process_data.py."""
+def label_instance(
+    inst: SetCover, time_limit: float, max_sols: int = 50, node_limit: int | None = None
+) -> SolveResult:
+    """The labelling solve: default SCIP with a time limit (and optionally a node limit); its stored
+    solutions (getSols, best `max_sols` by objective) play the role of Gurobi's PoolSearchMode=2 pool in
+    process_data.py."""
     m, x = build_model(inst)
     m.setParam("limits/maxsol", 200)
-    return _solve(m, x, time_limit, None, max_sols)
+    return _solve(m, x, time_limit, node_limit, max_sols)
 
 
-def solve_plain(inst: SetCover, node_limit: int) -> SolveResult:
-    """Plain SCIP under the tight (deterministic) node budget."""
-    m, x = build_model(inst)
+def solve_plain(inst: SetCover, node_limit: int, heuristics: str = "default") -> SolveResult:
+    """Plain SCIP under the tight (deterministic) budget: a node limit, with or without heuristics."""
+    m, x = build_model(inst, heuristics)
     return _solve(m, x, None, node_limit, 1)
 
 
 def solve_pas(
-    inst: SetCover, scores: np.ndarray, k0: int, k1: int, delta: int, node_limit: int
+    inst: SetCover,
+    scores: np.ndarray,
+    k0: int,
+    k1: int,
+    delta: int,
+    node_limit: int,
+    heuristics: str = "default",
 ) -> SolveResult:
     """Predict-and-search (test.py::fix_pas + solve_mps): x_hat = 0 for the k0 lowest scores, 1 for the k1
     highest, and the trust region sum_j |x_j - x_hat_j| <= delta over those variables. For binaries
@@ -72,7 +92,7 @@ def solve_pas(
     order = np.argsort(scores, kind="stable")
     zeros = order[:k0]
     ones = order[::-1][:k1] if k1 > 0 else np.array([], dtype=int)
-    m, x = build_model(inst)
+    m, x = build_model(inst, heuristics)
     terms = [x[j] for j in zeros] + [1 - x[j] for j in ones]
     if terms:
         m.addCons(quicksum(terms) <= delta, name="trust_region")
