@@ -78,6 +78,11 @@ def test_train_one_scores_the_best_validation_checkpoint(monkeypatch):
     # the scored weights are the best evaluation's (its state dict was captured by the spy)
     for k, v in scored[best][2].items():
         assert torch.equal(v, test[0][1][k])
+    # the split-half losses (the hard-pair pilot's noise floor) are the best checkpoint's on 8 + 8
+    # sentences; the full-sample loss is their token-weighted mean, so it lies between them
+    halves = [v for n, v, _ in scored if n == 8]
+    assert out["best_valid_halves"] == halves and len(halves) == 2
+    assert min(halves) - 1e-6 <= out["best_valid_loss"] <= max(halves) + 1e-6
     # determinism: the same seed gives the same run
     monkeypatch.setattr(train_mod, "test_loss", real)
     again = train_one(cfg, seed=0)

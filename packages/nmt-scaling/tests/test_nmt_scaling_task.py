@@ -107,3 +107,47 @@ def test_clear_errors():
         TaskConfig(zipf=-1.0)
     with pytest.raises(ValueError, match="n must be"):
         Task().sample(0, 0)
+
+
+def test_case_markers_are_a_deterministic_table_and_l_inf_counts_them():
+    # one noun lemma, no adjectives or PP: det noun MARK det noun MARK verb EOS (8 tokens, 2 nouns), so
+    # L_inf = 2 ln k / 8 exactly (the markers are deterministic: they add tokens, not entropy)
+    cfg = TaskConfig(n_nouns=1, max_synonyms=3, p_adj=0.0, p_pp=0.0, seed=0, n_cases=4)
+    t = Task(cfg)
+    k = int(t.k[0])
+    assert t.l_inf == pytest.approx(2 * math.log(k) / 8)
+    b = t.sample(50, seed=1)
+    assert (b.tgt != PAD).sum(axis=1).tolist() == [8] * 50
+    assert t.bayes_loss(b) == pytest.approx(2 * math.log(k) / 8)
+    # the default hard pair: closed form vs a large sample; the rest of the lexicon is unchanged
+    h, o = Task(TaskConfig(n_cases=4)), Task()
+    assert h.bayes_loss(h.sample(100_000, seed=3)) == pytest.approx(h.l_inf, rel=0.01)
+    np.testing.assert_array_equal(h.gender, o.gender)
+    np.testing.assert_array_equal(h.k, o.k)
+    assert h.tgt_vocab == o.tgt_vocab + 4 and h.case.shape == (24, 2, 48)
+
+
+def test_case_marker_follows_each_argument_noun_and_is_read_from_the_table():
+    t = Task(TaskConfig(n_cases=4, p_adj=0.0, p_pp=0.0))
+    b = t.sample(200, 7)
+    inv = {int(t.perm[v]): i for i, v in enumerate(t._t_case)}
+    src_noun = {int(v): idx for idx, v in np.ndenumerate(t.s_noun)}
+    src_verb = {int(v): i for i, v in enumerate(t.s_verb)}
+    for i in range(b.src.shape[0]):
+        # source: det noun verb det noun EOS; target: det noun MARK det noun MARK verb EOS
+        (subj, _), verb, (obj, _) = (
+            src_noun[int(b.src[i, 1])],
+            src_verb[int(b.src[i, 2])],
+            src_noun[int(b.src[i, 4])],
+        )
+        assert inv[int(b.tgt[i, 2])] == t.case[verb, 0, subj]
+        assert inv[int(b.tgt[i, 5])] == t.case[verb, 1, obj]
+    # the same source always gets the same markers (the table has no randomness per sentence)
+    assert len({int(x) for x in b.tgt[:, 2]}) > 1
+
+
+def test_n_cases_errors():
+    with pytest.raises(ValueError, match="n_cases"):
+        TaskConfig(n_cases=1)
+    with pytest.raises(ValueError, match="n_cases"):
+        TaskConfig(n_cases=-2)

@@ -27,6 +27,17 @@ Target ("verb-final, gendered"). A deterministic rewrite plus one random choice 
 * stochastic part (synonym choice): noun lemma l has k_l in {1, ..., max_synonyms} target synonyms
   (k_l seeded), and each occurrence picks one uniformly at random, independently of everything else.
 
+Optional, harder pair (``n_cases`` >= 2; the cpu scale's "hard pair", README "Harder pair"): every
+subject and object noun of the target is followed by a CASE MARKER, one of ``n_cases`` target words, set
+by a seeded table ``case[verb, role, lemma]`` (role: subject or object) with no structure at all: an
+arbitrary collocation, as when a verb governs the case of its arguments. The marker is a deterministic
+function of the source (Bayes probability 1), but the table has n_verbs * 2 * n_nouns entries of
+log2(n_cases) bits each whose pair frequencies are the product of two Zipf laws, so a model must STORE
+it in its layers (an embedding sees one word, not a pair) and the rare pairs are stored last: the loss
+above L_inf is expected to fall with the capacity of the encoder and decoder layers, as in
+Zipf-memorisation accounts of power-law scaling (Hutter 2021, arXiv 2102.04074). The marker also needs the verb, which stands last in
+the target, before the decoder has produced it: a long-range dependency on the source.
+
 The synonym choice is the only randomness of the target given the source, and it influences no later
 token (the agreement depends on the lemma, not on the synonym), so the Bayes-optimal model puts
 probability 1 on every deterministic token and 1/k_l on each synonym of a noun. Its cross-entropy per
@@ -40,7 +51,9 @@ and the population value (the limit for a large sample, by the law of large numb
           = (2 + p_pp) * E[ln k] / (2 (2 + p_adj) + 1 + p_pp (1 + 2 + p_adj) + 1)
 
 (two NPs and the verb always, the PP with probability p_pp, one EOS; an NP has 2 + p_adj tokens on
-average). ``Task.l_inf`` evaluates this formula; ``Task.bayes_loss`` the finite-sample value.
+average; with case markers every sentence has 2 more target tokens, deterministic ones, so the
+numerator is unchanged and the denominator grows by 2). ``Task.l_inf`` evaluates this formula;
+``Task.bayes_loss`` the finite-sample value.
 """
 
 from __future__ import annotations
@@ -66,6 +79,10 @@ class TaskConfig:
     p_plural: probability that a noun is plural.
     seed: draws the lexicon (genders, synonym counts, the target permutation); the same seed gives the
         same language pair on every machine. Sentences are drawn by ``sample(n, seed)`` separately.
+    n_cases: 0 (the default, the original pair) or >= 2: the subject and object nouns of the target are
+        each followed by one of ``n_cases`` case markers from the seeded table case[verb, role, lemma]
+        (module docstring). The table is drawn from its own generator (``seed``, stream 1), so the rest
+        of the lexicon is the same with and without it.
     """
 
     n_nouns: int = 48
@@ -79,8 +96,11 @@ class TaskConfig:
     p_pp: float = 0.5
     p_plural: float = 0.5
     seed: int = 0
+    n_cases: int = 0
 
     def __post_init__(self) -> None:
+        if self.n_cases == 1 or self.n_cases < 0:
+            raise ValueError(f"n_cases must be 0 (no case markers) or >= 2, got {self.n_cases}")
         for name in ("n_nouns", "n_verbs", "n_adjs", "n_preps", "n_dets", "max_synonyms"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -149,11 +169,18 @@ class Task:
         self._t_verb = o + np.arange(c.n_verbs * 4).reshape(c.n_verbs, GENDERS, NUMBERS)
         o += c.n_verbs * 4
         self._t_prep = o + np.arange(c.n_preps)
-        self.tgt_vocab = o + c.n_preps
-        # the word bijection: a seeded permutation of the non-special target ids
-        self.perm = np.concatenate(
-            [np.arange(N_SPECIAL), N_SPECIAL + rng.permutation(o + c.n_preps - N_SPECIAL)]
-        )
+        o += c.n_preps
+        # case markers (n_cases >= 2 only) come last, so that without them every id above is unchanged
+        self._t_case = o + np.arange(c.n_cases)
+        o += c.n_cases
+        self.tgt_vocab = o
+        # the word bijection: a seeded permutation of the non-special target ids (without case markers
+        # this is the original pair's permutation, drawn from the same generator state)
+        self.perm = np.concatenate([np.arange(N_SPECIAL), N_SPECIAL + rng.permutation(o - N_SPECIAL)])
+        # case[verb, role, lemma] (role 0: subject, 1: object): an arbitrary, uniform table from its own
+        # stream, so genders and synonym counts do not change when it is switched on
+        crng = np.random.default_rng([c.seed, 1])
+        self.case = crng.integers(0, max(c.n_cases, 1), (c.n_verbs, 2, c.n_nouns))
 
     def _zipf(self, n: int) -> np.ndarray:
         w = np.arange(1, n + 1, dtype=np.float64) ** -self.cfg.zipf
@@ -167,7 +194,7 @@ class Task:
         e_lnk = float((self.noun_p * np.log(self.k)).sum())
         e_nouns = 2 + c.p_pp
         e_np = 2 + c.p_adj
-        e_tokens = 2 * e_np + 1 + c.p_pp * (1 + e_np) + 1
+        e_tokens = 2 * e_np + 1 + c.p_pp * (1 + e_np) + 1 + (2 if c.n_cases else 0)
         return e_nouns * e_lnk / e_tokens
 
     @staticmethod
@@ -222,10 +249,17 @@ class Task:
             for j in range(3)
         ]  # fmt: skip
         t_verb = self._t_verb[verb, gender[:, 0], number[:, 0]]
-        tgt = np.stack(
-            [*t_np[0], col(self._t_prep[prep], has_pp), *t_np[2], *t_np[1], t_verb, np.full(n, EOS)],
-            axis=1,
-        )
+        if c.n_cases:  # NP_subj MARK [prep NP_pp] NP_obj MARK verb EOS; the markers need the verb
+            mark = [self._t_case[self.case[verb, r, lemma[:, r]]] for r in (0, 1)]
+            tgt = np.stack(
+                [*t_np[0], mark[0], col(self._t_prep[prep], has_pp), *t_np[2], *t_np[1], mark[1], t_verb,
+                 np.full(n, EOS)], axis=1,
+            )  # fmt: skip
+        else:
+            tgt = np.stack(
+                [*t_np[0], col(self._t_prep[prep], has_pp), *t_np[2], *t_np[1], t_verb, np.full(n, EOS)],
+                axis=1,
+            )
         tgt = np.where(tgt >= 0, self.perm[np.maximum(tgt, 0)], -1)
         return Batch(src=_compact(src), tgt=_compact(tgt), n_syn=np.where(present, k, 0).astype(np.int64))
 
@@ -264,6 +298,8 @@ class Task:
                 tgt[self.perm[self._t_noun[i, j, 1]]] = stem + "i"
         for v in self._t_prep:
             tgt[self.perm[v]] = word(1)
+        for i, v in enumerate(self._t_case):
+            tgt[self.perm[v]] = f"-k{i}"
         return src, tgt
 
     def describe(self) -> dict:
@@ -273,7 +309,10 @@ class Task:
             "l_inf": self.l_inf,
             "mean_synonyms": float((self.noun_p * self.k).sum()),
             "entropy_per_sentence": (2 + self.cfg.p_pp) * float((self.noun_p * np.log(self.k)).sum()),
-            "tokens_per_sentence": 2 * (2 + self.cfg.p_adj) + 2 + self.cfg.p_pp * (3 + self.cfg.p_adj),
+            "tokens_per_sentence": 2 * (2 + self.cfg.p_adj)
+            + 2
+            + self.cfg.p_pp * (3 + self.cfg.p_adj)
+            + (2 if self.cfg.n_cases else 0),
         }
 
 

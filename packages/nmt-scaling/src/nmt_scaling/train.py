@@ -144,6 +144,12 @@ def train_one(
             if stopper.update(step, vl, model):
                 break
     stopper.restore(model)  # the best-validation checkpoint is the model that is scored
+    # the best checkpoint's loss on the two halves of the validation sample: a split-half estimate of
+    # its sampling noise (the hard-pair pilot's noise floor, scripts/hard_pair_pilot.py)
+    half = cfg.valid_sents // 2
+    halves = (
+        [test_loss(model, v_src[sl], v_tgt[sl]) for sl in (slice(0, half), slice(half, None))] if half else []
+    )
     t_src, t_tgt = _tensors(test, device)
     final = test_loss(model, t_src, t_tgt)
     return {
@@ -156,6 +162,7 @@ def train_one(
         "converged": stopper.converged,
         "bayes_test_loss": task.bayes_loss(test),
         "bayes_valid_loss": task.bayes_loss(valid),
+        "best_valid_halves": halves,
         "l_inf_true": task.l_inf,
         "train_tokens": tokens,
         "train_seconds": time.perf_counter() - t0,
