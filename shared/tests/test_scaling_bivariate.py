@@ -77,6 +77,20 @@ def test_noisy_points_give_close_parameters_and_bootstrap_intervals_cover_them()
     assert lo <= fit.p_d <= hi
 
 
+def test_bootstrap_intervals_are_nan_below_min_ok_successful_refits():
+    # 5 points in a cross: most resamples repeat a point and are skipped (< 5 distinct), so
+    # only a few refits succeed; percentiles of those few draws must not pass for an interval.
+    ne, nd = _cross()
+    ne, nd = ne[[0, 2, 3, 5, 6]], nd[[0, 2, 3, 5, 6]]
+    y = _law(ne, nd, **TRUE)
+    boot = bootstrap_bivariate(ne, nd, y, ne_bar=NE_BAR, nd_bar=ND_BAR, n_boot=40, seed=0)
+    assert 0 < boot["n_ok"] < 20
+    assert all(math.isnan(v) for v in boot["p_e_ci95"])
+    loose = bootstrap_bivariate(ne, nd, y, ne_bar=NE_BAR, nd_bar=ND_BAR, n_boot=40, seed=0, min_ok=1)
+    assert loose["n_ok"] == boot["n_ok"]
+    assert not any(math.isnan(v) for v in loose["p_e_ci95"])
+
+
 def test_a_loss_rising_with_encoder_size_gives_a_negative_exponent():
     ne, nd = _cross()
     truth = dict(TRUE, p_e=-0.2)

@@ -187,11 +187,13 @@ def fit_univariate(n, loss, *, n_bar: float, p_max: float = 5.0) -> UnivariateFi
 
 
 def bootstrap_bivariate(
-    n_e, n_d, loss, *, ne_bar: float, nd_bar: float, n_boot: int = 200, seed: int = 0
+    n_e, n_d, loss, *, ne_bar: float, nd_bar: float, n_boot: int = 200, seed: int = 0, min_ok: int = 20
 ) -> dict:
     """Refit on points resampled with replacement: percentile 95% intervals of p_e, p_d, L_inf, alpha.
 
     Resamples with fewer than 5 distinct points, or with a single N_e or N_d value, are skipped.
+    With fewer than ``min_ok`` successful refits the intervals are NaN: a 2.5th/97.5th percentile of
+    a handful of draws (5 ladder points leave few valid resamples) is not an interval.
     Returns {"p_e": array, "p_d": ..., "l_inf": ..., "alpha": ..., "<name>_ci95": (lo, hi), "n_ok"}."""
     ne, nd, y = _check(n_e, n_d, loss, 5)
     rng = np.random.default_rng(seed)
@@ -211,7 +213,9 @@ def bootstrap_bivariate(
     for k in keys:
         v = out[k]
         out[f"{k}_ci95"] = (
-            (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if v.size else (math.nan, math.nan)
+            (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5)))
+            if v.size >= max(min_ok, 1)
+            else (math.nan, math.nan)
         )
     out["n_ok"] = int(out["p_e"].size)
     return out
