@@ -76,3 +76,38 @@ def test_full_scale_end_to_end_on_fixture(tmp_path, monkeypatch):
     monkeypatch.setenv("FCN_DATA_ROOT", str(tmp_path / "data"))
     result = run_smoke(REPRO, tmp_path / "out", extra_args=["--scale", "full", "--seeds", "0"])
     assert 0.0 <= result["metrics"]["fcn_tribce/test_auc"]["mean"] <= 1.0
+
+
+def test_extra_rows_keep_base_rows_and_come_from_the_same_world():
+    """Protocol v4: extra rows are appended after the base train / valid rows; the base rows, the test
+    split and its Bayes logit stay bit-identical, and a prefix of a bigger extra draw is the smaller draw."""
+    base = make_synthetic(SMALL)
+    big = make_synthetic(replace(SMALL, extra_train=3000, extra_valid=2000))
+    small = make_synthetic(replace(SMALL, extra_train=1000, extra_valid=500))
+    np.testing.assert_array_equal(big.x_train[:4000], base.x_train)
+    np.testing.assert_array_equal(big.x_valid[:1000], base.x_valid)
+    np.testing.assert_array_equal(big.x_test, base.x_test)
+    np.testing.assert_array_equal(big.bayes_logit_test, base.bayes_logit_test)
+    assert big.x_train.shape == (7000, 8) and big.x_valid.shape == (3000, 8)
+    np.testing.assert_array_equal(small.x_train, big.x_train[:5000])
+    np.testing.assert_array_equal(small.y_valid, big.y_valid[:1500])
+    # same world: same CTR and the same Zipf head as the base draw (train and valid streams differ)
+    assert abs(big.y_train[4000:].mean() - 0.2) < 0.03 and abs(big.y_valid[1000:].mean() - 0.2) < 0.03
+    assert not np.array_equal(big.x_train[4000:6000], big.x_valid[1000:3000])
+    with pytest.raises(ValueError, match="extra_train"):
+        make_synthetic(replace(SMALL, extra_train=-1))
+
+
+def test_extra_rows_follow_the_base_worlds_labels():
+    """The extra rows' labels come from the base world: a logistic model fitted on the base train rows
+    (one-hot fields) ranks the extra validation rows as well as the base validation rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import OneHotEncoder
+
+    d = make_synthetic(replace(SMALL, extra_valid=4000))
+    enc = OneHotEncoder(handle_unknown="ignore").fit(d.x_train)
+    clf = LogisticRegression(max_iter=300).fit(enc.transform(d.x_train), d.y_train)
+    auc = [roc_auc_score(d.y_valid[s], clf.decision_function(enc.transform(d.x_valid[s])))
+           for s in (slice(0, 1000), slice(1000, None))]  # fmt: skip
+    assert abs(auc[0] - auc[1]) < 0.04 and auc[1] > 0.55  # another world would rank at ~0.5

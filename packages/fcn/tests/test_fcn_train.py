@@ -126,3 +126,14 @@ def test_fit_clips_at_ten_by_default(monkeypatch):
     cfg = {"emb_dim": 4, "lr": 1e-3, "batch_size": 128, "max_epochs": 1, "patience": 2}
     train.fit("lr", data, cfg, seed=0)
     assert calls == [10.0] * 3  # 300 rows / batch 128 = 3 steps, each clipped at FuxiCTR's default 10
+
+
+def test_fit_hands_each_epochs_validation_predictions_to_on_epoch():
+    data = make_synthetic(replace(SyntheticConfig(), n_train=300, n_valid=200, n_test=300))
+    seen = []
+    cfg = {"emb_dim": 4, "lr": 1e-2, "batch_size": 128, "max_epochs": 3, "patience": 5}
+    out = train.fit("lr", data, cfg, seed=0, on_epoch=lambda e, p: seen.append((e, p.copy())))
+    assert [e for e, _ in seen] == [1, 2, 3]
+    from sklearn.metrics import roc_auc_score
+
+    assert [roc_auc_score(data.y_valid, p) for _, p in seen] == out["val_curve"]

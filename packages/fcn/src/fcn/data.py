@@ -36,6 +36,11 @@ class SyntheticConfig:
     n_valid: int = 10_000
     n_test: int = 20_000
     seed: int = 1234  # data seed: the same dataset for every training seed
+    # Protocol v4: extra rows from the SAME world (factors, biases, term scales, intercept of the base
+    # draw above), drawn from a second stream (seed, 1) and appended after the base train / valid rows.
+    # 0 (the default) gives the v1-v3 data bit for bit; the test split never changes.
+    extra_train: int = 0
+    extra_valid: int = 0
 
 
 @dataclass
@@ -57,26 +62,40 @@ def _zipf_probs(n: int, a: float) -> np.ndarray:
 
 
 def make_synthetic(cfg: SyntheticConfig) -> CTRData:
-    """Draw train/valid/test from one generator (numpy, seeded by cfg.seed)."""
+    """Draw train/valid/test from one generator (numpy, seeded by cfg.seed).
+
+    ``info["ctr"]`` is the CTR of the base draw (train + valid + test, without extra rows)."""
     rng = np.random.default_rng(cfg.seed)
     n = cfg.n_train + cfg.n_valid + cfg.n_test
     num_fields = len(cfg.vocab_sizes)
     for term in (*cfg.pairs, *cfg.triples, *cfg.quads):
         if any(not 0 <= f < num_fields for f in term):
             raise ValueError(f"planted term {term} names a field outside 0..{num_fields - 1}")
+    if cfg.extra_train < 0 or cfg.extra_valid < 0:
+        raise ValueError(f"extra_train/extra_valid must be >= 0, got {cfg.extra_train}, {cfg.extra_valid}")
     x = np.stack([rng.choice(v, size=n, p=_zipf_probs(v, cfg.zipf_a)) for v in cfg.vocab_sizes], axis=1)
     factors = [rng.standard_normal((v, cfg.factor_dim)) for v in cfg.vocab_sizes]
     biases = [cfg.bias_std * rng.standard_normal(v) for v in cfg.vocab_sizes]
 
-    logit = np.zeros(n)
-    for f in range(num_fields):
-        logit += biases[f][x[:, f]]
-    for term in (*cfg.pairs, *cfg.triples, *cfg.quads):
-        prod = np.ones((n, cfg.factor_dim))
+    def true_logit(xs: np.ndarray) -> np.ndarray:
+        """Noiseless logit before the intercept; the term scales are those of the base draw."""
+        out = np.zeros(len(xs))
+        for f in range(num_fields):
+            out += biases[f][xs[:, f]]
+        for term, scale in zip(terms, term_scales, strict=True):
+            out += cfg.order_scale * _term(xs, term) / scale
+        return out
+
+    def _term(xs: np.ndarray, term: tuple[int, ...]) -> np.ndarray:
+        prod = np.ones((len(xs), cfg.factor_dim))
         for f in term:
-            prod = prod * factors[f][x[:, f]]
-        t = prod.sum(1)
-        logit += cfg.order_scale * t / (t.std() + 1e-12)
+            prod = prod * factors[f][xs[:, f]]
+        return prod.sum(1)
+
+    terms = (*cfg.pairs, *cfg.triples, *cfg.quads)
+    # each planted term is scaled to unit std over the base population (fixed once, reused for extra rows)
+    term_scales = [_term(x, term).std() + 1e-12 for term in terms]
+    logit = true_logit(x)
     # intercept by bisection on the mean probability (noise included) so that CTR ~ target
     noise = cfg.noise_std * rng.standard_normal(n)
     lo, hi = -20.0, 20.0
@@ -84,13 +103,33 @@ def make_synthetic(cfg: SyntheticConfig) -> CTRData:
         mid = (lo + hi) / 2
         ctr = (1 / (1 + np.exp(-(logit + noise + mid)))).mean()
         lo, hi = (mid, hi) if ctr < cfg.target_ctr else (lo, mid)
-    logit = logit + (lo + hi) / 2
+    intercept = (lo + hi) / 2
+    logit = logit + intercept
     p = 1 / (1 + np.exp(-(logit + noise)))
     y = (rng.random(n) < p).astype(np.float32)
 
     a, b = cfg.n_train, cfg.n_train + cfg.n_valid
+    x_tr, y_tr, x_va, y_va = x[:a], y[:a], x[a:b], y[a:b]
+
+    def extra_rows(stream: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """m fresh rows of the same world. Every component (each field, the noise, the labels) has its
+        own generator (seed, stream, component), so the first k of m rows are the rows a draw of k gives."""
+        gens = [np.random.default_rng([cfg.seed, stream, j]) for j in range(num_fields + 2)]
+        xs = np.stack(
+            [gens[j].choice(v, size=m, p=_zipf_probs(v, cfg.zipf_a)) for j, v in enumerate(cfg.vocab_sizes)],
+            axis=1,
+        )
+        noisy = true_logit(xs) + intercept + cfg.noise_std * gens[num_fields].standard_normal(m)
+        return xs, (gens[num_fields + 1].random(m) < 1 / (1 + np.exp(-noisy))).astype(np.float32)
+
+    if cfg.extra_train:
+        xe, ye = extra_rows(1, cfg.extra_train)
+        x_tr, y_tr = np.concatenate([x_tr, xe]), np.concatenate([y_tr, ye])
+    if cfg.extra_valid:
+        xe, ye = extra_rows(2, cfg.extra_valid)
+        x_va, y_va = np.concatenate([x_va, xe]), np.concatenate([y_va, ye])
     return CTRData(
-        x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], list(cfg.vocab_sizes),
+        x_tr, y_tr, x_va, y_va, x[b:], y[b:], list(cfg.vocab_sizes),
         bayes_logit_test=logit[b:], info={"ctr": float(y.mean())},
     )  # fmt: skip
 

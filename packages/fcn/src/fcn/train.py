@@ -101,12 +101,15 @@ def predict(model: torch.nn.Module, x: np.ndarray, batch: int = 8192) -> np.ndar
     return torch.cat(outs).numpy()
 
 
-def fit(arm: str, data: CTRData, cfg: dict, seed: int, log=None, progress=lambda it, **k: it) -> dict:
+def fit(
+    arm: str, data: CTRData, cfg: dict, seed: int, log=None, progress=lambda it, **k: it, on_epoch=None
+) -> dict:
     """Train one arm; returns test AUC/logloss at the best-validation epoch and the per-epoch curves.
 
     cfg keys beyond the model's: lr, batch_size, max_epochs, patience, and optionally
     reduce_lr_on_plateau (default True) and max_gradient_norm (default 10.0; None disables), both
-    FuxiCTR's defaults."""
+    FuxiCTR's defaults. ``on_epoch(epoch, p_valid)`` (optional) gets the 1-based epoch and the validation
+    predictions of that epoch (used by the size pilot, scripts/select_size.py)."""
     torch.manual_seed(seed)
     model = build_model(arm, data.vocab_sizes, cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
@@ -124,8 +127,11 @@ def fit(arm: str, data: CTRData, cfg: dict, seed: int, log=None, progress=lambda
             idx = perm[i : i + cfg["batch_size"]]
             xb, yb = x_tr[idx], y_tr[idx]
             loss = train_step(model, opt, lambda xb=xb, yb=yb: batch_loss(arm, model, xb, yb), max_norm)
-        val_auc = float(roc_auc_score(data.y_valid, predict(model, data.x_valid)))
+        p_valid = predict(model, data.x_valid)
+        val_auc = float(roc_auc_score(data.y_valid, p_valid))
         curve.append(val_auc)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, p_valid)
         if log is not None:
             log(step=epoch, val_auc=val_auc, train_loss=loss.item(), lr=lr_curve[-1])
         stopped = stopper.update(val_auc)
