@@ -280,6 +280,6 @@ if __name__ == "__main__":
         CLAIMS,
         derived=DERIVED,
         figures=figures,
-        default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0, 1, 2]},
+        default_seeds={"smoke": [0], "cpu": [0, 1, 2, 3, 4, 5], "full": [0, 1, 2]},
         default_workers=2,
     )
