@@ -168,8 +168,9 @@ def figures(results, out_dir: Path) -> list[Path]:
         curve = runs[s]["artifacts"]["train_curve"]
         ax.plot(np.arange(1, len(curve) + 1) * 50, curve, label=f"seed {s} (fold {s % 4})")
     ax.set_xlabel("base-training step")
-    ax.set_ylabel("base loss: label-smoothed CE, background x bg_weight (50-step mean)")
-    ax.set_title("base training", fontsize=9)
+    # The loss's definition goes in the title: as a y label it ran off the figure.
+    ax.set_ylabel("base loss (50-step mean)")
+    ax.set_title("base training: label-smoothed CE,\nbackground weighted by bg_weight", fontsize=9)
     ax.legend(fontsize=7)
     return [save_figure(fig, out_dir / "miou_arms.png", dpi=110)]
 
