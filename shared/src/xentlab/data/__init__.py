@@ -6,7 +6,9 @@ from xentlab.data.cache import (
     atomic_write_text,
     cache_dir,
     cached_arrays,
+    code_key,
     sha256_file,
+    source_digest,
 )
 from xentlab.data.digits import Split, load_digits_split
 
@@ -17,6 +19,8 @@ __all__ = [
     "atomic_write_text",
     "cache_dir",
     "cached_arrays",
+    "code_key",
     "load_digits_split",
     "sha256_file",
+    "source_digest",
 ]

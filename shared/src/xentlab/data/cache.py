@@ -3,6 +3,27 @@
 Everything xentlab generates (synthetic corpora, volumes, speech) is built once and kept under
 `cache_dir()`. Writes go to a temporary file in the same directory and are renamed into place, so
 a killed run never leaves a half-written file that a later run would trust.
+
+The key rule: a cache key names the CODE as well as the config
+---------------------------------------------------------------
+A cached entry is read back only when the code that wrote it is the code that runs now. Every
+generator that caches (``shapes``, ``captioned_shapes``, ``images``' mnist5k / digits, ``tokenizer``,
+``speech``) puts ``code_key(...)`` into its cache key, built from
+
+* the ``SOURCE_DIGEST`` of each xentlab module whose code shapes the output: each such module sets
+  ``SOURCE_DIGEST = source_digest(__file__)`` at import, i.e. a hash of the source file as it was
+  when this process imported (and so ran) it, not as it is on disk later; and
+* the installed versions of the third-party libraries whose numbers end up in the bytes (numpy's
+  RNG, torch's resampling, matplotlib's rasteriser, ``tokenizers``' BPE trainer, ...).
+
+So any edit to a generator module (even a comment) gives new keys and a fresh build; a stale file can
+never be read again, and no one has to remember to bump a constant. The old entries stay on disk,
+unread (delete them by hand when no run of an older checkout needs them). A new generator that
+caches must do the same: set ``SOURCE_DIGEST`` in its module, list every module its output depends
+on (its own and the helpers it calls) in its ``code_key`` call, and test that the key changes with
+that code (``shared/tests/test_cache_keys.py``). Why: cprd's committed results were once computed on
+``captioned-shapes-...-v1.npz`` images that an earlier version of the generator had written under the
+same config-only key (up to 36/255 per pixel away from what the current code draws).
 """
 
 from __future__ import annotations
@@ -12,12 +33,43 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+def source_digest(path: str | os.PathLike) -> str:
+    """A 16-hex SHA-256 of a source file, line endings normalised (so a CRLF checkout keys the same).
+
+    Call it at module level as ``SOURCE_DIGEST = source_digest(__file__)``: the file is read when the
+    module is imported, which is when Python compiles the code that will run.
+    """
+    data = Path(path).read_bytes().replace(b"\r\n", b"\n")
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def library_version(name: str) -> str:
+    """The installed version of distribution ``name`` ("missing" if it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "missing"
+
+
+def code_key(*digests: str, libraries: Sequence[str] = ()) -> str:
+    """A 16-hex key of the generator code: the ``SOURCE_DIGEST`` of each module the output depends
+    on plus the versions of ``libraries``. Part of every core generator's cache key (module docstring)."""
+    if not digests:
+        raise ValueError("code_key needs at least one source digest")
+    blob = json.dumps(
+        {"src": list(digests), "lib": {n: library_version(n) for n in libraries}}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def cache_dir(*parts: str) -> Path:

@@ -32,6 +32,7 @@ Built once per ``(config, seed)`` and cached with ``cached_arrays``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -41,8 +42,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xentlab.data.cache import cached_arrays
+from xentlab.data import shapes as _shapes
+from xentlab.data.cache import cached_arrays, code_key, source_digest
 from xentlab.data.shapes import ShapesConfig, render_templates
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
 
 __all__ = [
     "COLOURS",
@@ -164,6 +169,15 @@ class Vocab:
         return " ".join(self.itos[int(i)] for i in ids if int(i) != 0)
 
 
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The generator-code part of the cache key: this module, plus ``xentlab.data.shapes.code_version()``
+    (the templates come from shapes, whose own code part covers shapes and images), plus the libraries that
+    shape the pixels. The key once carried only the config and ``"v": 1``, and images from an earlier
+    version of this generator were read back under it (xentlab.data.cache, "The key rule")."""
+    return code_key(SOURCE_DIGEST, _shapes.code_version(), libraries=("numpy", "torch", "matplotlib"))
+
+
 @dataclass(frozen=True)
 class CaptionedShapesConfig:
     """What the generator draws. Lengths are fractions of the image side."""
@@ -214,8 +228,11 @@ class CaptionedShapesConfig:
         return dataclasses.replace(self, **changes)
 
     def key(self, seed: int) -> str:
+        """The cache file name: config, seed and generator code (``code_version()``)."""
         fields = dataclasses.asdict(self)
-        blob = json.dumps({"cfg": fields, "seed": seed, "v": 1}, sort_keys=True, default=list)
+        blob = json.dumps(
+            {"cfg": fields, "seed": seed, "v": 1, "code": code_version()}, sort_keys=True, default=list
+        )
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 

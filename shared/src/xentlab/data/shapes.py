@@ -42,8 +42,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xentlab.data.cache import cached_arrays
+from xentlab.data import images as _images
+from xentlab.data.cache import cached_arrays, code_key, source_digest
 from xentlab.data.images import ImageSet
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
 
 __all__ = ["FONTS", "SHAPES", "SHIFTS", "ShapesConfig", "load_shapes", "render_templates"]
 
@@ -198,10 +202,22 @@ class ShapesConfig:
         raise ValueError(f"unknown shift {kind!r}; choose from {SHIFTS}")
 
     def key(self, seed: int) -> str:
-        """A short stable hash of the generating fields and the seed (the cache file name)."""
+        """A short stable hash of the generating fields, the seed and the generator code (the cache file
+        name): ``code_version()`` changes with any edit of this module or of ``xentlab.data.images``."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        blob = json.dumps({"cfg": fields, "seed": seed, "res": TEMPLATE_RES}, sort_keys=True, default=list)
+        blob = json.dumps(
+            {"cfg": fields, "seed": seed, "res": TEMPLATE_RES, "code": code_version()},
+            sort_keys=True,
+            default=list,
+        )
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """The generator-code part of the cache key: this module (the drawing) and ``xentlab.data.images``
+    (``gaussian_blur``), plus the libraries whose numbers end up in the pixels."""
+    return code_key(SOURCE_DIGEST, _images.SOURCE_DIGEST, libraries=("numpy", "torch", "matplotlib"))
 
 
 # --------------------------------------------------------------------------- templates

@@ -46,6 +46,9 @@ from pathlib import Path
 import numpy as np
 
 GENERATOR_VERSION = "1"
+# Hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule"). Computed
+# inline (= xentlab.data.cache.source_digest) because the synthesis workers import only numpy and this file.
+SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes().replace(b"\r\n", b"\n")).hexdigest()[:16]
 LANGUAGES = ("en", "hi", "ta", "te")
 # espeak-ng voice names per language (checked present in espeakng-loader 0.2.4's data)
 ESPEAK_LANGUAGE = {"en": "en-us", "hi": "hi", "ta": "ta", "te": "te"}
@@ -161,11 +164,12 @@ class SpeechCorpusConfig:
             raise ValueError(f"sample_rate {self.sample_rate} is too low for speech")
 
     def key(self) -> str:
-        """A short hash of everything that determines the corpus (and the espeak-ng build)."""
+        """A short hash of everything that determines the corpus (the espeak-ng build and this module's code too)."""
         d = asdict(self)
         d.pop("workers")
         d["generator"] = GENERATOR_VERSION
         d["espeakng_loader"] = _loader_version()
+        d["code"] = code_version()
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -298,6 +302,13 @@ def make_plan(config: SpeechCorpusConfig) -> tuple[list[Speaker], list[dict]]:
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _ESPEAK_RATE, _ESPEAK_PITCH = 1, 3
 _POS_CHARACTER, _ESPEAK_CHARS_UTF8 = 1, 1
+
+
+def code_version() -> str:
+    """The generator-code part of the cache key: this module (planning, synthesis, resampling) and numpy."""
+    from xentlab.data.cache import code_key
+
+    return code_key(SOURCE_DIGEST, libraries=("numpy",))
 
 
 def _loader_version() -> str:

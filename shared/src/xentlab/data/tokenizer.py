@@ -5,7 +5,8 @@ Python's own documentation (``pydoc_data.topics``, ~465k characters of English p
 whatever text a task adds (its questions and answers), so that the task's words get their own
 merges. It is wrapped as a transformers fast tokenizer with ``<pad>``, ``<s>``, ``</s>`` and a
 chat template, and cached under ``xentlab.data.cache_dir("tokenizers")``, keyed by a hash of
-everything that determines it (text, vocabulary size, format version).
+everything that determines it (text, vocabulary size, format version, this module's code and the
+``tokenizers`` / ``transformers`` versions).
 
 Chat format (the same string the chat template renders)::
 
@@ -28,7 +29,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from xentlab.data.cache import cache_dir
+from xentlab.data.cache import cache_dir, code_key, source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 SPECIAL_TOKENS = (PAD, BOS, EOS)  # ids 0, 1, 2 in this order
@@ -66,8 +70,14 @@ def chat_response(answer: str) -> str:
     return f" {answer}{EOS}"
 
 
+def code_version() -> str:
+    """The trainer-code part of the cache key: this module, plus ``tokenizers`` (the BPE trainer) and
+    ``transformers`` (the saved wrapper) versions (xentlab.data.cache, "The key rule")."""
+    return code_key(SOURCE_DIGEST, libraries=("tokenizers", "transformers"))
+
+
 def _fingerprint(texts: Sequence[str], vocab_size: int, min_frequency: int) -> str:
-    h = hashlib.sha256(f"v{FORMAT_VERSION}|{vocab_size}|{min_frequency}|".encode())
+    h = hashlib.sha256(f"v{FORMAT_VERSION}|{code_version()}|{vocab_size}|{min_frequency}|".encode())
     for t in texts:
         h.update(hashlib.sha256(t.encode("utf-8")).digest())
     return h.hexdigest()[:16]
