@@ -84,3 +84,20 @@ def test_clear_errors():
         run(RunConfig(clustering="spectral"), 0, device="cpu", log=lambda **k: None)
     with pytest.raises(ValueError, match="dae_input"):
         run(RunConfig(dae_input="hsv"), 0, device="cpu", log=lambda **k: None)
+
+
+def test_random_equal_groups_sizes_independence_and_batches():
+    from gsimclr.balanced import random_equal_groups
+
+    # 10 images, K = 3: sizes 4, 3, 3 (the extra one to the first group, as cluster_capacities with equal sizes)
+    g = random_equal_groups(10, 3, np.random.default_rng(0))
+    assert np.bincount(g).tolist() == [4, 3, 3]
+    # a fixed generator seed gives the same draw; the draw is a permutation of the sorted labels, not the identity
+    assert np.array_equal(g, random_equal_groups(10, 3, np.random.default_rng(0)))
+    big = random_equal_groups(64 * 30, 64, np.random.default_rng(1))
+    assert not np.array_equal(big, np.repeat(np.arange(64), 30))
+    # through the rank-sorted batching every batch holds one image per group (as the balanced arm)
+    batches = pseudo_label_batches(big, 64)
+    assert batches.shape == (30, 64) and same_label_pair_rate(batches, big) == 0.0
+    with pytest.raises(ValueError, match="n >= K"):
+        random_equal_groups(2, 3, np.random.default_rng(0))

@@ -87,6 +87,34 @@ def test_smoke(tmp_path):
     )
     for name in ("gsimclr_balanced", "gsimclr_gray_balanced"):
         assert m[f"pair_rate_ratio/{name}"]["n"] == 1 and m[f"gain_{name}/P3_pts"]["n"] == 1
+    # the confirmatory arms and the random-groups control: one image per group in every batch, all claims judged
+    assert m["confirm_random_groups/same_cluster_pair_rate"]["mean"] == 0.0
+    ids = {c["id"] for c in result["claims"]}
+    assert {"confirm-balanced-vs-gsimclr", "control-clusters-beat-random-groups"} <= ids
+    assert all(c["n"] == 1 for c in result["claims"])
+
+
+def test_seed_offset_unit_equals_plain_arm_at_shifted_seed():
+    # confirm_<arm> unit k must be exactly <arm> at seed k + 3 (README "Confirmatory replication"); the runner
+    # seeds every generator with the unit index before calling the function
+    import importlib.util
+
+    from xentlab.train.seeding import seed_everything
+
+    spec = importlib.util.spec_from_file_location("gsimclr_repro_offset", REPRO)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    class Ctx:
+        device, log = "cpu", staticmethod(lambda **k: None)
+        progress = staticmethod(lambda it, **kw: it)
+
+    cfg = {**mod.SMOKE, "arm": "simclr", "n_train_per_class": 6, "batch_size": 8, "probe_cs": (1.0,)}
+    seed_everything(0)
+    shifted = mod.train_arm({**cfg, "seed_offset": 3}, 0, Ctx())
+    seed_everything(3)
+    plain = mod.train_arm(cfg, 3, Ctx())
+    assert shifted["loss_curve"] == plain["loss_curve"] and shifted["acc_P3"] == plain["acc_P3"]
 
 
 def test_full_scale_end_to_end_on_cifar_fixture(tmp_path):

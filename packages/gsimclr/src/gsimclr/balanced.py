@@ -82,3 +82,16 @@ def balanced_pseudo_labels(
     km = fit_kmeans(embeddings, n_clusters, random_state=random_state, n_init=n_init)
     kmeans_labels = km.labels_.astype(np.int64)
     return balanced_assignment(embeddings, km.cluster_centers_, kmeans_labels), kmeans_labels
+
+
+def random_equal_groups(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Control for the balanced diagnostic (not in the paper): a uniformly random assignment of n images to k
+    groups with the balanced arm's sizes (floor(n / k), one more for the first n mod k groups), drawn without
+    looking at the images. Fed to the same rank-sorted batching, it keeps the balanced arm's batch construction
+    (every full batch holds one image per group) and removes the DAE's cluster information."""
+    if k < 1 or n < k:
+        raise ValueError(f"need n >= K >= 1, got n = {n}, K = {k}")
+    caps = cluster_capacities(np.zeros(k, dtype=np.int64), n)
+    labels = np.empty(n, dtype=np.int64)
+    labels[rng.permutation(n)] = np.repeat(np.arange(k), caps)
+    return labels

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from gsimclr.autoencoder import DenoisingAutoencoder, kmeans_pseudo_labels, train_autoencoder
-from gsimclr.balanced import balanced_pseudo_labels, grayscale
+from gsimclr.balanced import balanced_pseudo_labels, grayscale, random_equal_groups
 from gsimclr.batching import per_batch_pair_rates, pseudo_label_batches, random_batches, same_label_pair_rate
 from gsimclr.model import OFFICIAL_HEAD, SimCLRNet
 from xentlab.data.augment import AugmentConfig, augment
@@ -62,7 +62,10 @@ class RunConfig:
     clustering: str = "kmeans"
     """gsimclr only. 'kmeans' = the official (unbalanced) KMeans labels; 'balanced' = a diagnostic, not in the
     paper: the same KMeans centroids with equal cluster sizes (gsimclr.balanced), so every batch holds exactly one
-    image per cluster"""
+    image per cluster; 'random_groups' = the control of 'balanced', not in the paper: groups of the same equal sizes
+    drawn uniformly at random (gsimclr.balanced.random_equal_groups), independent of the DAE. The DAE is still
+    trained (and its output ignored) so that the torch random stream, hence the network initialisation and the
+    augmentation draws, is the balanced arm's at the same seed"""
     dae_input: str = "rgb"
     """gsimclr only. 'rgb' = the official DAE input; 'gray' = a diagnostic: the DAE is trained on and embeds the
     luma image, to remove colour from the pseudo labels"""
@@ -164,9 +167,9 @@ def _stratify(y):
 def run(cfg: RunConfig, seed: int, *, device, log: Callable[..., None], progress=lambda it, **kw: it) -> dict:
     if cfg.arm not in ("simclr", "gsimclr"):
         raise ValueError(f"arm must be 'simclr' or 'gsimclr', got {cfg.arm!r}")
-    if cfg.clustering not in ("kmeans", "balanced") or cfg.dae_input not in ("rgb", "gray"):
+    if cfg.clustering not in ("kmeans", "balanced", "random_groups") or cfg.dae_input not in ("rgb", "gray"):
         raise ValueError(
-            f"clustering must be 'kmeans' or 'balanced' and dae_input 'rgb' or 'gray', "
+            f"clustering must be 'kmeans', 'balanced' or 'random_groups' and dae_input 'rgb' or 'gray', "
             f"got {cfg.clustering!r}, {cfg.dae_input!r}"
         )
     t0 = time.time()
@@ -186,6 +189,9 @@ def run(cfg: RunConfig, seed: int, *, device, log: Callable[..., None], progress
         k = cfg.n_clusters or b
         if cfg.clustering == "kmeans":
             clusters = kmeans_pseudo_labels(emb, k, random_state=0, n_init=cfg.kmeans_n_init)
+        elif cfg.clustering == "random_groups":  # control: equal-size random groups, no cluster information
+            # its own generator, so that the draw does not shift any other random stream of the unit
+            clusters = random_equal_groups(n, k, np.random.default_rng([seed, 1]))
         else:  # diagnostic: same KMeans fit, equal cluster sizes (gsimclr.balanced)
             clusters, km_labels = balanced_pseudo_labels(emb, k, random_state=0, n_init=cfg.kmeans_n_init)
             out |= {"kmeans_class_nmi": float(normalized_mutual_info_score(y_np, km_labels)),
