@@ -36,8 +36,9 @@ SMOKE = dict(clip=dict(n_groups=200, steps=20, batch=64, warmup_steps=5), n_targ
 # <= 2 px and brightness / contrast jitter 0.3; chosen by its zero-shot accuracy on the validation pool
 # (generator seed 999, never reported) against a target written down first (>= 60%; README). The first run used
 # 6000 pairs, 32 channels, 1500 steps, no augmentation (48.7% on that pool). Third run: the same config trained
-# with the shared warm-up + cosine schedule (tfup.clip.CODE_VERSION 3), re-checked against the same target by
-# scripts/check_standin.py before the rerun (README, "Third run").
+# with the shared warm-up + cosine schedule (once marked by tfup.clip.CODE_VERSION 3; the stand-in's cache key
+# now hashes the code), re-checked against the same target by scripts/check_standin.py before the rerun
+# (README, "Third run").
 CPU = dict(
     clip=dict(n_groups=4000, channels=48, steps=2500, warmup_steps=200, aug_shift=2, aug_photo=0.3),
     style="texture",
@@ -91,7 +92,8 @@ EXPERIMENTS = [
         target_unit,
         {"smoke": SMOKE, "cpu": CPU, "full": FULL},
         # version 2 (third run): the stand-in is trained with xentlab.train.schedules.warmup_cosine_lr
-        # (tfup.clip.CODE_VERSION 3), so earlier units are not reused
+        # (once marked by tfup.clip.CODE_VERSION 3; the cache key now hashes the code), so earlier units are
+        # not reused
         version="2",
         description="all arms on one shifted target pool per seed (paired)",
     )

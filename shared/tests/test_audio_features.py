@@ -148,3 +148,11 @@ def test_bad_inputs():
         FrontendConfig(win_length=1024, n_fft=512)
     with pytest.raises(ValueError, match="n_mfcc"):
         FrontendConfig(n_mfcc=40, n_mels=40)
+
+
+def test_features_module_hashes_its_own_source():
+    # caches of these features key on this digest (xentlab.data.cache, "The key rule"; lase.data.features_code)
+    from xentlab.audio import features
+    from xentlab.data.cache import source_digest
+
+    assert features.SOURCE_DIGEST == source_digest(features.__file__)

@@ -3,16 +3,16 @@
     cd /work/main && OMP_NUM_THREADS=1 uv run python packages/tfup/scripts/check_standin.py
 
 Why: the third run trains the stand-in with the shared ``xentlab.train.schedules.warmup_cosine_lr``
-(``tfup.clip.CODE_VERSION`` 3) instead of the package's own warm-up x cosine formula, so the stand-in
+(formerly ``tfup.clip.CODE_VERSION`` 3) instead of the package's own warm-up x cosine formula, so the stand-in
 chosen in the second run (C4: 48 channels, 2500 steps, 200 warm-up steps, lr 2e-3, augmentation) is
 retrained and must be checked again against the rule of the README's "Protocol fix".
 
 Rule, fixed in the README before running: the stand-in of reproduce.py's ``CPU`` config must reach a
 zero-shot accuracy >= ``TARGET_ZERO_SHOT`` on the validation pool (generator seed ``VAL_POOL_SEED``
 = 999, never reported; the test pools are 1000-1002). The script trains the stand-in (or loads it from
-the cache, keyed by its config and CODE_VERSION), measures zero-shot on that pool, and exits 0 when the
-target is met, 1 when it is not. TFUP and TFUP-T on the same pool are computed for information only
-(they take no part in the check). Seed 0. Writes results/standin_check.json.
+the cache, keyed by its config and code, ``tfup.clip.code_version()``), measures zero-shot on that pool,
+and exits 0 when the target is met, 1 when it is not. TFUP and TFUP-T on the same pool are computed for
+information only (they take no part in the check). Seed 0. Writes results/standin_check.json.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main() -> int:
     spec = importlib.util.spec_from_file_location("tfup_reproduce", PKG / "reproduce.py")
     repro = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(repro)
-    from tfup.clip import CODE_VERSION, ClipConfig, get_clip
+    from tfup.clip import ClipConfig, code_version, get_clip
     from tfup.experiment import RunConfig, run
 
     cfg = RunConfig(**repro.CPU)
@@ -52,7 +52,7 @@ def main() -> int:
         "rule": f"stand-in zero-shot on validation pool {VAL_POOL_SEED} >= {TARGET_ZERO_SHOT}",
         "clip_config": cfg.clip,
         "clip_key": ccfg.key(),
-        "code_version": CODE_VERSION,
+        "code_version": code_version(),
         "val_pool_seed": VAL_POOL_SEED,
         "zero_shot": out["zero_shot"],
         "meets_target": meets,

@@ -61,9 +61,14 @@ def test_clip_lr_is_the_shared_schedule_with_the_same_warmup_and_peak():
 
 
 def test_cache_key_carries_the_code_version(monkeypatch):
-    # a change of the training code (a CODE_VERSION bump) must give a new key, so a stale model is never loaded
+    # a change of the training code must give a new key, so a stale model is never loaded
+    # (xentlab.data.cache, "The key rule"; more in test_tfup_cache_key.py)
     cfg = ClipConfig()
     key = cfg.key()
     assert key == ClipConfig().key() and key != ClipConfig(steps=2501).key()
-    monkeypatch.setattr(tfup.clip, "CODE_VERSION", tfup.clip.CODE_VERSION + 1)
+    monkeypatch.setattr(tfup.clip, "SOURCE_DIGEST", "0" * 16)
+    tfup.clip.code_version.cache_clear()
     assert cfg.key() != key
+    monkeypatch.undo()
+    tfup.clip.code_version.cache_clear()
+    assert cfg.key() == key

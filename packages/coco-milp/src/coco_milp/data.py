@@ -1,13 +1,16 @@
 """The labelled data set: generated set cover instances, SCIP solution pools and the plain-SCIP baseline.
 
 Built once per generator/labelling config and cached under xentlab.data.cache_dir("coco_milp"), keyed
-by a hash of that config; parallel units wait on a file lock while the first one builds it. Instances
+by a hash of that config and of the code that builds it (``code_version()``: the sources of this module,
+``instances`` and ``solve``, and the numpy / PySCIPOpt / SCIP versions; xentlab.data.cache, "The key
+rule"); parallel units wait on a file lock while the first one builds it. Instances
 are generated in one stream from `data_seed` and split train / val / test by position, so the test
 instances are never seen in training (their labels serve only as the best-known reference).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import pickle
@@ -16,9 +19,36 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from coco_milp import instances as _instances
+from coco_milp import solve as _solve
 from coco_milp.instances import SetCover, generate_set_cover
 from coco_milp.solve import label_instance, solve_plain
-from xentlab.data.cache import atomic_write_bytes, cache_dir, file_lock
+from xentlab.data.cache import atomic_write_bytes, cache_dir, code_key, file_lock, source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
+
+
+def scip_version() -> str:
+    """The SCIP library PySCIPOpt runs (its wheel bundles SCIP, so this usually follows the PySCIPOpt
+    version, but a source build can link another SCIP): the labels and plain-SCIP objectives are its output."""
+    from pyscipopt import Model
+
+    model = Model()
+    return f"{model.getMajorVersion()}.{model.getMinorVersion()}.{model.getTechVersion()}"
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The code part of ``DataConfig.key``: the generator (``instances``), the labelling and plain solves
+    (``solve``), this module (the split order), numpy's RNG, and the PySCIPOpt and SCIP versions."""
+    return code_key(
+        SOURCE_DIGEST,
+        _instances.SOURCE_DIGEST,
+        _solve.SOURCE_DIGEST,
+        f"scip-{scip_version()}",
+        libraries=("numpy", "pyscipopt"),
+    )
 
 
 @dataclass(frozen=True)
@@ -40,9 +70,8 @@ class DataConfig:
     pas_node_limit: int = 1
 
     def key(self) -> str:
-        d = asdict(self)
-        if d["label_node_limit"] is None:  # keeps the key (and the label cache) of the first protocol
-            del d["label_node_limit"]
+        """The cache file name: the config and the code that builds the data (``code_version()``)."""
+        d = {**asdict(self), "code": code_version()}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from coco_milp.instances import SetCover
+from xentlab.data.cache import source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the data cache key (``coco_milp.data.code_version``)"""
 
 
 @dataclass

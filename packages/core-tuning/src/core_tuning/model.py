@@ -7,7 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xentlab.data.cache import source_digest
 from xentlab.models.cnn import build_cnn
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the pre-training cache key (``core_tuning.pretrain.code_version``)"""
 
 
 def build_backbone(widths: tuple[int, ...], convs_per_stage: int = 1) -> nn.Module:

@@ -1,6 +1,7 @@
 """SimCLR pre-training on unlabelled procedural images (the stand-in for the paper's MoCo-v2 checkpoint).
 
-One backbone is pre-trained per config and cached in the xentlab cache (keyed by a hash of the config); every
+One backbone is pre-trained per config and cached in the xentlab cache (keyed by a hash of the config and of the
+code that trains it, ``code_version()``; xentlab.data.cache, "The key rule"); every
 fine-tuning unit, of both arms and all seeds, starts from that one checkpoint, as the paper fine-tunes one
 released MoCo-v2 model. A file lock makes parallel units wait for the first one instead of training twice, and
 the training runs under ``torch.random.fork_rng`` with its own seed, so a unit's random stream does not depend on
@@ -10,6 +11,7 @@ whether it found the checkpoint cached.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -20,10 +22,37 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from core_tuning import model as _model
 from core_tuning.model import ProjectionHead, build_backbone
+from xentlab.data import augment as _augment
+from xentlab.data import shapes as _shapes
 from xentlab.data.augment import AugmentConfig, augment
-from xentlab.data.cache import atomic_write_bytes, cache_dir, file_lock
+from xentlab.data.cache import atomic_write_bytes, cache_dir, code_key, file_lock, source_digest
+from xentlab.losses import ntxent as _ntxent
+from xentlab.losses import supcon as _supcon
 from xentlab.losses.ntxent import nt_xent
+from xentlab.models import cnn as _cnn
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
+
+# the core modules the pre-training runs that set no SOURCE_DIGEST of their own, hashed as imported here
+_CORE_DIGESTS = tuple(source_digest(m.__file__) for m in (_cnn, _augment, _ntxent, _supcon))
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The code part of ``PretrainConfig.key``: this module (the SimCLR loop), ``core_tuning.model`` (backbone
+    and head), the core backbone / augmentation / NT-Xent modules, the pool's generator
+    (``xentlab.data.shapes.code_version()``), and the numpy / torch versions."""
+    return code_key(
+        SOURCE_DIGEST,
+        _model.SOURCE_DIGEST,
+        *_CORE_DIGESTS,
+        _shapes.code_version(),
+        libraries=("numpy", "torch"),
+    )
+
 
 SIMCLR_AUG = dict(
     crop_scale=(0.2, 1.0), flip_p=0.5, jitter_p=0.8, jitter_strength=0.5, grayscale_p=0.2, per_batch=False
@@ -50,7 +79,8 @@ class PretrainConfig:
     seed: int = 0
 
     def key(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        """The checkpoint's cache name: the config and the code that trains it (``code_version()``)."""
+        blob = json.dumps({**dataclasses.asdict(self), "code": code_version()}, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

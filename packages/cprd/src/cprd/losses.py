@@ -32,7 +32,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from xentlab.data.cache import source_digest
 from xentlab.losses.plackett_luce import plackett_luce_log_probs
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the teacher cache key (``cprd.experiment.teacher_code``)"""
 
 NEG = -1e4  # a finite "minus infinity": exp(NEG) == 0 in float32/64, and NEG - NEG is not NaN
 

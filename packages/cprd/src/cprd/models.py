@@ -19,6 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xentlab.data.cache import source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the teacher cache key (``cprd.experiment.teacher_code``)"""
+
 
 class ConvStem(nn.Module):
     """3 x S x S -> C x 4 x 4: three conv-BN-ReLU blocks (the first two with stride 2), then adaptive pooling."""

@@ -17,6 +17,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from xentlab.data.cache import source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the WavLM feature cache key (``lase.data.features_code``)"""
+
 CLIP_SAMPLES = 32_000  # 2 s at 16 kHz, the official crop
 
 

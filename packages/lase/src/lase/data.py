@@ -8,7 +8,9 @@
   One directory for training (Praxel/codeswitch-pairs-lase) and one for held-out voices
   (-lase-heldout or -lase-indian).
 
-Features are computed once per (clips, frontend) and cached with ``xentlab.data.cache_dir``.
+Features are computed once per (clips, frontend, code) and cached with ``xentlab.data.cache_dir``; the key holds
+``features_code(name)``, a hash of the code that reads the clips and computes the features (xentlab.data.cache,
+"The key rule").
 """
 
 from __future__ import annotations
@@ -22,8 +24,31 @@ from pathlib import Path
 
 import numpy as np
 
-from xentlab.data.cache import cached_arrays
+from xentlab.data import speech as _speech
+from xentlab.data.cache import cached_arrays, code_key, source_digest
 from xentlab.data.speech import LANGUAGES, SpeechCorpusConfig, load_speech_corpus, resample_int16
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the feature cache key (xentlab.data.cache, "The key rule")"""
+
+
+def features_code(name: str) -> str:
+    """The code part of the feature cache key of backbone ``name``: this module (``read_wav``, the clips),
+    ``xentlab.data.speech`` (``resample_int16``), the backbone's own module (``xentlab.audio.features`` for
+    ``mfcc``, ``lase.backbone`` for ``wavlm``) and the libraries whose numbers end up in the features.
+    (The espeak clips' key already carries the corpus generator's code; manifest clips' key hashes the
+    manifests only.)"""
+    if name == "mfcc":
+        from xentlab.audio import features
+
+        return code_key(SOURCE_DIGEST, _speech.SOURCE_DIGEST, features.SOURCE_DIGEST,
+                        libraries=("numpy", "scipy", "torch"))  # fmt: skip
+    if name == "wavlm":
+        from lase import backbone
+
+        return code_key(SOURCE_DIGEST, _speech.SOURCE_DIGEST, backbone.SOURCE_DIGEST,
+                        libraries=("numpy", "scipy", "torch", "transformers"))  # fmt: skip
+    raise ValueError(f"unknown backbone {name!r}: use 'mfcc' or 'wavlm'")
 
 
 @dataclass
@@ -159,7 +184,8 @@ def frozen_features(clips: Clips, backbone_cfg: dict, device: str = "cpu") -> tu
         spent["s"] = time.perf_counter() - t0
         return {"x": x.astype(np.float32)}
 
-    key = hashlib.sha256(json.dumps([clips.key, backbone_cfg], sort_keys=True).encode()).hexdigest()[:16]
+    blob = json.dumps([clips.key, backbone_cfg, features_code(name)], sort_keys=True)
+    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     x = cached_arrays(f"lase-features-{name}-{key}", build)["x"]
     if len(x) != len(clips.waves):
         raise RuntimeError("cached features do not match the clips; delete the cache entry")

@@ -7,7 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from xentlab.data.cache import source_digest
 from xentlab.metrics.pass_at_k import mean_pass_at_k
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the SFT cache key (``pacs.task.sft_code``)"""
 
 HELDOUT_STREAM = 10_007
 VALIDATION_STREAM = 20_011

@@ -6,14 +6,17 @@ sign and operator is one token and numbers are spelled out digit by digit (a BPE
 digit runs inconsistently, e.g. "12" as one token but "13" as two).
 
 The SFT model ("the base model with a nonzero pass rate" of the paper) is trained on a fraction
-of the train pool and cached under ``xentlab.data.cache_dir("pacs", "sft")`` keyed by its config
-and seed, so that the SFT unit, PACS and GRPO of one seed start from the very same weights; a file
-lock makes a second process wait for the first one's model instead of training its own.
+of the train pool and cached under ``xentlab.data.cache_dir("pacs", "sft")`` keyed by its config,
+seed and code (``sft_code()``; xentlab.data.cache, "The key rule"), so that the SFT unit, PACS and
+GRPO of one seed start from the very same weights; a file lock makes a second process wait for the
+first one's model instead of training its own.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +30,47 @@ from xentlab.data.arithmetic import (
     make_arithmetic,
     make_validation,
 )
-from xentlab.data.cache import atomic_write_json, cache_dir, file_lock
+from xentlab.data.cache import atomic_write_json, cache_dir, code_key, file_lock, source_digest
 from xentlab.data.tokenizer import get_byte_tokenizer
 
-SFT_VERSION = "1"  # bump when the SFT recipe changes in a way the config does not show
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the SFT cache key (xentlab.data.cache, "The key rule")"""
+
+# the core modules that train and evaluate the SFT model and set no SOURCE_DIGEST of their own: hashed
+# when ``sft_code()`` first runs (they are imported lazily, to keep ``import pacs`` light)
+_CORE_MODULES = (
+    "xentlab.data.arithmetic",
+    "xentlab.lm.train",
+    "xentlab.lm.generate",
+    "xentlab.kernels.lce",
+    "xentlab.kernels.torch_lce",
+    "xentlab.kernels.token_chunks",
+    "xentlab.kernels.filtering",
+    "xentlab.train.loop",
+    "xentlab.train.seeding",
+    "xentlab.models.tiny_lm",
+    "xentlab.metrics.pass_at_k",
+    "xentlab.rl.rollout",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def sft_code() -> str:
+    """The code part of ``sft_key``: this module (task, examples, SFT recipe), ``pacs.evaluate`` (the stored
+    pass@k), ``xentlab.data.tokenizer`` and the core modules that build, train, sample and score the model
+    (``_CORE_MODULES``), the LM loss backend, and the libraries whose numbers end up in the weights and
+    metrics. It replaces the hand-bumped ``SFT_VERSION = "1"``, which had to be remembered at every edit of
+    that code; a source hash cannot be forgotten."""
+    from pacs import evaluate
+    from xentlab.data import tokenizer
+    from xentlab.lm.train import lm_loss_backend
+
+    core = [source_digest(importlib.import_module(name).__file__) for name in _CORE_MODULES]
+    # the LM loss backend ("cce" or "plain", XENTLAB_LM_LOSS) changes the float reductions of training
+    return code_key(SOURCE_DIGEST, evaluate.SOURCE_DIGEST, tokenizer.SOURCE_DIGEST, *core, lm_loss_backend(),
+                    libraries=("numpy", "torch", "transformers", "tokenizers"))  # fmt: skip
+
+
 TASK_SEED = 1234  # one problem set for every run seed: the seeds vary the model, not the data
 
 
@@ -88,7 +128,8 @@ class SFTModel:
 
 
 def sft_key(cfg: dict, seed: int) -> str:
-    blob = json.dumps({"cfg": cfg, "seed": seed, "v": SFT_VERSION, "task_seed": TASK_SEED}, sort_keys=True)
+    """The SFT model's cache name: config, seed, the task seed and the code (``sft_code()``)."""
+    blob = json.dumps({"cfg": cfg, "seed": seed, "code": sft_code(), "task_seed": TASK_SEED}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -10,6 +10,7 @@ sees the same batches and augmentation draws: the seed fixes both, and no loss c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -22,10 +23,35 @@ import torch
 import torch.nn.functional as F
 
 from pld.losses import kd_loss, listmle_loss, pld_loss
-from xentlab.data.cache import atomic_write_bytes, cache_dir, file_lock
+from xentlab.data import images as _images
+from xentlab.data import shapes as _shapes
+from xentlab.data.cache import atomic_write_bytes, cache_dir, code_key, file_lock, source_digest
 from xentlab.data.images import ImageSet, load_cifar, random_crop_flip, standardize
 from xentlab.data.shapes import SHAPES, ShapesConfig, load_shapes
+from xentlab.models import cnn as _cnn
 from xentlab.models.cnn import build_cnn, build_resnet
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the teacher cache key (xentlab.data.cache, "The key rule")"""
+_CNN_DIGEST = source_digest(_cnn.__file__)
+"""``xentlab.models.cnn`` (the teacher's architecture; no SOURCE_DIGEST of its own), hashed as imported"""
+
+
+@functools.lru_cache(maxsize=1)
+def teacher_code() -> str:
+    """The code part of the teacher cache key: this module (data loading, ``build_model``, ``train``), the
+    architectures (``xentlab.models.cnn``), the data (``xentlab.data.images``: CIFAR reading, crops, flips;
+    ``xentlab.data.shapes.code_version()``: the shapes set) and the numpy / torch versions."""
+    return code_key(SOURCE_DIGEST, _CNN_DIGEST, _images.SOURCE_DIGEST, _shapes.code_version(),
+                    libraries=("numpy", "torch"))  # fmt: skip
+
+
+def teacher_key(cfg: RunConfig) -> str:
+    """The teacher's cache name: ``cfg.teacher_fields()`` (data, architecture, recipe, seed) and
+    ``teacher_code()``."""
+    blob = json.dumps({"cfg": cfg.teacher_fields(), "code": teacher_code()}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
 
 LOSSES = ("ce", "kd", "pld", "listmle")
 
@@ -246,15 +272,14 @@ def train(
 
 def get_teacher(cfg: RunConfig, data: Data, device, log=None) -> tuple[torch.nn.Module, dict]:
     """The teacher of this config: trained once with CE (same recipe, ``teacher_epochs``, seed
-    ``teacher_seed``) and cached under the xentlab cache by a hash of everything it depends on.
+    ``teacher_seed``) and cached under the xentlab cache by a hash of everything it depends on, its code
+    included (``teacher_key``).
 
     Parallel units wait on a file lock while the first one trains it. Returns (model, info); info holds
     its training CPU seconds, so a run can account for it even when the cache already had it.
     """
     in_ch = data.train.x.shape[1]
-    key = hashlib.sha1(json.dumps(cfg.teacher_fields(), sort_keys=True, default=str).encode()).hexdigest()[
-        :16
-    ]
+    key = teacher_key(cfg)
     folder = cache_dir("pld", "teachers")
     path, meta_path = folder / f"{key}.pt", folder / f"{key}.json"
     model = build_model(cfg.teacher, in_ch, data.num_classes).to(device)

@@ -14,12 +14,14 @@ every arm at ~100% mIoU):
   the episode's target (they must be labelled background);
 * pixel noise.
 
-A pool is a pure function of ``(SceneConfig, seed)`` and is cached with ``cached_arrays``.
+A pool is a pure function of ``(SceneConfig, seed)`` and is cached with ``cached_arrays``, keyed by both and by
+the generator code (``code_version()``; xentlab.data.cache, "The key rule").
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -28,8 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xentlab.data.cache import cached_arrays
+from xentlab.data import shapes as _shapes
+from xentlab.data.cache import cached_arrays, code_key, source_digest
 from xentlab.data.shapes import SHAPES, ShapesConfig, _clutter, _colours, _textures, render_templates
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
 
 __all__ = ["CLASSES", "SceneConfig", "fold_classes", "generate_scenes", "load_scenes"]
 
@@ -69,8 +75,19 @@ class SceneConfig:
             raise ValueError(f"scale range must satisfy 0 < lo <= hi <= 1, got {self.scale}")
 
     def key(self, seed: int) -> str:
-        blob = json.dumps({"cfg": dataclasses.asdict(self), "seed": seed}, sort_keys=True)
+        """The pool's cache name: the config, the seed and the generator code (``code_version()``)."""
+        blob = json.dumps(
+            {"cfg": dataclasses.asdict(self), "seed": seed, "code": code_version()}, sort_keys=True
+        )
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The generator-code part of ``SceneConfig.key``: this module (the scene layout) and
+    ``xentlab.data.shapes.code_version()`` (templates, colours, textures, clutter; it covers shapes and
+    images), plus the libraries whose numbers end up in the pixels."""
+    return code_key(SOURCE_DIGEST, _shapes.code_version(), libraries=("numpy", "torch", "matplotlib"))
 
 
 def _shapes_cfg(cfg: SceneConfig) -> ShapesConfig:

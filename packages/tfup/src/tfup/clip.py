@@ -6,7 +6,8 @@ give ``dim``-d features. ``encode_*`` return the *raw* (unnormalised) features, 
 ``encode_image`` / ``encode_text`` do (TFUP normalises where the official code does). Trained with
 the symmetric InfoNCE loss (logit scale fixed at 100 by default) on ``captioned_shapes`` in the 'plain'
 style, with generic shift / brightness / contrast augmentation (never the target's 'texture' style), then
-frozen; cached under ``xentlab.data.cache_dir("tfup")`` keyed by its config and ``CODE_VERSION``. The defaults are the stand-in
+frozen; cached under ``xentlab.data.cache_dir("tfup")`` keyed by its config and its code (``code_version()``).
+The defaults are the stand-in
 chosen on the validation pool (README, "Protocol fix"); the first run's was n_groups 1500, channels 32,
 steps 1500, warmup_steps 50, no augmentation.
 """
@@ -14,6 +15,7 @@ steps 1500, warmup_steps 50, no augmentation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -26,16 +28,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xentlab.data.cache import atomic_write_bytes, cache_dir, file_lock
+from xentlab.data import captioned_shapes as _captioned_shapes
+from xentlab.data.cache import atomic_write_bytes, cache_dir, code_key, file_lock, source_digest
 from xentlab.data.captioned_shapes import CaptionedShapesConfig, Vocab, load_captioned_shapes
+from xentlab.train import schedules as _schedules
 from xentlab.train.schedules import warmup_cosine_lr
 
-CODE_VERSION = 3
-"""Version of the stand-in's training code, part of the cache key (``ClipConfig.key``): bump it whenever a
-change to ``train_clip`` / ``TinyClip`` / ``augment`` / ``clip_loss`` (or the source data) changes what a config
-trains, so a stale cached model is never reused. 2: the first two cpu runs (the key's old ``"v": 2``; rate =
-warm-up ramp x a cosine over all steps). 3: the rate is ``xentlab.train.schedules.warmup_cosine_lr`` (linear
-warm-up to ``lr``, then a half-cosine to 0 over the steps after warm-up)."""
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
+_SCHEDULES_DIGEST = source_digest(_schedules.__file__)
+"""``xentlab.train.schedules`` (the learning rate; it sets no SOURCE_DIGEST of its own), hashed as imported"""
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The code part of ``ClipConfig.key``: this module (``train_clip``, ``TinyClip``, ``augment``,
+    ``clip_loss``), the shared schedule (``xentlab.train.schedules``), the source data's generator
+    (``xentlab.data.captioned_shapes.code_version()``) and the numpy / torch versions. It replaces the
+    hand-bumped ``CODE_VERSION`` (3 was the switch to ``warmup_cosine_lr``; 2 the first two cpu runs), which
+    had to be remembered at every edit; a source hash cannot be forgotten."""
+    return code_key(SOURCE_DIGEST, _SCHEDULES_DIGEST, _captioned_shapes.code_version(),
+                    libraries=("numpy", "torch"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,8 +84,8 @@ class ClipConfig:
     seed: int = 0
 
     def key(self) -> str:
-        """Cache key: the config and the training code's ``CODE_VERSION``."""
-        blob = json.dumps({**dataclasses.asdict(self), "code_version": CODE_VERSION}, sort_keys=True)
+        """Cache key: the config and the training code (``code_version()``)."""
+        blob = json.dumps({**dataclasses.asdict(self), "code_version": code_version()}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
     def data(self) -> CaptionedShapesConfig:

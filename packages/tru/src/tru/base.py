@@ -4,22 +4,59 @@ No pretraining phase at cpu scale: 60 steps of language modelling on Python's do
 facts left the model at 12% retain exact match after 250 fine-tuning steps, against 100% from
 scratch (measured, seed 0), and the budget has no room for a pretraining run long enough to help.
 
-Built once per (seed, config) and cached under ``xentlab.data.cache_dir("tru", "base")``, so
+Built once per (seed, config, code) and cached under ``xentlab.data.cache_dir("tru", "base")`` (the key holds
+``base_code()``, a hash of the code that builds, trains and evaluates it; xentlab.data.cache, "The key rule"), so
 all methods of a seed start from the same weights; a file lock makes a second process wait for
 the first one's model instead of training its own.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xentlab.data.cache import atomic_write_json, cache_dir, file_lock
+from xentlab.data.cache import atomic_write_json, cache_dir, code_key, file_lock, source_digest
 
-BASE_VERSION = "1"  # bump when the base recipe changes in a way the config does not show
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
+
+# the core modules that build, train and evaluate the original model and set no SOURCE_DIGEST of their own:
+# hashed when ``base_code()`` first runs (they are imported lazily, to keep ``import tru`` light)
+_CORE_MODULES = (
+    "xentlab.data.facts",
+    "xentlab.lm.train",
+    "xentlab.lm.generate",
+    "xentlab.kernels.lce",
+    "xentlab.kernels.torch_lce",
+    "xentlab.kernels.token_chunks",
+    "xentlab.kernels.filtering",
+    "xentlab.train.loop",
+    "xentlab.train.seeding",
+    "xentlab.models.tiny_lm",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def base_code() -> str:
+    """The code part of ``base_key``: this module (tokenizer corpus, recipe), ``tru.data`` / ``tru.targets`` /
+    ``tru.evaluate`` (task, targets, the stored evaluation), ``xentlab.data.tokenizer`` and the core modules
+    in ``_CORE_MODULES``, the LM loss backend, and the libraries whose numbers end up in the weights and
+    metrics. It replaces the hand-bumped ``BASE_VERSION = "1"``, which had to be remembered at every
+    edit of that code; a source hash cannot be forgotten."""
+    from tru import data, evaluate, targets
+    from xentlab.data import tokenizer
+    from xentlab.lm.train import lm_loss_backend
+
+    core = [source_digest(importlib.import_module(name).__file__) for name in _CORE_MODULES]
+    # the LM loss backend ("cce" or "plain", XENTLAB_LM_LOSS) changes the float reductions of training
+    return code_key(SOURCE_DIGEST, data.SOURCE_DIGEST, targets.SOURCE_DIGEST, evaluate.SOURCE_DIGEST,
+                    tokenizer.SOURCE_DIGEST, *core, lm_loss_backend(),
+                    libraries=("numpy", "torch", "transformers", "tokenizers"))  # fmt: skip
 
 
 @dataclass
@@ -44,8 +81,9 @@ def tokenizer_for(cfg: dict) -> Any:
 
 
 def base_key(cfg: dict, seed: int, task: Any = None, tokenizer: Any = None) -> str:
-    """Cache key: the config, the seed, and (when given) the exact fine-tuning data and vocabulary."""
-    h = hashlib.sha256(json.dumps({"cfg": cfg, "seed": seed, "v": BASE_VERSION}, sort_keys=True).encode())
+    """Cache key: the config, the seed, the code (``base_code()``), and (when given) the exact fine-tuning
+    data and vocabulary."""
+    h = hashlib.sha256(json.dumps({"cfg": cfg, "seed": seed, "code": base_code()}, sort_keys=True).encode())
     if task is not None:
         for qa in task.finetune:
             h.update(f"{qa.question}\x00{qa.answer}\x01".encode())

@@ -27,7 +27,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from xentlab.data.cache import source_digest
 from xentlab.data.facts import QA, FactBank, FactsConfig, make_fact_bank
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the base-model cache key (``tru.base.base_code``)"""
 
 UNLEARN_TEMPLATES = (0, 1)
 VAL_TEMPLATE = 2

@@ -23,7 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from xentlab.data.cache import source_digest
 from xentlab.data.facts import ATTRIBUTES, QA, FactBank
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the base-model cache key (``tru.base.base_code``)"""
 
 REFUSAL_RE = re.compile(
     r"\bI(?:'m| am)? ?(?:can(?:'|no)t|cannot|not able to|won't|will not|am unable to|unable to)\s+"

@@ -17,7 +17,11 @@ ablation, an IdK-style target) drops the reasoning: ``" Response: {s_rt}</s>"``.
 
 from __future__ import annotations
 
+from xentlab.data.cache import source_digest
 from xentlab.data.facts import ATTRIBUTES, Fact
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the base-model cache key (``tru.base.base_code``)"""
 
 REASONING_TEMPLATES = (
     "The question asks for the {phrase} of {name}, who is in the unlearning scope, so it stays private.",

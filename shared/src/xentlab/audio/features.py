@@ -30,6 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from xentlab.data.cache import source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache key of the features it computes (xentlab.data.cache,
+"The key rule"; e.g. ``lase.data.frozen_features``)"""
+
 
 @dataclass(frozen=True)
 class FrontendConfig:

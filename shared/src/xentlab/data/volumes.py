@@ -22,18 +22,33 @@ Intensities: each ``create_test_image_3d`` call rescales its spheres to a maximu
 
 Volumes are seeded individually (volume ``i`` of a set depends only on ``(seed, i)`` and the spec),
 so the first ``k`` volumes of a set of ``n`` are the same as a set of ``k``. A set is generated once
-and kept in the xentlab cache (``xentlab.data.cached_arrays``), keyed by the spec.
+and kept in the xentlab cache (``xentlab.data.cached_arrays``), keyed by the spec and by the generator code
+(``code_version()``: this module's source and the numpy / scipy / MONAI versions; xentlab.data.cache,
+"The key rule").
 
 MONAI is imported lazily, so ``import xentlab.data`` stays light.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from xentlab.data.cache import code_key, source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The generator-code part of ``VolumeSpec.key``: this module and the libraries whose numbers end up in
+    the voxels (numpy's RNG, scipy's filters, MONAI's ``create_test_image_3d``)."""
+    return code_key(SOURCE_DIGEST, libraries=("numpy", "scipy", "monai"))
 
 
 @dataclass(frozen=True)
@@ -100,21 +115,14 @@ class VolumeSpec:
             raise ValueError(f"shape must be one of {SHAPES}, got {self.shape!r}")
 
     def key(self) -> str:
-        """A short stable hash of the spec, for cache file names.
-
-        Fields added after the first version are left out of the hash while they hold their
-        default, so the specs that existed before them keep their keys (and their cache files).
-        """
-        fields = asdict(self)
-        for name, default in _LATE_DEFAULTS.items():
-            if fields[name] == default:
-                del fields[name]
-        return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+        """A short stable hash of the spec and of the generator code (``code_version()``), for cache file
+        names. Every field counts (the first release's keys left out fields added later while they held
+        their default, to keep old cache files readable; the code hash changes every key anyway)."""
+        blob = {"spec": asdict(self), "code": code_version()}
+        return hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
 
 SHAPES = ("sphere", "ellipsoid")
-# Spec fields added after the first release, with the default that reproduces the older volumes.
-_LATE_DEFAULTS = {"shape": "sphere"}
 
 
 def _volume_rng(seed: int, index: int) -> np.random.RandomState:

@@ -1,0 +1,53 @@
+"""The pre-training checkpoint's cache key follows the code (xentlab.data.cache, "The key rule"): same code
+and config, same key; an edit of the pre-training code, of the pool's generator or a torch upgrade, a new key."""
+
+import pytest
+from core_tuning import model, pretrain
+
+from xentlab.data import cache as cache_mod
+from xentlab.data import shapes
+from xentlab.data.cache import source_digest
+
+
+@pytest.fixture(autouse=True)
+def _real_code_keys(monkeypatch):
+    """Undo the test's patches, then drop the memoised code keys computed under them, so no later test
+    (or smoke run in this process) reads a key of patched code."""
+    yield
+    monkeypatch.undo()
+    pretrain.code_version.cache_clear()
+    shapes.code_version.cache_clear()
+
+
+def _key() -> str:
+    pretrain.code_version.cache_clear()
+    shapes.code_version.cache_clear()
+    return pretrain.PretrainConfig().key()
+
+
+def test_modules_hash_their_own_source():
+    for mod in (pretrain, model):
+        assert mod.SOURCE_DIGEST == source_digest(mod.__file__), mod.__name__
+
+
+@pytest.mark.parametrize("module", [pretrain, model, shapes], ids=lambda m: m.__name__)
+def test_a_code_change_changes_the_key(module, monkeypatch):
+    before = _key()
+    assert _key() == before  # same code, same key
+    assert pretrain.PretrainConfig(epochs=11).key() != before  # the config still counts
+    monkeypatch.setattr(module, "SOURCE_DIGEST", "0" * 16)  # as if the module's source had changed
+    assert _key() != before
+    monkeypatch.undo()
+    assert _key() == before
+
+
+def test_a_core_module_edit_or_torch_upgrade_changes_the_key(monkeypatch):
+    before = _key()
+    monkeypatch.setattr(pretrain, "_CORE_DIGESTS", ("0" * 16,) * len(pretrain._CORE_DIGESTS))
+    assert _key() != before
+    monkeypatch.undo()
+    real = cache_mod.library_version
+    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "torch" else real(n))
+    assert _key() != before
+    monkeypatch.undo()
+    assert _key() == before

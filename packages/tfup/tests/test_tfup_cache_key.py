@@ -1,0 +1,55 @@
+"""The stand-in CLIP's cache key follows the code (xentlab.data.cache, "The key rule"): same code and
+config, same key; an edit of the training code, the schedule or the data generator, or a torch upgrade,
+gives a new key."""
+
+import pytest
+from tfup import clip
+
+from xentlab.data import cache as cache_mod
+from xentlab.data import captioned_shapes, shapes
+from xentlab.data.cache import source_digest
+
+
+@pytest.fixture(autouse=True)
+def _real_code_keys(monkeypatch):
+    """Undo the test's patches, then drop the memoised code keys computed under them, so no later test
+    (or smoke run in this process) reads a key of patched code."""
+    yield
+    monkeypatch.undo()
+    clip.code_version.cache_clear()
+    captioned_shapes.code_version.cache_clear()
+    shapes.code_version.cache_clear()
+
+
+def _key(**changes) -> str:
+    clip.code_version.cache_clear()
+    captioned_shapes.code_version.cache_clear()
+    shapes.code_version.cache_clear()
+    return clip.ClipConfig(**changes).key()
+
+
+def test_module_hashes_its_own_source():
+    assert clip.SOURCE_DIGEST == source_digest(clip.__file__)
+    assert clip._SCHEDULES_DIGEST == source_digest(clip._schedules.__file__)
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [(clip, "SOURCE_DIGEST"), (clip, "_SCHEDULES_DIGEST"), (captioned_shapes, "SOURCE_DIGEST"),
+     (shapes, "SOURCE_DIGEST")],
+)  # fmt: skip
+def test_a_code_change_changes_the_key(module, name, monkeypatch):
+    before = _key()
+    assert _key() == before  # same code, same key
+    assert _key(steps=7) != before  # the config still counts
+    monkeypatch.setattr(module, name, "0" * 16)  # as if the module's source had changed
+    assert _key() != before
+    monkeypatch.undo()
+    assert _key() == before
+
+
+def test_a_torch_upgrade_changes_the_key(monkeypatch):
+    before = _key()
+    real = cache_mod.library_version
+    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "torch" else real(n))
+    assert _key() != before

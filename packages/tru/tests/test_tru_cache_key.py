@@ -1,0 +1,64 @@
+"""The original model's cache key follows the code (xentlab.data.cache, "The key rule"): same code, config
+and seed, same key; an edit of the code that builds, trains or evaluates it, or a library, a new key."""
+
+import pytest
+from tru import base, data, evaluate, targets
+
+from xentlab.data import cache as cache_mod
+from xentlab.data import tokenizer
+from xentlab.data.cache import source_digest
+
+CFG = {"model": "tiny", "vocab_size": 300, "finetune_steps": 2}
+
+
+@pytest.fixture(autouse=True)
+def _real_code_keys(monkeypatch):
+    """Undo the test's patches, then drop the memoised code keys computed under them, so no later test
+    (or smoke run in this process) reads a key of patched code."""
+    yield
+    monkeypatch.undo()
+    base.base_code.cache_clear()
+
+
+def _key(cfg=CFG, seed: int = 0) -> str:
+    base.base_code.cache_clear()
+    return base.base_key(cfg, seed)
+
+
+def test_modules_hash_their_own_source():
+    for mod in (base, data, evaluate, targets):
+        assert mod.SOURCE_DIGEST == source_digest(mod.__file__), mod.__name__
+
+
+@pytest.mark.parametrize("module", [base, data, evaluate, targets, tokenizer], ids=lambda m: m.__name__)
+def test_a_code_change_changes_the_key(module, monkeypatch):
+    before = _key()
+    assert _key() == before  # same code, same key
+    assert _key(seed=1) != before and _key({**CFG, "finetune_steps": 3}) != before  # seed, config count
+    monkeypatch.setattr(module, "SOURCE_DIGEST", "0" * 16)  # as if the module's source had changed
+    assert _key() != before
+    monkeypatch.undo()
+    assert _key() == before
+
+
+def test_a_core_module_edit_the_loss_backend_or_a_library_changes_the_key(monkeypatch, tmp_path):
+    before = _key()
+    edited = tmp_path / "generate.py"  # a stand-in for an edited xentlab.lm.generate
+    edited.write_text("# edited\n")
+    real_digest = base.source_digest
+    monkeypatch.setattr(
+        base, "source_digest", lambda p: real_digest(edited if str(p).endswith("lm/generate.py") else p)
+    )
+    assert _key() != before
+    monkeypatch.undo()
+    import xentlab.lm.train as lm_train
+
+    other = "plain" if lm_train.lm_loss_backend() == "cce" else "cce"
+    monkeypatch.setattr(lm_train, "lm_loss_backend", lambda: other)
+    assert _key() != before
+    monkeypatch.undo()
+    real = cache_mod.library_version
+    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "tokenizers" else real(n))
+    assert _key() != before
+    monkeypatch.undo()
+    assert _key() == before
