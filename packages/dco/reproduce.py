@@ -5,8 +5,9 @@ Mathematical Reasoning" (DCO, arXiv 2502.07154) at CPU scale.
 
 A 140k-parameter char-level Llama is first pretrained with CE on 3,850 direct-answer arithmetic
 problems ("7+6*43=" -> "265"; one shared base model, dco.base, pretraining length chosen on
-validation: scripts/select_base.py, results/base_selection.json), then fine-tuned on a small set of
-other problems with cross-entropy (CE) and with the DCO loss
+validation: scripts/select_base.py, results/base_selection.json; a base pretrained on a shifted
+distribution was tried by the pre-written rule of scripts/select_shifted_base.py and no candidate
+qualified, see the README), then fine-tuned on 150 other problems with cross-entropy (CE) and with the DCO loss
 -log(1 - (1 - p_hat)^N') for N' in {4, 32, 256}, for the same number of steps and seeds. Every
 ``eval_every`` epochs the exact pass@N = 1 - (1 - p_hat(y|x))^N of the test problems is logged for
 N in {1, 4, 16, 64, 256}, with the confidence of the greedy answer (the paper's Fig. 1 analogue).
@@ -33,10 +34,16 @@ NS = [1, 4, 16, 64, 256]
 
 # The task (dco.task: a+f*b, 1-digit a and f, 2-digit b), the model and the optimiser, shared by
 # every method. n_train=150 was chosen on the validation split (scripts/select_ntrain.py), for a model
-# trained from scratch. Protocol fix: every unit fine-tunes one base model pretrained with CE on the
-# pool problems [n_train, pool_train) (dco.base); its length was chosen on the validation split by
-# the rule in scripts/select_base.py (results/base_selection.json).
+# trained from scratch. Protocol fix 1: every unit fine-tunes one base model pretrained with CE on
+# the pool problems [n_train, pool_train), i.e. the fine-tuning family itself (dco.base); its length
+# was chosen on the validation split by scripts/select_base.py (results/base_selection.json).
+# Protocol fix 2 (attempted): a base pretrained on a SHIFTED mixture (dco.base.pretrain_pairs),
+# chosen on validation by the rule of scripts/select_shifted_base.py, written before it ran. No
+# candidate of either round qualified (results/shifted_base_selection_round{1,2}.json), so by that
+# rule the protocol of fix 1 stays: MIXTURE = None (the base config, hence the cached base and the
+# committed results/cpu, are exactly those of fix 1).
 PRETRAIN_EPOCHS = 80  # chosen by the rule: results/base_selection.json
+MIXTURE = None  # the shifted-base rule chose none (README, "Protocol fix 2")
 BASE = {
     "cpu": {
         "task": {"pool_train": 4000, "n_train": 150, "n_test": 500, "n_val": 0},
@@ -59,7 +66,14 @@ BASE = {
         "ns": NS,
         "n_train_eval": 150,
         "crosscheck": None,
-        "base": {"epochs": PRETRAIN_EPOCHS, "batch_size": 32, "lr": 3e-3, "warmup_steps": 50, "seed": 0}
+        "base": {
+            "epochs": PRETRAIN_EPOCHS,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "warmup_steps": 50,
+            "seed": 0,
+            **({"mixture": MIXTURE} if MIXTURE else {}),
+        }
         if PRETRAIN_EPOCHS
         else None,
     },
@@ -84,7 +98,13 @@ BASE = {
         "ns": NS,
         "n_train_eval": 20,
         "crosscheck": None,
-        "base": {"epochs": 1, "batch_size": 16, "lr": 3e-3, "warmup_steps": 2, "seed": 0},
+        "base": {
+            "epochs": 1,
+            "batch_size": 16,
+            "lr": 3e-3,
+            "warmup_steps": 2,
+            "seed": 0,
+        },
     },
 }
 # exact pass@k vs the unbiased sampling estimator (50 test problems, 64 samples each)

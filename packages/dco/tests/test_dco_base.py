@@ -49,3 +49,56 @@ def test_load_base_is_deterministic_and_cached(tmp_path, monkeypatch):
 
     fresh = build_model(MODEL, tok, seed=BASE["seed"])  # the same init: pretraining changed it
     assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), fresh.state_dict().values()))
+
+
+def test_shifted_mixture_fraction_parts_and_disjointness():
+    """The shifted pretraining mixture: n problems, round(frac * n) of the fine-tuning family taken from
+    the unused pool, the rest sums and products only (no a+f*b string), nothing shared with the
+    fine-tuning, test or validation splits; the default (no mixture) keeps the old data."""
+    task = {"pool_train": 200, "n_train": 24, "n_test": 12, "n_val": 10}
+    assert pretrain_pairs(task) == pretrain_pairs(task, None)
+    s = build_splits(task)
+    held = set().union(*(set(problem_pairs(x)) for x in (s.train, s.test, s.val)))
+    for frac in (0.0, 0.1):
+        mix = pretrain_pairs(task, {"n": 100, "target_frac": frac})
+        assert len(mix) == len(set(mix)) == 100
+        composed = [q for q, _ in mix if "+" in q and "*" in q]
+        assert len(composed) == round(frac * 100)
+        assert set(composed) <= {q for q, _ in pretrain_pairs(task)}
+        assert not set(mix) & held
+        for q, a in mix:  # every answer is the value of its expression
+            assert int(a) == eval(q.rstrip("="))  # noqa: S307 (digits and + * only)
+    assert pretrain_pairs(task, {"n": 100, "target_frac": 0.1}) == pretrain_pairs(
+        task, {"n": 100, "target_frac": 0.1}
+    )
+    import pytest
+
+    with pytest.raises(ValueError, match="target_frac"):
+        pretrain_pairs(task, {"n": 100, "target_frac": 1.5})
+    with pytest.raises(ValueError, match="unused in the pool"):
+        pretrain_pairs(task, {"n": 1000, "target_frac": 0.5})
+
+
+def test_shifted_format_kinds():
+    """ "swapped": the unused pool problems, prompt product first, same answers; "wide_addend": a 2-digit
+    addend, so no string is a fine-tuning-family string; both disjoint from every split."""
+    import pytest
+
+    task = {"pool_train": 200, "n_train": 24, "n_test": 12, "n_val": 10}
+    s = build_splits(task)
+    held = set().union(*(set(problem_pairs(x)) for x in (s.train, s.test, s.val)))
+    unused = pretrain_pairs(task)
+    sw = pretrain_pairs(task, {"n": 50, "kind": "swapped"})
+    assert [a for _, a in sw] == [a for _, a in unused[:50]]
+    q0, p0 = sw[0][0], unused[0][0]  # "7+6*43=" -> "6*43+7="
+    a, prod = p0.rstrip("=").split("+")
+    assert q0 == f"{prod}+{a}="
+    wide = pretrain_pairs(task, {"n": 80, "kind": "wide_addend"})
+    assert len(set(wide)) == 80 and all(10 <= int(q.split("+")[0]) <= 99 for q, _ in wide)
+    for mix in (sw, wide):
+        assert not set(mix) & held
+        assert all(int(ans) == eval(q.rstrip("=")) for q, ans in mix)  # noqa: S307
+    with pytest.raises(ValueError, match="unknown mixture kind"):
+        pretrain_pairs(task, {"n": 10, "kind": "nope"})
+    with pytest.raises(ValueError, match="unused in the pool"):
+        pretrain_pairs(task, {"n": 500, "kind": "swapped"})

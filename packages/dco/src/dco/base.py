@@ -1,12 +1,16 @@
-"""The "base model" of the cpu scale: the tiny char-level Llama pretrained with CE on a disjoint part
-of the train pool, once, and shared by every (method, seed) unit.
+"""The "base model" of the cpu scale: the tiny char-level Llama pretrained with CE once and shared by
+every (method, seed) unit.
 
 The paper fine-tunes a pre-trained model (Llama-3-8B-base) that already generalises somewhat; its
 Table 1 starts from that breadth. A model trained from scratch on 150 problems generalises to only
-3-7% of the test problems, so the cpu protocol first pretrains one base model with CE on the train
-pool minus the fine-tuning set (problems ``n_train .. pool_train``: disjoint from the fine-tuning,
-test and validation problems) and fine-tunes it with CE or DCO. The pretraining length was chosen
-on the validation split (``scripts/select_base.py``; ``results/base_selection.json``).
+3-7% of the test problems, so the cpu protocol first pretrains one base model with CE and then
+fine-tunes it with CE or DCO. First fix: pretraining on the train pool minus the fine-tuning set
+(problems ``n_train .. pool_train``, the fine-tuning family itself; length chosen by
+``scripts/select_base.py``). That base could only be overfit by fine-tuning on more of its own
+distribution, so the second fix pretrains on a *shifted* mixture (``pretrain_pairs(task,
+mixture)``: sums and products, the fine-tuning family absent or rare; chosen by
+``scripts/select_shifted_base.py``). Every pretraining problem is disjoint from the fine-tuning,
+test and validation problems.
 
 Like the paper's single base model, the base is the same for every run seed (``cfg["seed"]``); the
 run seeds vary the fine-tuning stream. It is built once and cached under ``cache_dir("dco")``
@@ -40,13 +44,62 @@ def pretrain_config(base: dict, batch_size: int, steps_per_epoch: int):
     )
 
 
-def pretrain_pairs(task: dict) -> list[tuple[str, str]]:
-    """Train-pool problems after the fine-tuning set: [n_train, pool_train)."""
+# The "parts" of the shifted pretraining mixture: 2-digit sums "23+45" (level 1) and products of a
+# 2-digit and a 1-digit number "6*43" / "43*6" (level 3), i.e. the two operations of the fine-tuning
+# family a+f*b without their composition. None of these strings is a level-4 expression, so they
+# are disjoint from the fine-tuning, test and validation problems by construction.
+PARTS_FAMILY = {"max_operand": 99, "min_operand": 10, "max_factor": 9, "level_weights": (1, 0, 1, 0)}
+PARTS_SEED = 4321
+# the fine-tuning family with a 2-digit addend (10..99) instead of a 1-digit one: "23+6*43"
+WIDE_FAMILY = {"max_operand": 99, "min_operand": 10, "max_factor": 9, "level_weights": (0, 0, 0, 1)}
+
+
+def _swap(expr: str) -> str:
+    """ "7+6*43" -> "6*43+7" (the same value, the product written first)."""
+    a, prod = expr.split("+")
+    return f"{prod}+{a}"
+
+
+def pretrain_pairs(task: dict, mixture: dict | None = None) -> list[tuple[str, str]]:
+    """The pretraining problems.
+
+    ``mixture`` None (the previous protocol): the train-pool problems after the fine-tuning set,
+    [n_train, pool_train), i.e. the fine-tuning distribution itself.
+    ``mixture`` {"n", "target_frac"} (the shifted base): ``n`` problems of which a fraction
+    ``target_frac`` (rounded) are fine-tuning-family problems taken from [n_train, pool_train) (so
+    still disjoint from fine-tuning, test and validation) and the rest are the "parts"
+    (``PARTS_FAMILY``: sums and products, not the composition), shuffled with a fixed seed."""
+    import random
+
     from dco.task import TASK_SEED, arithmetic_config, problem_pairs
-    from xentlab.data.arithmetic import make_arithmetic
+    from xentlab.data.arithmetic import ArithmeticConfig, make_arithmetic
 
     pool = make_arithmetic(arithmetic_config(task["pool_train"], task["n_test"]), TASK_SEED).train
-    return problem_pairs(pool[task["n_train"] :])
+    rest = pool[task["n_train"] :]
+    if mixture is None:
+        return problem_pairs(rest)
+    kind = mixture.get("kind", "parts")
+    if kind == "swapped":  # the same unused problems, the prompt written product first: "6*43+7="
+        if int(mixture["n"]) > len(rest):
+            raise ValueError(
+                f"{mixture['n']} swapped problems requested, only {len(rest)} unused in the pool"
+            )
+        return [(_swap(p.expr) + "=", p.target) for p in rest[: int(mixture["n"])]]
+    if kind == "wide_addend":  # a+f*b with a 2-digit addend a (10..99): "23+6*43="
+        cfg = ArithmeticConfig(n_train=int(mixture["n"]), n_heldout=0, **WIDE_FAMILY)
+        return problem_pairs(make_arithmetic(cfg, PARTS_SEED).train)
+    if kind != "parts":
+        raise ValueError(f"unknown mixture kind {kind!r} (parts, swapped, wide_addend)")
+    n, frac = int(mixture["n"]), float(mixture["target_frac"])
+    if not 0.0 <= frac <= 1.0:
+        raise ValueError(f"target_frac must be in [0, 1], got {frac}")
+    n_target = round(frac * n)
+    if n_target > len(rest):
+        raise ValueError(f"{n_target} target-family problems requested, only {len(rest)} unused in the pool")
+    parts = make_arithmetic(ArithmeticConfig(n_train=n - n_target, n_heldout=0, **PARTS_FAMILY), PARTS_SEED)
+    pairs = problem_pairs(rest[:n_target]) + problem_pairs(parts.train)
+    random.Random(f"dco-mixture|{PARTS_SEED}").shuffle(pairs)
+    return pairs
 
 
 def pretrain(
@@ -65,7 +118,7 @@ def pretrain(
     from dco.task import examples
     from dco.train import train
 
-    pairs = pretrain_pairs(task)
+    pairs = pretrain_pairs(task, base.get("mixture"))
     model = build_model(model_cfg, tok, seed=base["seed"])
     bs = base["batch_size"]
     cfg = pretrain_config(base, bs, math.ceil(len(pairs) / bs))

@@ -1,5 +1,5 @@
-"""One (method, seed) unit at cpu/smoke scale: a tiny char-level Llama trained from scratch on the
-direct-answer arithmetic train set with CE (N' = 1) or DCO (N'), evaluated every ``eval_every``
+"""One (method, seed) unit at cpu/smoke scale: a tiny char-level Llama (a pretrained base, dco.base,
+or a fresh init) trained on the direct-answer arithmetic train set with CE (N' = 1) or DCO (N'), evaluated every ``eval_every``
 epochs on the test split (exact pass@N for every N in ``ns``, the greedy confidence histogram) and on
 the train set, with a sampling cross-check of the exact pass@N at the final epoch.
 
