@@ -14,18 +14,49 @@ test and validation problems.
 
 Like the paper's single base model, the base is the same for every run seed (``cfg["seed"]``); the
 run seeds vary the fine-tuning stream. It is built once and cached under ``cache_dir("dco")``
-(keyed by its config): parallel units wait on a file lock while the first one trains it.
+(keyed by its config and by the code that builds it, ``base_code()``; xentlab.data.cache, "The key
+rule"): parallel units wait on a file lock while the first one trains it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import io
 import json
 from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from xentlab.data.cache import code_key, source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the base's cache key (xentlab.data.cache, "The key rule")"""
+
+# The modules whose code shapes the pretrained weights: this package's data, model, loss and training
+# loop, and the core modules they call (tokenizer, arithmetic problems, tiny Llama, LM training helpers
+# with their optimiser and schedule).
+_CODE_MODULES = (
+    "dco.task",
+    "dco.experiment",
+    "dco.train",
+    "dco.loss",
+    "xentlab.data.tokenizer",
+    "xentlab.data.arithmetic",
+    "xentlab.lm.train",
+    "xentlab.models.tiny_lm",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def base_code() -> str:
+    """The code part of the base's cache key: this module and ``_CODE_MODULES`` (their source files, as
+    imported) plus the libraries whose numbers end up in the weights. Any edit of that code gives a new
+    key, so a base trained by older code is never loaded (the cache once served stale data to cprd)."""
+    digests = [source_digest(importlib.import_module(name).__file__) for name in _CODE_MODULES]
+    return code_key(SOURCE_DIGEST, *digests, libraries=("numpy", "torch", "tokenizers", "transformers"))
 
 
 def pretrain_config(base: dict, batch_size: int, steps_per_epoch: int):
@@ -136,7 +167,7 @@ def pretrain(
 
 
 def _key(model_cfg: dict, task: dict, base: dict) -> str:
-    blob = json.dumps({"model": model_cfg, "task": task, "base": base}, sort_keys=True)
+    blob = json.dumps({"model": model_cfg, "task": task, "base": base, "code": base_code()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

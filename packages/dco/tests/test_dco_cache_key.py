@@ -1,0 +1,61 @@
+"""The pretrained base's cache key follows the code (xentlab.data.cache, "The key rule"): same code and
+config, same key; an edit of this package's training code, a core module it runs, or a library upgrade,
+a new key (a base trained by older code is never loaded)."""
+
+import pytest
+from dco import base
+
+from xentlab.data import cache as cache_mod
+from xentlab.data.cache import source_digest
+
+MODEL, TASK, BASE = {"d_model": 8}, {"n_train": 4}, {"seed": 0, "epochs": 1}
+
+
+@pytest.fixture(autouse=True)
+def _real_code_keys(monkeypatch):
+    """Undo the test's patches, then drop the memoised code key computed under them, so no later test
+    (or smoke run in this process) reads a key of patched code."""
+    yield
+    monkeypatch.undo()
+    base.base_code.cache_clear()
+
+
+def _key(model=MODEL, task=TASK, b=BASE) -> str:
+    base.base_code.cache_clear()
+    return base._key(model, task, b)
+
+
+def test_module_hashes_its_own_source():
+    assert base.SOURCE_DIGEST == source_digest(base.__file__)
+
+
+def test_same_code_same_key_and_the_config_still_counts():
+    before = _key()
+    assert _key() == before
+    assert _key(b={**BASE, "epochs": 2}) != before
+    assert _key(task={"n_train": 5}) != before
+
+
+def test_an_edit_of_this_module_changes_the_key(monkeypatch):
+    before = _key()
+    monkeypatch.setattr(base, "SOURCE_DIGEST", "0" * 16)  # as if base.py had been edited
+    assert _key() != before
+
+
+@pytest.mark.parametrize(
+    "suffix", ["dco/train.py", "dco/loss.py", "xentlab/lm/train.py", "xentlab/models/tiny_lm.py"]
+)
+def test_an_edit_of_a_module_that_shapes_the_weights_changes_the_key(monkeypatch, tmp_path, suffix):
+    before = _key()
+    edited = tmp_path / "edited.py"  # a stand-in for the edited module's source
+    edited.write_text("# edited\n")
+    real = base.source_digest
+    monkeypatch.setattr(base, "source_digest", lambda p: real(edited if str(p).endswith(suffix) else p))
+    assert _key() != before
+
+
+def test_a_library_upgrade_changes_the_key(monkeypatch):
+    before = _key()
+    real = cache_mod.library_version
+    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "torch" else real(n))
+    assert _key() != before
