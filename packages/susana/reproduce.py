@@ -33,8 +33,17 @@ PAPER = Paper(
 SMOKE = dict(
     n_per_class=20, episodes=6, val_every=3, val_episodes=10, test_episodes=10, channels=8, test_query=5
 )
-# cpu: 1200 training episodes per arm (~30 s per unit on one core); 200 meta-val and 600 meta-test episodes
-CPU = dict(n_per_class=30, episodes=1200, val_every=200, val_episodes=200, test_episodes=600, channels=32)
+# cpu: the training budget (episodes per arm) and the number of seeds are chosen on META-VALIDATION only by
+# scripts/select_budget.py (rule in its docstring and the README, fixed before the pilot ran; output
+# results/budget_selection.json): the smallest candidate in (1200, 1800, 2400, 3000, 3600) at which the
+# pilot meta-val curves (CE, pilot seeds 100/101; CE + ICNN, pilot seed 100) have plateaued (best of the
+# last 3 evaluations within 1 point of the pilot's best), and as many seeds (3..8) as ~12 CPU-minutes allow.
+# 200 meta-val episodes every 200 training episodes (checkpoint = best meta-val evaluation), 600 meta-test.
+CPU_EPISODES = 3600  # results/budget_selection.json: chosen_episodes (the cap; see README)
+CPU_SEEDS = [0, 1, 2]  # results/budget_selection.json: n_seeds = 3 (the minimum)
+CPU = dict(
+    n_per_class=30, episodes=CPU_EPISODES, val_every=200, val_episodes=200, test_episodes=600, channels=32
+)
 # full: miniImageNet Conv-4 ProtoNet setting (84x84, 64 channels); episode count of the usual ProtoNet recipe
 FULL = dict(dataset="folder", data_root=None, image_size=84, channels=64, episodes=40_000, val_every=1000,
             val_episodes=600, test_episodes=2000, max_per_class=600)  # fmt: skip
@@ -42,7 +51,8 @@ FULL = dict(dataset="folder", data_root=None, image_size=84, channels=64, episod
 # ce_icnn was added after the first run with the same protocol (ICNN defaults: k = 4, full variant).
 # Version 2 (protocol fix): the CE logits became the author's -||q - c||^2 / T (T = 1) instead of -sqrt(.),
 # so every arm changed and no unit of version 1 may resume.
-VERSION = "2"
+# Version 3 (protocol fix): the cpu training budget is chosen on meta-val by scripts/select_budget.py.
+VERSION = "3"
 ARMS = {"ce": dict(triplet=False), "ce_triplet": dict(triplet=True), "ce_icnn": dict(icnn=True)}
 DESCRIPTIONS = {
     "ce": "ProtoNet (logits -squared Euclidean distance), cross-entropy only",
@@ -124,7 +134,22 @@ def figures(results, out_dir: Path) -> list[Path]:
         ax.set_xticks(range(len(names)), names)
         ax.set_ylabel("meta-test accuracy (%)")
         ax.set_title(f"5-way {shot}-shot ({len(seeds)} seeds; dots = seeds)", fontsize=9)
-    return [save_figure(fig, out_dir / "accuracy.png", dpi=110)]
+    paths = [save_figure(fig, out_dir / "accuracy.png", dpi=110)]
+    # meta-val curves (the checkpoint-selection evaluations): is the budget past the plateau?
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for i, n in enumerate(names):
+        color = ("tab:gray", "tab:red", "tab:blue")[i]
+        curves = [results.per_seed[n][s]["artifacts"]["curve"] for s in seeds]
+        eps = [c["episode"] for c in curves[0]]
+        vals = np.array([[c["val_1shot"] for c in cur] for cur in curves])
+        for v in vals:
+            ax.plot(eps, v, color=color, alpha=0.25, lw=0.7)
+        ax.plot(eps, vals.mean(0), color=color, lw=2, label=f"{n} (mean of {len(seeds)} seeds)")
+    ax.set_xlabel("training episode")
+    ax.set_ylabel("meta-val 5-way 1-shot accuracy (%)")
+    ax.legend(fontsize=8)
+    paths.append(save_figure(fig, out_dir / "val_curves.png", dpi=110))
+    return paths
 
 
 _FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
@@ -132,5 +157,5 @@ assert all(set(c) <= _FIELDS for e in EXPERIMENTS for c in e.configs.values() if
 
 if __name__ == "__main__":
     run_cli(PAPER, EXPERIMENTS, CLAIMS, derived=DERIVED, figures=figures,
-            default_seeds={"smoke": [0], "cpu": [0, 1, 2], "full": [0, 1, 2]},
+            default_seeds={"smoke": [0], "cpu": CPU_SEEDS, "full": [0, 1, 2]},
             default_workers={"smoke": 1, "cpu": 2, "full": 1})  # fmt: skip

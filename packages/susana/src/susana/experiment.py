@@ -59,8 +59,12 @@ def conv4(channels: int, in_ch: int = 3) -> nn.Module:
     return nn.Sequential(*layers, nn.Flatten())
 
 
-def load_splits(cfg: RunConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """{"train","val","test"} -> (images, labels 0..C-1 within the split); classes are disjoint."""
+def load_splits(
+    cfg: RunConfig, which: tuple[str, ...] = ("train", "val", "test")
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{"train","val","test"} -> (images, labels 0..C-1 within the split); classes are disjoint.
+
+    `which` limits the splits that are loaded (the budget pilot never loads "test")."""
     if cfg.dataset == "shapes":
         from xentlab.data.shapes import ShapesConfig, load_shapes
 
@@ -70,6 +74,8 @@ def load_splits(cfg: RunConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         for name, n in zip(("train", "val", "test"), SPLIT_SIZES):
             classes = tuple(GLYPH_CLASSES[i] for i in order[start : start + n])
             start += n
+            if name not in which:
+                continue
             data = load_shapes(
                 ShapesConfig(classes=classes, n_per_class=cfg.n_per_class, size=cfg.image_size), seed=0
             )
@@ -83,7 +89,7 @@ def load_splits(cfg: RunConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
                 "dataset='folder' needs data_root (a folder with train/, val/, test/ class folders)"
             )
         out = {}
-        for name in ("train", "val", "test"):
+        for name in which:
             sub = Path(cfg.data_root) / name
             if not sub.is_dir():
                 raise FileNotFoundError(
@@ -140,9 +146,12 @@ def evaluate(emb: torch.Tensor, y: torch.Tensor, n_way: int, shot: int, query: i
     return accs
 
 
-def run(cfg: RunConfig, seed: int, device="cpu", log=None, progress=None) -> dict:
-    """Train one arm at one seed; returns metrics (accuracies in %, CI half-widths) and a val curve."""
-    splits = load_splits(cfg)
+def run(cfg: RunConfig, seed: int, device="cpu", log=None, progress=None, test: bool = True) -> dict:
+    """Train one arm at one seed; returns metrics (accuracies in %, CI half-widths) and a val curve.
+
+    test=False (the budget pilot): the meta-test split is neither loaded nor evaluated; returns the
+    meta-val curve and best only."""
+    splits = load_splits(cfg, ("train", "val", "test") if test else ("train", "val"))
     torch.manual_seed(seed)  # identical backbone init for every arm at this seed
     model = conv4(cfg.channels, in_ch=splits["train"][0].shape[1]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -184,9 +193,11 @@ def run(cfg: RunConfig, seed: int, device="cpu", log=None, progress=None) -> dic
                 log(step=ep, loss=loss.item(), val_1shot=float(val))
             if val > best:
                 best, best_state = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    emb = embed_all(model, splits["test"][0], device)
     out = {"val_1shot_best": float(best)}
+    if not test:
+        return {**out, "curve": curve}
+    model.load_state_dict(best_state)  # the checkpoint of the best meta-val evaluation
+    emb = embed_all(model, splits["test"][0], device)
     for shot in (1, 5):
         # test episodes depend only on the seed, so both arms see the same episodes
         accs = 100 * evaluate(
