@@ -7,6 +7,7 @@ from dco import base
 
 from xentlab.data import cache as cache_mod
 from xentlab.data.cache import source_digest
+from xentlab.lm import code as lm_code
 
 MODEL, TASK, BASE = {"d_model": 8}, {"n_train": 4}, {"seed": 0, "epochs": 1}
 
@@ -49,8 +50,17 @@ def test_an_edit_of_a_module_that_shapes_the_weights_changes_the_key(monkeypatch
     before = _key()
     edited = tmp_path / "edited.py"  # a stand-in for the edited module's source
     edited.write_text("# edited\n")
-    real = base.source_digest
-    monkeypatch.setattr(base, "source_digest", lambda p: real(edited if str(p).endswith(suffix) else p))
+    real = lm_code.source_digest  # every module but base.py itself is hashed by xentlab.lm.code
+    monkeypatch.setattr(lm_code, "source_digest", lambda p: real(edited if str(p).endswith(suffix) else p))
+    assert _key() != before
+
+
+def test_the_lm_loss_backend_changes_the_key(monkeypatch):
+    from xentlab.lm import train as lm_train
+
+    before = _key()
+    other = "plain" if lm_train.lm_loss_backend() == "cce" else "cce"
+    monkeypatch.setattr(lm_train, "lm_loss_backend", lambda: other)
     assert _key() != before
 
 

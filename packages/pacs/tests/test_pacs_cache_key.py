@@ -7,6 +7,7 @@ from pacs import evaluate, task
 from xentlab.data import cache as cache_mod
 from xentlab.data import tokenizer
 from xentlab.data.cache import source_digest
+from xentlab.lm import code as lm_code
 
 CFG = {"task": {}, "model": "tiny", "n_sft": 8, "sft_steps": 2}
 
@@ -45,9 +46,9 @@ def test_a_core_module_edit_or_library_upgrade_changes_the_key(monkeypatch, tmp_
     before = _key()
     edited = tmp_path / "train.py"  # a stand-in for an edited xentlab.lm.train
     edited.write_text("# edited\n")
-    real_digest = task.source_digest
+    real_digest = lm_code.source_digest
     monkeypatch.setattr(
-        task, "source_digest", lambda p: real_digest(edited if str(p).endswith("lm/train.py") else p)
+        lm_code, "source_digest", lambda p: real_digest(edited if str(p).endswith("lm/train.py") else p)
     )
     assert _key() != before
     monkeypatch.undo()

@@ -7,6 +7,7 @@ from tru import base, data, evaluate, targets
 from xentlab.data import cache as cache_mod
 from xentlab.data import tokenizer
 from xentlab.data.cache import source_digest
+from xentlab.lm import code as lm_code
 
 CFG = {"model": "tiny", "vocab_size": 300, "finetune_steps": 2}
 
@@ -45,9 +46,9 @@ def test_a_core_module_edit_the_loss_backend_or_a_library_changes_the_key(monkey
     before = _key()
     edited = tmp_path / "generate.py"  # a stand-in for an edited xentlab.lm.generate
     edited.write_text("# edited\n")
-    real_digest = base.source_digest
+    real_digest = lm_code.source_digest
     monkeypatch.setattr(
-        base, "source_digest", lambda p: real_digest(edited if str(p).endswith("lm/generate.py") else p)
+        lm_code, "source_digest", lambda p: real_digest(edited if str(p).endswith("lm/generate.py") else p)
     )
     assert _key() != before
     monkeypatch.undo()

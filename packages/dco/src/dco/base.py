@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import io
 import json
 from collections.abc import Callable
@@ -35,9 +34,8 @@ from xentlab.data.cache import code_key, source_digest
 SOURCE_DIGEST = source_digest(__file__)
 """hash of this file as imported: part of the base's cache key (xentlab.data.cache, "The key rule")"""
 
-# The modules whose code shapes the pretrained weights: this package's data, model, loss and training
-# loop, and the core modules they call (tokenizer, arithmetic problems, tiny Llama, LM training helpers
-# with their optimiser and schedule).
+# The modules whose code shapes the pretrained weights besides the LM stack (xentlab.lm.code): this
+# package's data, model, loss and training loop, the tokenizer and the arithmetic problems.
 _CODE_MODULES = (
     "dco.task",
     "dco.experiment",
@@ -45,18 +43,19 @@ _CODE_MODULES = (
     "dco.loss",
     "xentlab.data.tokenizer",
     "xentlab.data.arithmetic",
-    "xentlab.lm.train",
-    "xentlab.models.tiny_lm",
 )
 
 
 @functools.lru_cache(maxsize=1)
 def base_code() -> str:
-    """The code part of the base's cache key: this module and ``_CODE_MODULES`` (their source files, as
-    imported) plus the libraries whose numbers end up in the weights. Any edit of that code gives a new
-    key, so a base trained by older code is never loaded (the cache once served stale data to cprd)."""
-    digests = [source_digest(importlib.import_module(name).__file__) for name in _CODE_MODULES]
-    return code_key(SOURCE_DIGEST, *digests, libraries=("numpy", "torch", "tokenizers", "transformers"))
+    """The code part of the base's cache key: this module, ``_CODE_MODULES`` and the LM stack with its loss
+    backend (``xentlab.lm.code.lm_stack_digests``), plus the libraries whose numbers end up in the weights.
+    Any edit of that code gives a new key, so a base trained by older code is never loaded (the cache once
+    served stale data to cprd)."""
+    from xentlab.lm.code import lm_stack_digests
+
+    return code_key(SOURCE_DIGEST, *lm_stack_digests(*_CODE_MODULES),
+                    libraries=("numpy", "torch", "tokenizers", "transformers"))  # fmt: skip
 
 
 def pretrain_config(base: dict, batch_size: int, steps_per_epoch: int):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,38 +35,21 @@ from xentlab.data.tokenizer import get_byte_tokenizer
 SOURCE_DIGEST = source_digest(__file__)
 """hash of this file as imported: part of the SFT cache key (xentlab.data.cache, "The key rule")"""
 
-# the core modules that train and evaluate the SFT model and set no SOURCE_DIGEST of their own: hashed
-# when ``sft_code()`` first runs (they are imported lazily, to keep ``import pacs`` light)
-_CORE_MODULES = (
-    "xentlab.data.arithmetic",
-    "xentlab.lm.train",
-    "xentlab.lm.generate",
-    "xentlab.kernels.lce",
-    "xentlab.kernels.torch_lce",
-    "xentlab.kernels.token_chunks",
-    "xentlab.kernels.filtering",
-    "xentlab.train.loop",
-    "xentlab.train.seeding",
-    "xentlab.models.tiny_lm",
-    "xentlab.metrics.pass_at_k",
-    "xentlab.rl.rollout",
-)
-
 
 @functools.lru_cache(maxsize=1)
 def sft_code() -> str:
     """The code part of ``sft_key``: this module (task, examples, SFT recipe), ``pacs.evaluate`` (the stored
     pass@k), ``xentlab.data.tokenizer`` and the core modules that build, train, sample and score the model
-    (``_CORE_MODULES``), the LM loss backend, and the libraries whose numbers end up in the weights and
+    (``xentlab.lm.code.lm_stack_digests``: the LM stack, the arithmetic generator, pass@k and the rollout
+    sampler), the LM loss backend, and the libraries whose numbers end up in the weights and
     metrics. It replaces the hand-bumped ``SFT_VERSION = "1"``, which had to be remembered at every edit of
     that code; a source hash cannot be forgotten."""
     from pacs import evaluate
     from xentlab.data import tokenizer
-    from xentlab.lm.train import lm_loss_backend
+    from xentlab.lm.code import lm_stack_digests
 
-    core = [source_digest(importlib.import_module(name).__file__) for name in _CORE_MODULES]
-    # the LM loss backend ("cce" or "plain", XENTLAB_LM_LOSS) changes the float reductions of training
-    return code_key(SOURCE_DIGEST, evaluate.SOURCE_DIGEST, tokenizer.SOURCE_DIGEST, *core, lm_loss_backend(),
+    core = lm_stack_digests("xentlab.data.arithmetic", "xentlab.metrics.pass_at_k", "xentlab.rl.rollout")
+    return code_key(SOURCE_DIGEST, evaluate.SOURCE_DIGEST, tokenizer.SOURCE_DIGEST, *core,
                     libraries=("numpy", "torch", "transformers", "tokenizers"))  # fmt: skip
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,37 +24,21 @@ from xentlab.data.cache import atomic_write_json, cache_dir, code_key, file_lock
 SOURCE_DIGEST = source_digest(__file__)
 """hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
 
-# the core modules that build, train and evaluate the original model and set no SOURCE_DIGEST of their own:
-# hashed when ``base_code()`` first runs (they are imported lazily, to keep ``import tru`` light)
-_CORE_MODULES = (
-    "xentlab.data.facts",
-    "xentlab.lm.train",
-    "xentlab.lm.generate",
-    "xentlab.kernels.lce",
-    "xentlab.kernels.torch_lce",
-    "xentlab.kernels.token_chunks",
-    "xentlab.kernels.filtering",
-    "xentlab.train.loop",
-    "xentlab.train.seeding",
-    "xentlab.models.tiny_lm",
-)
-
 
 @functools.lru_cache(maxsize=1)
 def base_code() -> str:
     """The code part of ``base_key``: this module (tokenizer corpus, recipe), ``tru.data`` / ``tru.targets`` /
     ``tru.evaluate`` (task, targets, the stored evaluation), ``xentlab.data.tokenizer`` and the core modules
-    in ``_CORE_MODULES``, the LM loss backend, and the libraries whose numbers end up in the weights and
+    of ``xentlab.lm.code.lm_stack_digests`` (the LM stack and the facts generator), the LM loss backend, and the libraries whose numbers end up in the weights and
     metrics. It replaces the hand-bumped ``BASE_VERSION = "1"``, which had to be remembered at every
     edit of that code; a source hash cannot be forgotten."""
     from tru import data, evaluate, targets
     from xentlab.data import tokenizer
-    from xentlab.lm.train import lm_loss_backend
+    from xentlab.lm.code import lm_stack_digests
 
-    core = [source_digest(importlib.import_module(name).__file__) for name in _CORE_MODULES]
-    # the LM loss backend ("cce" or "plain", XENTLAB_LM_LOSS) changes the float reductions of training
+    core = lm_stack_digests("xentlab.data.facts")
     return code_key(SOURCE_DIGEST, data.SOURCE_DIGEST, targets.SOURCE_DIGEST, evaluate.SOURCE_DIGEST,
-                    tokenizer.SOURCE_DIGEST, *core, lm_loss_backend(),
+                    tokenizer.SOURCE_DIGEST, *core,
                     libraries=("numpy", "torch", "transformers", "tokenizers"))  # fmt: skip
 
 

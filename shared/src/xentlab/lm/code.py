@@ -1,0 +1,43 @@
+"""The code of the tiny-LM stack as one part of a cache key (xentlab.data.cache, "The key rule").
+
+A package that caches a model trained or scored with ``xentlab.lm`` (pacs' SFT model, tru's original model,
+dco's base) must rebuild it when any module of that stack changes: the model, the LM loss and its kernels,
+the training loop, generation. ``lm_stack_digests`` lists them once, so the packages do not each keep a
+copy of the list (and drift apart when a module is added to the stack).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from xentlab.data.cache import source_digest
+
+# The modules whose code shapes a tiny LM's weights and scores: model, loss (and the fused kernels behind
+# it), training loop and seeding, sampling. None sets a SOURCE_DIGEST of its own, so each file is hashed
+# here, when a key is first asked for (they are imported lazily, to keep ``import xentlab`` light).
+LM_STACK_MODULES = (
+    "xentlab.models.tiny_lm",
+    "xentlab.lm.train",
+    "xentlab.lm.generate",
+    "xentlab.kernels.lce",
+    "xentlab.kernels.torch_lce",
+    "xentlab.kernels.token_chunks",
+    "xentlab.kernels.filtering",
+    "xentlab.train.loop",
+    "xentlab.train.seeding",
+)
+
+
+def lm_stack_digests(*extra_modules: str) -> list[str]:
+    """Source digests of ``extra_modules`` (module names, e.g. a data generator the package trains on),
+    then of ``LM_STACK_MODULES``, then the LM loss backend in use ("cce" or "plain", from
+    ``XENTLAB_LM_LOSS``: it changes the float reductions of training). Pass them to ``code_key``."""
+    from xentlab.lm import train as lm_train
+
+    names = (*extra_modules, *LM_STACK_MODULES)
+    return [source_digest(importlib.import_module(name).__file__) for name in names] + [
+        lm_train.lm_loss_backend()
+    ]
+
+
+__all__ = ["LM_STACK_MODULES", "lm_stack_digests"]
