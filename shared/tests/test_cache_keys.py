@@ -12,6 +12,7 @@ import pytest
 from xentlab.data import cache as cache_mod
 from xentlab.data import captioned_shapes, images, shapes, speech, tokenizer
 from xentlab.data.cache import code_key, source_digest
+from xentlab.testing.cache_keys import upgrade_library
 
 
 def _module(folder, body: str):
@@ -104,8 +105,7 @@ def test_a_code_change_changes_exactly_the_dependent_keys(module, monkeypatch):
 def test_a_generator_library_upgrade_changes_the_key(monkeypatch):
     _clear()
     before = _keys()
-    real = cache_mod.library_version
-    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "matplotlib" else real(n))
+    upgrade_library(monkeypatch, "matplotlib")
     _clear()
     try:
         after = _keys()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from xentlab.data.volumes import VolumeSpec, _random_rotation, synthetic_volume, synthetic_volumes
+from xentlab.testing.cache_keys import upgrade_library
 
 SMALL = VolumeSpec(size=20, num_objs=3, rad_min=2, rad_max=6, num_distractors=2)
 
@@ -125,7 +126,6 @@ def test_ellipsoids_have_random_axes_and_orientations():
 def test_volume_key_follows_the_code(monkeypatch):
     # xentlab.data.cache, "The key rule": same code and spec, same key; an edit of this module or
     # another numpy / scipy / MONAI gives a new key (and a fresh build), so a stale file is never read.
-    from xentlab.data import cache as cache_mod
     from xentlab.data import volumes
     from xentlab.data.cache import source_digest
 
@@ -137,8 +137,7 @@ def test_volume_key_follows_the_code(monkeypatch):
     volumes.code_version.cache_clear()
     assert SMALL.key() != before
     monkeypatch.undo()
-    real = cache_mod.library_version
-    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "monai" else real(n))
+    upgrade_library(monkeypatch, "monai")
     volumes.code_version.cache_clear()
     assert SMALL.key() != before
     monkeypatch.undo()

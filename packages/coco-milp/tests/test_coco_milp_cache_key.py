@@ -4,8 +4,8 @@ key; an edit of any module that builds the data, or another PySCIPOpt / SCIP, gi
 import pytest
 from coco_milp import data, instances, solve
 
-from xentlab.data import cache as cache_mod
 from xentlab.data.cache import source_digest
+from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
 
 
 @pytest.fixture(autouse=True)
@@ -30,12 +30,8 @@ def test_modules_hash_their_own_source():
 @pytest.mark.parametrize("module", [data, instances, solve], ids=lambda m: m.__name__)
 def test_a_code_change_changes_the_key(module, monkeypatch):
     before = _key()
-    assert _key() == before  # same code, same key
     assert data.DataConfig(n_train=61).key() != before  # the config still counts
-    monkeypatch.setattr(module, "SOURCE_DIGEST", "0" * 16)  # as if the module's source had changed
-    assert _key() != before
-    monkeypatch.undo()
-    assert _key() == before
+    assert_key_follows(_key, monkeypatch, module)
 
 
 @pytest.mark.parametrize("what", ["pyscipopt", "scip"])
@@ -44,8 +40,7 @@ def test_another_solver_changes_the_key(what, monkeypatch):
     if what == "scip":
         monkeypatch.setattr(data, "scip_version", lambda: "0.0.0")
     else:
-        real = cache_mod.library_version
-        monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "pyscipopt" else real(n))
+        upgrade_library(monkeypatch, "pyscipopt")
     assert _key() != before
     monkeypatch.undo()
     assert _key() == before

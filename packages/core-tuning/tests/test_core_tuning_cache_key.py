@@ -4,9 +4,9 @@ and config, same key; an edit of the pre-training code, of the pool's generator 
 import pytest
 from core_tuning import model, pretrain
 
-from xentlab.data import cache as cache_mod
 from xentlab.data import shapes
 from xentlab.data.cache import source_digest
+from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
 
 
 @pytest.fixture(autouse=True)
@@ -33,12 +33,8 @@ def test_modules_hash_their_own_source():
 @pytest.mark.parametrize("module", [pretrain, model, shapes], ids=lambda m: m.__name__)
 def test_a_code_change_changes_the_key(module, monkeypatch):
     before = _key()
-    assert _key() == before  # same code, same key
     assert pretrain.PretrainConfig(epochs=11).key() != before  # the config still counts
-    monkeypatch.setattr(module, "SOURCE_DIGEST", "0" * 16)  # as if the module's source had changed
-    assert _key() != before
-    monkeypatch.undo()
-    assert _key() == before
+    assert_key_follows(_key, monkeypatch, module)
 
 
 def test_a_core_module_edit_or_torch_upgrade_changes_the_key(monkeypatch):
@@ -46,8 +42,7 @@ def test_a_core_module_edit_or_torch_upgrade_changes_the_key(monkeypatch):
     monkeypatch.setattr(pretrain, "_CORE_DIGESTS", ("0" * 16,) * len(pretrain._CORE_DIGESTS))
     assert _key() != before
     monkeypatch.undo()
-    real = cache_mod.library_version
-    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "torch" else real(n))
+    upgrade_library(monkeypatch, "torch")
     assert _key() != before
     monkeypatch.undo()
     assert _key() == before

@@ -4,9 +4,9 @@ key; an edit of the teacher's code or of the data generator, or a torch upgrade,
 import pytest
 from cprd import experiment, losses, models
 
-from xentlab.data import cache as cache_mod
 from xentlab.data import captioned_shapes, shapes
 from xentlab.data.cache import source_digest
+from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
 
 
 @pytest.fixture(autouse=True)
@@ -37,17 +37,12 @@ def test_modules_hash_their_own_source():
 )
 def test_a_code_change_changes_the_key(module, monkeypatch):
     before = _key()
-    assert _key() == before  # same code, same key
     assert _key(weight=2.0) == before  # a student field stays out of the teacher's key
     assert _key(t_steps=7) != before  # a teacher field counts
-    monkeypatch.setattr(module, "SOURCE_DIGEST", "0" * 16)  # as if the module's source had changed
-    assert _key() != before
-    monkeypatch.undo()
-    assert _key() == before
+    assert_key_follows(_key, monkeypatch, module)
 
 
 def test_a_torch_upgrade_changes_the_key(monkeypatch):
     before = _key()
-    real = cache_mod.library_version
-    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "torch" else real(n))
+    upgrade_library(monkeypatch, "torch")
     assert _key() != before

@@ -5,9 +5,9 @@ a new key (a base trained by older code is never loaded)."""
 import pytest
 from dco import base
 
-from xentlab.data import cache as cache_mod
 from xentlab.data.cache import source_digest
 from xentlab.lm import code as lm_code
+from xentlab.testing.cache_keys import upgrade_library
 
 MODEL, TASK, BASE = {"d_model": 8}, {"n_train": 4}, {"seed": 0, "epochs": 1}
 
@@ -66,6 +66,5 @@ def test_the_lm_loss_backend_changes_the_key(monkeypatch):
 
 def test_a_library_upgrade_changes_the_key(monkeypatch):
     before = _key()
-    real = cache_mod.library_version
-    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "torch" else real(n))
+    upgrade_library(monkeypatch, "torch")
     assert _key() != before

@@ -5,9 +5,9 @@ import pytest
 from lase import backbone, data
 
 from xentlab.audio import features
-from xentlab.data import cache as cache_mod
 from xentlab.data import speech
 from xentlab.data.cache import source_digest
+from xentlab.testing.cache_keys import upgrade_library
 
 
 def test_modules_hash_their_own_source():
@@ -37,8 +37,7 @@ def test_a_code_change_changes_exactly_the_dependent_key(name, module, moves, mo
 
 def test_a_library_upgrade_changes_the_key(monkeypatch):
     before = data.features_code("mfcc")
-    real = cache_mod.library_version
-    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "torch" else real(n))
+    upgrade_library(monkeypatch, "torch")
     assert data.features_code("mfcc") != before
     with pytest.raises(ValueError, match="unknown backbone"):
         data.features_code("hubert")

@@ -4,9 +4,9 @@ seed, same key; an edit of the scene generator or of the shapes it draws with, o
 import pytest
 from repri import scenes
 
-from xentlab.data import cache as cache_mod
 from xentlab.data import images, shapes
 from xentlab.data.cache import source_digest
+from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
 
 
 @pytest.fixture(autouse=True)
@@ -32,18 +32,13 @@ def test_module_hashes_its_own_source():
 @pytest.mark.parametrize("module", [scenes, shapes, images], ids=lambda m: m.__name__)
 def test_a_code_change_changes_the_key(module, monkeypatch):
     before = _key()
-    assert _key() == before  # same code, same key
     assert _key(seed=1) != before and _key(n_images=10) != before  # seed and config still count
-    monkeypatch.setattr(module, "SOURCE_DIGEST", "0" * 16)  # as if the module's source had changed
-    assert _key() != before
-    monkeypatch.undo()
-    assert _key() == before
+    assert_key_follows(_key, monkeypatch, module)
 
 
 def test_a_library_upgrade_changes_the_key(monkeypatch):
     before = _key()
-    real = cache_mod.library_version
-    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "matplotlib" else real(n))
+    upgrade_library(monkeypatch, "matplotlib")
     assert _key() != before
     monkeypatch.undo()
     assert _key() == before

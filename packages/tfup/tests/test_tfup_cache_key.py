@@ -5,9 +5,9 @@ gives a new key."""
 import pytest
 from tfup import clip
 
-from xentlab.data import cache as cache_mod
 from xentlab.data import captioned_shapes, shapes
 from xentlab.data.cache import source_digest
+from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
 
 
 @pytest.fixture(autouse=True)
@@ -40,16 +40,11 @@ def test_module_hashes_its_own_source():
 )  # fmt: skip
 def test_a_code_change_changes_the_key(module, name, monkeypatch):
     before = _key()
-    assert _key() == before  # same code, same key
     assert _key(steps=7) != before  # the config still counts
-    monkeypatch.setattr(module, name, "0" * 16)  # as if the module's source had changed
-    assert _key() != before
-    monkeypatch.undo()
-    assert _key() == before
+    assert_key_follows(_key, monkeypatch, module, name)
 
 
 def test_a_torch_upgrade_changes_the_key(monkeypatch):
     before = _key()
-    real = cache_mod.library_version
-    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "torch" else real(n))
+    upgrade_library(monkeypatch, "torch")
     assert _key() != before

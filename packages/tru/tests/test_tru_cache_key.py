@@ -4,10 +4,10 @@ and seed, same key; an edit of the code that builds, trains or evaluates it, or 
 import pytest
 from tru import base, data, evaluate, targets
 
-from xentlab.data import cache as cache_mod
 from xentlab.data import tokenizer
 from xentlab.data.cache import source_digest
 from xentlab.lm import code as lm_code
+from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
 
 CFG = {"model": "tiny", "vocab_size": 300, "finetune_steps": 2}
 
@@ -34,12 +34,8 @@ def test_modules_hash_their_own_source():
 @pytest.mark.parametrize("module", [base, data, evaluate, targets, tokenizer], ids=lambda m: m.__name__)
 def test_a_code_change_changes_the_key(module, monkeypatch):
     before = _key()
-    assert _key() == before  # same code, same key
     assert _key(seed=1) != before and _key({**CFG, "finetune_steps": 3}) != before  # seed, config count
-    monkeypatch.setattr(module, "SOURCE_DIGEST", "0" * 16)  # as if the module's source had changed
-    assert _key() != before
-    monkeypatch.undo()
-    assert _key() == before
+    assert_key_follows(_key, monkeypatch, module)
 
 
 def test_a_core_module_edit_the_loss_backend_or_a_library_changes_the_key(monkeypatch, tmp_path):
@@ -58,8 +54,7 @@ def test_a_core_module_edit_the_loss_backend_or_a_library_changes_the_key(monkey
     monkeypatch.setattr(lm_train, "lm_loss_backend", lambda: other)
     assert _key() != before
     monkeypatch.undo()
-    real = cache_mod.library_version
-    monkeypatch.setattr(cache_mod, "library_version", lambda n: "9.9" if n == "tokenizers" else real(n))
+    upgrade_library(monkeypatch, "tokenizers")
     assert _key() != before
     monkeypatch.undo()
     assert _key() == before

@@ -1,0 +1,36 @@
+"""xentlab.testing.cache_keys: the helpers the packages' key tests use must fail on a key that ignores the code."""
+
+import types
+
+import pytest
+
+from xentlab.data import cache
+from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
+
+
+def test_assert_key_follows_passes_for_a_key_that_reads_the_digest(monkeypatch):
+    mod = types.SimpleNamespace(__name__="gen", SOURCE_DIGEST="a" * 16)
+    assert_key_follows(lambda: cache.code_key(mod.SOURCE_DIGEST), monkeypatch, mod)
+    assert mod.SOURCE_DIGEST == "a" * 16  # restored
+
+
+def test_assert_key_follows_fails_for_a_key_that_ignores_the_code(monkeypatch):
+    mod = types.SimpleNamespace(__name__="gen", SOURCE_DIGEST="a" * 16)
+    with pytest.raises(AssertionError, match="gen.SOURCE_DIGEST changed but the key did not"):
+        assert_key_follows(lambda: "config-only", monkeypatch, mod)
+
+
+def test_assert_key_follows_fails_for_an_unstable_key(monkeypatch):
+    mod = types.SimpleNamespace(__name__="gen", SOURCE_DIGEST="a" * 16)
+    calls = iter(range(10))
+    with pytest.raises(AssertionError, match="two different keys"):
+        assert_key_follows(lambda: str(next(calls)), monkeypatch, mod)
+
+
+def test_upgrade_library_changes_only_the_named_library(monkeypatch):
+    numpy_before = cache.library_version("numpy")
+    upgrade_library(monkeypatch, "torch", "0.0.1")
+    assert cache.library_version("torch") == "0.0.1"
+    assert cache.library_version("numpy") == numpy_before
+    monkeypatch.undo()
+    assert cache.library_version("torch") != "0.0.1"
