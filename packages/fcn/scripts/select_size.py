@@ -61,7 +61,9 @@ V3_FCN_CPU_S_PER_EPOCH = 1.78
 
 def weighted_auc(y: np.ndarray, order: np.ndarray, w: np.ndarray) -> float:
     """AUC = P(score_pos > score_neg) with row weights w (bootstrap counts); ``order`` sorts the scores
-    ascending. Ties between float32 scores are ignored (a noise estimate, not a metric)."""
+    ascending. Ties between float32 scores are ignored (a noise estimate, not a metric). Equal to
+    ``sklearn.metrics.roc_auc_score(y, p, sample_weight=w)`` on tie-free scores (tests/test_fcn_select_size.py);
+    written out because sklearn re-sorts per call, and the pilot needs N_BOOT replicates of one ordering."""
     ys, ws = y[order], w[order]
     wpos, wneg = ws * ys, ws * (1 - ys)
     pos_above = wpos.sum() - np.cumsum(wpos)  # positive weight strictly after each row in the order
