@@ -2,12 +2,14 @@
 config, same key; an edit of this package's training code, a core module it runs, or a library upgrade,
 a new key (a base trained by older code is never loaded)."""
 
+import importlib
+
 import pytest
 from dco import base
 
 from xentlab.data.cache import source_digest
 from xentlab.lm import code as lm_code
-from xentlab.testing.cache_keys import upgrade_library
+from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
 
 MODEL, TASK, BASE = {"d_model": 8}, {"n_train": 4}, {"seed": 0, "epochs": 1}
 
@@ -43,16 +45,20 @@ def test_an_edit_of_this_module_changes_the_key(monkeypatch):
     assert _key() != before
 
 
-@pytest.mark.parametrize(
-    "suffix", ["dco/train.py", "dco/loss.py", "xentlab/lm/train.py", "xentlab/models/tiny_lm.py"]
-)
+@pytest.mark.parametrize("suffix", ["dco/train.py", "dco/loss.py", "xentlab/data/arithmetic.py"])
 def test_an_edit_of_a_module_that_shapes_the_weights_changes_the_key(monkeypatch, tmp_path, suffix):
     before = _key()
     edited = tmp_path / "edited.py"  # a stand-in for the edited module's source
     edited.write_text("# edited\n")
-    real = lm_code.source_digest  # every module but base.py itself is hashed by xentlab.lm.code
+    real = lm_code.source_digest  # modules without a SOURCE_DIGEST: xentlab.lm.code hashes their file
     monkeypatch.setattr(lm_code, "source_digest", lambda p: real(edited if str(p).endswith(suffix) else p))
     assert _key() != before
+
+
+@pytest.mark.parametrize("name", ["xentlab.lm.train", "xentlab.models.tiny_lm", "xentlab.kernels.torch_lce"])
+def test_an_edit_of_a_core_lm_module_changes_the_key(monkeypatch, name):
+    # the LM stack sets SOURCE_DIGEST, which xentlab.lm.code reads (as if the file had been edited)
+    assert_key_follows(_key, monkeypatch, importlib.import_module(name))
 
 
 def test_the_lm_loss_backend_changes_the_key(monkeypatch):

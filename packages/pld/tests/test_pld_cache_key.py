@@ -6,6 +6,7 @@ from pld import experiment
 
 from xentlab.data import images, shapes
 from xentlab.data.cache import source_digest
+from xentlab.models import cnn
 from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
 
 
@@ -33,7 +34,7 @@ def test_module_hashes_its_own_source():
     ("module", "name"),
     [
         (experiment, "SOURCE_DIGEST"),
-        (experiment, "_CNN_DIGEST"),
+        (cnn, "SOURCE_DIGEST"),
         (images, "SOURCE_DIGEST"),
         (shapes, "SOURCE_DIGEST"),
     ],

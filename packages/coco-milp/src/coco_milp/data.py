@@ -3,7 +3,8 @@
 Built once per generator/labelling config and cached under xentlab.data.cache_dir("coco_milp"), keyed
 by a hash of that config and of the code that builds it (``code_version()``: the sources of this module,
 ``instances`` and ``solve``, and the numpy / PySCIPOpt / SCIP versions; xentlab.data.cache, "The key
-rule"); parallel units wait on a file lock while the first one builds it. Instances
+rule"); ``xentlab.data.build_once`` builds it: parallel units wait on a file lock while the first one
+builds it, and the file is renamed into place only when complete. Instances
 are generated in one stream from `data_seed` and split train / val / test by position, so the test
 instances are never seen in training (their labels serve only as the best-known reference).
 """
@@ -23,7 +24,8 @@ from coco_milp import instances as _instances
 from coco_milp import solve as _solve
 from coco_milp.instances import SetCover, generate_set_cover
 from coco_milp.solve import label_instance, solve_plain
-from xentlab.data.cache import atomic_write_bytes, cache_dir, code_key, file_lock, source_digest
+from xentlab.data.build_once import build_once
+from xentlab.data.cache import cache_dir, code_key, source_digest
 
 SOURCE_DIGEST = source_digest(__file__)
 """hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
@@ -112,11 +114,7 @@ def load_dataset(cfg: DataConfig, use_cache: bool = True, workers: int = 1) -> d
     """The labelled splits; `workers` > 1 labels the instances in parallel processes when building."""
     if not use_cache:
         return _build(cfg, workers)
-    root = cache_dir("coco_milp")
-    path = root / f"setcover-{cfg.key()}.pkl"
-    with file_lock(root / f"setcover-{cfg.key()}.lock"):
-        if path.exists():
-            return pickle.loads(path.read_bytes())
-        data = _build(cfg, workers)
-        atomic_write_bytes(path, pickle.dumps(data))
-        return data
+    # threads=None: the build runs SCIP and numpy only (no torch reductions to pin)
+    path = build_once(cache_dir("coco_milp") / f"setcover-{cfg.key()}.pkl",
+                      lambda tmp: tmp.write_bytes(pickle.dumps(_build(cfg, workers))), threads=None)  # fmt: skip
+    return pickle.loads(path.read_bytes())

@@ -3,8 +3,9 @@
 One backbone is pre-trained per config and cached in the xentlab cache (keyed by a hash of the config and of the
 code that trains it, ``code_version()``; xentlab.data.cache, "The key rule"); every
 fine-tuning unit, of both arms and all seeds, starts from that one checkpoint, as the paper fine-tunes one
-released MoCo-v2 model. A file lock makes parallel units wait for the first one instead of training twice, and
-the training runs under ``torch.random.fork_rng`` with its own seed, so a unit's random stream does not depend on
+released MoCo-v2 model. ``xentlab.data.build_once`` builds it: a file lock makes parallel units wait for the first
+one instead of training twice, the training runs with one torch thread whatever the unit's ``--threads``, and the
+global RNG states are restored after it (the training seeds its own), so a unit's random stream does not depend on
 whether it found the checkpoint cached.
 """
 
@@ -27,7 +28,8 @@ from core_tuning.model import ProjectionHead, build_backbone
 from xentlab.data import augment as _augment
 from xentlab.data import shapes as _shapes
 from xentlab.data.augment import AugmentConfig, augment
-from xentlab.data.cache import atomic_write_bytes, cache_dir, code_key, file_lock, source_digest
+from xentlab.data.build_once import build_once
+from xentlab.data.cache import atomic_write_bytes, cache_dir, code_key, source_digest
 from xentlab.losses import ntxent as _ntxent
 from xentlab.losses import supcon as _supcon
 from xentlab.losses.ntxent import nt_xent
@@ -35,9 +37,6 @@ from xentlab.models import cnn as _cnn
 
 SOURCE_DIGEST = source_digest(__file__)
 """hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
-
-# the core modules the pre-training runs that set no SOURCE_DIGEST of their own, hashed as imported here
-_CORE_DIGESTS = tuple(source_digest(m.__file__) for m in (_cnn, _augment, _ntxent, _supcon))
 
 
 @functools.lru_cache(maxsize=1)
@@ -48,7 +47,10 @@ def code_version() -> str:
     return code_key(
         SOURCE_DIGEST,
         _model.SOURCE_DIGEST,
-        *_CORE_DIGESTS,
+        _cnn.SOURCE_DIGEST,
+        _augment.SOURCE_DIGEST,
+        _ntxent.SOURCE_DIGEST,
+        _supcon.SOURCE_DIGEST,
         _shapes.code_version(),
         libraries=("numpy", "torch"),
     )
@@ -138,23 +140,30 @@ def checkpoint_path(cfg: PretrainConfig):
     return cache_dir("core_tuning") / f"simclr-{cfg.key()}.pt"
 
 
-def save_checkpoint(cfg: PretrainConfig, state: dict, curve: list, time_s: float, cpu_s: float) -> None:
-    """Write one pre-training result to the cache (atomic): what ``pretrained_backbone`` reads back."""
+def _checkpoint_bytes(state: dict, curve: list, time_s: float, cpu_s: float) -> bytes:
+    """The checkpoint file: torch.save of {"state_dict", "curve", "time_s", "cpu_s"} (through a buffer, so the
+    bytes do not depend on the name of the file they are written to)."""
     buf = io.BytesIO()
     torch.save({"state_dict": state, "curve": list(curve), "time_s": time_s, "cpu_s": cpu_s}, buf)
-    atomic_write_bytes(checkpoint_path(cfg), buf.getvalue())
+    return buf.getvalue()
+
+
+def save_checkpoint(cfg: PretrainConfig, state: dict, curve: list, time_s: float, cpu_s: float) -> None:
+    """Write one pre-training result to the cache (atomic): what ``pretrained_backbone`` reads back (the
+    protocol pilot stores every candidate length it reads off one run this way)."""
+    atomic_write_bytes(checkpoint_path(cfg), _checkpoint_bytes(state, curve, time_s, cpu_s))
 
 
 def pretrained_backbone(cfg: PretrainConfig, device, log: Callable[..., None] = lambda **k: None) -> dict:
     """The cached pre-training result {"state_dict", "curve", "time_s", "cpu_s"}, training it first if missing.
 
     ``time_s`` is wall time, ``cpu_s`` the process CPU time of the training (absent in old cache files)."""
-    path = checkpoint_path(cfg)
-    with file_lock(path.with_suffix(".lock")):
-        if not path.exists():
-            t0, c0 = time.time(), time.process_time()
-            x = load_pool(cfg).x.float()
-            with torch.random.fork_rng(devices=[] if torch.device(device).type == "cpu" else None):
-                state, curve = train_simclr(cfg, x, device, log)
-            save_checkpoint(cfg, state, curve, time.time() - t0, time.process_time() - c0)
+
+    def build(tmp):
+        t0, c0 = time.time(), time.process_time()
+        x = load_pool(cfg).x.float()
+        state, curve = train_simclr(cfg, x, device, log)
+        tmp.write_bytes(_checkpoint_bytes(state, curve, time.time() - t0, time.process_time() - c0))
+
+    path = build_once(checkpoint_path(cfg), build)
     return torch.load(path, map_location="cpu", weights_only=True)

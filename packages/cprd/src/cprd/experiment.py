@@ -12,10 +12,10 @@ Pipeline (one run of ``reproduce.py``):
 2. ``get_teacher``: the cross-encoder is trained once per (data, teacher) config with ITM on
    positives, in-group hard negatives (both directions) and random negatives, then scores (a) every
    pair inside every fixed training batch and (b) the whole test gallery (and the validation one).
-   It is trained and scored with one torch thread whatever the caller set, so the cached teacher does
-   not depend on ``--threads``. Model, scores and metrics are cached under ``xentlab.data.cache_dir("cprd")``
-   keyed by a hash of the config and of the code (``teacher_code()``), so the
-   arms and seeds share one teacher (the run seed changes the students only).
+   It is built once by ``xentlab.data.build_once``: trained and scored with one torch thread whatever the
+   caller set, so the cached teacher does not depend on ``--threads``. Model, scores and metrics are cached
+   under ``xentlab.data.cache_dir("cprd")`` keyed by a hash of the config and of the code (``teacher_code()``),
+   so the arms and seeds share one teacher (the run seed changes the students only).
 3. ``train_student``: one dual encoder per (arm, seed): same init and same batch order for every arm
    at a seed; ITC plus the arm's distillation term; evaluated on the test gallery.
 
@@ -26,14 +26,13 @@ computed once. Every batch therefore holds each anchor's in-group hard negatives
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
 import io
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +44,8 @@ from cprd import models as _models
 from cprd.losses import itc_loss, kl_distill_loss, partial_ranking_loss
 from cprd.models import CrossEncoder, DualEncoder
 from xentlab.data import captioned_shapes as _captioned_shapes
-from xentlab.data.cache import atomic_write_bytes, cache_dir, code_key, file_lock, source_digest
+from xentlab.data.build_once import build_once
+from xentlab.data.cache import cache_dir, code_key, source_digest
 from xentlab.data.captioned_shapes import CaptionedShapes, CaptionedShapesConfig, load_captioned_shapes
 
 SOURCE_DIGEST = source_digest(__file__)
@@ -191,19 +191,6 @@ def data_fingerprint(*splits: CaptionedShapes) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads, then restore the caller's count. Float reductions
-    depend on the thread count, and a teacher trained through the binding transition amplifies
-    that: at 2 threads its ITM loss differs in the 3rd decimal after 100 steps."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def fixed_batches(cfg: RunConfig, n_groups: int) -> np.ndarray:
     """(n_batches, B) pair indices: a fixed seeded partition of whole groups (pairs of group g are
     g*group_size .. g*group_size + group_size - 1, as the generator orders them)."""
@@ -301,37 +288,47 @@ def train_teacher(cfg: RunConfig, train: CaptionedShapes, log: Callable | None =
 
 def get_teacher(cfg: RunConfig, log: Callable | None = None) -> dict:
     """The trained teacher, its scores on every fixed training batch and its test (``metrics``) and
-    validation (``val_metrics``) retrieval (cached; rebuilt when the data it was trained on differ)."""
-    path = cache_dir("cprd") / f"teacher-{cfg.teacher_key()}.pt"
+    validation (``val_metrics``) retrieval (cached; rebuilt when the data it was trained on differ).
+
+    ``build_once`` trains and scores it with one torch thread (the same teacher whatever ``--threads`` the
+    unit runs with: float reductions depend on the thread count, and a teacher trained through the binding
+    transition amplifies that; at 2 threads its ITM loss differs in the 3rd decimal after 100 steps)."""
     train, test = load_data(cfg)
     val = load_val(cfg)
     fingerprint = data_fingerprint(train, test, val)
-    with file_lock(path.with_suffix(".lock")):
-        if path.exists():
-            blob = torch.load(path, weights_only=False)
-            if blob.get("data_sha1") == fingerprint:
-                return blob
-        with torch_threads(1):  # the same teacher whatever --threads the unit runs with
-            model = train_teacher(cfg, train, log)
-            batches = fixed_batches(cfg, cfg.train_groups)
-            with torch.no_grad():
-                batch_scores = torch.stack(
-                    [
-                        model.score_matrix(train.x[torch.from_numpy(b)], train.tokens[torch.from_numpy(b)])
-                        for b in batches
-                    ]
-                )
-                test_scores = model.score_matrix(test.x, test.tokens)
-                val_scores = model.score_matrix(val.x, val.tokens)
+    found: dict = {}
+
+    def valid(path) -> bool:  # a teacher trained on other images (an older generator) is retrained
+        blob = torch.load(path, weights_only=False)
+        found["blob"] = blob
+        return blob.get("data_sha1") == fingerprint
+
+    def build(tmp) -> None:
+        model = train_teacher(cfg, train, log)
+        batches = fixed_batches(cfg, cfg.train_groups)
+        with torch.no_grad():
+            batch_scores = torch.stack(
+                [
+                    model.score_matrix(train.x[torch.from_numpy(b)], train.tokens[torch.from_numpy(b)])
+                    for b in batches
+                ]
+            )
+            test_scores = model.score_matrix(test.x, test.tokens)
+            val_scores = model.score_matrix(val.x, val.tokens)
         metrics = retrieval_metrics(test_scores, test.key, test.key, test.group)
         val_metrics = retrieval_metrics(val_scores, val.key, val.key, val.group)
         blob = {"state_dict": model.state_dict(), "batches": batches, "batch_scores": batch_scores,
                 "test_scores": test_scores, "metrics": metrics, "val_metrics": val_metrics,
                 "data_sha1": fingerprint}  # fmt: skip
-        buf = io.BytesIO()
+        buf = io.BytesIO()  # through a buffer: torch.save(path) would put the file's name in the zip
         torch.save(blob, buf)
-        atomic_write_bytes(path, buf.getvalue())
-        return blob
+        tmp.write_bytes(buf.getvalue())
+        found.clear()
+
+    path = build_once(cache_dir("cprd") / f"teacher-{cfg.teacher_key()}.pt", build, valid=valid)
+    if "blob" in found and found["blob"].get("data_sha1") == fingerprint:
+        return found["blob"]  # read once, by the validity check
+    return torch.load(path, weights_only=False)
 
 
 # --------------------------------------------------------------------------- student

@@ -15,7 +15,7 @@ test and validation problems.
 Like the paper's single base model, the base is the same for every run seed (``cfg["seed"]``); the
 run seeds vary the fine-tuning stream. It is built once and cached under ``cache_dir("dco")``
 (keyed by its config and by the code that builds it, ``base_code()``; xentlab.data.cache, "The key
-rule"): parallel units wait on a file lock while the first one trains it.
+rule"): parallel units wait on a file lock while the first one trains it (``xentlab.data.build_once``).
 """
 
 from __future__ import annotations
@@ -171,18 +171,19 @@ def _key(model_cfg: dict, task: dict, base: dict) -> str:
 
 
 def load_base(model_cfg: dict, task: dict, base: dict, tok: Any):
-    """The pretrained base model (cached; trained on first use, under a lock)."""
+    """The pretrained base model (cached; trained on first use by ``xentlab.data.build_once.build_once``:
+    under a lock, with one torch thread, the caller's global RNG states left as they were)."""
     from dco.experiment import build_model
-    from xentlab.data.cache import atomic_write_bytes, cache_dir, file_lock
+    from xentlab.data.build_once import build_once
+    from xentlab.data.cache import cache_dir
 
-    d = cache_dir("dco")
-    path = d / f"base_{_key(model_cfg, task, base)}.pt"
-    with file_lock(d / f"{path.name}.lock"):
-        if not path.exists():
-            model = pretrain(model_cfg, task, base, tok)
-            buf = io.BytesIO()
-            torch.save(model.state_dict(), buf)
-            atomic_write_bytes(path, buf.getvalue())
+    def build(tmp):
+        model = pretrain(model_cfg, task, base, tok)
+        buf = io.BytesIO()  # through a buffer: torch.save(path) would put the temporary's name in the zip
+        torch.save(model.state_dict(), buf)
+        tmp.write_bytes(buf.getvalue())
+
+    path = build_once(cache_dir("dco") / f"base_{_key(model_cfg, task, base)}.pt", build)
     model = build_model(model_cfg, tok, seed=base["seed"])
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model

@@ -8,8 +8,9 @@ digit runs inconsistently, e.g. "12" as one token but "13" as two).
 The SFT model ("the base model with a nonzero pass rate" of the paper) is trained on a fraction
 of the train pool and cached under ``xentlab.data.cache_dir("pacs", "sft")`` keyed by its config,
 seed and code (``sft_code()``; xentlab.data.cache, "The key rule"), so that the SFT unit, PACS and
-GRPO of one seed start from the very same weights; a file lock makes a second process wait for the
-first one's model instead of training its own.
+GRPO of one seed start from the very same weights. ``xentlab.data.build_once`` builds it: a file lock
+makes a second process wait for the first one's model instead of training its own, the training runs with
+one torch thread, and the folder is renamed into place only once model and metrics are both written.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from xentlab.data.arithmetic import (
     make_arithmetic,
     make_validation,
 )
-from xentlab.data.cache import atomic_write_json, cache_dir, code_key, file_lock, source_digest
+from xentlab.data.build_once import build_once
+from xentlab.data.cache import atomic_write_json, cache_dir, code_key, source_digest
 from xentlab.data.tokenizer import get_byte_tokenizer
 
 SOURCE_DIGEST = source_digest(__file__)
@@ -120,6 +122,8 @@ def get_sft(cfg: dict, seed: int, *, log: Any = None) -> SFTModel:
 
     cfg: {"task": ArithmeticConfig fields, "model": preset, "n_sft" (SFT on the first n_sft problems
     of the train pool), "sft_steps", "sft_batch", "sft_lr", "eval": evaluation settings}.
+    The cache entry is a folder ``seed<seed>-<key>/`` with ``model/`` and ``metrics.json``; the model is
+    always read back from it, so the unit that trained it and the units that load it use the same weights.
     """
     from pacs.evaluate import evaluate_pass_at_k
     from xentlab.lm.train import LMTrainConfig, fit_lm
@@ -128,13 +132,8 @@ def get_sft(cfg: dict, seed: int, *, log: Any = None) -> SFTModel:
 
     tok = get_byte_tokenizer()
     task = build_task(cfg["task"])
-    root = cache_dir("pacs", "sft")
-    key = sft_key(cfg, seed)
-    path = root / f"seed{seed}-{key}"
-    with file_lock(root / f".{key}.lock"):
-        if (path / "metrics.json").exists():
-            model = load_tiny_lm(path / "model")
-            return SFTModel(model, tok, task, json.loads((path / "metrics.json").read_text()), path)
+
+    def build(tmp: Path) -> None:
         seed_everything(seed)
         model = build_tiny_lm(preset(cfg["model"], vocab_size=len(tok), max_positions=64), tok, seed=seed)
         n_sft = min(int(cfg["n_sft"]), len(task.train))
@@ -151,6 +150,11 @@ def get_sft(cfg: dict, seed: int, *, log: Any = None) -> SFTModel:
         metrics = evaluate_pass_at_k(model, tok, task.heldout, cfg["eval"], seed=seed)
         metrics["sft_loss"] = hist[-1]["loss"]
         metrics["n_sft"] = n_sft
-        save_tiny_lm(model, path / "model")
-        atomic_write_json(path / "metrics.json", metrics)
-        return SFTModel(model, tok, task, metrics, path)
+        save_tiny_lm(model, tmp / "model")
+        atomic_write_json(tmp / "metrics.json", metrics)
+
+    # an entry without metrics.json is a folder an older version left half-written: rebuilt
+    path = build_once(cache_dir("pacs", "sft") / f"seed{seed}-{sft_key(cfg, seed)}", build,
+                      valid=lambda p: (p / "metrics.json").exists())  # fmt: skip
+    model = load_tiny_lm(path / "model")
+    return SFTModel(model, tok, task, json.loads((path / "metrics.json").read_text()), path)

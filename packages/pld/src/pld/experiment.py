@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from pld.losses import kd_loss, listmle_loss, pld_loss
 from xentlab.data import images as _images
 from xentlab.data import shapes as _shapes
-from xentlab.data.cache import atomic_write_bytes, cache_dir, code_key, file_lock, source_digest
+from xentlab.data.build_once import build_once
+from xentlab.data.cache import atomic_write_bytes, cache_dir, code_key, source_digest
 from xentlab.data.images import ImageSet, load_cifar, random_crop_flip, standardize
 from xentlab.data.shapes import SHAPES, ShapesConfig, load_shapes
 from xentlab.models import cnn as _cnn
@@ -33,8 +34,6 @@ from xentlab.models.cnn import build_cnn, build_resnet
 
 SOURCE_DIGEST = source_digest(__file__)
 """hash of this file as imported: part of the teacher cache key (xentlab.data.cache, "The key rule")"""
-_CNN_DIGEST = source_digest(_cnn.__file__)
-"""``xentlab.models.cnn`` (the teacher's architecture; no SOURCE_DIGEST of its own), hashed as imported"""
 
 
 @functools.lru_cache(maxsize=1)
@@ -42,7 +41,7 @@ def teacher_code() -> str:
     """The code part of the teacher cache key: this module (data loading, ``build_model``, ``train``), the
     architectures (``xentlab.models.cnn``), the data (``xentlab.data.images``: CIFAR reading, crops, flips;
     ``xentlab.data.shapes.code_version()``: the shapes set) and the numpy / torch versions."""
-    return code_key(SOURCE_DIGEST, _CNN_DIGEST, _images.SOURCE_DIGEST, _shapes.code_version(),
+    return code_key(SOURCE_DIGEST, _cnn.SOURCE_DIGEST, _images.SOURCE_DIGEST, _shapes.code_version(),
                     libraries=("numpy", "torch"))  # fmt: skip
 
 
@@ -275,27 +274,31 @@ def get_teacher(cfg: RunConfig, data: Data, device, log=None) -> tuple[torch.nn.
     ``teacher_seed``) and cached under the xentlab cache by a hash of everything it depends on, its code
     included (``teacher_key``).
 
-    Parallel units wait on a file lock while the first one trains it. Returns (model, info); info holds
-    its training CPU seconds, so a run can account for it even when the cache already had it.
+    ``xentlab.data.build_once`` builds it: parallel units wait on a file lock while the first one trains it,
+    with one torch thread whatever the unit's ``--threads``, and the global RNG states (which the training
+    reseeds) are restored after it. ``<key>.json`` (curve, CPU time) is written first, then ``<key>.pt`` is
+    renamed into place: the .pt marks a complete entry. Returns (model, info); info holds its training CPU
+    seconds, so a run can account for it even when the cache already had it.
     """
     in_ch = data.train.x.shape[1]
     key = teacher_key(cfg)
     folder = cache_dir("pld", "teachers")
-    path, meta_path = folder / f"{key}.pt", folder / f"{key}.json"
+    meta_path = folder / f"{key}.json"
+
+    def build(tmp):
+        t0 = time.process_time()
+        torch.manual_seed(cfg.teacher_seed)
+        fresh = build_model(cfg.teacher, in_ch, data.num_classes).to(device)
+        curve = train(fresh, data, cfg, cfg.teacher_epochs, cfg.teacher_lr or cfg.lr, cfg.teacher_seed, device,
+                      lambda s, t, y: F.cross_entropy(s, y), log=log)  # fmt: skip
+        buf = io.BytesIO()  # through a buffer: torch.save(path) would put the file's name in the zip
+        torch.save({k: v.cpu() for k, v in fresh.state_dict().items()}, buf)
+        info = {"train_cpu_s": time.process_time() - t0, "curve": curve, "config": cfg.teacher_fields()}
+        atomic_write_bytes(meta_path, json.dumps(info, default=str).encode())
+        tmp.write_bytes(buf.getvalue())
+
+    path = build_once(folder / f"{key}.pt", build)
     model = build_model(cfg.teacher, in_ch, data.num_classes).to(device)
-    with file_lock(folder / f"{key}.lock"):
-        if not path.exists():
-            t0 = time.process_time()
-            with torch.random.fork_rng(devices=[]):  # leave the global RNG as the runner seeded it
-                torch.manual_seed(cfg.teacher_seed)
-                fresh = build_model(cfg.teacher, in_ch, data.num_classes).to(device)
-                curve = train(fresh, data, cfg, cfg.teacher_epochs, cfg.teacher_lr or cfg.lr, cfg.teacher_seed, device,
-                              lambda s, t, y: F.cross_entropy(s, y), log=log)  # fmt: skip
-            buf = io.BytesIO()
-            torch.save({k: v.cpu() for k, v in fresh.state_dict().items()}, buf)
-            info = {"train_cpu_s": time.process_time() - t0, "curve": curve, "config": cfg.teacher_fields()}
-            atomic_write_bytes(meta_path, json.dumps(info, default=str).encode())
-            atomic_write_bytes(path, buf.getvalue())
     model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
     model.eval()
     info = json.loads(meta_path.read_text())

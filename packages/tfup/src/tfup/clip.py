@@ -6,7 +6,9 @@ give ``dim``-d features. ``encode_*`` return the *raw* (unnormalised) features, 
 ``encode_image`` / ``encode_text`` do (TFUP normalises where the official code does). Trained with
 the symmetric InfoNCE loss (logit scale fixed at 100 by default) on ``captioned_shapes`` in the 'plain'
 style, with generic shift / brightness / contrast augmentation (never the target's 'texture' style), then
-frozen; cached under ``xentlab.data.cache_dir("tfup")`` keyed by its config and its code (``code_version()``).
+frozen; cached under ``xentlab.data.cache_dir("tfup")`` keyed by its config and its code (``code_version()``), built
+once by ``xentlab.data.build_once`` (one torch thread; the caller's global RNG states restored afterwards, so the
+adapters a unit initialises next do not depend on whether it trained the stand-in or loaded it).
 The defaults are the stand-in
 chosen on the validation pool (README, "Protocol fix"); the first run's was n_groups 1500, channels 32,
 steps 1500, warmup_steps 50, no augmentation.
@@ -29,15 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from xentlab.data import captioned_shapes as _captioned_shapes
-from xentlab.data.cache import atomic_write_bytes, cache_dir, code_key, file_lock, source_digest
+from xentlab.data.build_once import build_once
+from xentlab.data.cache import cache_dir, code_key, source_digest
 from xentlab.data.captioned_shapes import CaptionedShapesConfig, Vocab, load_captioned_shapes
 from xentlab.train import schedules as _schedules
 from xentlab.train.schedules import warmup_cosine_lr
 
 SOURCE_DIGEST = source_digest(__file__)
 """hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
-_SCHEDULES_DIGEST = source_digest(_schedules.__file__)
-"""``xentlab.train.schedules`` (the learning rate; it sets no SOURCE_DIGEST of its own), hashed as imported"""
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +48,7 @@ def code_version() -> str:
     (``xentlab.data.captioned_shapes.code_version()``) and the numpy / torch versions. It replaces the
     hand-bumped ``CODE_VERSION`` (3 was the switch to ``warmup_cosine_lr``; 2 the first two cpu runs), which
     had to be remembered at every edit; a source hash cannot be forgotten."""
-    return code_key(SOURCE_DIGEST, _SCHEDULES_DIGEST, _captioned_shapes.code_version(),
+    return code_key(SOURCE_DIGEST, _schedules.SOURCE_DIGEST, _captioned_shapes.code_version(),
                     libraries=("numpy", "torch"))  # fmt: skip
 
 
@@ -187,13 +188,13 @@ def train_clip(cfg: ClipConfig, log: Callable | None = None) -> TinyClip:
 def get_clip(cfg: ClipConfig, log: Callable | None = None) -> TinyClip:
     """The trained tiny CLIP for ``cfg`` (built once, then loaded from the cache)."""
     vocab = Vocab()
-    path = cache_dir("tfup") / f"clip-{cfg.key()}.pt"
-    with file_lock(path.with_suffix(".lock")):
-        if not path.exists():
-            model = train_clip(cfg, log)
-            buf = io.BytesIO()
-            torch.save(model.state_dict(), buf)
-            atomic_write_bytes(path, buf.getvalue())
+
+    def build(tmp):
+        buf = io.BytesIO()  # through a buffer: torch.save(path) would put the file's name in the zip
+        torch.save(train_clip(cfg, log).state_dict(), buf)
+        tmp.write_bytes(buf.getvalue())
+
+    path = build_once(cache_dir("tfup") / f"clip-{cfg.key()}.pt", build)
     model = TinyClip(len(vocab), vocab.max_len, cfg.dim, cfg.channels, cfg.width, cfg.text_layers)
     model.load_state_dict(torch.load(path, weights_only=True))
     return model.eval()

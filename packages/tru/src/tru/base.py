@@ -6,8 +6,9 @@ scratch (measured, seed 0), and the budget has no room for a pretraining run lon
 
 Built once per (seed, config, code) and cached under ``xentlab.data.cache_dir("tru", "base")`` (the key holds
 ``base_code()``, a hash of the code that builds, trains and evaluates it; xentlab.data.cache, "The key rule"), so
-all methods of a seed start from the same weights; a file lock makes a second process wait for
-the first one's model instead of training its own.
+all methods of a seed start from the same weights. ``xentlab.data.build_once`` builds it: a file lock
+makes a second process wait for the first one's model instead of training its own, the training runs with
+one torch thread, and the folder is renamed into place only once model and metrics are both written.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xentlab.data.cache import atomic_write_json, cache_dir, code_key, file_lock, source_digest
+from xentlab.data.build_once import build_once
+from xentlab.data.cache import atomic_write_json, cache_dir, code_key, source_digest
 
 SOURCE_DIGEST = source_digest(__file__)
 """hash of this file as imported: part of the cache key (xentlab.data.cache, "The key rule")"""
@@ -81,7 +83,9 @@ def base_key(cfg: dict, seed: int, task: Any = None, tokenizer: Any = None) -> s
 
 
 def get_base(cfg: dict, seed: int, *, log: Any = None) -> Base:
-    """Load the cached original model for (cfg, seed), or train, evaluate and cache it."""
+    """Load the cached original model for (cfg, seed), or train, evaluate and cache it (a folder
+    ``seed<seed>-<key>/`` with ``model/`` and ``metrics.json``; the model is always read back from it, so
+    the unit that trained it and the units that load it use the same weights)."""
     import torch
 
     from tru.data import build_task
@@ -92,13 +96,8 @@ def get_base(cfg: dict, seed: int, *, log: Any = None) -> Base:
 
     tok = tokenizer_for(cfg)
     task = build_task(seed, **cfg["task"])
-    root = cache_dir("tru", "base")
-    key = base_key(cfg, seed, task, tok)
-    path = root / f"seed{seed}-{key}"
-    with file_lock(root / f".{key}.lock"):
-        if (path / "metrics.json").exists():
-            model = load_tiny_lm(path / "model")
-            return Base(model, tok, task, json.loads((path / "metrics.json").read_text()), path)
+
+    def build(tmp: Path) -> None:
         seed_everything(seed)
         model = build_tiny_lm(preset(cfg["model"], vocab_size=len(tok)), tok, seed=seed)
         ft = [sft_example(tok, qa.question, qa.answer) for qa in task.finetune]
@@ -127,6 +126,11 @@ def get_base(cfg: dict, seed: int, *, log: Any = None) -> Base:
             "finetune_loss": hist[-1]["loss"],
             "examples": {k: r.examples for k, r in test.items()},
         }
-        save_tiny_lm(model, path / "model")
-        atomic_write_json(path / "metrics.json", metrics)
-        return Base(model, tok, task, metrics, path)
+        save_tiny_lm(model, tmp / "model")
+        atomic_write_json(tmp / "metrics.json", metrics)
+
+    # an entry without metrics.json is a folder an older version left half-written: rebuilt
+    path = build_once(cache_dir("tru", "base") / f"seed{seed}-{base_key(cfg, seed, task, tok)}", build,
+                      valid=lambda p: (p / "metrics.json").exists())  # fmt: skip
+    model = load_tiny_lm(path / "model")
+    return Base(model, tok, task, json.loads((path / "metrics.json").read_text()), path)

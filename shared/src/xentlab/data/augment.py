@@ -20,6 +20,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from xentlab.data.cache import source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
+
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 

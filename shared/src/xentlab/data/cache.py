@@ -4,6 +4,13 @@ Everything xentlab generates (synthetic corpora, volumes, speech) is built once 
 `cache_dir()`. Writes go to a temporary file in the same directory and are renamed into place, so
 a killed run never leaves a half-written file that a later run would trust.
 
+A package that builds one model or corpus which its parallel (experiment, seed) units share (a teacher,
+a pretrained base, a labelled data set) uses ``xentlab.data.build_once.build_once(path, build)`` rather
+than writing the lock / check / build / rename steps itself: it also pins torch to one thread during the
+build (float reductions depend on the thread count, so the artifact would otherwise depend on which
+unit built it) and restores the global RNG states afterwards (so a unit's random stream does not depend
+on whether it built the artifact or found it cached).
+
 The key rule: a cache key names the CODE as well as the config
 ---------------------------------------------------------------
 A cached entry is read back only when the code that wrote it is the code that runs now. Every

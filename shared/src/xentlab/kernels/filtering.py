@@ -20,6 +20,11 @@ from __future__ import annotations
 
 import torch
 
+from xentlab.data.cache import source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
+
 # Tile of G that the backward tests and skips as a unit.  128 x 128 is the official backward
 # kernel's best config (BLOCK_B=128, BLOCK_V=128); the PyTorch path uses the same tile so that
 # filtering means the same thing in every implementation.

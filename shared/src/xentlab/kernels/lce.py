@@ -11,9 +11,13 @@ import importlib.util
 
 import torch
 
+from xentlab.data.cache import source_digest
 from xentlab.kernels.filtering import resolve_filter_eps
 from xentlab.kernels.token_chunks import TokenChunkedLCE
 from xentlab.kernels.torch_lce import VocabChunkedLCE
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
 
 IGNORE_INDEX = -100
 IMPLS = ("auto", "triton", "torch", "torch_token_chunks")

@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import torch
 
+from xentlab.data.cache import source_digest
 from xentlab.kernels.torch_lce import CHUNK_ELEMENTS, acc_dtype, compute_operand, mm_acc
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
 
 
 def liger_token_chunk(k: int, v: int, d: int) -> int:

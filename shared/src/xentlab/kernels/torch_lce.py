@@ -29,7 +29,11 @@ from __future__ import annotations
 
 import torch
 
+from xentlab.data.cache import source_digest
 from xentlab.kernels.filtering import FILTER_BLOCK_V, apply_tile_mask, tile_keep_mask, vocab_order
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
 
 # A chunk's logits are K x W floats; W is chosen so that this stays near 1M elements (4 MB in
 # float32) and is a multiple of the filter tile width, so tiles are the kernel's tiles.

@@ -13,8 +13,8 @@ import importlib
 from xentlab.data.cache import source_digest
 
 # The modules whose code shapes a tiny LM's weights and scores: model, loss (and the fused kernels behind
-# it), training loop and seeding, sampling. None sets a SOURCE_DIGEST of its own, so each file is hashed
-# here, when a key is first asked for (they are imported lazily, to keep ``import xentlab`` light).
+# it), training loop and seeding, sampling. Each sets ``SOURCE_DIGEST`` (its source as imported, i.e. as it
+# runs); they are imported lazily, when a key is first asked for, to keep ``import xentlab`` light.
 LM_STACK_MODULES = (
     "xentlab.models.tiny_lm",
     "xentlab.lm.train",
@@ -28,6 +28,14 @@ LM_STACK_MODULES = (
 )
 
 
+def module_digest(name: str) -> str:
+    """The source digest of module ``name``: its ``SOURCE_DIGEST`` (the file as imported), or, for a module
+    that sets none (a package's own data module, say), a hash of its file now."""
+    module = importlib.import_module(name)
+    digest = getattr(module, "SOURCE_DIGEST", None)
+    return digest if digest is not None else source_digest(module.__file__)
+
+
 def lm_stack_digests(*extra_modules: str) -> list[str]:
     """Source digests of ``extra_modules`` (module names, e.g. a data generator the package trains on),
     then of ``LM_STACK_MODULES``, then the LM loss backend in use ("cce" or "plain", from
@@ -35,9 +43,7 @@ def lm_stack_digests(*extra_modules: str) -> list[str]:
     from xentlab.lm import train as lm_train
 
     names = (*extra_modules, *LM_STACK_MODULES)
-    return [source_digest(importlib.import_module(name).__file__) for name in names] + [
-        lm_train.lm_loss_backend()
-    ]
+    return [module_digest(name) for name in names] + [lm_train.lm_loss_backend()]
 
 
-__all__ = ["LM_STACK_MODULES", "lm_stack_digests"]
+__all__ = ["LM_STACK_MODULES", "lm_stack_digests", "module_digest"]

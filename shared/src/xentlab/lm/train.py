@@ -24,6 +24,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from xentlab.data.cache import source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
+
 IGNORE_INDEX = -100
 
 

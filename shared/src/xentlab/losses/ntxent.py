@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import torch
 
+from xentlab.data.cache import source_digest
 from xentlab.losses.supcon import supcon_loss
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
 
 OFFICIAL_TEMPERATURE = 0.1
 """tau in both official training notebooks (``train_simclr(..., temperature=0.1)``)."""

@@ -17,6 +17,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from xentlab.data.cache import source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
+
 
 def supcon_loss(
     features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07, *, normalize: bool = True

@@ -22,6 +22,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from xentlab.data.cache import source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
+
 
 @dataclass(frozen=True)
 class CNNConfig:

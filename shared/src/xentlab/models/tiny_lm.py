@@ -10,9 +10,16 @@ transformers is imported inside the functions, so ``import xentlab.models.tiny_l
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
+
+# = xentlab.data.cache.source_digest(__file__), written out so that importing this module stays cheap
+# (xentlab.data imports torch); shared/tests/test_core_source_digests.py checks the two agree
+SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes().replace(b"\r\n", b"\n")).hexdigest()[:16]
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from xentlab.data.cache import source_digest
 from xentlab.train.seeding import rng_state, set_rng_state
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
 
 
 class NonFiniteLossError(RuntimeError):

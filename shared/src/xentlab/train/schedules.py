@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import math
 
+from xentlab.data.cache import source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
+
 
 def warmup_cosine_lr(step: int, n_steps: int, *, lr: float, warmup: float, final_lr_frac: float) -> float:
     """Linear warm-up over the first ``warmup`` fraction of ``n_steps`` (at least one step), then a

@@ -8,6 +8,11 @@ import random
 import numpy as np
 import torch
 
+from xentlab.data.cache import source_digest
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the cache keys of what it shapes (xentlab.data.cache, "The key rule")"""
+
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
     """Seed ``random``, NumPy's legacy global RNG and torch (CPU and all CUDA devices).
