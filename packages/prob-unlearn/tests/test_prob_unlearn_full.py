@@ -124,7 +124,14 @@ def test_full_end_to_end_with_finetuning(local, tmp_path):
             assert math.isfinite(out[f"{name}_{k}"]), (name, k)
         assert 0 <= out[f"{name}_sample_rouge"] <= out[f"{name}_m_mu"] <= 1
         assert len(out[f"{name}_q_m_mu"]) == 2 and sum(out[f"{name}_q_hist"]) == 2 * 4
-    assert (local.root / "ft").is_dir()  # the fine-tuned model is cached for the other seeds
+    # the fine-tuned model is cached for the other seeds: one complete directory (built into a temporary
+    # one and renamed, xentlab.data.build_once) and its lock, no leftovers
+    built = sorted(p.name for p in (local.root / "ft").iterdir())
+    assert (
+        len(built) == 2
+        and built[1] == built[0] + ".lock"
+        and (local.root / "ft" / built[0] / "config.json").is_file()
+    )
 
 
 def test_full_names_the_missing_variables(local, tmp_path, monkeypatch):

@@ -62,7 +62,8 @@ def test_lora_unlearning_runs_on_a_local_model(local, method):
         assert 0.0 <= out[k] <= 1.0
 
 
-def test_reasoner_targets_are_generated_once_and_cached(local, monkeypatch):
+def test_reasoner_targets_are_generated_once_and_cached(local, monkeypatch, tmp_path):
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path / "cache"))  # not the user's cache
     rows = full.load_qa(local / "data" / "forget.json")
     calls = []
     import xentlab.lm.generate as gen

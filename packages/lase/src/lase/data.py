@@ -10,12 +10,15 @@
 
 Features are computed once per (clips, frontend, code) and cached with ``xentlab.data.cache_dir``; the key holds
 ``features_code(name)``, a hash of the code that reads the clips and computes the features (xentlab.data.cache,
-"The key rule").
+"The key rule"), and ``Clips.key``, which names the clips themselves: the espeak corpus's own key (config and
+generator code), or for manifest clips the manifests' text and the SHA-256 of every WAV file's bytes (so a
+re-recorded or edited WAV under an unchanged manifest gives new features, not the stale cached ones).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 import wave
@@ -37,7 +40,7 @@ def features_code(name: str) -> str:
     ``xentlab.data.speech`` (``resample_int16``), the backbone's own module (``xentlab.audio.features`` for
     ``mfcc``, ``lase.backbone`` for ``wavlm``) and the libraries whose numbers end up in the features.
     (The espeak clips' key already carries the corpus generator's code; manifest clips' key hashes the
-    manifests only.)"""
+    manifests and the bytes of every WAV they list, ``manifest_clips``.)"""
     if name == "mfcc":
         from xentlab.audio import features
 
@@ -93,9 +96,10 @@ def espeak_clips(corpus_cfg: dict) -> Clips:
     )
 
 
-def read_wav(path: Path, sample_rate: int = 16_000) -> np.ndarray:
-    """A 16-bit PCM WAV as float32 mono at ``sample_rate`` (stdlib ``wave`` + scipy resampling)."""
-    with wave.open(str(path), "rb") as f:
+def read_wav(path: Path, sample_rate: int = 16_000, data: bytes | None = None) -> np.ndarray:
+    """A 16-bit PCM WAV as float32 mono at ``sample_rate`` (stdlib ``wave`` + scipy resampling).
+    ``data``: the file's bytes, when the caller has read them already (``path`` then only names it)."""
+    with wave.open(io.BytesIO(data) if data is not None else str(path), "rb") as f:
         if f.getsampwidth() != 2:
             raise ValueError(f"{path}: only 16-bit PCM WAV is supported, got {8 * f.getsampwidth()}-bit")
         rate, channels = f.getframerate(), f.getnchannels()
@@ -107,7 +111,10 @@ def read_wav(path: Path, sample_rate: int = 16_000) -> np.ndarray:
 def manifest_clips(
     train_dir: str | Path, heldout_dir: str | Path, languages: tuple[str, ...] = LANGUAGES
 ) -> Clips:
-    """Clips from two official-layout manifest directories (see the module docstring)."""
+    """Clips from two official-layout manifest directories (see the module docstring).
+
+    ``Clips.key`` hashes both manifests' text and, per clip, its split, ``wav_path`` and the SHA-256 of the
+    WAV file's bytes (read once, for the hash and the decoding), so it changes whenever any audio does."""
     waves, speakers, langs, splits = [], [], [], []
     voice_ids: dict[str, int] = {}
     digest = hashlib.sha256()
@@ -130,7 +137,10 @@ def manifest_clips(
                 raise ValueError(f"{manifest}: language {row['lang']!r} not in {languages}")
             voice = f"{split}:{row['voice_id']}"  # held-out voices are new voices even if a name repeats
             voice_ids.setdefault(voice, len(voice_ids))
-            waves.append(read_wav(d / row["wav_path"]))
+            raw = (d / row["wav_path"]).read_bytes()
+            digest.update(f"{split}|{row['wav_path']}|".encode())
+            digest.update(hashlib.sha256(raw).digest())
+            waves.append(read_wav(d / row["wav_path"], data=raw))
             speakers.append(voice_ids[voice])
             langs.append(languages.index(row["lang"]))
             splits.append(split)

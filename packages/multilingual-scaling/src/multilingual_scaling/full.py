@@ -21,7 +21,8 @@ Data: the first ``max_bytes_per_language`` bytes of each file are read; the last
 training text. Tokenizer ``tokenizer``: "bytes" (UTF-8 bytes, 256 symbols) or "bpe" (a byte-level BPE
 from the ``tokenizers`` library with ``vocab_size`` entries, trained on the first ``tokenizer_chars``
 characters of every language's TRAINING text: a balanced sample), cached with the encoded text under
-``xentlab.data.cache_dir``.
+``xentlab.data.cache_dir``, keyed by the files' identity (path, size, mtime), the settings and the code that
+reads, tokenizes and encodes them (``corpus_code()``; xentlab.data.cache, "The key rule").
 
 Training sequences are windows of ``seq_len`` tokens at random offsets of one language's training text;
 family i supplies exactly round(p_i x n) of the n sequences of a run (largest remainder, as
@@ -43,6 +44,7 @@ by sum_i w_i L_i / K_i.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import lzma
@@ -66,14 +68,22 @@ from multilingual_scaling.experiment import (
 from multilingual_scaling.families import check_ratios
 from multilingual_scaling.law import mixture_objective, optimal_ratios
 from multilingual_scaling.train import TrainConfig, family_loss, lr_at
-from xentlab.data.cache import atomic_write_bytes, cache_dir, cached_arrays, file_lock
+from xentlab.data.cache import (
+    atomic_write_bytes,
+    cache_dir,
+    cached_arrays,
+    code_key,
+    file_lock,
+    source_digest,
+)
 from xentlab.models.small_decoder import LMShape, seeded_decoder
 from xentlab.repro.local_data import MissingLocalData, local_path
 
 ENV = "MULTILINGUAL_SCALING_DATA"
 LABELS = ("A", "B", "C")
 SUFFIXES = (".txt", ".txt.gz", ".txt.xz")
-FORMAT = "1"  # bump when reading, tokenization or encoding changes (invalidates the caches)
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the corpus cache key (xentlab.data.cache, "The key rule")"""
 NEEDS = (
     "a directory with one UTF-8 text file per language code, <code>.txt (or .txt.gz / .txt.xz), CC-100 "
     "style, for every code of the config's 'families' mapping; see packages/multilingual-scaling/README.md"
@@ -144,12 +154,29 @@ def read_language(path: Path, max_bytes: int, test_bytes: int) -> tuple[list[str
     return lines[:cut], lines[cut:]
 
 
+@functools.lru_cache(maxsize=1)
+def corpus_code() -> str:
+    """The code part of the corpus cache key: this module (``read_language``, ``train_bpe``, ``Encoder``: the
+    whole of reading, the held-out cut, the BPE and the encoding) and the libraries whose numbers end up in
+    the cached ids (``tokenizers``' BPE trainer and encoder, numpy's integer arrays). Any edit of this file
+    gives a new key, so a corpus written by older code is never read (it replaces a hand-bumped FORMAT)."""
+    return code_key(SOURCE_DIGEST, libraries=("numpy", "tokenizers"))
+
+
 def _identity(files: dict[str, Path], *parts) -> str:
-    h = hashlib.sha256(f"multilingual-full|{FORMAT}|{parts}".encode())
+    h = hashlib.sha256(f"multilingual-full|{corpus_code()}|{parts}".encode())
     for c in sorted(files):
         st = files[c].stat()
         h.update(f"{c}|{files[c].resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
+
+
+def corpus_key(cfg: dict, files: dict[str, Path]) -> str:
+    """The key of the cached tokenizer and encoded corpus: the files' identity (path, size, mtime), the
+    settings that shape them, and ``corpus_code()``."""
+    settings = (cfg["tokenizer"], cfg.get("vocab_size"), cfg.get("tokenizer_chars"),
+                cfg["max_bytes_per_language"], cfg["test_bytes_per_language"])  # fmt: skip
+    return _identity(files, *settings)
 
 
 def train_bpe(texts: list[str], vocab_size: int):
@@ -197,11 +224,9 @@ def load_corpus(cfg: dict, files: dict[str, Path]) -> tuple[Encoder, dict[str, n
     cached under a file lock; the BPE sees training text only)."""
     from tokenizers import Tokenizer
 
-    settings = (cfg["tokenizer"], cfg.get("vocab_size"), cfg.get("tokenizer_chars"),
-                cfg["max_bytes_per_language"], cfg["test_bytes_per_language"])  # fmt: skip
     if cfg["tokenizer"] not in ("bytes", "bpe"):
         raise ValueError(f"tokenizer must be 'bytes' or 'bpe', got {cfg['tokenizer']!r}")
-    key = _identity(files, *settings)
+    key = corpus_key(cfg, files)
     tok_path = cache_dir("multilingual-scaling", "tokenizers") / f"bpe-{key}.json"
 
     def texts() -> Iterator[tuple[str, list[str], list[str]]]:
@@ -221,7 +246,7 @@ def load_corpus(cfg: dict, files: dict[str, Path]) -> tuple[Encoder, dict[str, n
             return {f"{c}_{part}": enc.encode(lines) for c, train, test in texts()
                     for part, lines in (("train", train), ("test", test))}  # fmt: skip
 
-        arrays = cached_arrays(f"multilingual-scaling-corpus-{key}", build, version=FORMAT)
+        arrays = cached_arrays(f"multilingual-scaling-corpus-{key}", build)
     return enc, arrays
 
 
@@ -384,5 +409,5 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
     return out
 
 
-__all__ = ["ENV", "Encoder", "family_table", "language_files", "load_corpus", "mixture_windows",
-           "read_language", "run_full", "test_windows", "train_text_mixture"]  # fmt: skip
+__all__ = ["ENV", "Encoder", "corpus_code", "corpus_key", "family_table", "language_files", "load_corpus",
+           "mixture_windows", "read_language", "run_full", "test_windows", "train_text_mixture"]  # fmt: skip

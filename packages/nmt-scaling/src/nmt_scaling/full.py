@@ -17,10 +17,11 @@ Pipeline (one call = one (encoder depth, decoder depth) of the ladder and one se
 1. A joint byte-level BPE (``tokenizers``, ``vocab_size`` merges' worth, specials <pad> <s> </s> at ids 0,
    1, 2 = ``nmt_scaling.task``'s PAD/BOS/EOS) is trained on the TRAINING split only (at most
    ``tokenizer_sentences`` pairs, a seeded sample), and cached under ``xentlab.data.cache_dir`` keyed by
-   the files' identity (path, size, mtime) and the settings; every model and seed reuses it.
-2. The three splits are encoded once (EOS appended to both sides) and cached as arrays. Pairs with a side
-   longer than ``max_len`` tokens are dropped from every split (counted in the metrics): the model has
-   ``max_len`` learned positions.
+   the files' identity (path, size, mtime), the settings and the code that builds it (``corpus_code()``;
+   xentlab.data.cache, "The key rule"); every model and seed reuses it.
+2. The three splits are encoded once (EOS appended to both sides) and cached as arrays (keyed the same
+   way, plus ``max_len``). Pairs with a side longer than ``max_len`` tokens are dropped from every split
+   (counted in the metrics): the model has ``max_len`` learned positions.
 3. The package's own ``Seq2Seq`` (``nmt_scaling.model``) at ``d_model``/``heads``/``ffn`` and the unit's
    depths is trained on token-bucketed batches (at most ``batch_tokens`` padded target tokens each) until
    its loss on the first ``valid_sents`` VALIDATION pairs stops improving (``nmt_scaling.stopping``, the
@@ -39,6 +40,7 @@ has no counterpart here, so ``bi/l_inf_minus_true`` is undefined at this scale.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -53,19 +55,31 @@ from nmt_scaling.model import ModelShape, decoder_input, seeded_model
 from nmt_scaling.stopping import EarlyStopping, StopRule
 from nmt_scaling.task import BOS, EOS, PAD
 from nmt_scaling.train import lr_at
-from xentlab.data.cache import atomic_write_bytes, cache_dir, cached_arrays, file_lock
+from xentlab.data.cache import (
+    atomic_write_bytes,
+    cache_dir,
+    cached_arrays,
+    code_key,
+    file_lock,
+    source_digest,
+)
 from xentlab.repro.local_data import MissingLocalData, local_path
 
 ENV = "NMT_SCALING_DATA"
 SPLITS = ("train", "valid", "test")
 SPECIALS = ("<pad>", "<s>", "</s>")  # ids 0, 1, 2: PAD, BOS, EOS of nmt_scaling.task
-FORMAT = "1"  # bump when the tokenizer or the encoding changes (invalidates the caches)
 NEEDS = (
     "a directory with train.SRC, train.TGT, valid.SRC, valid.TGT, test.SRC, test.TGT (SRC/TGT = the "
     "config's src_lang/tgt_lang, default en/de): plain UTF-8 text, one sentence per line, line i of .SRC "
     "translating line i of .TGT (e.g. WMT14 En-De with newstest2013/2014); see packages/nmt-scaling/README.md"
 )
+# The cached ids use task.py's special ids; pinned here, so the corpus key need not hash task.py (a change
+# of those ids stops the import instead of reading a corpus encoded with the old ones).
 assert (PAD, BOS, EOS) == (0, 1, 2)
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the tokenizer and corpus cache keys (xentlab.data.cache, "The key
+rule")"""
 
 
 @dataclass(frozen=True)
@@ -151,9 +165,18 @@ def read_pairs(src: Path, tgt: Path, limit: int = 0) -> tuple[list[str], list[st
     return s, t
 
 
+@functools.lru_cache(maxsize=1)
+def corpus_code() -> str:
+    """The code part of both cache keys: this module (reading, the tokenizer's sample and trainer, the
+    encoding, the max_len filter) and the libraries whose numbers end up in the cached files (``tokenizers``'
+    BPE trainer and encoder, numpy's seeded sample and arrays). Any edit of this file gives new keys, so a
+    tokenizer or corpus written by older code is never read (it replaces a hand-bumped FORMAT)."""
+    return code_key(SOURCE_DIGEST, libraries=("numpy", "tokenizers"))
+
+
 def _identity(files: dict[str, tuple[Path, Path]], *parts) -> str:
-    """A cache key from the files' identity (resolved path, size, mtime) and the settings."""
-    h = hashlib.sha256(f"nmt-full|{FORMAT}|{parts}".encode())
+    """A cache key from the files' identity (resolved path, size, mtime), the settings and the code."""
+    h = hashlib.sha256(f"nmt-full|{corpus_code()}|{parts}".encode())
     for pair in files.values():
         for p in pair:
             st = p.stat()
@@ -178,11 +201,23 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     return tk
 
 
+def tokenizer_key(cfg: FullConfig, files: dict[str, tuple[Path, Path]]) -> str:
+    """The tokenizer's cache key: the files, the settings that shape the BPE, ``corpus_code()``."""
+    return _identity(files, "tok", cfg.vocab_size, cfg.tokenizer_sentences, cfg.max_train_sentences)
+
+
+def splits_key(cfg: FullConfig, files: dict[str, tuple[Path, Path]]) -> str:
+    """The encoded splits' cache key: the tokenizer's settings plus ``max_len``, the files, the code."""
+    return _identity(
+        files, "enc", cfg.vocab_size, cfg.tokenizer_sentences, cfg.max_train_sentences, cfg.max_len
+    )
+
+
 def get_tokenizer(cfg: FullConfig, files: dict[str, tuple[Path, Path]]):
     """The cached joint BPE of the training split (trained on first use, under a file lock)."""
     from tokenizers import Tokenizer
 
-    key = _identity(files, "tok", cfg.vocab_size, cfg.tokenizer_sentences, cfg.max_train_sentences)
+    key = tokenizer_key(cfg, files)
     path = cache_dir("nmt-scaling", "tokenizers") / f"bpe-{cfg.vocab_size}-{key}.json"
     with file_lock(path.with_suffix(".lock")):
         if not path.exists():
@@ -238,9 +273,7 @@ def _encode(tk, lines: list[str], dtype, chunk: int = 100_000) -> tuple[np.ndarr
 
 def load_splits(cfg: FullConfig, files: dict[str, tuple[Path, Path]], tk) -> dict[str, Split]:
     """Encode the three splits once (cached as arrays; pairs longer than max_len dropped)."""
-    key = _identity(
-        files, "enc", cfg.vocab_size, cfg.tokenizer_sentences, cfg.max_train_sentences, cfg.max_len
-    )
+    key = splits_key(cfg, files)
 
     def build() -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {}
@@ -258,7 +291,7 @@ def load_splits(cfg: FullConfig, files: dict[str, tuple[Path, Path]], tk) -> dic
         return arrays
 
     with file_lock(cache_dir("nmt-scaling") / f"corpus-{key}.lock"):
-        a = cached_arrays(f"nmt-scaling-corpus-{key}", build, version=FORMAT)
+        a = cached_arrays(f"nmt-scaling-corpus-{key}", build)
     return {
         s: Split(a[f"{s}_src"], a[f"{s}_src_off"], a[f"{s}_tgt"], a[f"{s}_tgt_off"], int(a[f"{s}_dropped"]))
         for s in SPLITS
@@ -397,5 +430,6 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
     }
 
 
-__all__ = ["ENV", "FullConfig", "Split", "batch_stream", "corpus_files", "get_tokenizer", "load_splits",
-           "run_full", "split_loss", "token_batches", "train_tokenizer"]  # fmt: skip
+__all__ = ["ENV", "FullConfig", "Split", "batch_stream", "corpus_code", "corpus_files", "get_tokenizer",
+           "load_splits", "run_full", "split_loss", "splits_key", "token_batches", "tokenizer_key",
+           "train_tokenizer"]  # fmt: skip

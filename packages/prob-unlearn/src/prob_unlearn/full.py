@@ -11,7 +11,9 @@ Inputs (config key or environment variable; nothing is downloaded, see ``xentlab
   ``retain{100 - split}``.
 * ``model`` / ``$PROB_UNLEARN_MODEL``: a causal LM directory (``save_pretrained``) with its tokenizer,
   already fine-tuned on TOFU (the configs' ``INSERT_PATH_TO_FINETUNED_MODEL``), or the base model when
-  ``finetune`` is true (then it is first fine-tuned on ``full`` with ``finetuning/configs/phi.yaml``).
+  ``finetune`` is true (then it is first fine-tuned on ``full`` with ``finetuning/configs/phi.yaml``, once,
+  and cached: ``finetune_key``, which names the inputs' files, the recipe and the code that fine-tunes;
+  xentlab.data.cache, "The key rule").
 * ``tokenizer`` / ``$PROB_UNLEARN_TOKENIZER`` (optional): a tokenizer directory, when the model
   directory has none (the configs read the tokenizer from ``microsoft/phi-1_5``).
 
@@ -38,6 +40,7 @@ What the official code does, and this module with it:
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -47,12 +50,20 @@ import torch
 
 from prob_unlearn.evaluation import QA, evaluate_model
 from prob_unlearn.losses import unlearning_loss
+from xentlab.data.cache import code_key, source_digest
 from xentlab.lm.train import IGNORE_INDEX
 from xentlab.repro.local_data import MissingLocalData, local_path
 
 ENV_MODEL = "PROB_UNLEARN_MODEL"
 ENV_TOFU = "PROB_UNLEARN_TOFU"
 ENV_TOKENIZER = "PROB_UNLEARN_TOKENIZER"
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the fine-tuned model's cache key (xentlab.data.cache, "The key rule")"""
+
+# The config entries that shape the fine-tuned weights (``finetune`` and what it calls): the recipe, the
+# encoding, mixed precision and clipping. Evaluation and unlearning settings stay out of the key.
+FINETUNE_KEYS = ("finetune_cfg", "max_length", "question_start_tag", "question_end_tag", "answer_tag", "amp",
+                 "max_grad_norm")  # fmt: skip
 TOFU_LAYOUT = (
     "forget01/05/10 and retain99/95/90 (+ full to fine-tune) as <name>.json or <name>.jsonl, "
     "JSON lines or a JSON list of {question, answer} (the locuslab/TOFU files)"
@@ -201,11 +212,55 @@ def finetune(model: Any, tok: Any, rows: list[dict], cfg: dict, device, log=None
     return model
 
 
-def finetuned_model(model_dir: Path, tok: Any, tofu: dict, cfg: dict, device, log=None) -> Any:
-    """The TOFU fine-tuned model: loaded as is, or fine-tuned once and cached (shared by every seed)."""
+@functools.lru_cache(maxsize=1)
+def finetune_code() -> str:
+    """The code part of ``finetune_key``: this module (encoding, batches, schedule, optimizer groups, the
+    fine-tuning loop), the LM stack with its loss backend (``xentlab.lm.code.lm_stack_digests``: ``lm_loss``
+    and the kernels behind it) and the libraries whose numbers end up in the weights. Any edit of that code
+    gives a new key, so a model fine-tuned by older code is never loaded."""
+    from xentlab.lm.code import lm_stack_digests
+
+    return code_key(SOURCE_DIGEST, *lm_stack_digests(), libraries=("torch", "transformers", "tokenizers"))
+
+
+def dir_identity(path: Path | None) -> list | None:
+    """A directory's resolved path and (relative path, size, mtime) of every file under it: a re-saved or
+    re-downloaded model or tokenizer under the same path gives a new identity (nothing is hashed: weights
+    are gigabytes)."""
+    if path is None:
+        return None
+    root = Path(path).resolve()
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return [str(root), [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]]
+
+
+def finetune_key(model_dir: Path, tok_dir: Path | None, tofu: dict, cfg: dict, device) -> str:
+    """The fine-tuned model's cache key: the base model's and tokenizer's files (``dir_identity``), TOFU
+    ``full``, the config entries that shape the weights (``FINETUNE_KEYS``), the device type (bf16 autocast
+    runs on CUDA only) and the code (``finetune_code()``)."""
+    blob = json.dumps(
+        {
+            "model": dir_identity(model_dir),
+            "tokenizer": dir_identity(tok_dir),
+            "rows": tofu["full"],
+            "recipe": {k: cfg[k] for k in FINETUNE_KEYS},
+            "device": torch.device(device).type,
+            "code": finetune_code(),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def finetuned_model(
+    model_dir: Path, tok: Any, tofu: dict, cfg: dict, device, log=None, tok_dir: Path | None = None
+) -> Any:
+    """The TOFU fine-tuned model: loaded as is, or fine-tuned once and cached (shared by every seed).
+    ``tok_dir``: where ``tok`` was read from when not ``model_dir`` (it is part of the cache key)."""
     from transformers import AutoModelForCausalLM
 
-    from xentlab.data.cache import cache_dir, file_lock
+    from xentlab.data.build_once import build_once
+    from xentlab.data.cache import cache_dir
 
     def load(path):
         m = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, torch_dtype=torch.float32)
@@ -215,19 +270,21 @@ def finetuned_model(model_dir: Path, tok: Any, tofu: dict, cfg: dict, device, lo
 
     if not cfg["finetune"]:
         return load(model_dir).eval()
-    key = json.dumps([str(Path(model_dir).resolve()), cfg["finetune_cfg"], cfg["max_length"],
-                      cfg["question_start_tag"], cfg["question_end_tag"], cfg["answer_tag"], tofu["full"]])  # fmt: skip
-    out = (
-        Path(cfg.get("finetuned_dir") or cache_dir("prob-unlearn", "finetuned"))
-        / hashlib.sha256(key.encode()).hexdigest()[:16]
+    out = Path(cfg.get("finetuned_dir") or cache_dir("prob-unlearn", "finetuned")) / finetune_key(
+        model_dir, tok_dir, tofu, cfg, device
     )
-    with file_lock(str(out) + ".lock"):
-        if not (out / "config.json").is_file():
-            torch.manual_seed(cfg["finetune_cfg"]["seed"])
-            m = finetune(load(model_dir), tok, tofu["full"], cfg, device, log)
-            m.save_pretrained(out)
-            tok.save_pretrained(out)
-    return load(out).eval()
+
+    def build(tmp: Path) -> None:
+        torch.manual_seed(cfg["finetune_cfg"]["seed"])
+        m = finetune(load(model_dir), tok, tofu["full"], cfg, device, log)
+        m.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+
+    # once across parallel units (file lock), saved into a temporary directory renamed onto ``out`` when
+    # complete (a run killed mid-save leaves nothing that looks built), with one torch thread and the
+    # caller's RNG states restored (the weights and the unit's random stream do not depend on which unit
+    # built it)
+    return load(build_once(out, build)).eval()
 
 
 # --------------------------------------------------------------------------- unlearning
@@ -341,7 +398,7 @@ def run_full(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     device = ctx.device
     tofu = load_tofu(tofu_root, cfg["split"], with_full=cfg["finetune"])
     tok = load_tokenizer(tok_dir or model_dir)
-    base = finetuned_model(model_dir, tok, tofu, cfg, device, log=ctx.log)
+    base = finetuned_model(model_dir, tok, tofu, cfg, device, log=ctx.log, tok_dir=tok_dir)
     out: dict[str, Any] = {}
     with torch.no_grad():
         res = evaluate(base, tok, tofu, cfg, seed, device)

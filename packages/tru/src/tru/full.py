@@ -9,7 +9,9 @@ Inputs (config keys, or the environment variables in brackets):
   renamed, for instance).
 * ``reasoner`` [TRU_REASONER] (optional): a local instruction model that writes the reasoning
   targets, as the paper's DeepSeek-reasoner does. The targets are generated once and cached
-  (``xentlab.data.cache_dir("tru", "targets")``); without a reasoner, template targets are used.
+  (``xentlab.data.cache_dir("tru", "targets")``, keyed by the reasoner's files, the forget rows, the
+  prompt, ``max_new_tokens`` and the code that writes and parses them, ``targets_code()``;
+  xentlab.data.cache, "The key rule"); without a reasoner, template targets are used.
 
 Training: LoRA adapters (peft) on every linear layer, placed by accelerate on its device; the
 losses are ``tru.methods.LOSSES`` (NPO's reference is the model with the adapter disabled).
@@ -20,6 +22,7 @@ reads the backbone's hidden states directly, which bypasses a DDP wrapper.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -28,11 +31,15 @@ from typing import Any
 
 import torch
 
+from tru import evaluate as _evaluate
 from tru.evaluate import REFUSAL_RE, answer_part
 from tru.methods import LOSSES
-from xentlab.data.cache import atomic_write_json, cache_dir
+from xentlab.data.cache import cache_dir, code_key, source_digest
 from xentlab.repro.local_data import local_path
 from xentlab.repro.spec import ReproError
+
+SOURCE_DIGEST = source_digest(__file__)
+"""hash of this file as imported: part of the reasoning targets' cache key (xentlab.data.cache, "The key rule")"""
 
 TARGET_PROMPT = (
     "A model must unlearn the answer below. Write two things. First, a short reasoning that says "
@@ -94,33 +101,66 @@ def _prompt(tok: Any, question: str) -> str:
     return f"{tok.bos_token or ''}Question: {question}\nAnswer:"
 
 
+@functools.lru_cache(maxsize=1)
+def targets_code() -> str:
+    """The code part of ``targets_key``: this module (the reasoner's prompt and chat template, the parsing,
+    the template fallback), ``tru.evaluate`` (``REFUSAL_RE`` decides which generations are kept),
+    ``xentlab.lm.generate`` (greedy decoding) and the libraries whose numbers end up in the generated text.
+    Any edit of that code gives a new key, so targets written by older code are never read."""
+    from xentlab.lm import generate
+
+    gen_digest = getattr(generate, "SOURCE_DIGEST", None) or source_digest(generate.__file__)
+    return code_key(SOURCE_DIGEST, _evaluate.SOURCE_DIGEST, gen_digest,
+                    libraries=("torch", "transformers", "tokenizers"))  # fmt: skip
+
+
+def _dir_identity(path: str) -> list:
+    """The reasoner directory's resolved path and (relative path, size, mtime) of every file under it: a
+    re-saved model under the same path gives a new key (nothing is hashed: weights are gigabytes)."""
+    root = Path(path).resolve()
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return [str(root), [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]]
+
+
+def targets_key(forget: list[dict], reasoner: str, max_new_tokens: int) -> str:
+    """The cache key of the reasoner's targets: its files, the forget rows, the prompt, the generation
+    length and the code (``targets_code()``)."""
+    blob = json.dumps([_dir_identity(reasoner), TARGET_PROMPT, forget, max_new_tokens, targets_code()])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def reasoning_targets(
     forget: list[dict], tok: Any, reasoner: str | None, max_new_tokens: int = 160
 ) -> list[tuple[str, str]]:
     """(r_rt, s_rt) per forget row; written by ``reasoner`` once and cached, or from templates."""
     if reasoner is None:
         return [(TEMPLATE_REASONING, TEMPLATE_REFUSAL)] * len(forget)
-    h = hashlib.sha256(
-        json.dumps([str(Path(reasoner).resolve()), TARGET_PROMPT, forget]).encode()
-    ).hexdigest()[:16]
-    path = cache_dir("tru", "targets") / f"{h}.json"
-    if path.exists():
-        return [tuple(x) for x in json.loads(path.read_text())]
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from xentlab.data.build_once import build_once
 
-    from xentlab.lm.generate import generate
+    def build(tmp: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    rtok = AutoTokenizer.from_pretrained(reasoner, local_files_only=True)
-    rmodel = AutoModelForCausalLM.from_pretrained(reasoner, local_files_only=True)
-    prompts = [_prompt(rtok, TARGET_PROMPT.format(**row)) for row in forget]
-    texts = generate(rmodel, rtok, prompts, max_new_tokens=max_new_tokens, batch_size=8).texts
-    out = []
-    for text in texts:
-        m = re.search(r"Reasoning:\s*(.+?)\s*Response:\s*(.+)", text, re.S)
-        ok = m and REFUSAL_RE.search(m.group(2))
-        out.append((m.group(1).strip(), m.group(2).strip()) if ok else (TEMPLATE_REASONING, TEMPLATE_REFUSAL))
-    atomic_write_json(path, out)
-    return out
+        from xentlab.lm.generate import generate
+
+        rtok = AutoTokenizer.from_pretrained(reasoner, local_files_only=True)
+        rmodel = AutoModelForCausalLM.from_pretrained(reasoner, local_files_only=True)
+        prompts = [_prompt(rtok, TARGET_PROMPT.format(**row)) for row in forget]
+        texts = generate(rmodel, rtok, prompts, max_new_tokens=max_new_tokens, batch_size=8).texts
+        out = []
+        for text in texts:
+            m = re.search(r"Reasoning:\s*(.+?)\s*Response:\s*(.+)", text, re.S)
+            ok = m and REFUSAL_RE.search(m.group(2))
+            out.append(
+                (m.group(1).strip(), m.group(2).strip()) if ok else (TEMPLATE_REASONING, TEMPLATE_REFUSAL)
+            )
+        tmp.write_text(json.dumps(out, indent=2) + "\n")
+
+    # written once across parallel units (file lock) into a temporary file renamed into place, with one
+    # torch thread (greedy argmaxes then do not depend on the caller's thread count)
+    path = build_once(
+        cache_dir("tru", "targets") / f"{targets_key(forget, reasoner, max_new_tokens)}.json", build
+    )
+    return [tuple(x) for x in json.loads(path.read_text())]
 
 
 def run_full(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:

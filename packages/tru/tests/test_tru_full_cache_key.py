@@ -1,0 +1,80 @@
+"""The reasoner's targets (--scale full with ``reasoner``) are cached under a key that follows the code and
+the inputs (xentlab.data.cache, "The key rule"): same code, reasoner files, rows and length, same key; an
+edit of ``tru.full`` (prompt, parsing), ``tru.evaluate`` (``REFUSAL_RE`` picks what is kept) or
+``xentlab.lm.generate``, a library upgrade, a re-saved reasoner, other rows or another ``max_new_tokens``,
+a new key (targets written by older code or another model are never read)."""
+
+import os
+
+import pytest
+import tru.full as full
+from tru import evaluate
+
+from xentlab.data.cache import source_digest
+from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
+
+ROWS = [{"question": "Where was Author 1 born?", "answer": "In Town 1."}]
+
+
+@pytest.fixture(autouse=True)
+def _real_code_keys(monkeypatch):
+    """Undo the test's patches, then drop the memoised code key computed under them, so no later test
+    (or smoke run in this process) reads a key of patched code."""
+    yield
+    monkeypatch.undo()
+    full.targets_code.cache_clear()
+
+
+@pytest.fixture
+def reasoner(tmp_path):
+    d = tmp_path / "reasoner"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    (d / "model.safetensors").write_bytes(b"\0" * 64)
+    return str(d)
+
+
+def _key(reasoner, rows=ROWS, max_new_tokens=160) -> str:
+    full.targets_code.cache_clear()
+    return full.targets_key(rows, reasoner, max_new_tokens)
+
+
+def test_module_hashes_its_own_source():
+    assert full.SOURCE_DIGEST == source_digest(full.__file__)
+
+
+def test_same_inputs_same_key_and_the_inputs_count(reasoner):
+    before = _key(reasoner)
+    assert _key(reasoner) == before
+    assert _key(reasoner, rows=ROWS * 2) != before
+    assert _key(reasoner, max_new_tokens=80) != before
+    os.utime(os.path.join(reasoner, "config.json"), ns=(10**9, 10**9))  # a re-saved reasoner, same path
+    assert _key(reasoner) != before
+
+
+@pytest.mark.parametrize("module", [full, evaluate])
+def test_an_edit_of_the_code_that_writes_or_keeps_targets_changes_the_key(reasoner, monkeypatch, module):
+    assert_key_follows(lambda: _key(reasoner), monkeypatch, module)
+
+
+def test_an_edit_of_generate_changes_the_key(reasoner, monkeypatch, tmp_path):
+    from xentlab.lm import generate
+
+    before = _key(reasoner)
+    # as if generate.py had been edited, whichever way the key reads it: the module's SOURCE_DIGEST (set at
+    # import) or, where it sets none, a hash of its file
+    monkeypatch.setattr(generate, "SOURCE_DIGEST", "0" * 16, raising=False)
+    edited = tmp_path / "edited.py"
+    edited.write_text("# edited\n")
+    real = full.source_digest
+    monkeypatch.setattr(full, "source_digest", lambda p: real(edited if str(p) == generate.__file__ else p))
+    assert _key(reasoner) != before
+    monkeypatch.undo()
+    assert _key(reasoner) == before
+
+
+@pytest.mark.parametrize("library", ["torch", "transformers", "tokenizers"])
+def test_a_library_upgrade_changes_the_key(reasoner, monkeypatch, library):
+    before = _key(reasoner)
+    upgrade_library(monkeypatch, library)
+    assert _key(reasoner) != before
