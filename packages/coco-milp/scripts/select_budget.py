@@ -37,19 +37,18 @@ nothing, apply the same rule to the stage 2 measurements, in the same order, wit
 ``STAGE3_MAX_MEAN_CPU_S`` CPU-s per solve (SCIP's root alone costs 1.2-2.8 CPU-s at 300 x 300, whatever
 the node limit). No new solve runs; the result is added to results/budget_selection.json.
 Only plain SCIP runs here (no model, no test instance). Writes results/budget_selection.json.
+The rule (i)-(iii) and the ladder run in ``coco_milp.budget``, the same code that ``--scale full`` runs
+before its units; this script adds the cpu pilot's size loop and its size rule (iv).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from coco_milp.experiment import primal_gap
-from coco_milp.instances import generate_set_cover
-from coco_milp.solve import label_instance, solve_plain
+from coco_milp.budget import first_qualifying, label_probes, probe_instances, run_ladder
 
 N_PROBES = 8
 PROBE_SEED = 1  # the cpu data set uses data_seed 0
@@ -62,13 +61,8 @@ STAGE3_MAX_MEAN_CPU_S = 1.5
 
 
 def probe_size(n_rows: int, n_cols: int) -> dict:
-    rng = np.random.default_rng(PROBE_SEED)
-    probes = [generate_set_cover(n_rows, n_cols, 0.05, rng) for _ in range(N_PROBES)]
-    labels, label_cpu = [], []
-    for p in probes:
-        t = time.process_time()
-        labels.append(label_instance(p, 60.0, 50, LABEL_NODES))
-        label_cpu.append(time.process_time() - t)
+    probes = probe_instances(n_rows, n_cols, 0.05, N_PROBES, PROBE_SEED)
+    labels, label_cpu = label_probes(probes, 60.0, 50, LABEL_NODES)
     best = [r.obj for r in labels]
     n_opt = sum(r.status == "optimal" for r in labels)
     size = dict(
@@ -78,34 +72,11 @@ def probe_size(n_rows: int, n_cols: int) -> dict:
         label_status=[r.status for r in labels],
         label_mean_cpu_s=round(float(np.mean(label_cpu)), 3),
     )
+    # (iv): labelling affordable and a good reference
     size["label_ok"] = bool(size["label_mean_cpu_s"] <= MAX_LABEL_CPU_S and n_opt >= 0.75 * N_PROBES)
-    rows, chosen = [], None
-    for nodes, heur in LADDER:
-        gaps, found, cpu = [], [], []
-        for p, b in zip(probes, best):
-            t = time.process_time()
-            r = solve_plain(p, nodes, heur)
-            cpu.append(time.process_time() - t)
-            gaps.append(primal_gap(r.obj, b))
-            found.append(bool(np.isfinite(r.obj)))
-        row = dict(
-            nodes=nodes,
-            heuristics=heur,
-            gaps_pct=[round(100 * g, 4) for g in gaps],
-            n_nonzero=int(sum(g > 1e-9 for g in gaps)),
-            n_found=int(sum(found)),
-            mean_cpu_s=round(float(np.mean(cpu)), 4),
-        )
-        row["qualifies"] = bool(
-            row["n_nonzero"] >= N_PROBES / 2
-            and row["n_found"] >= N_PROBES / 2
-            and row["mean_cpu_s"] <= MAX_MEAN_CPU_S
-        )
-        rows.append(row)
-        print(n_rows, n_cols, row, flush=True)
-        if row["qualifies"]:
-            chosen = dict(nodes=nodes, heuristics=heur)
-            break
+    rows, chosen = run_ladder(
+        probes, best, LADDER, MAX_MEAN_CPU_S, echo=lambda row: print(n_rows, n_cols, row, flush=True)
+    )
     size["ladder"], size["budget"] = rows, chosen
     print(n_rows, n_cols, {k: v for k, v in size.items() if k != "ladder"}, flush=True)
     return size
@@ -132,22 +103,23 @@ def main() -> None:
     print("chosen:", chosen, "->", path)
 
 
+def stage3_choice(out: dict) -> dict | None:
+    """Stage 3 on stage 2's recorded measurements: the same rule with (iii) relaxed, no new solve."""
+    if out["chosen"] is not None:
+        return None
+    for size in out["sizes"]:
+        if not size["label_ok"]:
+            continue
+        budget = first_qualifying(size["ladder"], N_PROBES, STAGE3_MAX_MEAN_CPU_S)
+        if budget is not None:
+            return dict(n_rows=size["n_rows"], n_cols=size["n_cols"], **budget)
+    return None
+
+
 def stage3() -> None:
     path = Path(__file__).parents[1] / "results" / "budget_selection.json"
     out = json.loads(path.read_text())
-    chosen = None
-    if out["chosen"] is None:
-        for size in out["sizes"]:
-            if not size["label_ok"]:
-                continue
-            for row in size["ladder"]:
-                if (row["n_nonzero"] >= N_PROBES / 2 and row["n_found"] >= N_PROBES / 2
-                        and row["mean_cpu_s"] <= STAGE3_MAX_MEAN_CPU_S):  # fmt: skip
-                    chosen = dict(n_rows=size["n_rows"], n_cols=size["n_cols"], nodes=row["nodes"],
-                                  heuristics=row["heuristics"])  # fmt: skip
-                    break
-            if chosen is not None:
-                break
+    chosen = stage3_choice(out)
     out["stage3"] = dict(max_mean_cpu_s=STAGE3_MAX_MEAN_CPU_S, applies=out["chosen"] is None, chosen=chosen)
     path.write_text(json.dumps(out, indent=1) + "\n")
     print("stage 3 chosen:", chosen)

@@ -14,22 +14,31 @@ solution of the labelling solve):
   top_prec fraction of the k1_report highest-scored variables with x*_j = 1 (a pre-set 10);
   pas_gap / plain_gap  primal gap (obj - best) / |best| of predict-and-search (k0, k1, delta = 20% of
            the fixed variables, as 200/1000) and of plain SCIP, both under the same node budget.
+
+The budget: fixed in the config at cpu scale (chosen beforehand by scripts/select_budget.py); with
+`budget_select` (--scale full) the unit first runs the budget rule on probe instances of the data set's
+size (coco_milp.budget; cached, so only the first unit pays for it), uses the chosen budget, and reports
+it (`budget_nodes`, `budget_heuristics_off`, the whole selection as the `budget_selection` artifact). If no
+budget qualifies, predict-and-search is not run, so the PaS metrics and claims are not judged.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from coco_milp.budget import BudgetRule, cached_selection, plain_objectives, primal_gap, select_budget
 from coco_milp.data import DataConfig, Labelled, load_dataset
 from coco_milp.graph import encode
 from coco_milp.losses import coco_loss, vcl_loss, weighted_bce
 from coco_milp.model import GNNPolicy
-from coco_milp.solve import solve_pas, solve_plain
+from coco_milp.solve import solve_pas
 from xentlab.train.early_stopping import EarlyStopping
 
 
@@ -55,6 +64,9 @@ class RunConfig:
     # (DataConfig.pas_node_limit nodes, default SCIP), the protocol of the first cpu run
     budget_nodes: int | None = None
     budget_heuristics: str = "default"  # "default" | "off" (SCIP's primal heuristics)
+    # BudgetRule fields (ladder, max_mean_cpu_s, n_probes, probe_seed): choose the budget on probe
+    # instances before training (--scale full); None = the budget above (cpu: chosen beforehand)
+    budget_select: dict | None = None
     run_pas: bool = True
     use_cache: bool = True
 
@@ -130,12 +142,39 @@ def train(cfg: RunConfig, data: dict, seed: int, log=None, progress=None) -> Tra
     return TrainResult(model, best_val, best_epoch, len(curve), stopped, curve)
 
 
+NO_BUDGET = (
+    "coco-milp: no budget of the ladder qualified on the probe instances (rule (i)-(iii), README "
+    "'--scale full'), so predict-and-search is not run: the PaS claims are not judged (their metrics "
+    "are not measured). Ladder: {rows}"
+)
+
+
+def choose_budget(cfg: RunConfig) -> tuple[RunConfig, dict]:
+    """Run (or read from the cache) the budget rule on probe instances and put its outcome into the
+    config: the chosen budget, or ``run_pas=False`` when none qualifies. Returns (config, selection)."""
+    if cfg.budget_nodes is not None:
+        raise ValueError("set either budget_nodes (a fixed budget) or budget_select (choose one), not both")
+    dcfg = DataConfig(**cfg.data)
+    rule = BudgetRule(**cfg.budget_select)
+    sel = cached_selection(dcfg, rule) if cfg.use_cache else {**select_budget(dcfg, rule), "cached": False}
+    chosen = sel["chosen"]
+    if chosen is None:
+        rows = [(r["nodes"], r["heuristics"], f"{r['n_nonzero']}/{rule.n_probes} nonzero",
+                 f"{r['n_found']} found", f"{r['mean_cpu_s']} CPU-s") for r in sel["ladder"]]  # fmt: skip
+        print(NO_BUDGET.format(rows=rows), file=sys.stderr, flush=True)
+        return dataclasses.replace(cfg, run_pas=False), sel
+    return dataclasses.replace(cfg, budget_nodes=chosen["nodes"], budget_heuristics=chosen["heuristics"]), sel
+
+
 def run(cfg: RunConfig, seed: int, log=None, progress=None) -> dict:
     if cfg.loss not in ("bce", "vcl", "coco"):
         raise ValueError(f"unknown loss {cfg.loss!r}: expected 'bce', 'vcl' or 'coco'")
+    selection = None
+    if cfg.budget_select is not None:  # first, so that a run without a budget knows before training
+        cfg, selection = choose_budget(cfg)
     data = load_dataset(DataConfig(**cfg.data), use_cache=cfg.use_cache)
     tr = train(cfg, data, seed, log=log, progress=progress)
-    return {
+    out = {
         **evaluate(tr.model, cfg, data["test"]),
         "best_val_loss": tr.best_val,
         "best_epoch": tr.best_epoch,
@@ -143,12 +182,27 @@ def run(cfg: RunConfig, seed: int, log=None, progress=None) -> dict:
         "stopped_early": tr.stopped_early,
         "curve": tr.curve,
     }
+    if selection is not None:  # the budget used, as metrics (result.json / report.md) and in full
+        chosen = selection["chosen"]
+        out["budget_qualified"] = chosen is not None
+        if chosen is not None:
+            out["budget_nodes"] = chosen["nodes"]
+            out["budget_heuristics_off"] = chosen["heuristics"] == "off"
+        out["budget_selection"] = selection
+    return out
 
 
 def evaluate(model, cfg: RunConfig, test: list[Labelled]) -> dict:
     dcfg = DataConfig(**cfg.data)
+    budget = (dcfg.pas_node_limit, "default")  # the plain solve stored with the test labels
+    if cfg.budget_nodes is not None:
+        budget = (cfg.budget_nodes, cfg.budget_heuristics)
+    plain_objs = [it.plain_obj for it in test]
+    if cfg.run_pas and budget != (dcfg.pas_node_limit, "default"):
+        # another budget than the stored one: plain SCIP is deterministic, so solve once (cached)
+        plain_objs = plain_objectives(dcfg, [it.inst for it in test], *budget, use_cache=cfg.use_cache)
     aucs, fix, top, pas, plain = [], [], [], [], []
-    for it in test:
+    for it, plain_obj in zip(test, plain_objs):
         with torch.no_grad():
             p = torch.sigmoid(model(encode(it.inst))).numpy().astype(np.float64)
         x_star = it.sols[0]
@@ -160,14 +214,7 @@ def evaluate(model, cfg: RunConfig, test: list[Labelled]) -> dict:
         top.append(100.0 * float(np.mean(x_star[order[::-1][: cfg.k1_report]] == 1)))
         if cfg.run_pas:
             delta = int(round(cfg.delta_frac * (k0 + cfg.k1)))
-            cached = (dcfg.pas_node_limit, "default")  # the plain solve stored with the test labels
-            if cfg.budget_nodes is None or (cfg.budget_nodes, cfg.budget_heuristics) == cached:
-                r = solve_pas(it.inst, p, k0, cfg.k1, delta, dcfg.pas_node_limit)
-                plain_obj = it.plain_obj
-            else:
-                budget = (cfg.budget_nodes, cfg.budget_heuristics)
-                r = solve_pas(it.inst, p, k0, cfg.k1, delta, *budget)
-                plain_obj = solve_plain(it.inst, *budget).obj  # deterministic: same for every unit
+            r = solve_pas(it.inst, p, k0, cfg.k1, delta, *budget)
             pas.append(primal_gap(r.obj, it.best_obj))
             plain.append(primal_gap(plain_obj, it.best_obj))
     out = {"auc": float(np.mean(aucs)), "fix_acc": float(np.mean(fix)), "top_prec": float(np.mean(top))}
@@ -179,10 +226,3 @@ def evaluate(model, cfg: RunConfig, test: list[Labelled]) -> dict:
             plain_gap_nonzero=float(np.mean(np.array(plain) > 1e-9)),
         )
     return out
-
-
-def primal_gap(obj: float, best: float) -> float:
-    """(obj - best) / |best|, clipped to [0, 1]; 1 when no solution was found (obj = inf)."""
-    if not np.isfinite(obj):
-        return 1.0
-    return float(min(1.0, max(0.0, (obj - best) / max(abs(best), 1e-9))))
