@@ -208,3 +208,43 @@ def test_cpu_and_smoke_configs_do_not_select():
     for e in mod.EXPERIMENTS:
         assert "budget_select" not in e.config("cpu") and "budget_select" not in e.config("smoke")
         assert e.config("cpu")["budget_nodes"] == 1 and e.config("full")["budget_select"]["n_probes"] == 8
+
+
+def test_stage1_settings_are_the_ones_that_ran():
+    """``--stage 1`` reproduces stage 1 as it ran (results/budget_selection_stage1.json): the first
+    protocol's cpu size and labelling (2 s wall clock, no node limit), the 0.3 CPU-s cap, no size rule (iv),
+    the same probes and ladder; its rule text is the recorded one."""
+    script = _script()
+    stage1 = json.loads((PKG / "results" / "budget_selection_stage1.json").read_text())
+    s1 = script.STAGE1
+    assert (s1["n_rows"], s1["n_cols"], s1["density"]) == (150, 300, 0.05)
+    assert (s1["label_time_limit"], s1["label_node_limit"], s1["max_mean_cpu_s"]) == (2.0, None, 0.3)
+    assert script.STAGE1_RULE == stage1["rule"]
+    assert (script.N_PROBES, script.PROBE_SEED) == (stage1["n_probes"], stage1["probe_seed"])
+    assert [(r["nodes"], r["heuristics"]) for r in stage1["ladder"]] == script.LADDER
+    # the first data set was labelled with these settings (DataConfig's first-protocol defaults)
+    assert (DataConfig().label_time_limit, DataConfig().label_node_limit) == (2.0, None)
+
+
+def test_stage1_writes_the_record_it_wrote_then(tmp_path, monkeypatch):
+    """On a tiny size, ``--stage 1`` writes a record of the committed stage 1 record's shape, to --out."""
+    script = _script()
+    monkeypatch.setattr(script, "STAGE1", {**script.STAGE1, "n_rows": 20, "n_cols": 40, "density": 0.1,
+                                           "label_time_limit": 5.0})  # fmt: skip
+    monkeypatch.setattr(script, "N_PROBES", 2)
+    monkeypatch.setattr(script, "LADDER", [(1, "default")])
+    out = tmp_path / "stage1.json"
+    script.cli(["--stage", "1", "--out", str(out)])
+    rec = json.loads(out.read_text())
+    stage1 = json.loads((PKG / "results" / "budget_selection_stage1.json").read_text())
+    assert list(rec) == list(stage1) and rec["rule"] == stage1["rule"]
+    assert list(rec["ladder"][0]) == list(stage1["ladder"][0]) and len(rec["probe_best_obj"]) == 2
+    assert rec["chosen"] is None  # tiny probes are solved at the root: (i) fails, as at 150 x 300
+
+
+def test_the_stage_options():
+    script = _script()
+    assert script.parse_args([]).stage == 2 and script.parse_args(["--stage3"]).stage == 3
+    assert script.parse_args(["--stage", "1"]).stage == 1
+    with pytest.raises(SystemExit):
+        script.parse_args(["--stage", "4"])

@@ -26,6 +26,10 @@ def local(tmp_path_factory):
     )
     model.save_pretrained(root / "model")
     tok.save_pretrained(root / "model")
+    # a Llama-style reasoner: the same tiny model, its tokenizer without a pad token
+    model.save_pretrained(root / "reasoner")
+    tok.pad_token = None
+    tok.save_pretrained(root / "reasoner")
     rows = [
         {"question": f"Where was Author {i} born?", "answer": f"Author {i} was born in Town {i}."}
         for i in range(4)
@@ -75,12 +79,86 @@ def test_reasoner_targets_are_generated_once_and_cached(local, monkeypatch, tmp_
         return original(*a, **k)
 
     monkeypatch.setattr(gen, "generate", counting)
-    tok = get_tokenizer(tokenizer_corpus(), vocab_size=1024)
-    first = full.reasoning_targets(rows, tok, str(local / "model"), max_new_tokens=4)
-    second = full.reasoning_targets(rows, tok, str(local / "model"), max_new_tokens=4)
+    first = full.reasoning_targets(rows, str(local / "model"), max_new_tokens=4)
+    second = full.reasoning_targets(rows, str(local / "model"), max_new_tokens=4)
     assert first == second and len(first) == 2 and len(calls) == 1
     # a random tiny "reasoner" writes no parsable refusal: the template target is used instead
     assert first[0] == (full.TEMPLATE_REASONING, full.TEMPLATE_REFUSAL)
+
+
+def _spy_generate(monkeypatch, seen):
+    """Record the device of the model and the pad id of the tokenizer that generate receives."""
+    import xentlab.lm.generate as gen
+
+    original = gen.generate
+
+    def spy(model, tokenizer, *a, **k):
+        seen.append((next(model.parameters()).device, tokenizer.pad_token_id))
+        return original(model, tokenizer, *a, **k)
+
+    monkeypatch.setattr(gen, "generate", spy)
+
+
+def _spy_moves(monkeypatch, moves):
+    """Record every ``.to(...)`` of a transformers model (the reasoner must be moved to the run's device)."""
+    from transformers import PreTrainedModel
+
+    original = PreTrainedModel.to
+
+    def to(self, *a, **k):
+        moves.append(torch.device(a[0] if a else k["device"]))
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(PreTrainedModel, "to", to)
+
+
+def test_a_reasoner_without_a_pad_token_generates_on_the_run_device(local, monkeypatch, tmp_path):
+    """Llama-style tokenizers have no pad token; left-padded batched generation needs one (the main
+    tokenizer of run_full gets eos as pad; the reasoner's must too). The reasoner runs on ctx.device."""
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path / "cache"))
+    seen, moves = [], []
+    _spy_generate(monkeypatch, seen)
+    _spy_moves(monkeypatch, moves)
+    rows = full.load_qa(local / "data" / "forget.json")
+    device = torch.device("cpu")
+    targets = full.reasoning_targets(rows, str(local / "reasoner"), max_new_tokens=4, device=device)
+    assert len(targets) == 2
+    assert moves == [device]  # moved to the run's device, once
+    eos = get_tokenizer(tokenizer_corpus(), vocab_size=1024).eos_token_id
+    assert seen == [(device, eos)]  # padded with eos, as run_full's own tokenizer is
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_the_reasoner_generates_on_the_gpu(local, monkeypatch, tmp_path):
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path / "cache"))
+    seen = []
+    _spy_generate(monkeypatch, seen)
+    rows = full.load_qa(local / "data" / "forget.json")
+    full.reasoning_targets(rows, str(local / "reasoner"), max_new_tokens=4, device=torch.device("cuda"))
+    assert [d.type for d, _ in seen] == ["cuda"]
+
+
+def test_run_full_with_a_reasoner_without_a_pad_token(local, monkeypatch, tmp_path):
+    """The --scale full path end to end with a reasoner: its targets are written on ctx.device."""
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path / "cache"))
+    seen = []
+    _spy_generate(monkeypatch, seen)
+    cfg = {
+        "method": "tru",
+        "model": str(local / "model"),
+        "data": str(local / "data"),
+        "reasoner": str(local / "reasoner"),
+        "steps": 1,
+        "batch_size": 2,
+        "lr": 1e-3,
+        "lora_r": 2,
+        "lora_alpha": 4,
+        "max_new_tokens": 4,
+        "n_eval": 2,
+    }
+    out = full.run_full(cfg, 0, _ctx())
+    assert 0.0 <= out["forget_rougeL"] <= 1.0
+    assert seen[0][0] == _ctx().device and seen[0][1] is not None  # the reasoner's targets, then the eval
 
 
 def test_missing_paths_fail_clearly(monkeypatch):

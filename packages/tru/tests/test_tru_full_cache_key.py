@@ -34,9 +34,9 @@ def reasoner(tmp_path):
     return str(d)
 
 
-def _key(reasoner, rows=ROWS, max_new_tokens=160) -> str:
+def _key(reasoner, rows=ROWS, max_new_tokens=160, device="cpu") -> str:
     full.targets_code.cache_clear()
-    return full.targets_key(rows, reasoner, max_new_tokens)
+    return full.targets_key(rows, reasoner, max_new_tokens, device)
 
 
 def test_module_hashes_its_own_source():
@@ -57,20 +57,26 @@ def test_an_edit_of_the_code_that_writes_or_keeps_targets_changes_the_key(reason
     assert_key_follows(lambda: _key(reasoner), monkeypatch, module)
 
 
-def test_an_edit_of_generate_changes_the_key(reasoner, monkeypatch, tmp_path):
+def test_an_edit_of_generate_changes_the_key(reasoner, monkeypatch):
+    """Through generate's ``SOURCE_DIGEST`` (its source as imported, i.e. the code that runs)."""
     from xentlab.lm import generate
 
-    before = _key(reasoner)
-    # as if generate.py had been edited, whichever way the key reads it: the module's SOURCE_DIGEST (set at
-    # import) or, where it sets none, a hash of its file
-    monkeypatch.setattr(generate, "SOURCE_DIGEST", "0" * 16, raising=False)
-    edited = tmp_path / "edited.py"
-    edited.write_text("# edited\n")
-    real = full.source_digest
-    monkeypatch.setattr(full, "source_digest", lambda p: real(edited if str(p) == generate.__file__ else p))
-    assert _key(reasoner) != before
-    monkeypatch.undo()
-    assert _key(reasoner) == before
+    assert_key_follows(lambda: _key(reasoner), monkeypatch, generate)
+
+
+def test_the_key_reads_generate_as_imported_not_its_file(reasoner, monkeypatch):
+    """No fallback that hashes generate.py on disk (a file edited after import is not the code that runs):
+    the key needs generate's ``SOURCE_DIGEST``."""
+    from xentlab.lm import generate
+
+    monkeypatch.delattr(generate, "SOURCE_DIGEST")
+    with pytest.raises(AttributeError):
+        _key(reasoner)
+
+
+def test_the_device_counts(reasoner):
+    """Greedy targets written on a GPU may differ from a CPU's (other kernels, other argmax ties)."""
+    assert _key(reasoner, device="cuda") != _key(reasoner) == _key(reasoner, device="cpu")
 
 
 @pytest.mark.parametrize("library", ["torch", "transformers", "tokenizers"])

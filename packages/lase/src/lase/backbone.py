@@ -8,11 +8,16 @@
 
 Weights come from ``from_pretrained(path_or_name)``: a local directory, or a hub name when the user
 has the hub cache or a network (tests use a tiny randomly initialised WavLM saved to a temp dir).
+The cached WavLM features are keyed by the weights themselves (``weights_identity`` of ``weights_dir``,
+``lase.data.features_key``), not by the path string: re-downloaded weights under the same path or name
+give new features.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +26,64 @@ from xentlab.data.cache import source_digest
 
 SOURCE_DIGEST = source_digest(__file__)
 """hash of this file as imported: part of the WavLM feature cache key (``lase.data.features_code``)"""
+
+HUB_CACHE: Path | None = None
+"""the hub cache that names resolve in; None: the default (HF_HUB_CACHE / HF_HOME)"""
+
+
+def _cached_snapshot(name: str) -> Path:
+    """The local snapshot folder of hub model ``name`` (where its cached config.json lies); OSError if the
+    hub cache does not hold it. No network (``local_files_only``)."""
+    from transformers.utils import cached_file
+
+    return Path(cached_file(name, "config.json", cache_dir=HUB_CACHE, local_files_only=True)).parent
+
+
+def weights_dir(path_or_name: str) -> Path:
+    """The local directory a backbone is loaded from: ``path_or_name`` itself when it is a directory, else a
+    hub name's snapshot in the hub cache (downloaded first by ``from_pretrained`` when it is not cached,
+    as before, where there is a network). Loading from this directory loads exactly the files that
+    ``weights_identity`` hashed."""
+    local = Path(path_or_name).expanduser()
+    if local.is_dir():
+        return local.resolve()
+    # a hub repo id is "name" or "org/name"; anything else is a local path that does not exist
+    if not (local.is_absolute() or path_or_name.startswith(".") or path_or_name.count("/") > 1):
+        try:
+            return _cached_snapshot(path_or_name)
+        except OSError:
+            pass
+        try:  # not cached yet: let transformers fetch what WavLMModel loads, then read it from the cache
+            from transformers import WavLMModel
+
+            WavLMModel.from_pretrained(path_or_name, cache_dir=HUB_CACHE)
+            return _cached_snapshot(path_or_name)
+        except Exception as e:  # offline, unknown name, ...: one clear line
+            raise FileNotFoundError(
+                f"backbone {path_or_name!r} (LASE_WAVLM): not a local directory, not in the hub cache, and "
+                f"not downloadable here ({type(e).__name__}); give a local directory"
+            ) from e
+    raise FileNotFoundError(f"backbone {path_or_name!r} (LASE_WAVLM): no such directory")
+
+
+def weights_identity(directory: Path) -> list[list]:
+    """(relative path, size, SHA-256 of the bytes) of every file under ``directory``, sorted: the weights'
+    identity in the feature cache key. The bytes, not the file times, so a copy or a touch rebuilds nothing
+    (as for the manifest clips' WAVs); hidden folders are skipped (a git-lfs clone's .git holds a second
+    copy of the weights, the hub's .cache only download metadata). Hashing WavLM-base-plus (~380 MB) takes
+    about a second, small next to featurising the corpus."""
+    root = Path(directory)
+    rows = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+            with open(p, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            rows.append([rel.as_posix(), p.stat().st_size, digest])
+    if not rows:
+        raise FileNotFoundError(f"{root}: no weight files")
+    return rows
+
 
 CLIP_SAMPLES = 32_000  # 2 s at 16 kHz, the official crop
 

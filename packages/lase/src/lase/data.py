@@ -12,7 +12,10 @@ Features are computed once per (clips, frontend, code) and cached with ``xentlab
 ``features_code(name)``, a hash of the code that reads the clips and computes the features (xentlab.data.cache,
 "The key rule"), and ``Clips.key``, which names the clips themselves: the espeak corpus's own key (config and
 generator code), or for manifest clips the manifests' text and the SHA-256 of every WAV file's bytes (so a
-re-recorded or edited WAV under an unchanged manifest gives new features, not the stale cached ones).
+re-recorded or edited WAV under an unchanged manifest gives new features, not the stale cached ones). For
+WavLM the key also holds the weights' identity (size and SHA-256 of every file of the model directory,
+``lase.backbone.weights_identity``), so re-downloaded weights under the same path or hub name give new
+features too (``features_key``).
 """
 
 from __future__ import annotations
@@ -169,6 +172,18 @@ def load_clips(data_cfg: dict) -> Clips:
     raise ValueError(f"unknown data source {data_cfg['source']!r}: use 'espeak' or 'manifest'")
 
 
+def features_key(clips: Clips, backbone_cfg: dict) -> str:
+    """The feature cache key: the clips (``Clips.key``), the backbone config, the code (``features_code``)
+    and, for WavLM, the weights the path or hub name resolves to (``lase.backbone.weights_identity``)."""
+    name = backbone_cfg["name"]
+    parts = [clips.key, backbone_cfg, features_code(name)]
+    if name == "wavlm":
+        from lase.backbone import weights_dir, weights_identity
+
+        parts.append(weights_identity(weights_dir(backbone_cfg["path"])))
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def frozen_features(clips: Clips, backbone_cfg: dict, device: str = "cpu") -> tuple[np.ndarray, float]:
     """(N, d) float32 backbone features of every clip, cached; and the seconds spent computing them (0 if cached).
 
@@ -186,16 +201,17 @@ def frozen_features(clips: Clips, backbone_cfg: dict, device: str = "cpu") -> tu
 
             x = mfcc_statistics_batch(clips.waves, FrontendConfig(**cfg))
         elif name == "wavlm":
-            from lase.backbone import WavLMLayerMean
+            from lase.backbone import WavLMLayerMean, weights_dir
 
-            x = WavLMLayerMean(cfg["path"], tuple(cfg.get("layers", (10, 12))), device).embed(clips.waves)
+            # loaded from the directory whose files the key hashed (a hub name's cached snapshot)
+            wavlm = WavLMLayerMean(str(weights_dir(cfg["path"])), tuple(cfg.get("layers", (10, 12))), device)
+            x = wavlm.embed(clips.waves)
         else:
             raise ValueError(f"unknown backbone {name!r}: use 'mfcc' or 'wavlm'")
         spent["s"] = time.perf_counter() - t0
         return {"x": x.astype(np.float32)}
 
-    blob = json.dumps([clips.key, backbone_cfg, features_code(name)], sort_keys=True)
-    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    key = features_key(clips, backbone_cfg)
     x = cached_arrays(f"lase-features-{name}-{key}", build)["x"]
     if len(x) != len(clips.waves):
         raise RuntimeError("cached features do not match the clips; delete the cache entry")

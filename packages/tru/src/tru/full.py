@@ -10,8 +10,10 @@ Inputs (config keys, or the environment variables in brackets):
 * ``reasoner`` [TRU_REASONER] (optional): a local instruction model that writes the reasoning
   targets, as the paper's DeepSeek-reasoner does. The targets are generated once and cached
   (``xentlab.data.cache_dir("tru", "targets")``, keyed by the reasoner's files, the forget rows, the
-  prompt, ``max_new_tokens`` and the code that writes and parses them, ``targets_code()``;
-  xentlab.data.cache, "The key rule"); without a reasoner, template targets are used.
+  prompt, ``max_new_tokens``, the device type and the code that writes and parses them,
+  ``targets_code()``; xentlab.data.cache, "The key rule"); without a reasoner, template targets are used.
+  The reasoner generates on the run's device (``ctx.device``); a tokenizer without a pad token (Llama's)
+  pads with its eos token, as the trained model's does.
 
 Training: LoRA adapters (peft) on every linear layer, placed by accelerate on its device; the
 losses are ``tru.methods.LOSSES`` (NPO's reference is the model with the adapter disabled).
@@ -106,11 +108,11 @@ def targets_code() -> str:
     """The code part of ``targets_key``: this module (the reasoner's prompt and chat template, the parsing,
     the template fallback), ``tru.evaluate`` (``REFUSAL_RE`` decides which generations are kept),
     ``xentlab.lm.generate`` (greedy decoding) and the libraries whose numbers end up in the generated text.
-    Any edit of that code gives a new key, so targets written by older code are never read."""
+    Any edit of that code gives a new key, so targets written by older code are never read. Each module's
+    ``SOURCE_DIGEST`` is its source as imported (the code that runs), never its file as it is on disk later."""
     from xentlab.lm import generate
 
-    gen_digest = getattr(generate, "SOURCE_DIGEST", None) or source_digest(generate.__file__)
-    return code_key(SOURCE_DIGEST, _evaluate.SOURCE_DIGEST, gen_digest,
+    return code_key(SOURCE_DIGEST, _evaluate.SOURCE_DIGEST, generate.SOURCE_DIGEST,
                     libraries=("torch", "transformers", "tokenizers"))  # fmt: skip
 
 
@@ -122,20 +124,26 @@ def _dir_identity(path: str) -> list:
     return [str(root), [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]]
 
 
-def targets_key(forget: list[dict], reasoner: str, max_new_tokens: int) -> str:
+def targets_key(forget: list[dict], reasoner: str, max_new_tokens: int, device: Any = "cpu") -> str:
     """The cache key of the reasoner's targets: its files, the forget rows, the prompt, the generation
-    length and the code (``targets_code()``)."""
-    blob = json.dumps([_dir_identity(reasoner), TARGET_PROMPT, forget, max_new_tokens, targets_code()])
+    length, the device type (greedy text written on a GPU can differ from a CPU's: other kernels, other
+    argmax ties) and the code (``targets_code()``)."""
+    blob = json.dumps(
+        [_dir_identity(reasoner), TARGET_PROMPT, forget, max_new_tokens, torch.device(device).type,
+         targets_code()]
+    )  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def reasoning_targets(
-    forget: list[dict], tok: Any, reasoner: str | None, max_new_tokens: int = 160
+    forget: list[dict], reasoner: str | None, max_new_tokens: int = 160, device: Any = "cpu"
 ) -> list[tuple[str, str]]:
-    """(r_rt, s_rt) per forget row; written by ``reasoner`` once and cached, or from templates."""
+    """(r_rt, s_rt) per forget row; written by ``reasoner`` on ``device`` once and cached, or from templates."""
     if reasoner is None:
         return [(TEMPLATE_REASONING, TEMPLATE_REFUSAL)] * len(forget)
     from xentlab.data.build_once import build_once
+
+    device = torch.device(device)
 
     def build(tmp: Path) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -143,7 +151,9 @@ def reasoning_targets(
         from xentlab.lm.generate import generate
 
         rtok = AutoTokenizer.from_pretrained(reasoner, local_files_only=True)
-        rmodel = AutoModelForCausalLM.from_pretrained(reasoner, local_files_only=True)
+        if rtok.pad_token_id is None:  # Llama-style: generate left-pads batches, so it needs a pad id
+            rtok.pad_token = rtok.eos_token
+        rmodel = AutoModelForCausalLM.from_pretrained(reasoner, local_files_only=True).to(device)
         prompts = [_prompt(rtok, TARGET_PROMPT.format(**row)) for row in forget]
         texts = generate(rmodel, rtok, prompts, max_new_tokens=max_new_tokens, batch_size=8).texts
         out = []
@@ -158,8 +168,10 @@ def reasoning_targets(
     # written once across parallel units (file lock) into a temporary file renamed into place, with one
     # torch thread (greedy argmaxes then do not depend on the caller's thread count)
     path = build_once(
-        cache_dir("tru", "targets") / f"{targets_key(forget, reasoner, max_new_tokens)}.json", build
+        cache_dir("tru", "targets") / f"{targets_key(forget, reasoner, max_new_tokens, device)}.json", build
     )
+    if device.type == "cuda":  # the reasoner is gone: hand its memory back before the model under training
+        torch.cuda.empty_cache()
     return [tuple(x) for x in json.loads(path.read_text())]
 
 
@@ -214,7 +226,7 @@ def run_full(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
         ),
     }
     if method in ("tru", "refusal"):
-        targets = reasoning_targets(forget, tok, reasoner)
+        targets = reasoning_targets(forget, reasoner, device=ctx.device)
         rows = []
         for row, (r, s) in zip(forget, targets):
             segs = ([f" Reasoning: {r}"] if method == "tru" else []) + [f" Response: {s}{eos}"]

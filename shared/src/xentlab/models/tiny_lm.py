@@ -165,7 +165,11 @@ def count_parameters(model: Any, *, trainable_only: bool = False) -> int:
 
 
 def save_tiny_lm(model: Any, path: str | os.PathLike) -> None:
-    """``save_pretrained`` into ``path`` (safetensors + config), written then renamed into place."""
+    """``save_pretrained`` into ``path`` (safetensors + config), written then renamed into place.
+
+    The folder and its files get the permissions of every other cache file (``xentlab.data.cache.
+    atomic_write_bytes``: files 0666 & ~umask, folders 0777 & ~umask), not the 0700 of ``mkdtemp`` nor the
+    0600 that safetensors gives ``model.safetensors``, so whoever may read the cache may load the model."""
     import shutil
     import tempfile
     from pathlib import Path
@@ -175,11 +179,22 @@ def save_tiny_lm(model: Any, path: str | os.PathLike) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         model.save_pretrained(str(tmp))
+        mask = _umask()
+        for p in [tmp, *tmp.rglob("*")]:
+            if not p.is_symlink():
+                os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
         if path.exists():
             shutil.rmtree(path)
         os.rename(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it, as ``xentlab.data.cache`` does)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_tiny_lm(path: str | os.PathLike):
