@@ -38,9 +38,11 @@ SMOKE = dict(dataset="shapes", image_size=16, n_train_per_class=10, n_test_per_c
 CPU = dict(dataset="shapes", image_size=16, n_train_per_class=200, n_test_per_class=100, widths=(16, 32, 64),
            epochs=30, batch_size=128, lr=0.1, milestones=(15, 24), lr_decay=0.2)  # fmt: skip
 # full: the official CIFAR-100 recipe (classification/cifar/train.py + conf/global_settings.py):
-# ResNet-56, SGD lr 0.1, batch 128, 200 epochs, milestones 60/120/160 (x0.2), 1 warm-up epoch.
+# ResNet-56, SGD lr 0.1, batch 128, 200 epochs, milestones 60/120/160 (x0.2), 1 warm-up epoch. train.py
+# calls train_scheduler.step(epoch) with the 1-based epoch before training it, so 1-based epoch 60 already
+# runs at 0.02: in lr_at's 0-based "after m epochs" convention that is 59/119/159.
 FULL = dict(dataset="cifar100", data_root=os.environ.get("OPL_DATA_ROOT", "~/data/cifar"), model="resnet56",
-            epochs=200, batch_size=128, lr=0.1, milestones=(60, 120, 160), lr_decay=0.2, warmup_epochs=1)  # fmt: skip
+            epochs=200, batch_size=128, lr=0.1, milestones=(59, 119, 159), lr_decay=0.2, warmup_epochs=1)  # fmt: skip
 
 ARMS = {
     "ce_clean": ("ce", 0.0),
@@ -92,8 +94,17 @@ def _configs(loss: str, noise: float) -> dict:
                                                                               ("full", FULL))}  # fmt: skip
 
 
+# version 2 (fidelity audit): the warm-up epoch starts at lr 0 and its b-th batch runs at lr * b / steps, as
+# the official WarmUpLR (version 1 ran at lr * (b + 1) / steps, one batch ahead). The TL arms have no
+# warm-up and are unchanged.
 EXPERIMENTS = [
-    Experiment(name, train_arm, _configs(loss, noise), description=f"{loss.upper()}, label noise {noise:.0%}")
+    Experiment(
+        name,
+        train_arm,
+        _configs(loss, noise),
+        description=f"{loss.upper()}, label noise {noise:.0%}",
+        version="2",
+    )
     for name, (loss, noise) in ARMS.items()
 ]
 EXPERIMENTS += [

@@ -30,6 +30,26 @@ def test_noise_settings():
     assert torch.equal(other, (torch.arange(5).repeat(10) + 1) % 5)
 
 
+def test_vowel_pairs_follow_the_class_values_not_the_sorted_strings():
+    # KEEL vowel's labels are the strings '0'..'10'; load_tabular sorts them as strings, so index 2 is
+    # class '10' and index 3 is class '2'. The official classDep_vowel swaps the class *values* 0<->1, 2<->3,
+    # 4<->5, 6<->7, 8<->9 and never flips 10 (utils.py). Hand derivation of the index map for the sorted
+    # names ('0','1','10','2','3','4','5','6','7','8','9'): '0'(0)<->'1'(1), '2'(3)<->'3'(4), '4'(5)<->'5'(6),
+    # '6'(7)<->'7'(8), '8'(9)<->'9'(10), '10'(2) fixed.
+    names = ("0", "1", "10", "2", "3", "4", "5", "6", "7", "8", "9")
+    y = torch.arange(11).repeat(20)
+    c = noisy_labels(y, 11, "vowel", "class_dependent", 1.0, seed=0, class_names=names)
+    expected = torch.tensor([1, 0, 2, 4, 3, 6, 5, 8, 7, 10, 9])
+    assert torch.equal(c, expected[y])
+    # letter's names sort as A..Z, so its map is the plain LETTER_PAIRS map (unchanged)
+    letters = tuple(chr(ord("A") + i) for i in range(26))
+    yl = torch.arange(26).repeat(5)
+    cl = noisy_labels(yl, 26, "letter", "class_dependent", 1.0, seed=0, class_names=letters)
+    assert torch.equal(cl, torch.from_numpy(pair_mapping(26, LETTER_PAIRS))[yl])
+    # without names the indices are taken as the class values (the earlier behaviour)
+    assert torch.equal(noisy_labels(yl, 26, "letter", "class_dependent", 1.0, seed=0), cl)
+
+
 # The official letter protocol: the authors' README commands / run script (--lr=1e-3 --decay=5e-3 --alpha=2)
 # and experiment.py (BATCH_SIZE = 64, momentum 0.9, tabular branch 100 epochs with lr / 10 at 50 and 75,
 # LDR/ALDR parameter_set = [10], margin 0.1, FFNN with tanh).

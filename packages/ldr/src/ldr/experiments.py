@@ -28,16 +28,46 @@ LOSSES = ("ce", "gce", "sce", "ldr", "aldr")
 CLASS_PAIRS = {"letter": LETTER_PAIRS, "vowel": VOWEL_PAIRS}
 
 
-def noisy_labels(y: torch.Tensor, num_classes: int, dataset: str, kind: str, rate: float, seed: int):
+def _class_value(name: str) -> int:
+    """The class value the official pair tables use: the integer for numeric labels (vowel '0'..'10'),
+    the alphabet position for a single letter (letter 'A' = 0 ... 'Z' = 25)."""
+    if name.isdigit():
+        return int(name)
+    if len(name) == 1 and name.isalpha():
+        return ord(name.upper()) - ord("A")
+    raise ValueError(f"cannot read a class value from the class name {name!r}")
+
+
+def class_pair_map(num_classes: int, dataset: str, class_names=None):
+    """The class-dependent noise map on label *indices*. The official pairs (``classDep_letter``,
+    ``classDep_vowel``) name class *values*; ``load_tabular`` numbers classes in the string order of
+    their names, which for vowel ('0', '1', '10', '2', ...) is not the value order, so the pairs are
+    translated through ``class_names``. Sets without a pair table use y -> y + 1 mod K."""
+    pairs = CLASS_PAIRS.get(dataset)
+    if not pairs:
+        return next_class_mapping(num_classes)
+    if class_names is not None:
+        index_of = {_class_value(str(n)): i for i, n in enumerate(class_names)}
+        if len(index_of) != num_classes:
+            raise ValueError(
+                f"{dataset}: class names {class_names} do not give {num_classes} distinct values"
+            )
+        pairs = [(index_of[a], index_of[b]) for a, b in pairs]
+    return pair_mapping(num_classes, pairs)
+
+
+def noisy_labels(
+    y: torch.Tensor, num_classes: int, dataset: str, kind: str, rate: float, seed: int, class_names=None
+):
     """The official generators: uniform may redraw the true class; class-dependent swaps the
-    dataset's fixed class pairs (letter, vowel) or shifts y -> y + 1 mod K for other sets."""
+    dataset's fixed class pairs (letter, vowel; by class value, see ``class_pair_map``) or shifts
+    y -> y + 1 mod K for other sets."""
     if kind == "clean" or rate == 0:
         return y.clone()
     if kind == "uniform":
         return uniform_noise(y, num_classes, rate, seed)
     if kind == "class_dependent":
-        pairs = CLASS_PAIRS.get(dataset)
-        mapping = pair_mapping(num_classes, pairs) if pairs else next_class_mapping(num_classes)
+        mapping = class_pair_map(num_classes, dataset, class_names)
         return class_dependent_noise(y, mapping, rate, seed)
     raise ValueError(f"noise kind must be 'clean', 'uniform' or 'class_dependent', got {kind!r}")
 
@@ -66,7 +96,15 @@ def run_noisy(cfg: dict, seed: int) -> dict:
     """Train every loss of ``cfg['losses']`` on one noisy dataset; clean-test accuracy per loss."""
     split = load_tabular(cfg["dataset"], fold=seed % cfg["n_folds"], n_folds=cfg["n_folds"])
     k = split.num_classes
-    y_noisy = noisy_labels(split.y_train, k, cfg["dataset"], cfg["noise"], cfg["rate"], seed=10_000 + seed)
+    y_noisy = noisy_labels(
+        split.y_train,
+        k,
+        cfg["dataset"],
+        cfg["noise"],
+        cfg["rate"],
+        seed=10_000 + seed,
+        class_names=split.class_names,
+    )
     out: dict = {"actual_noise": float((y_noisy != split.y_train).float().mean())}
     width = cfg["width"] or min(split.num_features, k)  # official FFNN: hidden width min(d, K)
     for name in cfg["losses"]:

@@ -132,10 +132,16 @@ def build_model(cfg: RunConfig, in_channels: int, num_classes: int) -> torch.nn.
 
 
 def lr_at(cfg: RunConfig, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up over ``warmup_epochs``, then step decay at the milestones."""
+    """Linear warm-up over ``warmup_epochs``, then step decay at the milestones.
+
+    Warm-up as the official ``WarmUpLR``: its constructor sets lr = 0 and it steps after every batch, so
+    the b-th (0-based) warm-up batch runs at ``lr * b / (warmup_epochs * steps_per_epoch)``. A milestone m
+    multiplies the lr by ``lr_decay`` from 0-based epoch m on (after m finished epochs; ``MultiStepLR``
+    stepped once per epoch, as the label-noise main.py does). The CIFAR train.py's ``step(epoch)`` with
+    1-based epochs decays one epoch earlier, so its 60/120/160 are 59/119/159 here (reproduce.py FULL)."""
     epoch = step // steps_per_epoch
     if epoch < cfg.warmup_epochs:
-        return cfg.lr * (step + 1) / (cfg.warmup_epochs * steps_per_epoch)
+        return cfg.lr * step / (cfg.warmup_epochs * steps_per_epoch)
     return cfg.lr * cfg.lr_decay ** sum(epoch >= m for m in cfg.milestones)
 
 
