@@ -171,25 +171,40 @@ FULL = {
     "epochs": 10, "dice_alpha": 0.01, "dice_smooth": 1.0, "dice_square": True, "focal_gamma": 2.0, "wce_k": 1.0,
 }  # fmt: skip
 
+# version "2" (fidelity audit, written before its rerun): the best-dev epoch keeps the LAST of tied dev F1s
+# (official find_best_checkpoint_on_dev: `current_f1 >= best_f1_on_dev`; version 1 kept the first), and the
+# weighted CE divides by the token count N as paper Eq. 2 does (version 1: torch's sum of the weights). Both
+# change what every tagging unit computes, so all four tagging experiments rerun; digits is unchanged.
+TAGGING_VERSION = "2"
 EXPERIMENTS = [
     Experiment(
-        "conll_like", tagging, _tagging_configs(5.0, 1000), description="synthetic tagging, O:entity ~ 5"
+        "conll_like",
+        tagging,
+        _tagging_configs(5.0, 1000),
+        description="synthetic tagging, O:entity ~ 5",
+        version=TAGGING_VERSION,
     ),
     Experiment(
-        "mrc_like", tagging, _tagging_configs(50.0, 2500), description="synthetic tagging, O:entity ~ 50"
+        "mrc_like",
+        tagging,
+        _tagging_configs(50.0, 2500),
+        description="synthetic tagging, O:entity ~ 50",
+        version=TAGGING_VERSION,
     ),
-    # new experiments (new names): the from-scratch units above resume unchanged
+    # the fine-tuning regime (added in the first protocol fix)
     Experiment(
         "conll_like_ft",
         tagging_finetune,
         _finetune_configs(5.0, 1000),
         description="synthetic tagging, O:entity ~ 5, fine-tuned from a masked-token-pretrained encoder",
+        version=TAGGING_VERSION,
     ),
     Experiment(
         "mrc_like_ft",
         tagging_finetune,
         _finetune_configs(50.0, 2500),
         description="synthetic tagging, O:entity ~ 50, fine-tuned from a masked-token-pretrained encoder",
+        version=TAGGING_VERSION,
     ),
     Experiment(
         "digits",

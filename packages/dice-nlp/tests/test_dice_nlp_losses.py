@@ -144,10 +144,29 @@ def test_paper_class_weights_and_weighted_ce():
     g = torch.Generator().manual_seed(5)
     z, t = torch.randn(3, 4, 2, generator=g), torch.randint(0, 2, (3, 4), generator=g)
     t[0, 0] = -100
-    ref = F.cross_entropy(z.reshape(-1, 2), t.reshape(-1), weight=w, ignore_index=-100)
-    assert_close(weighted_cross_entropy(z, t, w), ref)
+    # paper Eq. 2: WCE = -(1/N) sum_i alpha_{y_i} log p_{i, y_i}, N = the kept tokens (not sum_i alpha_{y_i})
+    per_token = F.cross_entropy(
+        z.reshape(-1, 2), t.reshape(-1), weight=w, ignore_index=-100, reduction="none"
+    )
+    assert_close(weighted_cross_entropy(z, t, w), per_token.sum() / (t != -100).sum())
+    assert_close(weighted_cross_entropy(z, t, w, reduction="sum"), per_token.sum())
     with pytest.raises(ValueError, match="non-negative"):
         paper_class_weights([-1, 3])
+
+
+def test_weighted_ce_divides_by_the_token_count_as_paper_eq2():
+    # Hand derivation in float64: logits (0, 0) and (ln 3, 0) -> p = (1/2, 1/2) and (3/4, 1/4); targets 1 and 0;
+    # weights w = (0.5, 2). Paper Eq. 2, -(1/N) sum_i w_{y_i} log p_{i,y_i}:
+    #   -(2 log(1/2) + 0.5 log(3/4)) / 2 = (2 ln 2 + 0.5 ln(4/3)) / 2.
+    # torch's weighted mean would divide by w_1 + w_0 = 2.5 instead of N = 2.
+    z = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]], dtype=torch.float64)
+    t = torch.tensor([1, 0])
+    w = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    expected = (2 * math.log(2) + 0.5 * math.log(4 / 3)) / 2
+    assert_close(weighted_cross_entropy(z, t, w), torch.tensor(expected, dtype=torch.float64))
+    # padding counts in neither the sum nor N
+    zp, tp = torch.cat([z, torch.zeros(1, 2, dtype=torch.float64)]), torch.tensor([1, 0, -100])
+    assert_close(weighted_cross_entropy(zp, tp, w), torch.tensor(expected, dtype=torch.float64))
 
 
 def test_clear_errors():

@@ -21,7 +21,7 @@ import torch
 from seqeval.metrics import f1_score
 from torch import nn
 
-from dice_nlp.tagger import IGNORE, TrainConfig, make_loss
+from dice_nlp.tagger import IGNORE, TrainConfig, improves, make_loss
 from xentlab.repro.local_data import MissingLocalData, local_path
 
 DATA_ENV, MODEL_ENV = "DICE_NLP_CONLL03", "DICE_NLP_BERT"
@@ -159,7 +159,7 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
             f1 = _span_f1(model, rows["val"], data["val"], tag_names, pad_id, device, cfg["eval_batch_size"])
             curve.append(f1)
             ctx.log(loss=loss_name, epoch=_epoch + 1, val_f1=f1)
-            if f1 > best_f1:
+            if improves(f1, best_f1):  # the official rule: the last of tied dev F1s
                 best_f1, best_state = f1, copy.deepcopy(model.state_dict())
         model.load_state_dict(best_state)
         test = _span_f1(model, rows["test"], data["test"], tag_names, pad_id, device, cfg["eval_batch_size"])

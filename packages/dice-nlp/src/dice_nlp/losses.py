@@ -185,17 +185,21 @@ def weighted_cross_entropy(
     reduction: str = "mean",
     ignore_index: int = -100,
 ) -> Tensor:
-    """Weighted CE through torch: -w_{y} log p_y, averaged with the weights as torch does
-    (sum_i w_{y_i} l_i / sum_i w_{y_i})."""
-    flat_logits, flat_target, _ = _check(logits, target, ignore_index, reduction)
-    out = F.cross_entropy(
+    """Weighted CE of the paper (Sec. 3.2, Eq. 2): WCE = -(1/N) sum_i alpha_{y_i} log p_{i, y_i}.
+
+    "mean" divides by N, the number of kept tokens, as Eq. 2 does; torch's own weighted mean
+    (``F.cross_entropy(weight=..., reduction="mean")``) would divide by sum_i alpha_{y_i} instead, which makes the
+    per-token weight of a batch depend on how many entity tokens the batch holds. The official code has no
+    weighted CE."""
+    flat_logits, flat_target, keep = _check(logits, target, ignore_index, reduction)
+    per_token = F.cross_entropy(
         flat_logits,
         flat_target,
         weight=class_weights.to(flat_logits),
-        reduction=reduction,
+        reduction="none",
         ignore_index=ignore_index,
-    )
-    return out.reshape(target.shape) if reduction == "none" else out
+    )  # alpha_{y_i} * (-log p_{i, y_i}), 0 at ignored positions
+    return _reduce(per_token, keep, reduction, target.shape)
 
 
 def cross_entropy(

@@ -121,6 +121,13 @@ def span_f1(data: TaggingData, split: TaggingSplit, pred: list[np.ndarray]) -> f
     return float(f1_score(gold, [data.tag_strings(p) for p in pred], zero_division=0))
 
 
+def improves(val_f1: float, best_f1: float) -> bool:
+    """The official best-dev rule: a later epoch that TIES the best dev F1 replaces it (``find_best_checkpoint_on_dev``
+    in tasks/{mrc_ner,glue,pos}/train.py reads the saved checkpoints in order and keeps one when
+    ``current_f1 >= best_f1_on_dev``), so among tied epochs the last one is kept."""
+    return val_f1 >= best_f1
+
+
 def build_tagger(
     data: TaggingData, cfg: TrainConfig, init_state: dict[str, Tensor] | None = None
 ) -> nn.Module:
@@ -171,7 +178,7 @@ def train_tagger(
         curve.append(val_f1)
         if log is not None:
             log(loss=loss_name, epoch=epoch, train_loss=loss.item(), val_f1=val_f1)
-        if val_f1 > best["val_f1"]:
+        if improves(val_f1, best["val_f1"]):
             best = {"val_f1": val_f1, "epoch": epoch}
             best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
