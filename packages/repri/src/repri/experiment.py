@@ -222,29 +222,51 @@ def evaluate_arms(
     return out
 
 
-def run(cfg: RunConfig, seed: int, log: Callable[..., None] | None = None) -> dict:
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 2021]))
-    fold = seed % cfg.n_folds if cfg.fold is None else cfg.fold
-    n_classes = 20
-    novel = fold_classes(n_classes, cfg.n_folds, fold)
-    base = [c for c in range(n_classes) if c not in novel]
-    t0 = time.perf_counter()
+N_CLASSES = 20
+"""classes of the scene generator (``scenes.CLASSES``): 15 base + 5 novel per fold"""
+
+
+def fold_of(cfg: RunConfig, seed: int) -> int:
+    """The novel fold of a seed: ``cfg.fold``, or ``seed % n_folds`` when it is None."""
+    return seed % cfg.n_folds if cfg.fold is None else cfg.fold
+
+
+def base_classes(cfg: RunConfig, fold: int) -> tuple[list[int], list[int]]:
+    """(base, novel) class ids of ``fold`` (5 novel classes, the other 15 are base)."""
+    novel = fold_classes(N_CLASSES, cfg.n_folds, fold)
+    return [c for c in range(N_CLASSES) if c not in novel], novel
+
+
+def base_training_pool(cfg: RunConfig, base: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The base-training images and targets: the training pool (``train_data_seed``) with novel-class pixels
+    IGNORE and the images without any base object dropped (official ``StandardData``). Draws nothing from
+    torch's random stream (the scenes come from their own numpy generator), so ``run`` and the tuning script
+    (scripts/tune_base.py) train on the same stream after ``torch.manual_seed(seed)``."""
     x_tr, lab_tr = load_scenes(
         SceneConfig(n_images=cfg.n_train, size=cfg.size, scale=tuple(cfg.object_scale)), cfg.train_data_seed
     )
+    y_tr = base_labels(lab_tr, base)
+    keep = ((y_tr > 0) & (y_tr != IGNORE)).flatten(1).any(1)  # official: drop images without a base object
+    return x_tr[keep], y_tr[keep]
+
+
+def run(cfg: RunConfig, seed: int, log: Callable[..., None] | None = None) -> dict:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2021]))
+    fold = fold_of(cfg, seed)
+    base, novel = base_classes(cfg, fold)
+    t0 = time.perf_counter()
+    x_tr, y_tr = base_training_pool(cfg, base)
     x_te, lab_te = load_scenes(
         SceneConfig(n_images=cfg.n_test, size=cfg.size, scale=tuple(cfg.object_scale)), cfg.test_data_seed
     )
-    y_tr = base_labels(lab_tr, base)
-    keep = ((y_tr > 0) & (y_tr != IGNORE)).flatten(1).any(1)  # official: drop images without a base object
     t_data = time.perf_counter() - t0
 
-    model, curve = train_base(x_tr[keep], y_tr[keep], len(base) + 1, cfg, log)
+    model, curve = train_base(x_tr, y_tr, len(base) + 1, cfg, log)
     t_train = time.perf_counter() - t0 - t_data
     out: dict = {
         "fold": fold,
-        "n_train_used": int(keep.sum()),
+        "n_train_used": len(x_tr),
         # base-class mIoU on the TEST pool (x_te), reported only: nothing selects on it (the last weights are
         # kept; base training was tuned on a separate validation pool, README). Named base_val_miou before the
         # fourth cpu run, although it was always the test pool.

@@ -1,0 +1,98 @@
+"""scripts/tune_base.py: its grid, pool and rule are the README's, and it trains through reproduce.py's code path."""
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).parents[1]
+_spec = importlib.util.spec_from_file_location("repri_tune_base", PKG / "scripts" / "tune_base.py")
+tb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tb)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path_factory.getbasetemp() / "xentlab-cache"))
+
+
+def test_grid_is_the_readmes_list():
+    # README "Third run": 16 x 1600 26.8% (train 35.4%, 126 s); width 64, 16 x 1200 23.7% (121 s);
+    # 8 x 3200 32.6% (train 40.7%, 138 s); 4 x 5600 32.3% (141 s); 8 x 3000 at lr 8e-3 26.3%, at lr 2e-3 28.9%
+    expected = {
+        "b16x1600": ((16, 1600, 4e-3, 48), 26.8, 35.4, 126),
+        "w64_b16x1200": ((16, 1200, 4e-3, 64), 23.7, None, 121),
+        "b8x3200": ((8, 3200, 4e-3, 48), 32.6, 40.7, 138),
+        "b4x5600": ((4, 5600, 4e-3, 48), 32.3, None, 141),
+        "b8x3000_lr8e-3": ((8, 3000, 8e-3, 48), 26.3, None, None),
+        "b8x3000_lr2e-3": ((8, 3000, 2e-3, 48), 28.9, None, None),
+    }
+    assert [g["name"] for g in tb.GRID] == list(expected)
+    cpu = tb.load_reproduce().CPU
+    for g in tb.GRID:
+        cfg = tb.setting_config(g["overrides"])
+        assert (cfg.batch_size, cfg.steps, cfg.lr, cfg.width) == expected[g["name"]][0]
+        assert (g["readme_val"], g["readme_train"], g["readme_cpu_s"]) == expected[g["name"]][1:]
+        # only the listed fields differ from reproduce.py's cpu config (plus the fold)
+        changed = {k for k, v in dataclasses.asdict(cfg).items() if cpu.get(k) != v and k != "fold"}
+        assert changed == {k for k in g["overrides"] if g["overrides"][k] != cpu[k]}
+        assert cfg.fold == 0
+    readme = (PKG / "README.md").read_text()
+    for g in tb.GRID:
+        assert f"{g['readme_val']}%" in readme
+
+
+def test_committed_setting_is_reproduce_cpu():
+    cpu = tb.load_reproduce().CPU
+    committed = next(g for g in tb.GRID if g["name"] == tb.COMMITTED)
+    assert tb.setting_config(committed["overrides"]) == tb.setting_config({}) and cpu["fold"] is None
+    assert (cpu["batch_size"], cpu["steps"], cpu["lr"]) == (8, 3200, 4e-3)
+
+
+def test_protocol_constants():
+    assert (tb.FOLD, tb.SEED, tb.VAL_SEED, tb.VAL_N) == (0, 0, 2, 400)
+    assert tb.TARGET_VAL_MIOU == 30.0
+    assert tb.BUDGET_CPU_S == pytest.approx(528.0)  # 8 CPU-minutes + 10%
+    assert tb.RUN3_CPU_S == 469.0
+
+
+def test_validation_pool_refuses_train_and_test_seeds():
+    cfg = tb.setting_config({})
+    for seed in (cfg.train_data_seed, cfg.test_data_seed):
+        with pytest.raises(ValueError, match="train .* or test"):
+            tb.validation_pool(cfg, n=2, seed=seed)
+
+
+def _row(name, val, est):
+    return {"name": name, "val_miou": val, "est_run_cpu_s": est}
+
+
+def test_rule_highest_qualifying_val():
+    rows = [_row("a", 32.6, 469), _row("b", 32.3, 478), _row("c", 29.9, 300), _row("d", 40.0, 600)]
+    # d is best but over budget, c is cheap but under target: a has the highest qualifying mIoU
+    assert tb.choose(rows) == "a"
+    assert tb.choose(rows, budget=700) == "d"
+    assert tb.choose([_row("a", 30.0, 528.0)]) == "a"  # both bounds inclusive
+    assert tb.choose([_row("a", 31.0, 500), _row("b", 31.0, 450)]) == "b"  # tie -> cheaper
+    assert tb.choose([_row("a", 29.9, 100), _row("b", 35.0, 529)]) is None  # no fallback
+
+
+def test_budget_estimate_anchored_at_run3():
+    est = tb.estimated_run_cpu_s({"b8x3200": 0.05 * 3200, "b4x5600": 0.03 * 5600})
+    assert est["b8x3200"] == pytest.approx(469.0)
+    assert est["b4x5600"] == pytest.approx(469.0 * 168 / 160)
+
+
+def test_training_is_reproduce_runs(tmp_path):
+    """Tiny smoke: the script's training of a config gives the same loss curve as experiment.run (the cpu
+    unit's path) for the same config and seed, and finite validation / train mIoUs."""
+    from repri.experiment import RunConfig, run
+
+    smoke = tb.load_reproduce().SMOKE
+    cfg = tb.setting_config({"steps": 3, "n_train": 40}, base=smoke)
+    row = tb.train_setting(cfg, seed=0, val_n=60)  # 60: every class present (base_labels needs the top one)
+    ref = run(RunConfig(**{**dataclasses.asdict(cfg), "n_test": 30, "episodes": 2, "eval_batch": 2,
+                           "adapt_iter": 2, "arm_names": ("init",), "shots": (1,)}), seed=0)  # fmt: skip
+    assert row["train_curve"] == ref["train_curve"]
+    assert 0.0 <= row["val_miou"] <= 100.0 and 0.0 <= row["train_miou"] <= 100.0
