@@ -67,13 +67,27 @@ class CrossNetwork(nn.Module):
 
 
 class FieldEmbedding(nn.Module):
-    """One embedding table per categorical field; output is the concatenation x_0 (B, F*emb_dim).
+    """One embedding table per categorical field; output is x_0 (B, F*emb_dim).
 
-    Single head (the official MultiHeadFeatureEmbedding with num_heads=1 is a reordering of the
-    same concatenation: first halves of all fields, then second halves)."""
+    ``layout="field"`` (the default, what the cpu results were computed with): field-contiguous
+    [e_1, ..., e_F]. ``layout="halves"``: the official ``MultiHeadFeatureEmbedding`` with one head
+    (src/ECN.py, src/FCNv1.py): every e_f is split in two halves and x_0 = [e_1[:D/2], ..., e_F[:D/2],
+    e_1[D/2:], ..., e_F[D/2:]]. This is NOT a harmless reordering for the cross networks: a cross layer
+    multiplies coordinate j by H_j and coordinate j + d/2 by (H * M)_j, so the official layout pairs the two
+    halves of one field, the field layout pairs fields f and f + F/2 (README "Known defects, not yet rerun").
+    For the DNN and DCNv2 baselines the two layouts are the same model (a permutation of a dense input)."""
 
-    def __init__(self, vocab_sizes: list[int], emb_dim: int):
+    LAYOUTS = ("field", "halves")
+
+    def __init__(self, vocab_sizes: list[int], emb_dim: int, layout: str = "field"):
         super().__init__()
+        if layout not in self.LAYOUTS:
+            raise ValueError(f"layout must be one of {self.LAYOUTS}, got {layout!r}")
+        if layout == "halves" and emb_dim % 2:
+            raise ValueError(
+                f"layout 'halves' splits each embedding in two: emb_dim must be even, got {emb_dim}"
+            )
+        self.layout = layout
         self.tables = nn.ModuleList(nn.Embedding(v, emb_dim) for v in vocab_sizes)
         for t in self.tables:
             nn.init.normal_(t.weight, std=1e-4)  # FuxiCTR default embedding init
@@ -82,7 +96,23 @@ class FieldEmbedding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != len(self.tables):
             raise ValueError(f"expected (batch, {len(self.tables)}) field indices, got {tuple(x.shape)}")
-        return torch.cat([t(x[:, i]) for i, t in enumerate(self.tables)], dim=-1)
+        if self.layout == "field":
+            return torch.cat([t(x[:, i]) for i, t in enumerate(self.tables)], dim=-1)
+        e = torch.stack([t(x[:, i]) for i, t in enumerate(self.tables)], dim=1)  # B x F x D
+        first, second = torch.tensor_split(e, 2, dim=-1)
+        return torch.cat([first.flatten(1), second.flatten(1)], dim=-1)
+
+
+def fuxictr_reset_parameters(model: nn.Module) -> nn.Module:
+    """FuxiCTR ``BaseModel.reset_parameters`` (run by the official model's __init__): every nn.Linear gets
+    xavier_normal_ weights and a zero bias. Embedding tables (N(0, 1e-4^2)) and the cross layers' b_l
+    (U(0, 1)) are not nn.Linear and keep their own init; LayerNorm keeps (1, 0)."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return model
 
 
 class FCN(nn.Module):
@@ -91,9 +121,9 @@ class FCN(nn.Module):
     forward returns (fused_logit, logit_D, logit_S)."""
 
     def __init__(self, vocab_sizes, emb_dim=16, ecn_layers=3, lcn_layers=4, ecn_dropout=0.1, lcn_dropout=0.2,
-                 self_mask=True):  # fmt: skip
+                 self_mask=True, embedding_layout="field"):  # fmt: skip
         super().__init__()
-        self.embedding = FieldEmbedding(vocab_sizes, emb_dim)
+        self.embedding = FieldEmbedding(vocab_sizes, emb_dim, embedding_layout)
         d = self.embedding.out_dim
         self.ecn = CrossNetwork(d, ecn_layers, "exponential", ecn_dropout, self_mask)
         self.lcn = CrossNetwork(d, lcn_layers, "linear", lcn_dropout, self_mask)
@@ -107,9 +137,10 @@ class FCN(nn.Module):
 class SingleCross(nn.Module):
     """ECN-only or LCN-only model (the paper's single-network ablations)."""
 
-    def __init__(self, vocab_sizes, kind, emb_dim=16, num_layers=3, dropout=0.1, self_mask=True):
+    def __init__(self, vocab_sizes, kind, emb_dim=16, num_layers=3, dropout=0.1, self_mask=True,
+                 embedding_layout="field"):  # fmt: skip
         super().__init__()
-        self.embedding = FieldEmbedding(vocab_sizes, emb_dim)
+        self.embedding = FieldEmbedding(vocab_sizes, emb_dim, embedding_layout)
         self.net = CrossNetwork(self.embedding.out_dim, num_layers, kind, dropout, self_mask)
 
     def forward(self, x):

@@ -24,7 +24,7 @@ from torch.nn.utils import clip_grad_norm_
 
 from fcn.data import CTRData
 from fcn.loss import tri_bce
-from fcn.model import DNN, FCN, DCNv2, LogisticRegression, SingleCross
+from fcn.model import DNN, FCN, DCNv2, LogisticRegression, SingleCross, fuxictr_reset_parameters
 from xentlab.train.early_stopping import EarlyStopping
 
 ARMS = ("lr", "dnn", "dcnv2", "ecn", "lcn", "fcn_tribce", "fcn_bce")
@@ -64,6 +64,18 @@ def train_step(
 
 
 def build_model(arm: str, vocab_sizes: list[int], cfg: dict) -> torch.nn.Module:
+    """The arm's model. Optional cfg keys (absent = the behaviour the cpu results were computed with):
+    ``init``: "torch" (PyTorch's default nn.Linear init) or "fuxictr" (xavier_normal_ weights, zero biases,
+    as FuxiCTR's reset_parameters in the official code); ``embedding_layout``: "field" or "halves" (the
+    official MultiHeadFeatureEmbedding order; only the cross networks ECN / LCN / FCN see a difference)."""
+    init = cfg.get("init", "torch")
+    if init not in ("torch", "fuxictr"):
+        raise ValueError(f"init must be 'torch' or 'fuxictr', got {init!r}")
+    model = _build(arm, vocab_sizes, cfg, cfg.get("embedding_layout", "field"))
+    return fuxictr_reset_parameters(model) if init == "fuxictr" else model
+
+
+def _build(arm: str, vocab_sizes: list[int], cfg: dict, layout: str) -> torch.nn.Module:
     e = cfg["emb_dim"]
     if arm == "lr":
         return LogisticRegression(vocab_sizes)
@@ -72,13 +84,16 @@ def build_model(arm: str, vocab_sizes: list[int], cfg: dict) -> torch.nn.Module:
     if arm == "dcnv2":
         return DCNv2(vocab_sizes, e, cfg["dcn_layers"], cfg["dnn_hidden"], cfg["dnn_dropout"])
     if arm == "ecn":
-        return SingleCross(vocab_sizes, "exponential", e, cfg["ecn_layers"], cfg["ecn_dropout"])
+        return SingleCross(vocab_sizes, "exponential", e, cfg["ecn_layers"], cfg["ecn_dropout"],
+                           embedding_layout=layout)  # fmt: skip
     if arm == "lcn":
-        return SingleCross(vocab_sizes, "linear", e, cfg["lcn_layers"], cfg["lcn_dropout"])
+        return SingleCross(vocab_sizes, "linear", e, cfg["lcn_layers"], cfg["lcn_dropout"],
+                           embedding_layout=layout)  # fmt: skip
     if arm in ("fcn_tribce", "fcn_bce"):
         return FCN(
-            vocab_sizes, e, cfg["ecn_layers"], cfg["lcn_layers"], cfg["ecn_dropout"], cfg["lcn_dropout"]
-        )
+            vocab_sizes, e, cfg["ecn_layers"], cfg["lcn_layers"], cfg["ecn_dropout"], cfg["lcn_dropout"],
+            embedding_layout=layout,
+        )  # fmt: skip
     raise ValueError(f"unknown arm {arm!r}; choose from {ARMS}")
 
 
