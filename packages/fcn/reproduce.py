@@ -44,6 +44,12 @@ BASE = {
     # (the official ECN/FCN Criteo logs print "Reduce learning rate on plateau" and no max_gradient_norm).
     "reduce_lr_on_plateau": True,  # lr *= 0.1 (floor 1e-6) on every non-improving epoch
     "max_gradient_norm": 10.0,  # clip_grad_norm_ before every Adam step
+    # Protocol v5 (fixed before the rerun; README "Protocol v5"): the model as FuxiCTR builds it. x_0 in the
+    # official MultiHeadFeatureEmbedding order (first halves of all fields, then the second halves), so each
+    # cross-layer row couples the two halves of ONE field; every nn.Linear re-initialised xavier_normal_ with
+    # zero bias (FuxiCTR BaseModel.reset_parameters). v1-v4 used field-contiguous x_0 and torch's default init.
+    "init": "fuxictr",
+    "embedding_layout": "halves",
 }
 # Epoch cap: the official config's `epochs: 100` at every scale, so that the official early stopping
 # (patience 2 on val AUC, best weights restored) ends each run, not the cap. Protocol fix (v2), fixed
@@ -68,18 +74,13 @@ SCALES = {
         "max_epochs": 100,
         "data": {"extra_train": 40_000, "extra_valid": 40_000},
     },
-    # full (never run here): the official model as FuxiCTR builds it. Fidelity audit (README "Known defects,
-    # not yet rerun"): xavier_normal_ / zero-bias init of every nn.Linear (FuxiCTR reset_parameters) and the
-    # MultiHeadFeatureEmbedding x_0 order [first halves of all fields, second halves]. smoke and cpu keep
-    # the old path (torch default init, field-contiguous x_0), which is what results/cpu was computed with.
+    # full (never run here): the official setting; the model as FuxiCTR builds it (BASE, protocol v5).
     "full": {
         **BASE,
         "batch_size": 4096,
         "max_epochs": 100,
         "dataset": "Criteo_x4",
         "data_root": None,
-        "init": "fuxictr",
-        "embedding_layout": "halves",
     },  # fmt: skip
 }
 
