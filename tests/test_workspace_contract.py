@@ -78,6 +78,7 @@ def test_committed_cpu_units_match_the_current_experiments(pkg: Path):
     # The committed numbers must be what today's reproduce.py computes: every (experiment, seed)
     # unit of the cpu scale is there and its key (experiment, version, config, seed) is the one the
     # current code would resume, so a changed config or version cannot leave stale results behind.
+    # An experiment's seeds are its own list at cpu scale (Experiment.seeds) or the run's seeds.
     result = json.loads((pkg / "results" / "cpu" / "result.json").read_text())
     units = pkg / "results" / "cpu" / "units"
     mod = load_reproduce(pkg / "reproduce.py")
@@ -87,7 +88,13 @@ def test_committed_cpu_units_match_the_current_experiments(pkg: Path):
         f"units of experiments that no longer run at cpu scale: {on_disk - set(expected)}"
     )
     for name, exp in expected.items():
-        for seed in result["seeds"]:
+        seeds = exp.seeds_for("cpu", result["seeds"])
+        if "experiment_seeds" in result:  # schema 2 records them; older results ran result["seeds"]
+            assert result["experiment_seeds"].get(name) == seeds, (
+                f"{pkg.name}: result.json says {name} ran seeds {result['experiment_seeds'].get(name)}, "
+                f"today's reproduce.py runs {seeds}; rerun the cpu scale"
+            )
+        for seed in seeds:
             path = units / name / f"seed{seed}.json"
             assert path.is_file(), f"{pkg.name}: no committed unit {name}/seed{seed}"
             key = json.loads(path.read_text())["key"]

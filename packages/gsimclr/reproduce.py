@@ -22,7 +22,6 @@ import numpy as np
 from gsimclr.experiment import CUTS, RunConfig, run
 
 from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
-from xentlab.train.seeding import seed_everything
 
 PAPER = Paper(
     title="G-SimCLR: Self-Supervised Contrastive Learning with Guided Projection via Pseudo Labelling",
@@ -61,16 +60,7 @@ FULL = dict(dataset="cifar10", data_root=None, backbone="resnet", resnet_depth=3
 
 
 def train_arm(cfg: dict, seed: int, ctx: RunContext) -> dict:
-    """One arm at one seed: (G-SimCLR only: DAE + KMeans + rank-sorted batches), pre-training, linear probes.
-
-    A config with ``seed_offset`` (the confirmatory experiments) trains with seed ``seed + seed_offset``: the
-    runner's unit k is then exactly the plain arm's unit at seed k + offset (the runner seeded with k; we re-seed
-    every generator the same way the runner does, and the unit's own generators are built from the seed)."""
-    cfg = dict(cfg)
-    offset = cfg.pop("seed_offset", 0)
-    if offset:
-        seed += offset
-        seed_everything(seed)
+    """One arm at one seed: (G-SimCLR only: DAE + KMeans + rank-sorted batches), pre-training, linear probes."""
     rc = RunConfig(**{k: tuple(v) if isinstance(v, list) and k != "augment" else v for k, v in cfg.items()})
     return run(rc, seed, device=ctx.device, log=ctx.log, progress=ctx.progress)
 
@@ -79,6 +69,9 @@ ARMS = {
     "simclr": "SimCLR: random batches, reshuffled every epoch",
     "gsimclr": "G-SimCLR: pseudo-label batches, fixed",
 }
+# Version 2 of the arms that cluster: their units also report the AMI of the clusters with the classes beside the
+# NMI (README "Seeds and AMI"); every other number of those units is unchanged (the code path is the same).
+VERSION = {"simclr": "1", "gsimclr": "2"}
 # Diagnostics (not in the paper), added after the first cpu run to separate the two causes of the mechanism failure
 # (README, "Diagnostics"): each is the gsimclr arm with one change, at the same seeds, so the DAE, KMeans fit, network
 # initialisation and augmentation draws are the gsimclr unit's. Run at smoke and cpu scale only: the exact balanced
@@ -96,12 +89,12 @@ DIAGNOSTICS = {
 # Confirmatory replication on fresh seeds + its control (README "Confirmatory replication"), declared with its
 # claims before any of these units ran. The finding under test (balanced arm ahead of the official G-SimCLR arm by
 # +5 to +7 probe points) was computed afterwards on seeds 0-2, and seed 0 was seen while timing a unit, so it is a
-# post-hoc hypothesis; it is tested here on seeds 3, 4, 5, never run before. The runner gives every experiment the
-# same seed list (0, 1, 2 at cpu scale), so these experiments train with seed k + CONFIRM_SEED_OFFSET at unit k: the
-# claims on them read seeds 3-5 only, and the seeds 0-2 units of the other experiments are untouched and resumed.
-CONFIRM_SEED_OFFSET = 3
+# post-hoc hypothesis; it is tested here on seeds 3, 4, 5, never run before. These experiments declare their own
+# seeds (Experiment.seeds; `--seeds` does not change them), so their units ARE seeds 3, 4, 5 (units/<exp>/seed3..5)
+# and the claims on them read those seeds only; the other experiments run the run's seeds (0, 1, 2 at cpu scale).
+CONFIRM_SEEDS = {"smoke": (3,), "cpu": (3, 4, 5)}
 CONFIRM = {
-    "confirm_simclr": ("simclr at seeds 3-5 (unit k = seed k + 3)", {"arm": "simclr"}),
+    "confirm_simclr": ("simclr at seeds 3-5", {"arm": "simclr"}),
     "confirm_gsimclr": ("gsimclr (official) at seeds 3-5", {"arm": "gsimclr"}),
     "confirm_balanced": ("gsimclr_balanced at seeds 3-5", {"arm": "gsimclr", "clustering": "balanced"}),
     # the control: the balanced arm's batch construction (equal-size groups, rank-sorted fixed batches, one image
@@ -117,6 +110,7 @@ EXPERIMENTS = (
             arm,
             train_arm,
             {s: {**base, "arm": arm} for s, base in (("smoke", SMOKE), ("cpu", CPU), ("full", FULL))},
+            version=VERSION[arm],
             description=desc,
         )  # fmt: skip
         for arm, desc in ARMS.items()
@@ -130,6 +124,7 @@ EXPERIMENTS = (
                 "cpu": {**CPU, "arm": "gsimclr", **extra},
                 "full": None,
             },
+            version="2",
             description=desc,
         )  # fmt: skip
         for name, (desc, extra) in DIAGNOSTICS.items()
@@ -139,11 +134,13 @@ EXPERIMENTS = (
             name,
             train_arm,
             {
-                "smoke": {**SMOKE, **extra, "seed_offset": CONFIRM_SEED_OFFSET},
-                "cpu": {**CPU, **extra, "seed_offset": CONFIRM_SEED_OFFSET},
+                "smoke": {**SMOKE, **extra},
+                "cpu": {**CPU, **extra},
                 "full": None,
             },
+            version=VERSION[extra["arm"]],
             description=desc,
+            seeds=CONFIRM_SEEDS,
         )  # fmt: skip
         for name, (desc, extra) in CONFIRM.items()
     ]
@@ -292,8 +289,8 @@ def figures(results, out_dir: Path) -> list[Path]:
     arms = [a for a in LABELS if results.per_seed.get(a)]  # the diagnostics are absent at --scale full
     g_arms = [a for a in arms if a != "simclr"]
 
-    def vals(arm, key):
-        return [results.per_seed[arm][s]["metrics"][key] for s in seeds]
+    def vals(arm, key):  # in seed order; the confirm_* arms have their own seeds
+        return [results.per_seed[arm][s]["metrics"][key] for s in sorted(results.per_seed[arm])]
 
     def bars(ax, items):
         for i, (v, col) in enumerate(items):
@@ -375,9 +372,7 @@ def figures(results, out_dir: Path) -> list[Path]:
                 ax.scatter([x] * len(v), v, color="black", s=10, zorder=3)
         ax.set_xticks(range(len(CUTS)), ["P1 (128-d)", "P2 (256-d)", "P3 (backbone)"])
         ax.set_ylabel("linear-probe test accuracy (%)")
-        ax.set_title(
-            f"Confirmatory replication, fresh seeds {[s + CONFIRM_SEED_OFFSET for s in seeds]} (dots)"
-        )
+        ax.set_title(f"Confirmatory replication, fresh seeds {sorted(results.per_seed[confirm[0]])} (dots)")
         ax.legend(fontsize=7)
         paths.append(save_figure(fig, out_dir / "confirm_probe_accuracy.png", dpi=110))
     return paths

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from lr_annealing_scaling.areas import LAMBDA, annealing_areas
-from lr_annealing_scaling.law import fit_law, mape
+from lr_annealing_scaling.lamdiag import lam_diagnostic, summary_markdown
+from lr_annealing_scaling.law import LawParams, fit_law, mape
 from lr_annealing_scaling.schedules import SCHEDULES, make_schedule
 from lr_annealing_scaling.train import TrainConfig, train_schedule
 
@@ -87,35 +88,26 @@ def schedules(cfg: dict, seed: int, ctx: RunContext) -> dict:
     out["entropy_rate"] = entropy_rate
     out["l0_minus_entropy"] = out["full_l0"] - entropy_rate
 
-    # Diagnostic added AFTER the first cpu run (not a claim): lam sensitivity. For each lam the areas are
-    # recomputed per step and the law refitted on FIT_ON; lam is then SELECTED by the fit curves' own
-    # Huber objective (no held-out information), and the held-out MAPE of that choice is reported.
-    best = None
-    for lam_k in cfg.get("lam_grid", ()):
-        pts = {}
-        for name in SCHEDULES:
-            lr = make_schedule(name, tcfg.steps, tcfg.peak_lr, tcfg.warmup, tcfg.final_frac)
-            s1, s2 = annealing_areas(lr, lam=lam_k, warmup=tcfg.warmup)
-            idx = curves[name]["steps"] - 1
-            pts[name] = (s1[idx], s2[idx])
-        fk = fit_law(np.concatenate([pts[n][0] for n in FIT_ON]), np.concatenate([pts[n][1] for n in FIT_ON]),
-                     pooled("loss"), use_s2=True, grid=DIAG_GRID)  # fmt: skip
-        mk = float(np.mean([mape(fk.params.predict(*pts[n]), curves[n]["loss"]) for n in HELD_OUT]))
-        out[f"lamdiag_mape_heldout_{lam_k}"] = mk
-        out[f"lamdiag_objective_{lam_k}"] = fk.objective
-        if best is None or fk.objective < best[1]:
-            preds = {n: float(fk.params.predict(*pts[n])[-1]) for n in HELD_OUT}
-            best = (lam_k, fk.objective, mk, preds)
-    if best is not None:
-        out["lamsel_lambda"], out["lamsel_mape_heldout"] = best[0], best[2]
-        pred_rank = sorted(HELD_OUT, key=lambda n: best[3][n])
-        out["lamsel_ranking_correct"] = obs_rank == pred_rank
+    # The v2 lam diagnostic (added AFTER the first cpu run; not a claim): for each lam the areas are
+    # recomputed per step and the law refitted on FIT_ON from the v2 8-start grid; lam is then SELECTED by
+    # the fit curves' own Huber objective (no held-out information). Kept as the record of the v2 grid,
+    # which has no valid start at lam = 0.999 and T = 5000; the v3 diagnostic (scaled C starts) runs on the
+    # stored curves after the units, in figures() (README, protocol v3).
+    if cfg.get("lam_grid"):
+        diag = lam_diagnostic(curves, cfg["train"], cfg["lam_grid"], FIT_ON, HELD_OUT, rule="v2")
+        for lam_k, row in diag["per_lam"].items():
+            out[f"lamdiag_mape_heldout_{lam_k}"] = row["mape_heldout"]
+            out[f"lamdiag_objective_{lam_k}"] = row["objective"]
+        out["lamsel_lambda"] = diag["selected_lambda"]
+        out["lamsel_mape_heldout"] = diag["selected_mape_heldout"]
+        out["lamsel_ranking_correct"] = diag["selected_ranking_correct"]
     return out
 
 
-# a smaller start grid for the diagnostic's 6 refits (8 starts each instead of 108) to keep the smoke run short
-DIAG_GRID = {"l0": (1.0, 2.0), "a": (2.0,), "alpha": (0.2, 0.4, 0.6, 1.0), "c": (0.5,)}
-LAM_GRID = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]  # the lam diagnostic (see the end of schedules())
+# The lam diagnostic's grid (see the end of schedules() and lamdiag.py). Its refits use small start grids to
+# keep the smoke run short: v2 (in the unit) 8 starts with C = 0.5; v3 (figures(), on the stored curves)
+# 16 starts, C_start = kappa / max S2 with kappa in lamdiag.KAPPAS = (0.05, 0.5) nats.
+LAM_GRID = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
 
 
 def _cfg(**train) -> dict:
@@ -209,7 +201,62 @@ def figures(results, out_dir: Path) -> list[Path]:
     ax.set_title(f"MAPE per schedule ({len(seeds)} seeds)")
     ax.legend(fontsize=8)
     paths.append(save_figure(fig, out_dir / "mape.png", dpi=120))
+    paths.append(lam_diagnostic_v3(results, out_dir))
     return paths
+
+
+def lam_diagnostic_v3(results, out_dir: Path) -> Path:
+    """Protocol v3's lam diagnostic (not a claim), computed from the units' STORED curves (no training):
+    scaled C starts per lam (lamdiag.scaled_grid), lam selected by the fit curves' own objective. The v2 grid
+    is recomputed beside it. Writes lam_diagnostic.json / .md and returns the lam_diagnostic.png path."""
+    import json
+
+    from xentlab.data.cache import atomic_write_text
+    from xentlab.plotting import pyplot, save_figure
+
+    units = results.per_seed["schedules"]
+    cfg = results.configs["schedules"]
+    lam_grid = cfg.get("lam_grid") or LAM_GRID
+    diags = {}
+    for rule in ("v3", "v2"):
+        diags[rule] = {}
+        for seed, unit in sorted(units.items()):
+            curves = {n: unit["artifacts"][f"curve_{n}"] for n in SCHEDULES}
+            m = unit["metrics"]
+            claims_fit = LawParams(m["full_l0"], m["full_a"], m["full_alpha"], m["full_c"])
+            diags[rule][seed] = lam_diagnostic(curves, unit["config"]["train"], lam_grid, FIT_ON, HELD_OUT,
+                                               rule=rule, reference=claims_fit, reference_lam=cfg["lam"])  # fmt: skip
+    atomic_write_text(out_dir / "lam_diagnostic.json", json.dumps(diags, indent=1, default=str) + "\n")
+    md = ("# lam diagnostic (not a claim): v3 start grid (C_start = kappa / max S2, kappa in {0.05, 0.5}) beside"
+          " v2 (C = 0.5), from the stored curves\n\n" + summary_markdown(diags["v3"], diags["v2"]))  # fmt: skip
+    atomic_write_text(out_dir / "lam_diagnostic.md", md)
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    x = np.arange(len(lam_grid))
+    for rule, marker, off in (("v3", "o", -0.08), ("v2", "x", 0.08)):
+        for seed, d in diags[rule].items():
+            vals = [100 * d["per_lam"][lam]["mape_heldout"] for lam in lam_grid]
+            ok = [d["per_lam"][lam]["real_fit"] for lam in lam_grid]
+            ax.plot(x[ok] + off, np.array(vals)[ok], marker, color=f"C{seed}", ms=6, ls="-" if rule == "v3" else ":",
+                    label=f"{rule} seed {seed}")  # fmt: skip
+            sel = lam_grid.index(d["selected_lambda"])
+            ax.plot(x[sel] + off, vals[sel], "s", mfc="none", mec="k", ms=11)
+    failed = [
+        i
+        for i, lam in enumerate(lam_grid)
+        if not all(d["per_lam"][lam]["real_fit"] for d in diags["v2"].values())
+    ]
+    for i in failed:
+        ax.annotate("v2: failed fit\n(no valid start)", (x[i], 0), xytext=(x[i] - 0.9, 0.3), fontsize=7)
+    ax.axhline(1.5, color="r", ls="--", lw=1, label="claim threshold 1.5% (λ = 0.999)")
+    ax.set_xticks(x, [str(lam) for lam in lam_grid])
+    ax.set_xlabel("λ (S2 momentum)")
+    ax.set_ylabel("held-out MAPE (%)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("λ diagnostic (not a claim); square = λ selected by the fit objective")
+    ax.legend(fontsize=6, ncol=2)
+    return save_figure(fig, out_dir / "lam_diagnostic.png", dpi=120)
 
 
 if __name__ == "__main__":

@@ -92,29 +92,38 @@ def test_smoke(tmp_path):
     ids = {c["id"] for c in result["claims"]}
     assert {"confirm-balanced-vs-gsimclr", "control-clusters-beat-random-groups"} <= ids
     assert all(c["n"] == 1 for c in result["claims"])
+    # the confirmatory arms run their own seed (3 at smoke scale) and their claims name it
+    exp_seeds = result["experiment_seeds"]
+    assert exp_seeds["confirm_balanced"] == [3] and exp_seeds["gsimclr"] == [0]
+    seeds = {c["id"]: c["seeds"] for c in result["claims"]}
+    assert seeds["confirm-balanced-vs-gsimclr"] == [3] and seeds["p3-not-worse"] == [0]
+    assert list(m["confirm/balanced_vs_gsimclr/P3_pts"]["per_seed"]) == ["3"]
+    # AMI beside NMI, for every arm that clusters (chance level ~0 where NMI is ~0.05)
+    assert {"confirm_random_groups/cluster_class_ami", "gsimclr_balanced/kmeans_class_ami"} <= set(m)
 
 
-def test_seed_offset_unit_equals_plain_arm_at_shifted_seed():
-    # confirm_<arm> unit k must be exactly <arm> at seed k + 3 (README "Confirmatory replication"); the runner
-    # seeds every generator with the unit index before calling the function
+def test_confirm_arms_are_the_plain_arms_on_their_own_seeds():
+    # confirm_<arm> must be exactly <arm> (same function and config) on fresh seeds 3-5 that --seeds does not
+    # change (README "Confirmatory replication"), while the other experiments run the run's seeds
     import importlib.util
 
-    from xentlab.train.seeding import seed_everything
-
-    spec = importlib.util.spec_from_file_location("gsimclr_repro_offset", REPRO)
+    spec = importlib.util.spec_from_file_location("gsimclr_repro_seeds", REPRO)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-
-    class Ctx:
-        device, log = "cpu", staticmethod(lambda **k: None)
-        progress = staticmethod(lambda it, **kw: it)
-
-    cfg = {**mod.SMOKE, "arm": "simclr", "n_train_per_class": 6, "batch_size": 8, "probe_cs": (1.0,)}
-    seed_everything(0)
-    shifted = mod.train_arm({**cfg, "seed_offset": 3}, 0, Ctx())
-    seed_everything(3)
-    plain = mod.train_arm(cfg, 3, Ctx())
-    assert shifted["loss_curve"] == plain["loss_curve"] and shifted["acc_P3"] == plain["acc_P3"]
+    exps = {e.name: e for e in mod.EXPERIMENTS}
+    plain = {"confirm_simclr": "simclr", "confirm_gsimclr": "gsimclr", "confirm_balanced": "gsimclr_balanced"}
+    for name in mod.CONFIRM:
+        e = exps[name]
+        assert e.seeds_for("cpu", [0, 1, 2]) == [3, 4, 5] and e.seeds_for("cpu", [7]) == [3, 4, 5]
+        assert e.seeds_for("smoke", [0]) == [3] and e.fn is mod.train_arm
+        if name in plain:
+            assert e.config("cpu") == exps[plain[name]].config("cpu")
+            assert e.config("smoke") == exps[plain[name]].config("smoke")
+    for name in ("simclr", "gsimclr", *mod.DIAGNOSTICS):
+        assert exps[name].seeds_for("cpu", [0, 1, 2]) == [0, 1, 2]
+    # the control differs from the balanced arm in the grouping only
+    control, balanced = exps["confirm_random_groups"].config("cpu"), exps["confirm_balanced"].config("cpu")
+    assert {k for k in control if control[k] != balanced.get(k)} == {"clustering"}
 
 
 def test_full_scale_end_to_end_on_cifar_fixture(tmp_path):

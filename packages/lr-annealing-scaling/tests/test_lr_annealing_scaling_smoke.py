@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,11 @@ def test_smoke(tmp_path):
     for k in ("mape_heldout", "mape_nos2_heldout", "ablation_ratio", "mape_wsd", "full_c"):
         assert f"schedules/{k}" in m
     assert (tmp_path / "loss_curves.png").exists() and (tmp_path / "mape.png").exists()
+    # the v3 lam diagnostic runs on the stored curves after the units: every start valid at every lam
+    diag = json.loads((tmp_path / "lam_diagnostic.json").read_text())
+    rows = diag["v3"]["0"]["per_lam"].values()
+    assert all(r["real_fit"] and r["n_valid_starts"] == r["n_starts"] == 16 for r in rows)
+    assert (tmp_path / "lam_diagnostic.png").exists() and "lam_diagnostic.png" in result["figures"]
 
 
 class _Ctx:

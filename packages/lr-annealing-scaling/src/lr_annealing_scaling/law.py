@@ -20,6 +20,7 @@ from scipy.optimize import minimize
 HUBER_DELTA = 1e-3
 GRID = {"l0": (1.0, 2.0, 4.0), "a": (1.0, 2.0, 4.0), "alpha": (0.2, 0.4, 0.6, 0.8, 1.0, 1.2), "c": (0.5, 1.0)}
 BOUNDS = {"l0": (0.0, 10.0), "a": (0.0, 20.0), "alpha": (0.0, 10.0), "c": (0.0, 20.0)}
+OUT_OF_DOMAIN = 1e10  # the objective's value where the law predicts a loss <= 0
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,26 @@ def huber(x: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
     return np.where(ax <= delta, 0.5 * x * x, delta * (ax - 0.5 * delta))
 
 
+def law_objective(theta, s1, s2, log_loss, *, use_s2: bool = True, delta: float = HUBER_DELTA) -> float:
+    """The fit's objective: sum_j Huber_delta(log pred_j - log loss_j), theta = (L0, A, alpha[, C]).
+
+    A theta that predicts a loss <= 0 at any point is outside the law's domain (log of a non-positive
+    loss): it gets the constant OUT_OF_DOMAIN, which has no gradient, so L-BFGS-B cannot leave such a start.
+    """
+    l0, a, alpha = theta[:3]
+    pred = l0 + a * s1 ** (-alpha) - (theta[3] * s2 if use_s2 else 0.0)
+    if np.any(pred <= 0):
+        return OUT_OF_DOMAIN
+    return float(huber(np.log(pred) - log_loss, delta).sum())
+
+
 @dataclass(frozen=True)
 class FitResult:
     params: LawParams
     objective: float
     n_points: int
     n_starts: int
+    n_valid_starts: int  # starts whose objective is finite (< OUT_OF_DOMAIN); 0 means the fit never moved
 
 
 def fit_law(s1, s2, loss, *, use_s2: bool = True, grid: dict | None = None, bounds: dict | None = None,
@@ -73,21 +88,19 @@ def fit_law(s1, s2, loss, *, use_s2: bool = True, grid: dict | None = None, boun
     log_loss = np.log(loss)
 
     def objective(theta: np.ndarray) -> float:
-        l0, a, alpha = theta[:3]
-        pred = l0 + a * s1 ** (-alpha) - (theta[3] * s2 if use_s2 else 0.0)
-        if np.any(pred <= 0):
-            return 1e10  # outside the law's domain (log of a non-positive loss)
-        return float(huber(np.log(pred) - log_loss, delta).sum())
+        return law_objective(theta, s1, s2, log_loss, use_s2=use_s2, delta=delta)
 
-    best, n = None, 0
+    best, n, n_valid = None, 0, 0
     for start in itertools.product(*(grid[k] for k in names)):
-        r = minimize(objective, np.array(start, dtype=np.float64), method="L-BFGS-B",
+        x0 = np.array(start, dtype=np.float64)
+        n_valid += objective(x0) < OUT_OF_DOMAIN  # a start predicting a loss <= 0 cannot move (see above)
+        r = minimize(objective, x0, method="L-BFGS-B",
                      bounds=[bounds[k] for k in names], options={"maxiter": 10_000, "ftol": 1e-12, "gtol": 1e-9})  # fmt: skip
         n += 1
         if best is None or r.fun < best.fun:
             best = r
     p = dict(zip(names, (float(v) for v in best.x)))
-    return FitResult(LawParams(**p), float(best.fun), int(s1.size), n)
+    return FitResult(LawParams(**p), float(best.fun), int(s1.size), n, int(n_valid))
 
 
 def mape(pred, obs) -> float:

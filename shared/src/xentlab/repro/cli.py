@@ -16,10 +16,18 @@ from typing import Any
 from xentlab.data.cache import atomic_write_json, atomic_write_text
 from xentlab.repro.environment import capture_environment, peak_memory_mb, resolve_device
 from xentlab.repro.report import console_claims, render_report
-from xentlab.repro.runner import Results, aggregate, judge, merge_step_logs, run_experiments
+from xentlab.repro.runner import (
+    Results,
+    aggregate,
+    check_derived_seeds,
+    judge,
+    merge_step_logs,
+    run_experiments,
+)
 from xentlab.repro.spec import SCALES, Claim, Derived, Experiment, Paper, ReproError
 
-RESULT_SCHEMA_VERSION = 1
+# 2: adds "experiment_seeds" and each claim's "seeds"; a metric's per_seed names its own seeds
+RESULT_SCHEMA_VERSION = 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +55,8 @@ def build_parser(
         type=int,
         nargs="+",
         default=None,
-        help=f"seeds to run (default per scale: {dict(default_seeds)})",
+        help=f"seeds to run (default per scale: {dict(default_seeds)}); an experiment that declares its own "
+        "seeds for the scale (Experiment.seeds) runs those instead",
     )
     p.add_argument(
         "--out", type=Path, default=None, help="output directory (default: the package's results/<scale>/)"
@@ -157,6 +166,7 @@ def _run(paper, experiments, claims, derived, figures, default_seeds, default_wo
 
     claims = [c for c in claims if c.scales is None or args.scale in c.scales]
     derived = [d for d in derived if d.scales is None or args.scale in d.scales]
+    check_derived_seeds(experiments, derived, scale=args.scale, seeds=seeds)  # before any unit runs
     t0 = time.perf_counter()
     results = run_experiments(
         experiments,
@@ -181,7 +191,9 @@ def _run(paper, experiments, claims, derived, figures, default_seeds, default_wo
         "paper": {"title": paper.title, "arxiv": paper.arxiv, "code": paper.code, "venue": paper.venue},
         "package": paper.package,
         "scale": args.scale,
-        "seeds": seeds,
+        "seeds": seeds,  # the run's seed list (--seeds or the default), as in schema 1
+        # schema 2: the seeds each experiment ran (its own Experiment.seeds at this scale, else "seeds")
+        "experiment_seeds": results.exp_seeds,
         "command": command.strip(),
         "config": results.configs,
         "metrics": results.metrics,
@@ -204,7 +216,7 @@ def _run(paper, experiments, claims, derived, figures, default_seeds, default_wo
     atomic_write_text(out / "report.md", render_report(result, figure_paths))
 
     print(f"\n{paper.package}: {paper.title}")
-    print(console_claims(verdicts))
+    print(console_claims(verdicts, seeds))
     s = result["claims_summary"]
     print(
         f"\n{s['holds']}/{s['total']} claims hold ({s['fails']} fail, {s['inconclusive']} inconclusive); "

@@ -22,24 +22,42 @@ def fmt_num(x: Any, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
-def fmt_claim_value(c: Mapping[str, Any]) -> str:
+def fmt_claim_value(c: Mapping[str, Any], run_seeds: Sequence[int] | None = None) -> str:
+    """The "ours" cell; it names the seeds when the claim's metric was measured on other seeds than the
+    run's (experiments with their own ``Experiment.seeds``)."""
     if c.get("value") is None:
         return "n/a"
+    own = _own_seeds(c, run_seeds)
     if c["agg"] == "all":
-        return c.get("reason", "")
+        return c.get("reason", "") + (f" (seeds {own})" if own else "")
     if c["agg"] in ("min", "max"):
-        return f"{fmt_num(c['value'])} ({c['agg']} of {c['n']} seeds)"
+        return f"{fmt_num(c['value'])} ({c['agg']} of {c['n']} seeds{': ' + own if own else ''})"
     ci = c.get("ci95")
     spread = f" ± {fmt_num(c.get('std'), 2)}" if c.get("n", 0) > 1 else ""
     ci_txt = f" [{fmt_num(ci[0])}, {fmt_num(ci[1])}]" if ci and c.get("n", 0) > 1 else ""
-    return f"{fmt_num(c['value'])}{spread}{ci_txt} (n={c['n']})"
+    return f"{fmt_num(c['value'])}{spread}{ci_txt} (n={c['n']}{'; seeds ' + own if own else ''})"
+
+
+def seed_list(seeds: Sequence[Any]) -> str:
+    """``[3, 4, 5]`` -> ``"3, 4, 5"``."""
+    return ", ".join(str(s) for s in seeds)
+
+
+def _own_seeds(c: Mapping[str, Any], run_seeds: Sequence[int] | None) -> str:
+    """The claim's seeds ("3, 4, 5") when its metric was measured on other seeds than the run's, else ""."""
+    seeds = c.get("seeds")
+    if not seeds or run_seeds is None or [int(s) for s in seeds] == [int(s) for s in run_seeds]:
+        return ""
+    return seed_list(seeds)
 
 
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
+def claims_table(claims: Sequence[Mapping[str, Any]], run_seeds: Sequence[int] | None = None) -> str:
+    """The claims with the paper's number beside ours; a claim measured on its own experiments' seeds
+    (``Experiment.seeds``) names them in the "ours" cell."""
     rows = ["| claim | statement | paper | ours | check | verdict |", "|---|---|---|---|---|---|"]
     for c in claims:
         rows.append(
@@ -50,7 +68,7 @@ def claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
                     f"`{c['id']}`",
                     c["statement"],
                     c.get("paper") or "",
-                    fmt_claim_value(c),
+                    fmt_claim_value(c, run_seeds),
                     f"`{c['metric']}` {c['check']}",
                     VERDICT_MARK[c["verdict"]],
                 )
@@ -60,16 +78,46 @@ def claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
-    rows = ["| metric | mean | std | 95% CI | n | per seed |", "|---|---|---|---|---|---|"]
+def metrics_table(metrics: Mapping[str, Mapping[str, Any]], run_seeds: Sequence[int] | None = None) -> str:
+    """One table per seed list, with a column per seed named by the seed (``seed 3``).
+
+    Metrics of experiments that ran their own seeds (``Experiment.seeds``), and derived metrics on
+    the seeds their inputs share, get their own table under a line naming those seeds; the run's
+    seed list (``run_seeds``) comes first."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    if run_seeds is not None:
+        groups[tuple(str(s) for s in run_seeds)] = []
     for key, m in metrics.items():
-        ci = m.get("ci95")
-        per = ", ".join(fmt_num(v) for v in m["per_seed"].values())
-        rows.append(
-            f"| `{key}` | {fmt_num(m['mean'])} | {fmt_num(m['std'], 2)} | "
-            f"{f'[{fmt_num(ci[0])}, {fmt_num(ci[1])}]' if ci else 'n/a'} | {m['n']} | {per} |"
-        )
-    return "\n".join(rows)
+        groups.setdefault(tuple(m["per_seed"]), []).append(key)
+    groups = {seeds: keys for seeds, keys in groups.items() if keys}
+    blocks = []
+    for seeds, keys in groups.items():
+        head = "| metric | mean | std | 95% CI | n | " + " | ".join(f"seed {s}" for s in seeds) + " |"
+        rows = [head, "|---|---|---|---|---|" + "---|" * len(seeds)]
+        for key in keys:
+            m = metrics[key]
+            ci = m.get("ci95")
+            per = " | ".join(fmt_num(m["per_seed"][s]) for s in seeds)
+            rows.append(
+                f"| `{key}` | {fmt_num(m['mean'])} | {fmt_num(m['std'], 2)} | "
+                f"{f'[{fmt_num(ci[0])}, {fmt_num(ci[1])}]' if ci else 'n/a'} | {m['n']} | {per} |"
+            )
+        title = [f"Seeds {seed_list(seeds)}:", ""] if len(groups) > 1 else []
+        blocks.append("\n".join(title + rows))
+    return "\n\n".join(blocks)
+
+
+def _own_seeds_line(result: Mapping[str, Any]) -> str:
+    """The headline's note on the experiments that ran other seeds than the run's ("" when none did)."""
+    run = [int(s) for s in result["seeds"]]
+    by_list: dict[tuple[int, ...], list[str]] = {}
+    for exp, seeds in (result.get("experiment_seeds") or {}).items():
+        if [int(s) for s in seeds] != run:
+            by_list.setdefault(tuple(int(s) for s in seeds), []).append(f"`{exp}`")
+    if not by_list:
+        return ""
+    parts = [f"{', '.join(exps)} {list(seeds)}" for seeds, exps in by_list.items()]
+    return " Experiments on their own seeds: " + "; ".join(parts) + "."
 
 
 def _compute_line(result: Mapping[str, Any]) -> str:
@@ -96,7 +144,7 @@ def render_report(result: Mapping[str, Any], figures: Sequence[str]) -> str:
         f"# {result['package']}: {paper['title']}{link}",
         "",
         f"Scale **{result['scale']}**, seeds {result['seeds']}, device `{env['device']}`; "
-        f"{held}/{len(result['claims'])} claims hold. {_compute_line(result)}",
+        f"{held}/{len(result['claims'])} claims hold.{_own_seeds_line(result)} {_compute_line(result)}",
         "",
         f"Reproduce: `{result['command']}`",
         "",
@@ -106,7 +154,7 @@ def render_report(result: Mapping[str, Any], figures: Sequence[str]) -> str:
         "the check, *fails* when they all violate it, *inconclusive* otherwise; min/max claims are "
         "worst cases over seeds.",
         "",
-        claims_table(result["claims"]),
+        claims_table(result["claims"], result["seeds"]),
         "",
     ]
     notes = [c for c in result["claims"] if c.get("note")]
@@ -114,7 +162,7 @@ def render_report(result: Mapping[str, Any], figures: Sequence[str]) -> str:
         lines += ["Notes:", ""] + [f"- `{c['id']}`: {c['note']}" for c in notes] + [""]
     if figures:
         lines += ["## Figures", ""] + [f"![{Path(f).stem}]({Path(f).name})" for f in figures] + [""]
-    lines += ["## Metrics", "", metrics_table(result["metrics"]), "", "## Configuration", ""]
+    lines += ["## Metrics", "", metrics_table(result["metrics"], result["seeds"]), "", "## Configuration", ""]
     for exp, cfg in result["config"].items():
         lines += [f"- `{exp}`: " + ", ".join(f"{k}={v}" for k, v in cfg.items())]
     git = env.get("git", {})
@@ -131,10 +179,11 @@ def render_report(result: Mapping[str, Any], figures: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def console_claims(claims: Sequence[Mapping[str, Any]]) -> str:
+def console_claims(claims: Sequence[Mapping[str, Any]], run_seeds: Sequence[int] | None = None) -> str:
     """A plain-text claims table for the terminal."""
     rows = [
-        (c["id"], fmt_claim_value(c), f"{c['check']}", c["verdict"], c.get("paper") or "") for c in claims
+        (c["id"], fmt_claim_value(c, run_seeds), f"{c['check']}", c["verdict"], c.get("paper") or "")
+        for c in claims
     ]
     head = ("claim", "ours", "check", "verdict", "paper")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(4)]

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from xentlab.metrics.bootstrap import summarize
 from xentlab.repro.context import RunContext
 from xentlab.repro.local_data import record_resolved, resolved_changed, take_resolved
-from xentlab.repro.spec import Claim, Derived, Experiment
+from xentlab.repro.spec import Claim, Derived, Experiment, ReproError
 from xentlab.repro.units import load_finished, save_unit, split_output, unit_key, unit_paths
 from xentlab.repro.verdicts import evaluate_claim
 from xentlab.train.seeding import seed_everything
@@ -29,8 +29,11 @@ class Results:
     """Everything measured: per-seed unit outputs and metrics aggregated over seeds."""
 
     scale: str
-    seeds: list[int]
+    seeds: list[int]  # the run's seed list (--seeds or the default); experiments without their own run these
     per_seed: dict[str, dict[int, dict]] = field(default_factory=dict)  # exp -> seed -> metrics+artifacts
+    # exp -> the seeds it ran (Experiment.seeds at this scale, else ``seeds``); an experiment missing
+    # here (a hand-built Results) ran ``seeds``
+    exp_seeds: dict[str, list[int]] = field(default_factory=dict)
     metrics: dict[str, dict] = field(default_factory=dict)  # "exp/metric" -> summary incl. per_seed
     configs: dict[str, dict] = field(default_factory=dict)
     unit_wall_s: float = 0.0
@@ -38,8 +41,17 @@ class Results:
     reused_units: int = 0
     computed_units: int = 0
 
+    def seeds_of(self, exp: str) -> list[int]:
+        """The seeds experiment ``exp`` ran."""
+        return list(self.exp_seeds.get(exp, self.seeds))
+
+    def metric_seeds(self, key: str) -> list[int]:
+        """The seeds metric ``key`` has values for (its experiment's, or the shared ones of a derived metric)."""
+        return [int(s) for s in self.metrics[key]["per_seed"]] if key in self.metrics else []
+
     def values(self, key: str) -> list:
-        return [self.metrics[key]["per_seed"].get(str(s)) for s in self.seeds] if key in self.metrics else []
+        """The per-seed values of ``key``, in the order of ``metric_seeds(key)``."""
+        return list(self.metrics[key]["per_seed"].values()) if key in self.metrics else []
 
 
 @dataclass(frozen=True)
@@ -133,7 +145,8 @@ def run_experiments(
             continue
         results.configs[exp.name] = dict(config)
         results.per_seed[exp.name] = {}
-        for seed in seeds:
+        results.exp_seeds[exp.name] = exp.seeds_for(scale, seeds)
+        for seed in results.exp_seeds[exp.name]:
             key = unit_key(exp, config, seed)
             unit_path, log_path = unit_paths(units_dir, exp.name, seed)
             done = None if fresh else load_finished(unit_path, key)
@@ -192,22 +205,149 @@ def run_experiments(
     return results
 
 
+class _NotAtSeed(KeyError):
+    """An input of a derived metric that exists, but not at this seed (its experiment ran other seeds).
+
+    A KeyError, so that a ``Derived`` function's own ``m.get(...)`` / ``in`` keep working."""
+
+
+class _SeedView(Mapping):
+    """What a ``Derived`` function sees for one seed: ``{"<experiment>/<metric>": value}``.
+
+    A key of an experiment (or an earlier derived metric) that ran, but not at this seed, raises
+    ``_NotAtSeed`` and marks the seed as not shared, even if the function catches the KeyError."""
+
+    def __init__(self, flat: Mapping[str, Any], seed: int, present: Mapping[str, set[int]]):
+        self._flat, self._seed, self._present = flat, seed, present
+        self.not_here: set[str] = set()  # inputs read that did not run at this seed
+        self.read: set[str] = set()  # experiments / derived metrics read
+
+    def _source(self, key: str) -> str | None:
+        if key in self._present:  # an earlier derived metric
+            return key
+        exp = key.split("/", 1)[0]
+        return exp if "/" in key and exp in self._present else None
+
+    def __getitem__(self, key: str) -> Any:
+        source = self._source(key)
+        if source is not None:
+            self.read.add(source)
+            if self._seed not in self._present[source]:
+                self.not_here.add(source)
+                raise _NotAtSeed(key)
+        return self._flat[key]
+
+    def __iter__(self):
+        return iter(self._flat)
+
+    def __len__(self) -> int:
+        return len(self._flat)
+
+
+def _union(seed_lists: Sequence[Sequence[int]]) -> list[int]:
+    seen: dict[int, None] = {}
+    for seeds in seed_lists:
+        seen.update(dict.fromkeys(seeds))
+    return list(seen)
+
+
+def _no_shared_seed(d: Derived, read: set[str], present: Mapping[str, set[int]]) -> ReproError:
+    inputs = ", ".join(f"{name} at seeds {sorted(present[name])}" for name in sorted(read))
+    return ReproError(
+        f"derived metric {d.name!r} reads inputs that share no seed ({inputs}); give those experiments "
+        "a common seed (Experiment.seeds) or do not pair them"
+    )
+
+
+def _derive(
+    derived: Sequence[Derived],
+    flat: dict[int, dict[str, Any]],
+    present: dict[str, set[int]],
+    order: Sequence[int],
+    errors: tuple[type[BaseException], ...],
+) -> dict[str, list[int]]:
+    """Compute each derived metric into ``flat[seed]`` at the seeds its inputs share; returns its seeds.
+
+    ``present`` maps each experiment (and, as they are computed, each derived metric) to the seeds it
+    has. An exception in ``errors`` gives the value None at that seed (an input missing at this scale,
+    or an undefined value); a derived metric whose inputs share no seed raises ReproError."""
+    out: dict[str, list[int]] = {}
+    # one seed list for all: every seed is shared, and the functions get the plain dict, as always
+    uniform = all(seeds == set(order) for seeds in present.values())
+    for d in derived:
+        seeds, read = [], set()
+        for seed in order:
+            view = flat[seed] if uniform else _SeedView(flat[seed], seed, present)
+            try:
+                value = float(d.fn(view))
+            except _NotAtSeed:
+                value = None
+            except errors:
+                value = None
+            if not uniform:
+                read |= view.read
+                if view.not_here:
+                    continue  # an input did not run at this seed: not a shared seed
+            flat[seed][d.name] = value
+            seeds.append(seed)
+        if not seeds:
+            raise _no_shared_seed(d, read, present)
+        out[d.name] = seeds
+        present[d.name] = set(seeds)
+    return out
+
+
+def check_derived_seeds(
+    experiments: Sequence[Experiment], derived: Sequence[Derived], *, scale: str, seeds: Sequence[int]
+) -> None:
+    """Before any unit runs: a ReproError for a derived metric whose experiments share no seed.
+
+    Each derived function is called once per seed on a stand-in for that seed's metrics in which
+    every metric of an experiment that runs at that seed reads 1.0 (the values are not known yet,
+    only which experiments ran where); any error other than a missing input is ignored here."""
+    exp_seeds = {e.name: e.seeds_for(scale, seeds) for e in experiments if e.config(scale) is not None}
+    if all(s == list(seeds) for s in exp_seeds.values()):
+        return  # one seed list for all: every seed is shared
+    present = {name: set(s) for name, s in exp_seeds.items()}
+    order = _union([seeds, *exp_seeds.values()])
+    flat = {s: _Standin(present, s) for s in order}
+    _derive(derived, flat, present, order, (Exception,))
+
+
+class _Standin(dict):
+    """A seed's metrics before they exist: 1.0 for any metric of an experiment present at that seed."""
+
+    def __init__(self, present: Mapping[str, set[int]], seed: int):
+        super().__init__()
+        self._present, self._seed = present, seed
+
+    def __missing__(self, key: str) -> float:
+        exp = key.split("/", 1)[0]
+        if exp in self._present and self._seed in self._present[exp]:
+            return 1.0
+        raise KeyError(key)
+
+
 def aggregate(results: Results, derived: Sequence[Derived] = ()) -> None:
-    """Fill ``results.metrics``: per seed, then mean/std/n/CI over seeds; derived metrics are paired."""
-    per_seed_flat: dict[int, dict[str, Any]] = {s: {} for s in results.seeds}
+    """Fill ``results.metrics``: per seed, then mean/std/n/CI over seeds; derived metrics are paired.
+
+    A metric of an experiment has the seeds that experiment ran; a derived metric has the seeds
+    shared by everything it reads (with a single seed list, every metric has the run's seeds)."""
+    exp_seeds = {exp: results.seeds_of(exp) for exp in results.per_seed}
+    order = _union([results.seeds, *exp_seeds.values()])
+    per_seed_flat: dict[int, dict[str, Any]] = {s: {} for s in order}
+    key_seeds: dict[str, list[int]] = {}
     for exp, by_seed in results.per_seed.items():
+        names = {name: None for unit in by_seed.values() for name in unit["metrics"]}
+        for name in names:
+            key_seeds[f"{exp}/{name}"] = exp_seeds[exp]
         for seed, unit in by_seed.items():
             for name, value in unit["metrics"].items():
                 per_seed_flat[seed][f"{exp}/{name}"] = value
-    for d in derived:
-        for flat in per_seed_flat.values():
-            try:
-                flat[d.name] = float(d.fn(flat))
-            except (KeyError, ZeroDivisionError, TypeError):
-                flat[d.name] = None  # an input missing at this scale, or undefined
-    keys = sorted({k for flat in per_seed_flat.values() for k in flat})
-    for key in keys:
-        per = {str(s): per_seed_flat[s].get(key) for s in results.seeds}
+    present = {exp: set(seeds) for exp, seeds in exp_seeds.items()}
+    key_seeds |= _derive(derived, per_seed_flat, present, order, (KeyError, ZeroDivisionError, TypeError))
+    for key in sorted(key_seeds):
+        per = {str(s): per_seed_flat[s].get(key) for s in key_seeds[key]}
         vals = [float(v) for v in per.values() if v is not None]
         summary = summarize(vals) if vals else {"mean": None, "std": None, "n": 0, "ci95": None}
         if vals and any(v != v for v in vals):
@@ -216,7 +356,11 @@ def aggregate(results: Results, derived: Sequence[Derived] = ()) -> None:
 
 
 def judge(claims: Sequence[Claim], results: Results) -> list[dict]:
-    return [evaluate_claim(c, results.values(c.metric) or [None]) for c in claims]
+    """The claims' records; each names the seeds its metric was measured on (``"seeds"``)."""
+    return [
+        {**evaluate_claim(c, results.values(c.metric) or [None]), "seeds": results.metric_seeds(c.metric)}
+        for c in claims
+    ]
 
 
 def merge_step_logs(out_dir: Path, results: Results) -> Path:

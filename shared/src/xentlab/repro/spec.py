@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,14 @@ class Experiment:
     ``fn(cfg, seed, ctx) -> dict`` must be a top-level function (worker processes pickle it). A
     scale whose config is ``None`` is not offered by this experiment; ``version`` is part of the
     resume key, so bump it when ``fn`` changes in a way that invalidates earlier units.
+
+    ``seeds`` (optional) gives this experiment its own seed list per scale, e.g.
+    ``seeds={"cpu": (3, 4, 5)}`` for a confirmatory arm that must run on fresh seeds. At a scale it
+    names, the experiment runs exactly those seeds, whatever ``--seeds`` says (its seeds are part of
+    its protocol); at any other scale, and when ``seeds`` is None, it runs the run's seed list
+    (``--seeds`` or the package's default), as before. A unit's resume key does not include the
+    list, so declaring it does not invalidate units of seeds that stay in it. Derived metrics are
+    computed on the seeds that all the experiments they read share (see ``Derived``).
     """
 
     name: str
@@ -39,6 +47,7 @@ class Experiment:
     configs: Mapping[str, Mapping[str, Any] | None]
     version: str = "1"
     description: str = ""
+    seeds: Mapping[str, Sequence[int]] | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
@@ -46,9 +55,39 @@ class Experiment:
         unknown = set(self.configs) - set(SCALES)
         if unknown:
             raise ValueError(f"experiment {self.name!r}: unknown scales {sorted(unknown)}; use {SCALES}")
+        if self.seeds is not None:
+            if not isinstance(self.seeds, Mapping):
+                raise ValueError(
+                    f"experiment {self.name!r}: seeds must map a scale to a seed list, "
+                    f"e.g. {{'cpu': (3, 4, 5)}}, got {self.seeds!r}"
+                )
+            unknown = set(self.seeds) - set(SCALES)
+            if unknown:
+                raise ValueError(
+                    f"experiment {self.name!r}: seeds for unknown scales {sorted(unknown)}; use {SCALES}"
+                )
+            for scale, seeds in self.seeds.items():
+                check_seed_list(seeds, f"experiment {self.name!r}: seeds[{scale!r}]")
 
     def config(self, scale: str) -> Mapping[str, Any] | None:
         return self.configs.get(scale)
+
+    def seeds_for(self, scale: str, run_seeds: Sequence[int]) -> list[int]:
+        """The seeds this experiment runs at ``scale``: its own list there, else the run's."""
+        own = None if self.seeds is None else self.seeds.get(scale)
+        return list(run_seeds if own is None else own)
+
+
+def check_seed_list(seeds: Any, what: str) -> None:
+    """A seed list is a non-empty sequence of distinct non-negative ints; raises ValueError naming ``what``."""
+    if isinstance(seeds, str | bytes) or not isinstance(seeds, Sequence):
+        raise ValueError(f"{what} must be a list or tuple of seeds, got {seeds!r}")
+    if not seeds:
+        raise ValueError(f"{what} is empty")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"{what}: seeds must be non-negative integers, got {list(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{what}: seeds must be distinct, got {list(seeds)}")
 
 
 @dataclass(frozen=True)
@@ -56,6 +95,9 @@ class Derived:
     """A metric computed per seed from that seed's metrics of all experiments (paired across methods).
 
     ``fn`` receives ``{"<experiment>/<metric>": value}`` for one seed and returns a number.
+    When experiments run on different seeds (``Experiment.seeds``), a derived metric is computed
+    on the seeds shared by every experiment (and earlier derived metric) it reads, and only there;
+    one whose inputs share no seed is a ``ReproError`` before any unit runs.
     """
 
     name: str
