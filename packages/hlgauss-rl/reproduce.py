@@ -111,6 +111,7 @@ ATARI_FULL = {
     "start_e": 1.0,
     "end_e": 0.01,
     "exploration_steps": 250_000,
+    "exploration_warmup": 20_000,  # epsilon stays 1 until min_replay_history, as Dopamine's agent
     "lr": 6.25e-5,
     "adam_eps": 1.5e-4,
     "gamma": 0.99,

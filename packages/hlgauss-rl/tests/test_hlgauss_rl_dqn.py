@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from hlgauss_rl.dqn import DQNConfig, evaluate, linear_schedule, train
+from hlgauss_rl.dqn import DQNConfig, evaluate, exploration_epsilon, linear_schedule, train
 from hlgauss_rl.experiments import _dqn_config
 from hlgauss_rl.losses import make_loss
 from hlgauss_rl.mdp import MDPConfig, run_mdp_study
@@ -84,3 +84,35 @@ def test_config_errors_and_schedule():
     assert linear_schedule(1.0, 0.1, 100, 0) == 1.0
     assert linear_schedule(1.0, 0.1, 100, 50) == pytest.approx(0.55)
     assert linear_schedule(1.0, 0.1, 100, 1000) == 0.1
+
+
+def _dopamine_epsilon(decay_period: int, step: int, warmup_steps: int, epsilon: float) -> float:
+    """Dopamine's linearly_decaying_epsilon (dopamine/jax/agents/dqn/dqn_agent.py), written out in float64:
+    epsilon + clip((1 - epsilon) * (decay_period + warmup_steps - step) / decay_period, 0, 1 - epsilon).
+    The JaxDQNAgent calls it with warmup_steps = min_replay_history: epsilon stays 1 until learning starts."""
+    bonus = (1.0 - epsilon) * (decay_period + warmup_steps - step) / decay_period
+    return epsilon + min(max(bonus, 0.0), 1.0 - epsilon)
+
+
+def test_full_scale_epsilon_follows_dopamine_schedule():
+    """--scale full claims Dopamine's DQN schedule: epsilon 1 for the 20k warm-up steps, then linear to 0.01
+    over 250k steps (a defect found in the fidelity audit: the decay used to start at step 0)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "hlgauss_reproduce", Path(__file__).parents[1] / "reproduce.py"
+    )
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    cfg = _dqn_config({k: v for k, v in reproduce.ATARI_FULL.items()}, 0)
+    for step in (0, 10_000, 20_000, 20_001, 100_000, 145_000, 269_999, 270_000, 1_000_000):
+        expected = _dopamine_epsilon(250_000, step, 20_000, 0.01)
+        assert exploration_epsilon(cfg, step) == pytest.approx(expected, abs=1e-12), step
+
+
+def test_epsilon_warmup_default_keeps_cleanrl_schedule():
+    """exploration_warmup = 0 (the cpu scale) is cleanrl's linear_schedule from step 0, unchanged."""
+    cfg = DQNConfig(start_e=1.0, end_e=0.1, exploration_steps=100)
+    for step in (0, 50, 100, 1000):
+        assert exploration_epsilon(cfg, step) == linear_schedule(1.0, 0.1, 100, step)

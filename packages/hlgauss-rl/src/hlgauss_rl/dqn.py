@@ -28,7 +28,8 @@ from hlgauss_rl.replay import ReplayBuffer
 @dataclass
 class DQNConfig:
     """Every hyperparameter of a run. The defaults are the MinAtar DQN of Young & Tian (2019) with Adam,
-    and the paper's categorical settings (m = 51 on [-10, 10], sigma = 0.75 bin width)."""
+    C51's categorical support (m = 51 on [-10, 10]; the paper's own Atari support could not be checked) and
+    the paper's HL-Gauss sigma = 0.75 bin width."""
 
     env_id: str = "MinAtar/Breakout-v1"
     """gymnasium id: MinAtar/<Game>-v1 (cpu scale) or ALE/<Game>-v5 (full scale)"""
@@ -62,6 +63,11 @@ class DQNConfig:
     end_e: float = 0.1
     exploration_steps: int = 20_000
     """environment steps over which epsilon decays linearly from start_e to end_e"""
+    exploration_warmup: int = 0
+    """environment steps at start_e before the decay begins. 0: cleanrl's linear_schedule, which decays from
+    step 0 (the cpu scale). Dopamine's JaxDQNAgent holds epsilon at 1 until min_replay_history (its
+    linearly_decaying_epsilon gets warmup_steps = min_replay_history), so --scale full sets it to
+    learning_starts"""
     v_min: float = -10.0
     v_max: float = 10.0
     num_bins: int = 51
@@ -89,6 +95,15 @@ class DQNConfig:
 def linear_schedule(start_e: float, end_e: float, duration: int, t: int) -> float:
     slope = (end_e - start_e) / max(duration, 1)
     return max(slope * t + start_e, end_e)
+
+
+def exploration_epsilon(cfg: DQNConfig, step: int) -> float:
+    """Training epsilon after `step` environment steps: start_e for the first `exploration_warmup` steps,
+    then linear to end_e over `exploration_steps` (Dopamine's linearly_decaying_epsilon when the warm-up is
+    its min_replay_history; cleanrl's linear_schedule when it is 0)."""
+    return linear_schedule(
+        cfg.start_e, cfg.end_e, cfg.exploration_steps, max(step - cfg.exploration_warmup, 0)
+    )
 
 
 def epsilon_greedy(
@@ -196,7 +211,7 @@ def train(cfg: DQNConfig, run_dir: Path | str, log: Callable[..., None] | None =
     last_loss, last_q = float("nan"), float("nan")
     while global_step < cfg.total_steps:
         # Act: epsilon-greedy on the expected value of the head (Q-hat = sum_i p_i z_i for classification).
-        epsilon = linear_schedule(cfg.start_e, cfg.end_e, cfg.exploration_steps, global_step)
+        epsilon = exploration_epsilon(cfg, global_step)
         actions = epsilon_greedy(q_net, loss_fn, obs, epsilon, rng, device)
         next_obs, rewards, terminated, truncated, infos = envs.step(actions)
         global_step += cfg.num_envs
