@@ -83,7 +83,11 @@ def finetune(cfg: dict, seed: int, ctx: RunContext) -> dict:
     return run_unit(_run_config(cfg), seed, log=ctx.log)
 
 
-EXPERIMENTS = [Experiment("finetune", finetune, {"smoke": SMOKE, "cpu": CPU, "full": FULL})]
+# version 2: fine-tuning uses the official run_lm.py optimiser (AdamW, weight decay 0, linear decay to 0,
+# no warm-up) instead of a constant lr (README, "Protocol change")
+EXPERIMENTS = [
+    Experiment("finetune", finetune, {"smoke": SMOKE, "cpu": CPU, "full": FULL}, version="2"),
+]
 
 CLAIMS = [
     Claim(

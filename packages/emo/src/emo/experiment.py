@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from emo.loss import emo_loss, make_cost_embedding, mle_loss
+from emo.optim import finetune_optimizer
 from emo.source import SynonymSource, SynonymSourceConfig
 from xentlab.models.small_decoder import DecoderLM, LMShape, sample
 
@@ -26,9 +27,11 @@ from xentlab.models.small_decoder import DecoderLM, LMShape, sample
 class RunConfig:
     """source / model: see their configs. seq_len: training window. Pretraining on A: n_pretrain
     sequences, pretrain_steps Adam steps at pretrain_lr (linear decay to 0), batch. Fine-tuning on B:
-    n_finetune sequences, finetune_steps at finetune_lr (constant; the same steps, lr and batches for
-    MLE and EMO). Evaluation: n_test held-out B sequences; n_samples
-    continuations of sample_len tokens after a 2-token prompt."""
+    n_finetune sequences, finetune_steps at finetune_lr with finetune_schedule ("linear": AdamW without
+    weight decay, lr decayed linearly to 0 with no warm-up, as the official run_lm.py; "constant": the
+    constant-lr Adam of the first version); the same steps, lr and batches for MLE and EMO.
+    Evaluation: n_test held-out B sequences; n_samples continuations of sample_len tokens after a
+    2-token prompt."""
 
     source: SynonymSourceConfig = field(default_factory=SynonymSourceConfig)
     model: LMShape = field(
@@ -42,6 +45,7 @@ class RunConfig:
     n_finetune: int = 500
     finetune_steps: int = 200
     finetune_lr: float = 5e-4
+    finetune_schedule: str = "linear"
     n_test: int = 500
     n_samples: int = 500
     sample_len: int = 30
@@ -54,9 +58,13 @@ def _batches(data: torch.Tensor, steps: int, batch: int, seed: int):
         yield data[torch.randint(len(data), (batch,), generator=g)]
 
 
-def _train(model, data, steps, batch, lr, seed, loss_fn, decay, log):
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps if decay else 1.0)
+def _train(model, data, steps, batch, lr, seed, loss_fn, decay, log, official=False):
+    """official=True: the fine-tuning optimiser of run_lm.py (emo.optim); else Adam, linear decay or constant."""
+    if official:
+        opt, sched = finetune_optimizer(model.parameters(), lr, steps)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps if decay else 1.0)
     curve = []
     for step, x in enumerate(_batches(data, steps, batch, seed)):
         logits = model(x[:, :-1])
@@ -106,6 +114,8 @@ def cluster_geometry(weight: torch.Tensor, cluster_of: np.ndarray) -> dict:
 
 
 def run_unit(cfg: RunConfig, seed: int, log=lambda **k: None) -> dict:
+    if cfg.finetune_schedule not in ("linear", "constant"):
+        raise ValueError(f"finetune_schedule must be 'linear' or 'constant', got {cfg.finetune_schedule!r}")
     src = SynonymSource(cfg.source)
     dom_a, dom_b = src.domain("A"), src.domain("B")
     # data seeds: disjoint streams per (seed, role)
@@ -164,6 +174,7 @@ def run_unit(cfg: RunConfig, seed: int, log=lambda **k: None) -> dict:
             loss_fn,
             False,
             cfg.log_every,
+            official=cfg.finetune_schedule == "linear",
         )
         out[f"{method}_curve"] = curve
         evaluate(ft, method)

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from emo.loss import emo_loss, make_cost_embedding, mle_loss
+from emo.optim import finetune_optimizer
 from xentlab.repro.local_data import local_path
 
 NEEDS = (
@@ -77,7 +78,8 @@ def run_full(cfg: dict, seed: int, ctx: Any) -> dict:
         torch.manual_seed(seed)
         _, model = _load(model_dir, dev)  # the same loaded checkpoint for both methods
         cost = make_cost_embedding(model.get_output_embeddings().weight).to(dev)  # after loading
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"])
+        # run_lm.py: AdamW, weight decay 0.0 (its default), linear decay to 0 over the run, no warm-up
+        opt, sched = finetune_optimizer(model.parameters(), cfg["lr"], steps)
         g = torch.Generator().manual_seed(seed)
         model.train()
         step = 0
@@ -90,6 +92,7 @@ def run_full(cfg: dict, seed: int, ctx: Any) -> dict:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                sched.step()
                 step += 1
                 if step % cfg["log_every"] == 0 or step == steps:
                     ctx.log(step=step, method=method, loss=loss.item())
