@@ -49,12 +49,14 @@ EXPERIMENTS = [
         {"smoke": _cfg("digits", 2, ["ce", "euclidean", "cosine"], (32, 16)), "cpu": _cfg("digits", 30),
          "full": None},
         description="sklearn digits, K=10",
+        version="2",  # v2: official eps (1e-4) and final `+ eps` clamp in the heads (fidelity audit)
     ),
     Experiment(
         "vowel", heads,
         {"smoke": _cfg("vowel", 2, ["ce", "euclidean", "cosine"], (32, 16)), "cpu": _cfg("vowel", 40),
          "full": None},
         description="KEEL vowel, K=11",
+        version="2",
     ),
 ]  # fmt: skip
 

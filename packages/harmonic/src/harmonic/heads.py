@@ -9,23 +9,25 @@ n being the harmonic exponent, and the loss is NLL on ``log(p + 1e-8)`` (as in t
 implementation of the paper's layers: the 1e-8 floor bounds the per-example loss by ~18.4). Dividing d
 by min_c d_c (done there for some heads) leaves p unchanged and is omitted.
 
-Distances (eps as in that implementation):
+Distances (vision/models/distlayers.py of the implementation; eps = 1e-4 for every head, the value that
+its ``SimpleImageMLP_WithDistLayer`` and its vision config (``shared_distance_params``) pass to every
+layer, which overrides the layer classes' own defaults of 1e-8 (Chebyshev) and 1e-6 (Mahalanobis)):
 
-* euclidean: the *squared* distance ||w||^2 + ||x||^2 - 2 w.x + 1e-4
-* cosine: 1 - cos(x, w) + 1e-4 (F.normalize form)
-* manhattan: sum |x - w| + 1e-4
-* minkowski (p = 1.5): (sum (|x - w| + eps)^p + eps)^(1/p), eps = 1e-4
-* chebyshev: the softmax-weighted mean of |x - w| / std_k |x - w| (a smooth max of std-normalised
-  differences; eps = 1e-8)
-* bray_curtis: sum |x - w| / (|sum (x + w)| + eps), eps = 1e-4
-* mahalanobis_diag: sqrt(sum_k P_k (x - w)_k^2 + eps), P_k = exp(clamp(l_k, -10, 10)) + eps, l = 0 at init
+* euclidean: the *squared* distance ||w||^2 + ||x||^2 - 2 w.x + eps (no clamp there)
+* cosine: 1 - cos(x, w) + eps (F.normalize form; no clamp)
+* manhattan: sum |x - w| + eps (no clamp)
+* minkowski (p = 1.5): dist = (sum clamp(|x - w| + eps, eps, 1e6)^p + eps)^(1/p), returned as
+  clamp(dist + eps, min=eps)
+* chebyshev: the softmax-weighted mean of z = |x - w| / (std_k |x - w| + eps) (a smooth max of
+  std-normalised differences), returned as clamp(d + eps, eps, 1e6)
+* bray_curtis: sum |x - w| / clamp(|sum (x + w)| + eps, min=10 eps), returned as clamp(d + eps, eps, 1e6)
+* mahalanobis_diag: sqrt(sum_k P_k (x - w)_k^2 + eps), P_k = exp(clamp(l_k, -10, 10)) + eps, l = 0 at init;
+  returned as clamp(d + eps, eps, 1e6)
 * mahalanobis_full: sqrt((x-w)^T P (x-w) + eps), P = L L^T + eps I with L lower-triangular (diagonal
-  clamped to >= eps), L = 0.1 I at init, eps = 1e-6 -- that implementation's "cholesky" variant. Its
-  "standard" variant (an unconstrained learnable P, symmetrised) is not used: at Adam lr 1e-3 its P
-  loses positive-definiteness within a few epochs on digits and accuracy collapses to chance (11.7%
-  in our trial), whereas L L^T is positive semi-definite by construction.
-
-Every distance is clamped to [eps, 1e6] before the power, as there.
+  clamped to >= eps), L = 0.1 I at init -- that implementation's "cholesky" variant; returned as
+  clamp(d + eps, eps, 1e6). Its "standard" variant (an unconstrained learnable P, symmetrised) is not
+  used: at Adam lr 1e-3 its P loses positive-definiteness within a few epochs on digits and accuracy
+  collapses to chance (11.7% in our trial), whereas L L^T is positive semi-definite by construction.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+EPS = 1e-4  # the eps the implementation's MLP and vision config pass to every distance layer
 
 DISTANCES = (
     "euclidean",
@@ -70,35 +74,31 @@ class DistanceHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
         kind = self.distance
+        eps = EPS
+        # Euclidean, cosine and Manhattan: returned unclamped, as there
         if kind == "euclidean":
-            d = (w * w).sum(1)[None, :] + (x * x).sum(1)[:, None] - 2 * x @ w.T + 1e-4
-            eps = 1e-4
-        elif kind == "cosine":
-            d = 1 - F.normalize(x, dim=-1) @ F.normalize(w, dim=-1).T + 1e-4
-            eps = 1e-4
-        elif kind == "manhattan":
-            d = (x[:, None, :] - w[None]).abs().sum(-1) + 1e-4
-            eps = 1e-4
-        elif kind == "minkowski":
-            eps, p = 1e-4, 1.5
+            return (w * w).sum(1)[None, :] + (x * x).sum(1)[:, None] - 2 * x @ w.T + eps
+        if kind == "cosine":
+            return 1 - F.normalize(x, dim=-1) @ F.normalize(w, dim=-1).T + eps
+        if kind == "manhattan":
+            return (x[:, None, :] - w[None]).abs().sum(-1) + eps
+        if kind == "minkowski":
+            p = 1.5
             diff = ((x[:, None, :] - w[None]).abs() + eps).clamp(eps, 1e6)
             d = ((diff**p).sum(-1) + eps).clamp_min(eps) ** (1 / p)
-        elif kind == "chebyshev":
-            eps = 1e-8
+            return (d + eps).clamp_min(eps)  # no upper clamp in this layer
+        if kind == "chebyshev":
             diff = (x[:, None, :] - w[None]).abs()
             z = diff / (diff.std(dim=-1, keepdim=True) + eps)
             d = (torch.softmax(z, dim=-1) * z).sum(-1)
         elif kind == "bray_curtis":
-            eps = 1e-4
             num = (x[:, None, :] - w[None]).abs().sum(-1)
             den = ((x.sum(1)[:, None] + w.sum(1)[None, :]).abs() + eps).clamp_min(10 * eps)
             d = num / den
         elif kind == "mahalanobis_diag":
-            eps = 1e-6
             prec = torch.exp(self.log_diag.clamp(-10, 10)) + eps
             d = torch.sqrt((((x[:, None, :] - w[None]) ** 2) * prec).sum(-1).clamp_min(0) + eps)
         else:  # mahalanobis_full
-            eps = 1e-6
             eye = torch.eye(len(self.chol), device=x.device, dtype=x.dtype)
             lower = torch.tril(self.chol)
             lower = (
@@ -107,7 +107,7 @@ class DistanceHead(nn.Module):
             prec = lower @ lower.T + eps * eye
             diff = x[:, None, :] - w[None]
             d = torch.sqrt(torch.einsum("bvn,nm,bvm->bv", diff, prec, diff).clamp_min(0) + eps)
-        return d.clamp(eps, 1e6)
+        return (d + eps).clamp(eps, 1e6)  # the layers' `dist_clamped` step
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """log(p + 1e-8) with p_c ∝ d_c^(-n), computed as a softmax of -n log d (stable)."""
