@@ -93,8 +93,10 @@ EXPERIMENTS = [
         {"smoke": SMOKE, "cpu": CPU, "full": FULL},
         # version 2 (third run): the stand-in is trained with xentlab.train.schedules.warmup_cosine_lr
         # (once marked by tfup.clip.CODE_VERSION 3; the cache key now hashes the code), so earlier units are
-        # not reused
-        version="2",
+        # not reused. version 3 (fourth run, fidelity audit): TFUP-T's batches follow dassl's training loader
+        # (last partial batch dropped, so T_max = 30 x 4 refine batches, 5 pool batches per main epoch) and the
+        # random-cache ablation draws among the zero-shot predictions on unit class weights (README, "Fourth run")
+        version="3",
         description="all arms on one shifted target pool per seed (paired)",
     )
 ]

@@ -23,9 +23,12 @@ from tfup.method import (
     TextAdapter,
     cache_shots,
     cosine_lr,
+    loader_batches,
     marginal_loss,
+    n_loader_batches,
     select_cache,
     tfup_logits,
+    zero_shot_pred,
     zero_shot_probs,
 )
 from xentlab.data.captioned_shapes import SHAPE_NAMES, CaptionedShapesConfig, Vocab, load_captioned_shapes
@@ -129,6 +132,7 @@ def train_tfup_t(
     per batch of the whole pool, TFUP logits on the weak view (the un-augmented features) through the
     current adapters; samples whose softmax confidence exceeds 0.9 get the argmax as a pseudo-label;
     loss = CE(strong-view logits of those, pseudo-labels) + 0.3 * marginal loss (all strong logits).
+    Batches as dassl's training loaders: a random order, the last partial batch dropped (``loader_batches``).
     Cosine schedule with T_max = epochs * (refine batches), stepped every batch of both phases
     (as the official code; the rate passes 0 and rises again in the main phase). ``labels`` is only
     used to log the per-epoch test accuracy curve, never to select an epoch.
@@ -137,8 +141,8 @@ def train_tfup_t(
     image = ImageAdapter(w.shape[1], 4, cfg.ratio_image)
     params = list(text.parameters()) + list(image.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    n_refine_batches = math.ceil(len(refine_idx) / cfg.batch)
-    t_max = cfg.epochs * n_refine_batches
+    # T_max = MAX_EPOCH * len(refine_loader); dassl's training loaders drop the last partial batch
+    t_max = cfg.epochs * n_loader_batches(len(refine_idx), cfg.batch)
     step, curve, conf_frac = 0, [], []
 
     def run_step(loss):
@@ -152,16 +156,14 @@ def train_tfup_t(
 
     for epoch in range(cfg.epochs):
         if epoch < cfg.warmup_epochs:
-            order = torch.randperm(len(refine_idx), generator=gen)
-            for b in order.split(cfg.batch):
+            for b in loader_batches(len(refine_idx), cfg.batch, gen):
                 with torch.no_grad():
                     fs = model.encode_image(strong_view(x[refine_idx[b]], cfg.crop_scale, gen))
                 logits = 100.0 * image(fs) @ text().t()
                 run_step(F.cross_entropy(logits, refine_lab[b]))
         else:
-            order = torch.randperm(len(x), generator=gen)
-            n_conf = 0
-            for b in order.split(cfg.batch):
+            n_conf, n_seen = 0, 0
+            for b in loader_batches(len(x), cfg.batch, gen):
                 with torch.no_grad():
                     fs = model.encode_image(strong_view(x[b], cfg.crop_scale, gen))
                 wt = text()
@@ -173,7 +175,8 @@ def train_tfup_t(
                 ce = F.cross_entropy(strong[sel], pseudo[sel]) if sel.any() else strong.sum() * 0.0
                 run_step(ce + cfg.marginal_weight * marginal_loss(strong))
                 n_conf += int(sel.sum())
-            conf_frac.append(n_conf / len(x))
+                n_seen += len(b)
+            conf_frac.append(n_conf / n_seen)
         with torch.no_grad():
             pred = (image(feats) @ text().t()).argmax(1)
         if labels is not None:
@@ -226,7 +229,7 @@ def run(cfg: RunConfig, seed: int, log: Callable | None = None, pool_seed: int |
     idx, lab = select_cache(feats, w, k)
     acc["tfup"], acc["cache_label_acc"], logits = tfup_acc(idx, lab)
     acc["tfup_cosine"] = tfup_acc(idx, lab, msm=False)[0]
-    zs_pred = (feats @ w.t()).argmax(1)
+    zs_pred = zero_shot_pred(feats, w)
     acc["tfup_random_cache"], acc["random_cache_label_acc"], _ = tfup_acc(*random_cache(zs_pred, c, k, gen))
     acc["tfup_conf_only"], acc["conf_cache_label_acc"], _ = tfup_acc(*confidence_cache(feats, w, k))
     out = {**acc, "cache_shots": k, "n_target": len(x)}

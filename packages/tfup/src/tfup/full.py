@@ -37,9 +37,12 @@ from tfup.method import (
     TextAdapter,
     cache_shots,
     cosine_lr,
+    loader_batches,
     marginal_loss,
+    n_loader_batches,
     select_cache,
     tfup_logits,
+    zero_shot_pred,
 )
 from xentlab.repro.local_data import MissingLocalData, local_path
 from xentlab.repro.spec import ReproError
@@ -221,7 +224,7 @@ def run_full(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     idx, lab = (t.to(device) for t in select_cache(feats, w, k))
     acc["tfup"], acc["cache_label_acc"], logits = tfup_acc(idx, lab)
     acc["tfup_cosine"] = tfup_acc(idx, lab, msm=False)[0]
-    zs_pred = (feats @ w.t()).argmax(1).cpu()
+    zs_pred = zero_shot_pred(feats, w).cpu()
     r_idx, r_lab = random_cache(zs_pred, c, k, gen)
     acc["tfup_random_cache"], acc["random_cache_label_acc"], _ = tfup_acc(r_idx, r_lab)
     acc["tfup_conf_only"], acc["conf_cache_label_acc"], _ = tfup_acc(*confidence_cache(feats, w, k))
@@ -247,7 +250,8 @@ def train_tfup_t_full(
     image = ImageAdapter(w.shape[1], 4, cfg["ratio_image"]).to(device)
     params = list(text.parameters()) + list(image.parameters())
     opt = torch.optim.AdamW(params, lr=lr, eps=cfg["eps"], weight_decay=cfg["weight_decay"])
-    t_max = cfg["epochs"] * math.ceil(len(refine_idx) / cfg["batch"])
+    # T_max = MAX_EPOCH * len(refine_loader); dassl's training loaders drop the last partial batch
+    t_max = cfg["epochs"] * n_loader_batches(len(refine_idx), cfg["batch"])
     gen = torch.Generator().manual_seed(seed)
     step, curve, conf_frac = 0, [], []
 
@@ -261,8 +265,9 @@ def train_tfup_t_full(
             g["lr"] = cosine_lr(step, lr, t_max)
 
     def batches(pool: torch.Tensor):
-        """(positions into ``pool``, strong-view features of ``pool[positions]``) per batch, shuffled."""
-        pos = torch.randperm(len(pool), generator=gen)
+        """(positions into ``pool``, strong-view features of ``pool[positions]``) per batch, shuffled; the last
+        partial batch is dropped when ``len(pool) >= batch`` (dassl's training loader, ``loader_batches``)."""
+        pos = torch.cat(loader_batches(len(pool), cfg["batch"], gen))
         images = pool.cpu()[pos].tolist()  # a refined-set sample may appear twice (two classes)
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(strong, images), batch_size=cfg["batch"],
                                              num_workers=cfg["num_workers"])  # fmt: skip
@@ -277,7 +282,7 @@ def train_tfup_t_full(
             for j, fs in batches(refine_idx):
                 run_step(F.cross_entropy(100.0 * image(fs) @ text().t(), refine_lab[j]))
         else:
-            n_conf = 0
+            n_conf, n_seen = 0, 0
             for b, fs in batches(torch.arange(len(feats))):  # positions = pool indices
                 wt = text()
                 with torch.no_grad():
@@ -292,7 +297,8 @@ def train_tfup_t_full(
                 )
                 run_step(ce + cfg["marginal_weight"] * marginal_loss(strong_logits))
                 n_conf += int(sel.sum())
-            conf_frac.append(n_conf / len(feats))
+                n_seen += len(b)
+            conf_frac.append(n_conf / n_seen)
         with torch.no_grad():
             pred = (image(feats) @ text().t()).argmax(1)
         curve.append(float((pred == labels).float().mean()))

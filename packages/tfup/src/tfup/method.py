@@ -29,6 +29,28 @@ def zero_shot_probs(f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return F.softmax(10.0 * _unit(f) @ _unit(w).t(), dim=1)
 
 
+def zero_shot_pred(f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Zero-shot class: ``argmax_c cos(f, w_c)`` (main.py ``TFUP``: ``R_fW = 100 f W`` on unit vectors; the raw
+    dot product would favour classes with longer text weights)."""
+    return (_unit(f) @ _unit(w).t()).argmax(1)
+
+
+def n_loader_batches(n: int, batch: int) -> int:
+    """``len(loader)`` of a dassl *training* loader: ``drop_last = len(data) >= batch`` (dassl
+    ``build_data_loader``), so ``floor(n / batch)`` full batches, or one partial batch when ``n < batch``."""
+    if n < 1 or batch < 1:
+        raise ValueError(f"need n >= 1 and batch >= 1, got n={n}, batch={batch}")
+    return n // batch if n >= batch else 1
+
+
+def loader_batches(n: int, batch: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of a dassl training loader over ``n`` items: a random order (``RandomSampler``) cut into
+    batches, the last partial batch dropped when ``n >= batch`` (main.py builds ``refine_loader`` and
+    ``total_loader`` with ``is_train=True``)."""
+    order = torch.randperm(n, generator=gen)
+    return list(order.split(batch))[: n_loader_batches(n, batch)]
+
+
 def select_cache(f: torch.Tensor, w: torch.Tensor, shots: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Confidence then prototype selection (``refine_few_shots_without_label``, paper Sec. 3.2).
 
