@@ -9,8 +9,13 @@ maximisation with ``xentlab.attacks.pgd_linf`` (the attack settings come in ``at
 * ADV-COMP-SUM (this paper): l_tau(h, x, y) + nu * ||Dbar_h(x', y) - Dbar_h(x, y)||_2, x' maximising
   the smooth term (same start as TRADES, since the term's gradient vanishes at x' = x).
 
-As in the TRADES reference code, the inner maximisation runs with the model in eval mode and the
-outer loss in train mode (this only matters for layers such as BatchNorm/Dropout).
+As in the TRADES reference code (trades.py: ``model.eval()`` before the clean target and the PGD loop,
+``model.train()`` before the outer loss), the clean target (TRADES' softmax(h(x)), ADV-COMP-SUM's fixed
+clean logits) and the inner maximisation are computed with the model in eval mode, the outer loss in
+train mode. This only matters for layers such as BatchNorm/Dropout (the ResNet of ``--scale full``);
+the cpu-scale MLP has neither, so its numbers do not depend on it. The reference code runs the clean
+forward of the outer loss twice (once for CE, once for the KL); we reuse one (same value and gradient;
+BatchNorm's running statistics get one update fewer).
 """
 
 from __future__ import annotations
@@ -35,6 +40,16 @@ class AttackConfig:
     clamp: tuple[float, float] | None = (0.0, 1.0)
 
 
+@torch.no_grad()
+def _clean_forward_eval(model: nn.Module, x) -> torch.Tensor:
+    """h(x) in eval mode without a graph: the fixed clean target of the inner maximisation."""
+    was_training = model.training
+    model.eval()
+    logits = model(x)
+    model.train(was_training)
+    return logits
+
+
 def _inner(model: nn.Module, x, y, attack: AttackConfig, objective, start: str) -> torch.Tensor:
     was_training = model.training
     model.eval()
@@ -52,8 +67,7 @@ def pgd_at_loss(model: nn.Module, x, y, attack: AttackConfig) -> torch.Tensor:
 
 
 def trades_loss(model: nn.Module, x, y, attack: AttackConfig, beta: float) -> torch.Tensor:
-    with torch.no_grad():
-        p_clean = F.softmax(model(x), dim=1)
+    p_clean = F.softmax(_clean_forward_eval(model, x), dim=1)  # eval mode, as trades.py
 
     def kl(logits_adv, _y):
         return F.kl_div(F.log_softmax(logits_adv, dim=1), p_clean, reduction="sum")
@@ -65,8 +79,7 @@ def trades_loss(model: nn.Module, x, y, attack: AttackConfig, beta: float) -> to
 
 
 def adv_comp_sum_loss(model: nn.Module, x, y, attack: AttackConfig, tau: float, nu: float) -> torch.Tensor:
-    with torch.no_grad():
-        logits_clean_fixed = model(x)
+    logits_clean_fixed = _clean_forward_eval(model, x)  # eval mode, as TRADES' clean target
 
     def smooth(logits_adv, yy):
         return smooth_term(logits_adv, logits_clean_fixed, yy).sum()
