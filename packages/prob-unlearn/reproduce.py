@@ -51,11 +51,16 @@ COMMON = {
     "temperature": 1.0,
     "top_p": 0.9,
     "gen_rows": 2048,
-    # unlearning (official configs: lambda 1, beta 0.05, lambda_f 1, lambda_r -0.25, wd 0.01);
+    # unlearning (official configs: lambda 1, beta 0.05, lambda_f 1, lambda_r -0.25, wd 0.01) with the
+    # official trainer's optimizer (AdamW betas 0.9/0.999, linear warm-up over one epoch, then linear
+    # decay to 0; grad clip 1.0; prob_unlearn.experiment.unlearning_optimizer, since version 2);
     # lr 1e-4 for 50 steps was fixed on a probe seed (99, not reported) from the *base* methods
-    # only: 3e-4 and 1e-3 turn GA into gibberish on every query (greedy ROUGE-L 0.0, retain 0.0)
+    # only, under version 1's optimizer (betas 0.9/0.95, cosine to 0, no warm-up): 3e-4 and 1e-3 turn
+    # GA into gibberish on every query (greedy ROUGE-L 0.0, retain 0.0); not re-tuned for version 2
     "batch_size": 16,
     "lr": 1e-4,
+    "weight_decay": 0.01,
+    "max_grad_norm": 1.0,  # HF Trainer default
     "lambda": 1.0,
     "beta": 0.05,
     "lambda_f": 1.0,
@@ -72,7 +77,7 @@ CONFIGS = {
         "n_retain_eval_authors": 8,
         "eval_templates": [0],
         "finetune_steps": 150,
-        "steps": 50,  # ~11 passes over the 72 forget QAs (official: 10 epochs)
+        "steps": 50,  # ~17 passes over the 48 forget QAs (official: 10 epochs at batch 16 x 4)
         "n_samples": 128,
         "max_new_tokens": 24,
     },
@@ -170,6 +175,9 @@ EXPERIMENTS = [
         "unlearn",
         unlearn_fn,
         {"smoke": CONFIGS["smoke"], "cpu": CONFIGS["cpu"], "full": FULL},
+        # version 2 (audit of 2026-11-29): the unlearning optimizer is the official trainer's
+        # (AdamW betas 0.9/0.999, linear warm-up + linear decay; was betas 0.9/0.95, cosine, no warm-up)
+        version="2",
         description="fine-tune, unlearn (GA/GD/NPO, +-EO), evaluate greedy vs sampled leakage",
     ),
     # at --scale full "unlearn" already runs the official all-position EO, so this arm is cpu/smoke only
@@ -177,6 +185,7 @@ EXPERIMENTS = [
         "eo_all",
         eo_all_fn,
         {"smoke": CONFIGS_EO_ALL["smoke"], "cpu": CONFIGS_EO_ALL["cpu"], "full": None},
+        version="2",  # as "unlearn": the official unlearning optimizer
         description="the official EO (entropy over all padded positions) for GA/GD/NPO, same base model",
     ),
 ]

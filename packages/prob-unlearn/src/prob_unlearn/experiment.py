@@ -80,9 +80,24 @@ def finetune_base(cfg: dict, tok: Any, data: dict, seed: int, log: Any = None) -
     return model
 
 
+def unlearning_optimizer(model: Any, cfg: dict, n_forget: int) -> tuple[torch.optim.Optimizer, Any]:
+    """The official trainer's optimizer and schedule (``unlearning/unlearning.py``: HF Trainer defaults),
+    one implementation with ``--scale full`` (``prob_unlearn.full``): AdamW betas (0.9, 0.999), eps 1e-8,
+    ``weight_decay`` on every weight except biases and norm weights; linear warm-up over
+    ``max(1, steps_per_epoch)`` steps (``steps_per_epoch = n_forget // batch_size``, no accumulation at
+    cpu scale), then linear decay to 0 at ``cfg["steps"]`` (``get_linear_schedule_with_warmup``)."""
+    from prob_unlearn.full import make_optimizer, schedule
+
+    opt = make_optimizer(model, cfg["lr"], cfg["weight_decay"])
+    warmup = max(1, n_forget // cfg["batch_size"])
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule(cfg["steps"], warmup))
+
+
 def unlearn(base: Any, tok: Any, data: dict, cfg: dict, variant: dict, seed: int, log: Any = None) -> Any:
-    """A copy of ``base`` unlearned with ``variant`` = {method, eo, positions} for a fixed step budget."""
-    from xentlab.lm.train import BatchStream, LMTrainConfig, fit, sft_example
+    """A copy of ``base`` unlearned with ``variant`` = {method, eo, positions} for a fixed step budget,
+    with the official optimizer and schedule (``unlearning_optimizer``) and gradient clipping at
+    ``max_grad_norm`` (the Trainer's default 1.0)."""
+    from xentlab.lm.train import BatchStream, sft_example
 
     model = copy.deepcopy(base)
     pad = tok.pad_token_id
@@ -96,13 +111,15 @@ def unlearn(base: Any, tok: Any, data: dict, cfg: dict, variant: dict, seed: int
         for p in ref.parameters():
             p.requires_grad_(False)
     positions = variant.get("positions", "answer")
-
-    def loss_fn(m: Any, step: int):
+    opt, sched = unlearning_optimizer(model, cfg, len(f))
+    log_every = max(1, cfg["steps"] // 4)
+    model.train()
+    for step in range(cfg["steps"]):
         fb, rb = fs(step), rs(step)
         if variant["eo"] and positions == "all":  # the official max_length padding
             fb, rb = pad_batch(fb, cfg["pad_to"], pad), pad_batch(rb, cfg["pad_to"], pad)
-        return unlearning_loss(
-            m,
+        loss, logs = unlearning_loss(
+            model,
             fb,
             rb,
             method=variant["method"],
@@ -114,18 +131,16 @@ def unlearn(base: Any, tok: Any, data: dict, cfg: dict, variant: dict, seed: int
             lambda_r=cfg["lambda_r"],
             positions=positions,
         )
-
-    tcfg = LMTrainConfig(
-        steps=cfg["steps"],
-        batch_size=cfg["batch_size"],
-        lr=cfg["lr"],
-        weight_decay=0.01,
-        warmup_frac=0.0,
-        min_lr_frac=0.0,
-        grad_clip=1.0,
-        log_every=max(1, cfg["steps"] // 4),
-    )
-    fit(model, loss_fn, tcfg, on_log=(lambda s, row: log(variant=variant["name"], **row)) if log else None)
+        if not torch.isfinite(loss):  # a diverged run must not pass silently
+            raise FloatingPointError(f"{variant['name']}: non-finite loss {loss.item()} at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])
+        opt.step()
+        sched.step()
+        done = step + 1
+        if log and (done % log_every == 0 or done == cfg["steps"]):
+            log(variant=variant["name"], step=done, loss=loss.item(), lr=sched.get_last_lr()[0], **logs)
     model.eval()
     return model
 
