@@ -191,3 +191,24 @@ def test_early_stop_point_and_test_sample_never_steers_training():
     # with no stopping (huge patience) the run goes to the cap and reports it did
     full = train_mod.train_one(_tiny(patience=10**6)[0], src, seed=0)
     assert full["tokens"] == 2560 and not full["stopped_early"]
+
+
+def test_test_loss_of_the_true_model_equals_its_log_prob():
+    # an oracle whose logits are the source's true ln P(. | x_{t-2}, x_{t-1}) must score exactly the
+    # true model's loss on the positions t >= order (checks the prediction/target alignment)
+    from xentlab.data.markov_source import MarkovSource, MarkovSourceConfig
+
+    src = MarkovSource(MarkovSourceConfig(vocab_size=8, order=2, support=3, seed=0))
+    v = src.vocab_size
+    flat = torch.from_numpy(np.log(src._flat))
+
+    class _Oracle(torch.nn.Module):
+        def forward(self, ids):
+            out = torch.zeros(*ids.shape, v, dtype=torch.float64)
+            out[:, 1:] = flat[ids[:, :-1] * v + ids[:, 1:]]  # logits at t predict x_{t+1}
+            return out
+
+    x = torch.from_numpy(src.sample_batch(7, 16, 11))
+    want = float(-src.log_prob(x.numpy()).mean())
+    # abs 1e-6: test_loss casts the logits to float32 (an off-by-one would be off by O(0.1))
+    assert train_mod.test_loss(_Oracle(), x, order=2, chunk=3) == pytest.approx(want, abs=1e-6)

@@ -5,7 +5,9 @@ Nothing is downloaded. Paths (``cfg`` keys, else environment variables):
   LS_LLAMA_CONLL03    a directory with train.jsonl, validation.jsonl, test.jsonl; one sentence per line:
                       {"tokens": [...words...], "ner_tags": [...]} with HF conll2003 tag ids (or strings)
 Official hyperparameters (unllama_token_clf.py): 10 epochs, batch 8, lr 1e-4, wd 0.01, max_length 64,
-LoRA r=12/alpha=32/dropout=0.1, bf16. The epoch is chosen on validation, not test (official: test).
+LoRA r=12/alpha=32/dropout=0.1, bf16, and the Trainer defaults they keep (linear lr decay to 0 without
+warm-up, no weight decay on bias/norm, grad-norm clip 1.0; ``train.trainer_optimizer``).
+The epoch is chosen on validation, not test (official: test).
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
     from transformers import AutoTokenizer
 
     from ls_llama.model import token_logits
+    from ls_llama.train import TRAINER_MAX_GRAD_NORM, trainer_optimizer
 
     model_path = local_path(
         cfg, "model_path", "LS_LLAMA_MODEL", needs="a local HF Llama checkpoint directory"
@@ -121,10 +124,14 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
     bs = cfg["batch_size"]
     for arm in cfg["arms"]:
         model = load_model(model_path, len(CONLL_LABELS), cfg, ctx.device, seed)
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        rng = np.random.default_rng(seed)
         ids, labels = splits["train"]
+        # the official Trainer's defaults: linear decay to 0, no decay on bias/norm, grad-norm clip 1.0
+        total = cfg["epochs"] * -(-len(ids) // bs)
+        opt, sched = trainer_optimizer(
+            model, lr=cfg["lr"], weight_decay=cfg["weight_decay"], total_steps=total
+        )
+        params = [p for p in model.parameters() if p.requires_grad]
+        rng = np.random.default_rng(seed)
         best_val, best_test, curve = -1.0, 0.0, []
         for epoch in range(cfg["epochs"]):
             model.train()
@@ -135,7 +142,9 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
                 loss = F.cross_entropy(logits.flatten(0, 1), y.to(ctx.device).flatten(), ignore_index=IGNORE)
                 opt.zero_grad()
                 loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, TRAINER_MAX_GRAD_NORM)
                 opt.step()
+                sched.step()
             val = _f1(model, *splits["validation"], arm, bs, pad_id, ctx.device)
             curve.append(100 * val)
             ctx.log(epoch=epoch, arm=arm, loss=loss.item(), val_f1=val)

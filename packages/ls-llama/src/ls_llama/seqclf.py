@@ -28,7 +28,7 @@ from sklearn.metrics import f1_score
 
 from ls_llama.model import LORA_DEFAULTS
 from ls_llama.sentiment import SentimentData
-from ls_llama.train import FinetuneConfig
+from ls_llama.train import FinetuneConfig, make_optimizer, step_optimizer
 from xentlab.data.tagging import PAD, TaggingSplit, pad_batch
 
 SEQ_ARMS = ("label_head", "lm_generation")
@@ -166,7 +166,7 @@ def finetune_seqclf(backbone, data: SentimentData, arm: str, cfg: FinetuneConfig
     else:
         raise ValueError(f"arm must be one of {SEQ_ARMS}, got {arm!r}")
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt, sched = make_optimizer(model, cfg, steps_per_epoch=-(-len(data.tagging.train) // cfg.batch_size))
     rng = np.random.default_rng(seed + 1)  # the same batch order for both arms (paired)
     torch.manual_seed(seed + 2)  # LoRA dropout: each arm's result independent of what ran before it
     prompt = data.prompt_id if arm == "lm_generation" else None
@@ -179,7 +179,7 @@ def finetune_seqclf(backbone, data: SentimentData, arm: str, cfg: FinetuneConfig
             loss, _ = arm_loss_and_scores(model, arm, data, toks, pm, y, lengths)
             opt.zero_grad()
             loss.backward()
-            opt.step()
+            step_optimizer(opt, sched, params, cfg)
         val = evaluate(model, arm, data, "val")
         val_curve.append(val["acc"])
         tests.append(evaluate(model, arm, data, "test"))

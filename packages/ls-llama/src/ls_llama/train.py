@@ -28,6 +28,57 @@ class FinetuneConfig:
     lora_r: int = 12
     lora_alpha: int = 32
     lora_dropout: float = 0.1
+    # True: the official Trainer's defaults (``trainer_optimizer``: linear lr decay to 0, no decay on
+    # bias/norm, grad-norm clip 1.0). False (the committed cpu results): constant lr, no clipping.
+    trainer_defaults: bool = False
+
+
+# transformers ``TrainingArguments`` default ``max_grad_norm``: the official scripts keep it.
+TRAINER_MAX_GRAD_NORM = 1.0
+_NO_DECAY = ("bias", "norm")  # name patterns ``Trainer.get_decay_parameter_names`` exempts from decay
+
+
+def trainer_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, total_steps: int):
+    """(AdamW, LambdaLR) as transformers' ``Trainer`` builds them with the defaults the official
+    scripts keep (they set only lr, batch, epochs, weight decay): betas (0.9, 0.999), eps 1e-8, no
+    weight decay on bias / norm parameters, lr decayed linearly from ``lr`` to 0 over ``total_steps``
+    with no warm-up (``lr_scheduler_type="linear"``, ``warmup_steps=0``). Call ``sched.step()`` after
+    each ``opt.step()`` and clip the gradient norm to ``TRAINER_MAX_GRAD_NORM`` before it.
+
+    Used by ``--scale full`` and by ``FinetuneConfig(trainer_defaults=True)``; the committed cpu-scale
+    runs still use a constant lr without clipping (README, "Known defects, not yet rerun")."""
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if any(k in name.lower() for k in _NO_DECAY) else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    # get_linear_schedule_with_warmup(opt, 0, T): factor (T - t) / T at optimiser step t, floored at 0
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: max(0.0, (total_steps - t) / total_steps))
+    return opt, sched
+
+
+def make_optimizer(model: torch.nn.Module, cfg: FinetuneConfig, *, steps_per_epoch: int):
+    """(optimizer, scheduler or None) for ``cfg``: plain AdamW at a constant lr on the trainable
+    parameters (``trainer_defaults=False``, the committed cpu runs) or ``trainer_optimizer``."""
+    if cfg.trainer_defaults:
+        return trainer_optimizer(
+            model, lr=cfg.lr, weight_decay=cfg.weight_decay, total_steps=cfg.epochs * steps_per_epoch
+        )
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay), None
+
+
+def step_optimizer(opt, sched, params, cfg: FinetuneConfig) -> None:
+    """One update (after ``backward``): Trainer-style clipping and lr step only with ``trainer_defaults``."""
+    if cfg.trainer_defaults:
+        torch.nn.utils.clip_grad_norm_(params, TRAINER_MAX_GRAD_NORM)
+    opt.step()
+    if sched is not None:
+        sched.step()
 
 
 def _batches(split: TaggingSplit, bs: int, rng: np.random.Generator | None):
@@ -100,7 +151,7 @@ def finetune(
         lora_dropout=cfg.lora_dropout,
     )
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt, sched = make_optimizer(model, cfg, steps_per_epoch=-(-len(data.train) // cfg.batch_size))
     rng = np.random.default_rng(seed + 1)
     val_curve, test_curve = [], []
     for epoch in range(cfg.epochs):
@@ -110,7 +161,7 @@ def finetune(
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tags.reshape(-1), ignore_index=IGNORE)
             opt.zero_grad()
             loss.backward()
-            opt.step()
+            step_optimizer(opt, sched, params, cfg)
         val_curve.append(span_f1(data, data.val, predict(model, data.val, attention)))
         test_curve.append(span_f1(data, data.test, predict(model, data.test, attention)))
         if log is not None:
