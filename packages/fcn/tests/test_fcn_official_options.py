@@ -118,7 +118,8 @@ def test_build_model_options(arm):
         build_model(arm, VOCABS, {**CFG, "init": "kaiming"})
 
 
-def test_cpu_config_keeps_the_old_path_and_full_uses_the_official_one():
+def test_every_scale_builds_the_official_model():
+    # protocol v5: smoke, cpu and full all build the model as FuxiCTR does (README "Protocol v5")
     import importlib.util
     from pathlib import Path
 
@@ -126,7 +127,6 @@ def test_cpu_config_keeps_the_old_path_and_full_uses_the_official_one():
     spec = importlib.util.spec_from_file_location("fcn_reproduce_options", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    for scale in ("smoke", "cpu"):
-        assert "init" not in mod.SCALES[scale] and "embedding_layout" not in mod.SCALES[scale]
-    assert mod.SCALES["full"]["init"] == "fuxictr"
-    assert mod.SCALES["full"]["embedding_layout"] == "halves"
+    for scale in ("smoke", "cpu", "full"):
+        assert mod.SCALES[scale]["init"] == "fuxictr"
+        assert mod.SCALES[scale]["embedding_layout"] == "halves"

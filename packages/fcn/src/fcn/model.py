@@ -69,12 +69,12 @@ class CrossNetwork(nn.Module):
 class FieldEmbedding(nn.Module):
     """One embedding table per categorical field; output is x_0 (B, F*emb_dim).
 
-    ``layout="field"`` (the default, what the cpu results were computed with): field-contiguous
+    ``layout="field"`` (the class default; what protocol v1-v4 used): field-contiguous
     [e_1, ..., e_F]. ``layout="halves"``: the official ``MultiHeadFeatureEmbedding`` with one head
     (src/ECN.py, src/FCNv1.py): every e_f is split in two halves and x_0 = [e_1[:D/2], ..., e_F[:D/2],
     e_1[D/2:], ..., e_F[D/2:]]. This is NOT a harmless reordering for the cross networks: a cross layer
     multiplies coordinate j by H_j and coordinate j + d/2 by (H * M)_j, so the official layout pairs the two
-    halves of one field, the field layout pairs fields f and f + F/2 (README "Known defects, not yet rerun").
+    halves of one field, the field layout pairs fields f and f + F/2 (README "Protocol v5").
     For the DNN and DCNv2 baselines the two layouts are the same model (a permutation of a dense input)."""
 
     LAYOUTS = ("field", "halves")

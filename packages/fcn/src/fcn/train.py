@@ -64,7 +64,7 @@ def train_step(
 
 
 def build_model(arm: str, vocab_sizes: list[int], cfg: dict) -> torch.nn.Module:
-    """The arm's model. Optional cfg keys (absent = the behaviour the cpu results were computed with):
+    """The arm's model. Optional cfg keys (absent = the protocol v1-v4 behaviour; v5 sets both to the official choices):
     ``init``: "torch" (PyTorch's default nn.Linear init) or "fuxictr" (xavier_normal_ weights, zero biases,
     as FuxiCTR's reset_parameters in the official code); ``embedding_layout``: "field" or "halves" (the
     official MultiHeadFeatureEmbedding order; only the cross networks ECN / LCN / FCN see a difference)."""
