@@ -30,7 +30,8 @@ Learning-rate schedule with a variable length: linear warm-up, then cosine decay
 lr * final_lr_frac at the token CAP (not at the unknown stopping step), so the lr at step t does not
 depend on when the run will stop, and a run that reaches the cap ends fully annealed like a
 fixed-length run (Kaplan et al. 2020 train with a linear warm-up, then cosine decay to zero [recalled,
-not re-read here]; that Henighan et al. use the same is [unverified]). ``schedule="constant"`` (lr held after warm-up) is the
+not re-read here]; that Henighan et al. use the same is [unverified]; ours decays to ``final_lr_frac``
+of the peak, 10% in the cpu config: README deviation 10). ``schedule="constant"`` (lr held after warm-up) is the
 other variable-length option; it is kept for pilots and tests, the ladders use the cosine.
 """
 

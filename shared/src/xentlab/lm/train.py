@@ -305,6 +305,11 @@ class LMTrainConfig:
     ``min_lr_frac * lr``. weight_decay, betas: AdamW. grad_clip: max global grad norm (None: off).
     replay_batch: rows per step drawn from a second ("replay") example set, e.g. pretraining text
     mixed into fine-tuning so that general language is not forgotten. log_every: history period.
+
+    These defaults (betas (0.9, 0.95), eps 1e-8, warm-up then cosine) are a small-LM pretraining recipe,
+    NOT the PyTorch / Hugging Face ``Trainer`` defaults (betas (0.9, 0.999), linear decay to 0, no decay
+    on bias / norm). A phase that reproduces a paper's recipe sets them explicitly and its README says so
+    (prob-unlearn's cpu unlearning had silently used these betas; fixed by its fidelity audit).
     """
 
     steps: int = 200

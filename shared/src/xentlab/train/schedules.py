@@ -12,8 +12,9 @@ SOURCE_DIGEST = source_digest(__file__)
 
 def warmup_cosine_lr(step: int, n_steps: int, *, lr: float, warmup: float, final_lr_frac: float) -> float:
     """Linear warm-up over the first ``warmup`` fraction of ``n_steps`` (at least one step), then a
-    half-cosine from ``lr`` down to ``lr * final_lr_frac`` at the last step: the schedule of the
-    scaling-law papers (Kaplan et al. 2020; Henighan et al. 2020), used by the scaling packages."""
+    half-cosine from ``lr`` down to ``lr * final_lr_frac`` at the last step, used by the scaling
+    packages. Kaplan et al. 2020 warm up and decay with a cosine to zero [recalled, not re-read here];
+    that Henighan et al. 2020 use the same is [unverified]; each package states its ``final_lr_frac``."""
     warm = max(1, int(round(warmup * n_steps)))
     if step < warm:
         return lr * (step + 1) / warm
