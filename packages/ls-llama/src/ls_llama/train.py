@@ -29,7 +29,7 @@ class FinetuneConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.1
     # True: the official Trainer's defaults (``trainer_optimizer``: linear lr decay to 0, no decay on
-    # bias/norm, grad-norm clip 1.0). False (the committed cpu results): constant lr, no clipping.
+    # bias/norm, grad-norm clip 1.0). False (the first cpu run): constant lr, no clipping.
     trainer_defaults: bool = False
 
 
@@ -45,8 +45,8 @@ def trainer_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float,
     with no warm-up (``lr_scheduler_type="linear"``, ``warmup_steps=0``). Call ``sched.step()`` after
     each ``opt.step()`` and clip the gradient norm to ``TRAINER_MAX_GRAD_NORM`` before it.
 
-    Used by ``--scale full`` and by ``FinetuneConfig(trainer_defaults=True)``; the committed cpu-scale
-    runs still use a constant lr without clipping (README, "Known defects, not yet rerun")."""
+    Used by ``--scale full`` and by ``FinetuneConfig(trainer_defaults=True)``, which the cpu scale sets
+    since its second run (README, "Trainer defaults")."""
     if total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {total_steps}")
     decay, no_decay = [], []
