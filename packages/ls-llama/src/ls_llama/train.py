@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from xentlab.data.tagging import TaggingData, TaggingSplit, pad_batch
+from xentlab.lm.trainer_defaults import MAX_GRAD_NORM
 from xentlab.models.tiny_lm import TinyLMConfig, build_tiny_lm
 
 IGNORE = -100  # labels that do not count (pads; non-first sub-tokens at full scale)
@@ -34,8 +35,7 @@ class FinetuneConfig:
 
 
 # transformers ``TrainingArguments`` default ``max_grad_norm``: the official scripts keep it.
-TRAINER_MAX_GRAD_NORM = 1.0
-_NO_DECAY = ("bias", "norm")  # name patterns ``Trainer.get_decay_parameter_names`` exempts from decay
+TRAINER_MAX_GRAD_NORM = MAX_GRAD_NORM
 
 
 def trainer_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, total_steps: int):
@@ -47,23 +47,14 @@ def trainer_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float,
 
     Used by ``--scale full`` and by ``FinetuneConfig(trainer_defaults=True)``, which the cpu scale sets
     since its second run (README, "Trainer defaults")."""
-    if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if any(k in name.lower() for k in _NO_DECAY) else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.999), eps=1e-8)
-    # get_linear_schedule_with_warmup(opt, 0, T): factor (T - t) / T at optimiser step t, floored at 0
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: max(0.0, (total_steps - t) / total_steps))
-    return opt, sched
+    from xentlab.lm.trainer_defaults import trainer_adamw
+
+    return trainer_adamw(model, lr=lr, weight_decay=weight_decay, total_steps=total_steps)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: FinetuneConfig, *, steps_per_epoch: int):
     """(optimizer, scheduler or None) for ``cfg``: plain AdamW at a constant lr on the trainable
-    parameters (``trainer_defaults=False``, the committed cpu runs) or ``trainer_optimizer``."""
+    parameters (``trainer_defaults=False``, the first cpu run) or ``trainer_optimizer``."""
     if cfg.trainer_defaults:
         return trainer_optimizer(
             model, lr=cfg.lr, weight_decay=cfg.weight_decay, total_steps=cfg.epochs * steps_per_epoch

@@ -86,11 +86,11 @@ def unlearning_optimizer(model: Any, cfg: dict, n_forget: int) -> tuple[torch.op
     ``weight_decay`` on every weight except biases and norm weights; linear warm-up over
     ``max(1, steps_per_epoch)`` steps (``steps_per_epoch = n_forget // batch_size``, no accumulation at
     cpu scale), then linear decay to 0 at ``cfg["steps"]`` (``get_linear_schedule_with_warmup``)."""
-    from prob_unlearn.full import make_optimizer, schedule
+    from xentlab.lm.trainer_defaults import trainer_adamw
 
-    opt = make_optimizer(model, cfg["lr"], cfg["weight_decay"])
     warmup = max(1, n_forget // cfg["batch_size"])
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule(cfg["steps"], warmup))
+    return trainer_adamw(model, lr=cfg["lr"], weight_decay=cfg["weight_decay"], total_steps=cfg["steps"],
+                         warmup_steps=warmup)  # fmt: skip
 
 
 def unlearn(base: Any, tok: Any, data: dict, cfg: dict, variant: dict, seed: int, log: Any = None) -> Any:

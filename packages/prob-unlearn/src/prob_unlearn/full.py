@@ -51,7 +51,9 @@ import torch
 from prob_unlearn.evaluation import QA, evaluate_model
 from prob_unlearn.losses import unlearning_loss
 from xentlab.data.cache import code_key, source_digest
+from xentlab.lm import trainer_defaults
 from xentlab.lm.train import IGNORE_INDEX
+from xentlab.lm.trainer_defaults import trainer_adamw
 from xentlab.repro.local_data import MissingLocalData, local_path
 
 ENV_MODEL = "PROB_UNLEARN_MODEL"
@@ -144,33 +146,6 @@ def micro_batches(n: int, batch: int, gen: torch.Generator):
             yield perm[i : i + batch]
 
 
-def schedule(max_steps: int, warmup: int):
-    """HF Trainer's default ``linear`` schedule: linear warm-up, then linear decay to 0 at max_steps."""
-
-    def f(step: int) -> float:
-        if step < warmup:
-            return step / max(1, warmup)
-        return max(0.0, (max_steps - step) / max(1, max_steps - warmup))
-
-    return f
-
-
-def make_optimizer(model: Any, lr: float, weight_decay: float):
-    """AdamW with the Trainer's parameter groups: no weight decay on biases and LayerNorm weights."""
-    decay, no_decay = [], []
-    norm_ids = {
-        id(p)
-        for m in model.modules()
-        if isinstance(m, torch.nn.LayerNorm) or "norm" in type(m).__name__.lower()
-        for p in m.parameters(recurse=False)
-    }
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if name.endswith("bias") or id(p) in norm_ids else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
-
-
 def _autocast(device: torch.device, amp: str | None):
     enabled = bool(amp) and device.type == "cuda"
     return torch.autocast(device.type, dtype=getattr(torch, amp) if enabled else None, enabled=enabled)
@@ -190,8 +165,8 @@ def finetune(model: Any, tok: Any, rows: list[dict], cfg: dict, device, log=None
     max_steps = int(ft["epochs"] * len(enc)) // per_step
     if max_steps < 1:
         raise ValueError(f"{len(enc)} rows give no fine-tuning step at {per_step} rows per step")
-    opt = make_optimizer(model, ft["lr"], ft["weight_decay"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule(max_steps, max(1, max_steps // ft["epochs"])))
+    opt, sched = trainer_adamw(model, lr=ft["lr"], weight_decay=ft["weight_decay"], total_steps=max_steps,
+                               warmup_steps=max(1, max_steps // ft["epochs"]))  # fmt: skip
     stream = micro_batches(len(enc), ft["batch_size"], torch.Generator().manual_seed(ft["seed"]))
     model.train()
     for step in range(max_steps):
@@ -214,13 +189,14 @@ def finetune(model: Any, tok: Any, rows: list[dict], cfg: dict, device, log=None
 
 @functools.lru_cache(maxsize=1)
 def finetune_code() -> str:
-    """The code part of ``finetune_key``: this module (encoding, batches, schedule, optimizer groups, the
-    fine-tuning loop), the LM stack with its loss backend (``xentlab.lm.code.lm_stack_digests``: ``lm_loss``
+    """The code part of ``finetune_key``: this module (encoding, batches, the fine-tuning loop),
+    ``xentlab.lm.trainer_defaults`` (the Trainer's optimizer groups and schedule), the LM stack with its loss backend (``xentlab.lm.code.lm_stack_digests``: ``lm_loss``
     and the kernels behind it) and the libraries whose numbers end up in the weights. Any edit of that code
     gives a new key, so a model fine-tuned by older code is never loaded."""
     from xentlab.lm.code import lm_stack_digests
 
-    return code_key(SOURCE_DIGEST, *lm_stack_digests(), libraries=("torch", "transformers", "tokenizers"))
+    return code_key(SOURCE_DIGEST, trainer_defaults.SOURCE_DIGEST, *lm_stack_digests(),
+                    libraries=("torch", "transformers", "tokenizers"))  # fmt: skip
 
 
 def dir_identity(path: Path | None) -> list | None:
@@ -305,8 +281,8 @@ def unlearn(base: Any, tok: Any, tofu: dict, cfg: dict, variant: dict, seed: int
         ref = copy.deepcopy(base).eval()
         for p in ref.parameters():
             p.requires_grad_(False)
-    opt = make_optimizer(model, cfg["lr"], cfg["weight_decay"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule(max_steps, max(1, steps_per_epoch)))
+    opt, sched = trainer_adamw(model, lr=cfg["lr"], weight_decay=cfg["weight_decay"], total_steps=max_steps,
+                               warmup_steps=max(1, steps_per_epoch))  # fmt: skip
     gen = torch.Generator().manual_seed(seed)
     stream = micro_batches(len(forget), cfg["batch_size"], gen)
     model.train()
