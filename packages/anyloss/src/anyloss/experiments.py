@@ -15,6 +15,7 @@ import torch
 from anyloss.data import load_split
 from anyloss.losses import stacked_losses
 from anyloss.model import StackedMLP
+from anyloss.optim import KerasAdam
 from xentlab.data.tabular import stratified_holdout
 
 THRESHOLDS = np.round(np.linspace(0.01, 0.99, 99), 2)
@@ -66,10 +67,23 @@ def run_cv(ds: str, cfg: dict, seed: int) -> list[dict[str, dict[str, float]]]:
         m = torch.zeros(len(s.x_train), dtype=torch.bool)
         m[fit_idx] = True
         in_fit.append(m)
+    # the Keras-port options (fidelity audit; version 3 sets all three to the notebooks' behaviour; a config
+    # without them is the version-2 port): He-normal truncated as Keras' (init), Keras' Adam with eps 1e-7 on
+    # the uncorrected sqrt(v) (optimizer), N = the nominal batch size also in the last batch (n_loss)
+    init, optimizer, n_loss = (
+        cfg.get("init", "torch"),
+        cfg.get("optimizer", "torch_adam"),
+        cfg.get("n_loss", "batch"),
+    )
+    if optimizer not in ("torch_adam", "keras_adam") or n_loss not in ("batch", "nominal"):
+        raise ValueError(
+            f"optimizer must be torch_adam|keras_adam and n_loss batch|nominal; got {optimizer}, {n_loss}"
+        )
     torch.manual_seed(seed)
-    model = StackedMLP(len(names) + 1, splits[0].num_features, hidden=cfg["hidden"], num_groups=g)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    model = StackedMLP(len(names) + 1, splits[0].num_features, hidden=cfg["hidden"], num_groups=g, init=init)
+    opt = (KerasAdam if optimizer == "keras_adam" else torch.optim.Adam)(model.parameters(), lr=cfg["lr"])
     batch = max(int(n * cfg["batch_frac"]), 1)  # the notebooks: int(0.05 * N_train)
+    n_nominal = float(batch) if n_loss == "nominal" else None
     gen = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(cfg["epochs"]):
@@ -81,7 +95,7 @@ def run_cv(ds: str, cfg: dict, seed: int) -> list[dict[str, dict[str, float]]]:
             yb = torch.stack([y[i] for y, i in zip(ys, idx)])  # [G, B]
             mask = torch.stack([m[i] for m, i in zip(in_fit, idx)]).to(yb.dtype)
             p = model(xb)  # [G, M+1, B]
-            loss = stacked_losses(names, yb, p[:, :-1], cfg["L"]).sum()
+            loss = stacked_losses(names, yb, p[:, :-1], cfg["L"], n=n_nominal).sum()
             # bce_val: BCE (official form) over the fit rows of each fold's batch
             pv = p[:, -1]
             bce_rows = -(yb * torch.log(pv + 1e-5) + (1 - yb) * torch.log(1 - pv + 1e-5))

@@ -172,10 +172,17 @@ LOSSES = {
 }
 
 
-def stacked_losses(names: list[str], y: torch.Tensor, p: torch.Tensor, L: float = DEFAULT_L) -> torch.Tensor:
+def stacked_losses(
+    names: list[str], y: torch.Tensor, p: torch.Tensor, L: float = DEFAULT_L, n: float | None = None
+) -> torch.Tensor:
     """The losses ``names`` of stacked models at once: ``p`` is [..., M, B] (model m along dim -2 uses
     names[m]) and y is [..., B]; returns [..., M], equal to ``LOSSES[names[m]](y, p[..., m, :])`` (tested).
-    A few tensor ops per step instead of a few per model."""
+    A few tensor ops per step instead of a few per model.
+
+    ``n``: the N of the soft confusion matrix and of WBCE's weights. None = this batch's size B. The
+    notebooks set N = the nominal batch size (a global), also for the last, smaller batch of an epoch, so
+    there y0 = N - y1 and TN = N - y1 - sum A(p) + TP count N - B phantom negatives; pass n = the nominal
+    batch size for that (n >= B). The means of BCE / WBCE / MSE stay over the B rows (Keras' reduction)."""
     if p.ndim < 2 or p.shape[-2] != len(names) or p.shape[-1] != y.shape[-1] or p.shape[:-2] != y.shape[:-1]:
         raise ValueError(
             f"p must be [..., {len(names)}, B] matching y [..., B]; got {tuple(p.shape)}, {tuple(y.shape)}"
@@ -184,7 +191,11 @@ def stacked_losses(names: list[str], y: torch.Tensor, p: torch.Tensor, L: float 
     if unknown:
         raise ValueError(f"unknown losses {sorted(unknown)}; choose from {sorted(LOSSES)}")
     y = y.to(p.dtype).unsqueeze(-2)  # [..., 1, B]
-    n = float(y.shape[-1])
+    if n is None:
+        n = float(y.shape[-1])
+    elif n < y.shape[-1]:
+        raise ValueError(f"the nominal batch size n={n} is smaller than the batch ({y.shape[-1]} rows)")
+    n = float(n)
     y1 = y.sum(-1)  # [..., 1]
     y0 = n - y1
     log_p, log_q = torch.log(p + S), torch.log(1 - p + S)

@@ -33,14 +33,28 @@ class StackedMLP(nn.Module):
         num_groups: int = 1,
         bn_momentum: float = 0.99,
         bn_eps: float = 1e-3,
+        init: str = "torch",
     ):
         super().__init__()
         if min(num_models, in_dim, hidden, num_groups) < 1:
             raise ValueError(f"need num_models, in_dim, hidden, num_groups >= 1; got {num_models}, {in_dim}, "
                              f"{hidden}, {num_groups}")  # fmt: skip
+        if init not in ("torch", "keras"):
+            raise ValueError(f"init must be 'torch' (untruncated He-normal) or 'keras', got {init!r}")
         g, m = num_groups, num_models
-        # He-normal first layer (the notebooks' kernel_initializer), Glorot-uniform output layer (Keras' default)
-        self.w1 = nn.Parameter(torch.randn(g, m, in_dim, hidden) * math.sqrt(2.0 / in_dim))
+        # He-normal first layer (the notebooks' kernel_initializer), Glorot-uniform output layer (Keras' default).
+        # Keras' he_normal is VarianceScaling(2, fan_in, "truncated_normal"): a normal truncated at 2 stddev, with
+        # stddev = sqrt(2/fan_in) / 0.8796... (the std of a standard normal truncated at +-2) so that the variance
+        # stays 2/fan_in. init="torch" (versions <= 2) drew an untruncated normal of the same variance.
+        std = math.sqrt(2.0 / in_dim)
+        if init == "keras":
+            stddev = std / 0.87962566103423978
+            w1 = nn.init.trunc_normal_(
+                torch.empty(g, m, in_dim, hidden), 0.0, stddev, -2 * stddev, 2 * stddev
+            )
+        else:
+            w1 = torch.randn(g, m, in_dim, hidden) * std
+        self.w1 = nn.Parameter(w1)
         self.b1 = nn.Parameter(torch.zeros(g, m, 1, hidden))
         self.gamma = nn.Parameter(torch.ones(g, m, 1, hidden))
         self.beta = nn.Parameter(torch.zeros(g, m, 1, hidden))
