@@ -43,7 +43,9 @@ def pilot(arm: str, seed: int) -> dict:
     from susana.experiment import RunConfig, run
 
     torch.set_num_threads(1)
-    cfg = {**reproduce.CPU, **reproduce.ARMS[arm], "episodes": max(CANDIDATES)}
+    # the recorded pilot ran under a constant lr (before the fourth protocol fix added the StepLR schedule to
+    # the cpu config); lr_step=None keeps this script reproducing results/budget_selection.json
+    cfg = {**reproduce.CPU, **reproduce.ARMS[arm], "episodes": max(CANDIDATES), "lr_step": None}
     t0, c0 = time.time(), time.process_time()
     out = run(RunConfig(**cfg), seed, test=False)  # train + meta-val only
     return {"arm": arm, "seed": seed, "curve": out["curve"], "wall_s": time.time() - t0,

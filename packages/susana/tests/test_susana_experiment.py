@@ -93,7 +93,7 @@ def test_committed_cpu_units_match_the_current_protocol():
     from xentlab.repro.units import unit_key
 
     mod = load_reproduce(REPRO)
-    assert all(exp.version == "3" for exp in mod.EXPERIMENTS)
+    assert all(exp.version == "4" for exp in mod.EXPERIMENTS)
     for exp in mod.EXPERIMENTS:
         path = REPRO.parent / "results" / "cpu" / "units" / exp.name / "seed0.json"
         assert path.exists(), f"committed cpu unit missing: {path}"

@@ -20,13 +20,14 @@ def test_step_schedule_hand_values():
     assert scheduled_lr(cfg, 4000) == pytest.approx(2.5e-4)
 
 
-def test_no_schedule_is_the_default_and_keeps_the_cpu_protocol():
+def test_no_schedule_is_the_default_and_cpu_and_full_use_the_official_one():
     assert RunConfig().lr_step is None
     assert scheduled_lr(RunConfig(lr=1e-3), 10_000) == pytest.approx(1e-3)
     mod = load_reproduce(REPRO)
     for exp in mod.EXPERIMENTS:
-        assert "lr_step" not in exp.configs["cpu"]  # the committed cpu run (see README, Known defects)
-        assert exp.configs["full"]["lr_step"] == 2000 and exp.configs["full"]["lr_gamma"] == 0.5
+        # the author's StepLR: halve every 20 epochs x 100 episodes (cpu since the fourth protocol fix)
+        for scale in ("cpu", "full"):
+            assert exp.configs[scale]["lr_step"] == 2000 and exp.configs[scale]["lr_gamma"] == 0.5
 
 
 def test_bad_schedule_errors():

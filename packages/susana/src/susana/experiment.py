@@ -37,8 +37,8 @@ class RunConfig:
     episodes: int = 600
     lr: float = 1e-3
     # optional step schedule (the author's FSL-Loss train.py: StepLR(step_size=20 epochs, gamma=0.5) with
-    # train_epi = 100 episodes per epoch, i.e. the lr halves every 2000 episodes); None = constant lr, the
-    # committed cpu run (README, "Known defects, not yet rerun")
+    # train_epi = 100 episodes per epoch, i.e. the lr halves every 2000 episodes); None = constant lr (the
+    # default; the cpu and full configs of reproduce.py set 2000 / 0.5)
     lr_step: int | None = None
     lr_gamma: float = 0.5
     val_every: int = 100  # select the checkpoint on meta-val 5-way 1-shot accuracy
