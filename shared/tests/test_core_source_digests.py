@@ -9,22 +9,19 @@ import sys
 import pytest
 
 from xentlab.data.cache import source_digest
+from xentlab.lm.code import LM_STACK_MODULES
 
 MODULES = [
+    # hashed by core-tuning, pld and tfup
     "xentlab.models.cnn",
     "xentlab.data.augment",
     "xentlab.losses.ntxent",
     "xentlab.losses.supcon",
     "xentlab.train.schedules",
-    "xentlab.models.tiny_lm",
-    "xentlab.lm.train",
-    "xentlab.lm.generate",
-    "xentlab.kernels.lce",
-    "xentlab.kernels.torch_lce",
-    "xentlab.kernels.token_chunks",
-    "xentlab.kernels.filtering",
-    "xentlab.train.loop",
-    "xentlab.train.seeding",
+    # the Trainer-default optimiser prob-unlearn's fine-tuning key hashes
+    "xentlab.lm.trainer_defaults",
+    # every module of the LM stack (xentlab.lm.code reads their SOURCE_DIGEST)
+    *LM_STACK_MODULES,
 ]
 
 
