@@ -5,7 +5,7 @@ import types
 import pytest
 
 from xentlab.data import cache
-from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
+from xentlab.testing.cache_keys import assert_key_follows, assert_module_edit_changes_key, upgrade_library
 
 
 def test_assert_key_follows_passes_for_a_key_that_reads_the_digest(monkeypatch):
@@ -34,3 +34,21 @@ def test_upgrade_library_changes_only_the_named_library(monkeypatch):
     assert cache.library_version("numpy") == numpy_before
     monkeypatch.undo()
     assert cache.library_version("torch") != "0.0.1"
+
+
+@pytest.mark.parametrize("name", ["xentlab.data.arithmetic", "xentlab.lm.train"])  # no SOURCE_DIGEST / one
+def test_assert_module_edit_changes_key_follows_lm_stack_keys(monkeypatch, name):
+    from xentlab.lm.code import lm_stack_digests
+
+    assert_module_edit_changes_key(
+        lambda: cache.code_key(*lm_stack_digests("xentlab.data.arithmetic")), monkeypatch, name
+    )
+
+
+def test_assert_module_edit_changes_key_fails_for_a_key_without_the_module(monkeypatch):
+    from xentlab.lm.code import lm_stack_digests
+
+    with pytest.raises(AssertionError, match="xentlab.data.arithmetic .hashed from its file. changed"):
+        assert_module_edit_changes_key(
+            lambda: cache.code_key(*lm_stack_digests()), monkeypatch, "xentlab.data.arithmetic"
+        )

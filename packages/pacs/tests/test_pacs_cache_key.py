@@ -1,15 +1,12 @@
 """The SFT model's cache key follows the code (xentlab.data.cache, "The key rule"): same code, config and
 seed, same key; an edit of the SFT code, its evaluation, a core module it runs, or a library, a new key."""
 
-import importlib
-
 import pytest
 from pacs import evaluate, task
 
 from xentlab.data import tokenizer
 from xentlab.data.cache import source_digest
-from xentlab.lm import code as lm_code
-from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
+from xentlab.testing.cache_keys import assert_key_follows, assert_module_edit_changes_key, upgrade_library
 
 CFG = {"task": {}, "model": "tiny", "n_sft": 8, "sft_steps": 2}
 
@@ -41,17 +38,8 @@ def test_a_code_change_changes_the_key(module, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["xentlab.lm.train", "xentlab.kernels.lce", "xentlab.data.arithmetic"])
-def test_a_core_module_edit_changes_the_key(name, monkeypatch, tmp_path):
-    module = importlib.import_module(name)
-    if hasattr(module, "SOURCE_DIGEST"):  # the LM stack (xentlab.lm.code reads its SOURCE_DIGEST)
-        assert_key_follows(_key, monkeypatch, module)
-    else:  # a module without one is hashed from its file by xentlab.lm.code
-        before = _key()
-        edited = tmp_path / "edited.py"
-        edited.write_text("# edited\n")
-        real, path = lm_code.source_digest, module.__file__
-        monkeypatch.setattr(lm_code, "source_digest", lambda p: real(edited if str(p) == path else p))
-        assert _key() != before
+def test_a_core_module_edit_changes_the_key(name, monkeypatch):
+    assert_module_edit_changes_key(_key, monkeypatch, name)
 
 
 def test_a_library_upgrade_changes_the_key(monkeypatch):

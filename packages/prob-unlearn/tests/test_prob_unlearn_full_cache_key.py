@@ -4,7 +4,6 @@ module of the LM stack (``lm_loss`` and its kernels), another loss backend, a li
 base model or tokenizer, another recipe, precision or device, a new key (a model fine-tuned by older code
 or from other weights is never loaded). Evaluation and unlearning settings stay out of it."""
 
-import importlib
 import os
 
 import pytest
@@ -12,8 +11,7 @@ import torch
 from prob_unlearn import full
 
 from xentlab.data.cache import source_digest
-from xentlab.lm import code as lm_code
-from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
+from xentlab.testing.cache_keys import assert_key_follows, assert_module_edit_changes_key, upgrade_library
 
 ROWS = [{"question": "Where was Nera Vol born?", "answer": "In Tamsk."}]
 CFG = {"finetune_cfg": {"batch_size": 16, "grad_accum": 2, "lr": 2e-5, "epochs": 5, "weight_decay": 0.01,
@@ -74,19 +72,8 @@ def test_an_edit_of_full_py_changes_the_key(dirs, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["xentlab.lm.train", "xentlab.kernels.lce", "xentlab.kernels.torch_lce"])
-def test_an_edit_of_the_lm_loss_changes_the_key(dirs, monkeypatch, tmp_path, name):
-    module = importlib.import_module(name)
-    before = _key(dirs)
-    # as if the module had been edited, whichever way xentlab.lm.code reads it: the module's SOURCE_DIGEST
-    # (set at import) or, where it sets none, a hash of its file
-    monkeypatch.setattr(module, "SOURCE_DIGEST", "0" * 16, raising=False)
-    edited = tmp_path / "edited.py"
-    edited.write_text("# edited\n")
-    real = lm_code.source_digest
-    monkeypatch.setattr(lm_code, "source_digest", lambda p: real(edited if str(p) == module.__file__ else p))
-    assert _key(dirs) != before
-    monkeypatch.undo()
-    assert _key(dirs) == before
+def test_an_edit_of_the_lm_loss_changes_the_key(dirs, monkeypatch, name):
+    assert_module_edit_changes_key(lambda: _key(dirs), monkeypatch, name)
 
 
 def test_the_lm_loss_backend_changes_the_key(dirs, monkeypatch):

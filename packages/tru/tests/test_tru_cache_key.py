@@ -1,15 +1,12 @@
 """The original model's cache key follows the code (xentlab.data.cache, "The key rule"): same code, config
 and seed, same key; an edit of the code that builds, trains or evaluates it, or a library, a new key."""
 
-import importlib
-
 import pytest
 from tru import base, data, evaluate, targets
 
 from xentlab.data import tokenizer
 from xentlab.data.cache import source_digest
-from xentlab.lm import code as lm_code
-from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
+from xentlab.testing.cache_keys import assert_key_follows, assert_module_edit_changes_key, upgrade_library
 
 CFG = {"model": "tiny", "vocab_size": 300, "finetune_steps": 2}
 
@@ -41,17 +38,8 @@ def test_a_code_change_changes_the_key(module, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["xentlab.lm.generate", "xentlab.models.tiny_lm", "xentlab.data.facts"])
-def test_a_core_module_edit_changes_the_key(name, monkeypatch, tmp_path):
-    module = importlib.import_module(name)
-    if hasattr(module, "SOURCE_DIGEST"):  # the LM stack (xentlab.lm.code reads its SOURCE_DIGEST)
-        assert_key_follows(_key, monkeypatch, module)
-    else:  # a module without one is hashed from its file by xentlab.lm.code
-        before = _key()
-        edited = tmp_path / "edited.py"
-        edited.write_text("# edited\n")
-        real, path = lm_code.source_digest, module.__file__
-        monkeypatch.setattr(lm_code, "source_digest", lambda p: real(edited if str(p) == path else p))
-        assert _key() != before
+def test_a_core_module_edit_changes_the_key(name, monkeypatch):
+    assert_module_edit_changes_key(_key, monkeypatch, name)
 
 
 def test_the_loss_backend_or_a_library_changes_the_key(monkeypatch):

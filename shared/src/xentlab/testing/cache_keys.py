@@ -31,4 +31,25 @@ def assert_key_follows(
     assert key() == before, "the key did not come back when the code did"
 
 
-__all__ = ["assert_key_follows", "upgrade_library"]
+def assert_module_edit_changes_key(key: Callable[[], str], monkeypatch: Any, name: str) -> None:
+    """``assert_key_follows`` for module ``name`` as ``xentlab.lm.code.module_digest`` reads it (keys built
+    with ``lm_stack_digests``): through its ``SOURCE_DIGEST`` when it sets one, else through the hash of its
+    file (``module_digest`` is patched for that one name, as if the file had been edited)."""
+    import importlib
+
+    from xentlab.lm import code as lm_code
+
+    module = importlib.import_module(name)
+    if hasattr(module, "SOURCE_DIGEST"):
+        assert_key_follows(key, monkeypatch, module)
+        return
+    before = key()
+    assert key() == before, "the same code gave two different keys"
+    real = lm_code.module_digest
+    monkeypatch.setattr(lm_code, "module_digest", lambda n: "0" * 16 if n == name else real(n))
+    assert key() != before, f"{name} (hashed from its file) changed but the key did not"
+    monkeypatch.undo()
+    assert key() == before, "the key did not come back when the code did"
+
+
+__all__ = ["assert_key_follows", "assert_module_edit_changes_key", "upgrade_library"]
