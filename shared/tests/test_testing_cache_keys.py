@@ -5,7 +5,12 @@ import types
 import pytest
 
 from xentlab.data import cache
-from xentlab.testing.cache_keys import assert_key_follows, assert_module_edit_changes_key, upgrade_library
+from xentlab.testing.cache_keys import (
+    assert_key_follows,
+    assert_key_follows_library,
+    assert_module_edit_changes_key,
+    upgrade_library,
+)
 
 
 def test_assert_key_follows_passes_for_a_key_that_reads_the_digest(monkeypatch):
@@ -52,3 +57,23 @@ def test_assert_module_edit_changes_key_fails_for_a_key_without_the_module(monke
         assert_module_edit_changes_key(
             lambda: cache.code_key(*lm_stack_digests()), monkeypatch, "xentlab.data.arithmetic"
         )
+
+
+def test_assert_key_follows_library_passes_for_a_key_that_reads_the_version(monkeypatch):
+    assert_key_follows_library(lambda: cache.code_key("a" * 16, libraries=("torch",)), monkeypatch, "torch")
+    both = {
+        "x": lambda: cache.code_key("a" * 16, libraries=("numpy",)),
+        "y": lambda: cache.code_key("b" * 16, libraries=("numpy",)),
+    }
+    assert_key_follows_library(lambda: {k: f() for k, f in both.items()}, monkeypatch, "numpy")
+
+
+def test_assert_key_follows_library_fails_for_a_key_that_ignores_it(monkeypatch):
+    with pytest.raises(AssertionError, match="upgrading torch left the key unchanged"):
+        assert_key_follows_library(
+            lambda: cache.code_key("a" * 16, libraries=("numpy",)), monkeypatch, "torch"
+        )
+    monkeypatch.undo()  # the failed check left its upgrade in place
+    keys = {"x": lambda: cache.code_key("a" * 16, libraries=("torch",)), "y": lambda: "config-only"}
+    with pytest.raises(AssertionError, match=r"left the keys \['y'\] unchanged"):
+        assert_key_follows_library(lambda: {k: f() for k, f in keys.items()}, monkeypatch, "torch")

@@ -8,7 +8,11 @@ import pytest
 from dco import base
 
 from xentlab.data.cache import source_digest
-from xentlab.testing.cache_keys import assert_key_follows, assert_module_edit_changes_key, upgrade_library
+from xentlab.testing.cache_keys import (
+    assert_key_follows,
+    assert_key_follows_library,
+    assert_module_edit_changes_key,
+)
 
 MODEL, TASK, BASE = {"d_model": 8}, {"n_train": 4}, {"seed": 0, "epochs": 1}
 
@@ -65,6 +69,4 @@ def test_the_lm_loss_backend_changes_the_key(monkeypatch):
 
 
 def test_a_library_upgrade_changes_the_key(monkeypatch):
-    before = _key()
-    upgrade_library(monkeypatch, "torch")
-    assert _key() != before
+    assert_key_follows_library(_key, monkeypatch, "torch")

@@ -6,7 +6,11 @@ from pacs import evaluate, task
 
 from xentlab.data import tokenizer
 from xentlab.data.cache import source_digest
-from xentlab.testing.cache_keys import assert_key_follows, assert_module_edit_changes_key, upgrade_library
+from xentlab.testing.cache_keys import (
+    assert_key_follows,
+    assert_key_follows_library,
+    assert_module_edit_changes_key,
+)
 
 CFG = {"task": {}, "model": "tiny", "n_sft": 8, "sft_steps": 2}
 
@@ -43,8 +47,4 @@ def test_a_core_module_edit_changes_the_key(name, monkeypatch):
 
 
 def test_a_library_upgrade_changes_the_key(monkeypatch):
-    before = _key()
-    upgrade_library(monkeypatch, "transformers")
-    assert _key() != before
-    monkeypatch.undo()
-    assert _key() == before
+    assert_key_follows_library(_key, monkeypatch, "transformers")

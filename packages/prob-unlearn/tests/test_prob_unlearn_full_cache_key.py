@@ -11,7 +11,11 @@ import torch
 from prob_unlearn import full
 
 from xentlab.data.cache import source_digest
-from xentlab.testing.cache_keys import assert_key_follows, assert_module_edit_changes_key, upgrade_library
+from xentlab.testing.cache_keys import (
+    assert_key_follows,
+    assert_key_follows_library,
+    assert_module_edit_changes_key,
+)
 
 ROWS = [{"question": "Where was Nera Vol born?", "answer": "In Tamsk."}]
 CFG = {"finetune_cfg": {"batch_size": 16, "grad_accum": 2, "lr": 2e-5, "epochs": 5, "weight_decay": 0.01,
@@ -87,6 +91,4 @@ def test_the_lm_loss_backend_changes_the_key(dirs, monkeypatch):
 
 @pytest.mark.parametrize("library", ["torch", "transformers", "tokenizers"])
 def test_a_library_upgrade_changes_the_key(dirs, monkeypatch, library):
-    before = _key(dirs)
-    upgrade_library(monkeypatch, library)
-    assert _key(dirs) != before
+    assert_key_follows_library(lambda: _key(dirs), monkeypatch, library)

@@ -11,7 +11,7 @@ import tru.full as full
 from tru import evaluate
 
 from xentlab.data.cache import source_digest
-from xentlab.testing.cache_keys import assert_key_follows, upgrade_library
+from xentlab.testing.cache_keys import assert_key_follows, assert_key_follows_library
 
 ROWS = [{"question": "Where was Author 1 born?", "answer": "In Town 1."}]
 
@@ -81,6 +81,4 @@ def test_the_device_counts(reasoner):
 
 @pytest.mark.parametrize("library", ["torch", "transformers", "tokenizers"])
 def test_a_library_upgrade_changes_the_key(reasoner, monkeypatch, library):
-    before = _key(reasoner)
-    upgrade_library(monkeypatch, library)
-    assert _key(reasoner) != before
+    assert_key_follows_library(lambda: _key(reasoner), monkeypatch, library)

@@ -31,6 +31,22 @@ def assert_key_follows(
     assert key() == before, "the key did not come back when the code did"
 
 
+def assert_key_follows_library(key: Callable[[], Any], monkeypatch: Any, name: str) -> None:
+    """``key()`` changes when library ``name`` is upgraded (``upgrade_library``) and comes back when the
+    patch is undone. ``key`` may return any comparable value (one key, or a dict of keys: then every key
+    must change). Calls ``monkeypatch.undo()``: patches made earlier in the test are undone too."""
+    before = key()
+    upgrade_library(monkeypatch, name)
+    after = key()
+    if isinstance(before, dict):
+        same = [k for k in before if after.get(k) == before[k]]
+        assert not same, f"upgrading {name} left the keys {same} unchanged"
+    else:
+        assert after != before, f"upgrading {name} left the key unchanged"
+    monkeypatch.undo()
+    assert key() == before, "the key did not come back when the library did"
+
+
 def assert_module_edit_changes_key(key: Callable[[], str], monkeypatch: Any, name: str) -> None:
     """``assert_key_follows`` for module ``name`` as ``xentlab.lm.code.module_digest`` reads it (keys built
     with ``lm_stack_digests``): through its ``SOURCE_DIGEST`` when it sets one, else through the hash of its
@@ -52,4 +68,9 @@ def assert_module_edit_changes_key(key: Callable[[], str], monkeypatch: Any, nam
     assert key() == before, "the key did not come back when the code did"
 
 
-__all__ = ["assert_key_follows", "assert_module_edit_changes_key", "upgrade_library"]
+__all__ = [
+    "assert_key_follows",
+    "assert_key_follows_library",
+    "assert_module_edit_changes_key",
+    "upgrade_library",
+]
