@@ -110,7 +110,10 @@ def tpr_at_fpr(member_scores, nonmember_scores, fpr_max: float = 0.05) -> float:
     The FPR bound is strict, as in the detection code this serves (DC-PDD's ``evaluate``:
     ``tpr[np.where(fpr < 0.05)[0][-1]]``): with 20 non-members, one false positive is FPR 0.05 and is
     not allowed at ``fpr_max=0.05``. The full ROC is used (``drop_intermediate=False``); the threshold
-    above every score gives (0, 0), so the answer always exists.
+    above every score gives (0, 0), so the answer always exists. DC-PDD's code reads sklearn's default
+    ``drop_intermediate=True`` ROC instead; the two agree except when a member/non-member tie makes a
+    diagonal ROC segment cross ``fpr_max``: the default drops the point inside it, so the official rule can
+    return a lower TPR there (packages/dc-pdd tests the case).
     """
     from sklearn.metrics import roc_curve
 
