@@ -95,6 +95,11 @@ def _resolve(name: str) -> tuple[str, str]:
 def load_table(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """The whole table of ``name`` as (features float64 [N, D], labels int64 [N], class names).
 
+    Class k is ``class names[k]``; classes are numbered in the sorted *string* order of their names
+    (KEEL vowel: '0', '1', '10', '2', ...), not by numeric value, and a binary table's minority class is
+    1. Code that refers to classes by value (e.g. a paper's fixed noise pairs) must map through the
+    names, as packages/ldr's ``class_pair_map`` does.
+
     Cached per process (letter takes ~0.1 s to parse). The arrays are read-only views: copy before
     writing.
     """
