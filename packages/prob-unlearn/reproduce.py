@@ -56,7 +56,8 @@ COMMON = {
     # decay to 0; grad clip 1.0; prob_unlearn.experiment.unlearning_optimizer, since version 2);
     # lr 1e-4 for 50 steps was fixed on a probe seed (99, not reported) from the *base* methods
     # only, under version 1's optimizer (betas 0.9/0.95, cosine to 0, no warm-up): 3e-4 and 1e-3 turn
-    # GA into gibberish on every query (greedy ROUGE-L 0.0, retain 0.0); not re-tuned for version 2
+    # GA into gibberish on every query (greedy ROUGE-L 0.0, retain 0.0); the same rule re-applied under
+    # version 2's optimizer (scripts/select_lr.py, results/lr_selection.json) keeps 1e-4
     "batch_size": 16,
     "lr": 1e-4,
     "weight_decay": 0.01,
