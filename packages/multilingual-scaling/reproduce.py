@@ -10,6 +10,9 @@ against the replicas' own noise (split-half and an exact within-replica permutat
 (2) gamma_i of L_i = K_i p_i^-gamma_i fitted at 2 model sizes x 4 ratios, compared across sizes;
 (3) p* from the larger small size (bisection on the Lagrange multiplier), then a larger held-out model
 trained with p*, uniform and natural ratios, scored by the weighted entropy-normalised loss.
+A separate diagnostic (experiment ``normaliser``, no claim) trains the held-out model at the p* of each
+reading of the paper's normaliser (entropy rate H_i, ours; each family's own p_i = 1 loss K_i) and compares
+them on a validation sample.
 
     uv run python packages/multilingual-scaling/reproduce.py               # cpu scale (default)
     uv run python packages/multilingual-scaling/reproduce.py --scale smoke
@@ -22,9 +25,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from multilingual_scaling.experiment import GAMMA_MIXES, run_seed, world_config
+from multilingual_scaling.normaliser import run_normaliser
 from multilingual_scaling.train import TrainConfig
 
-from xentlab.repro import Claim, Experiment, Paper, RunContext, run_cli
+from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
 
 PAPER = Paper(
     title="Scaling Laws for Multilingual Language Models",
@@ -42,6 +46,12 @@ def study(cfg: dict, seed: int, ctx: RunContext) -> dict:
 
         return run_full(cfg, seed, ctx)
     return run_seed(cfg, seed, log=ctx.log)
+
+
+def normaliser(cfg: dict, seed: int, ctx: RunContext) -> dict:
+    """One seed of the normaliser diagnostic (multilingual_scaling.normaliser.run_normaliser; README
+    "Normaliser diagnostic"): refit at the larger small size, p* of both readings, held-out model at each."""
+    return run_normaliser(cfg, seed, log=ctx.log)
 
 
 def _cfg(small: list[dict], large: dict, replicas: int, indep_tokens: int | None = None, **train) -> dict:
@@ -89,14 +99,53 @@ FULL = {
     "replicas": 4, "indep_tokens": None,  # as at cpu scale: 4 replicas per independence mixture
 }  # fmt: skip
 
+
+def _normaliser_cfg(study_cfg: dict) -> dict:
+    """The diagnostic's config: the study's main world, weights, larger small size (the fit size of p*)
+    and held-out size, so that its runs are the study's runs for the same seed."""
+    return {"world": study_cfg["world"], "weights": study_cfg["weights"], "fit": study_cfg["small"][-1],
+            "large": study_cfg["large"]}  # fmt: skip
+
+
 EXPERIMENTS = [
     Experiment(
         "study",
         study,
         {"smoke": SMOKE, "cpu": CPU, "full": FULL},
         description="small-model sweep + gamma fits + p* + larger-model transfer, one seed",
-    )  # fmt: skip
+    ),
+    # NEW (README "Normaliser diagnostic", written before its run): no claim reads it. Its own seeds at cpu
+    # scale: 0 and 1 are the study's (the refit and the pH run reproduce the study's, checked below), 2 and 3
+    # are new; 4 seeds x (4 d32 + 2 d48 runs) ~ 285 CPU-s is what the budget allowed. Not offered at full
+    # scale: there the study itself already uses the K_i normaliser (README "--scale full").
+    Experiment(
+        "normaliser",
+        normaliser,
+        {"smoke": _normaliser_cfg(SMOKE), "cpu": _normaliser_cfg(CPU), "full": None},
+        description="held-out model at the p* of each normaliser reading (H_i or own K_i), validation-scored",
+        seeds={"cpu": (0, 1, 2, 3)},
+    ),
 ]
+
+
+def _max_abs_diff(pairs):
+    def fn(m):
+        return max(abs(m[a] - m[b]) for a, b in pairs)
+
+    return fn
+
+
+# Reproduction checks of the diagnostic against the study, on their shared seeds (0 and 1 at cpu scale):
+# the refit gamma_i, K_i equal the study's larger-size fits, and the pH held-out run's test losses equal the
+# study's big_pstar run (same code, config and seeds: expected 0). Reported, not claims.
+DERIVED = [
+    Derived("check/normaliser_refit_max_abs_diff",
+            _max_abs_diff([(f"normaliser/{q}_{n}", f"study/s1_{q}_{n}") for q in ("gamma", "K") for n in "ABC"]),
+            scales=("smoke", "cpu")),
+    Derived("check/normaliser_pH_test_max_abs_diff",
+            _max_abs_diff([(f"normaliser/test_pH_L_{n}", f"study/big_pstar_L_{n}") for n in "ABC"]),
+            scales=("smoke", "cpu")),
+]  # fmt: skip
 
 # Thresholds fixed before the first cpu run and kept unchanged by the protocol fix (independence, move and
 # control are now computed on replica means). Independence <= 1% and gamma within +-15% are the research
@@ -227,10 +276,42 @@ def figures(results, out_dir: Path) -> list[Path]:
     ax2.set_title(f"transfer to N={mets[seeds[0]]['big_n_nonemb'] / 1e3:.0f}k", fontsize=9)
     ax2.legend(fontsize=7)
     paths.append(save_figure(fig, out_dir / "independence_transfer.png", dpi=120))
+
+    # normaliser diagnostic: both readings' p*, and d_s = obj_s(pH) / obj_s(pK) - 1 per seed vs the law
+    nunits = results.per_seed.get("normaliser", {})
+    if nunits:
+        nseeds = sorted(nunits)
+        nm = {s: nunits[s]["metrics"] for s in nseeds}
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        for k, s in enumerate(nseeds):
+            for r, mk in (("pH", "o"), ("pK", "s")):
+                ax1.plot(np.arange(3) + 0.06 * (k - len(nseeds) / 2), [nm[s][f"p_{r}_{n}"] for n in names], mk,
+                         color=f"C{k}", alpha=0.8, label=f"seed {s}: {r}")  # fmt: skip
+        ax1.set_xticks(range(3), names)
+        ax1.set_ylabel("p* (o: entropy reading pH, s: own-K reading pK)")
+        ax1.set_title("p* of each normaliser reading (fit size)", fontsize=9)
+        ax1.legend(fontsize=6, ncol=2)
+        scorings = [("H", "sum w L/H"), ("K", "sum w L/K"), ("raw", "sum w L")]
+        for j, (sc, _) in enumerate(scorings):
+            first = j == 0  # one legend entry per marker kind
+            d = [100 * nm[s][f"d_{sc}"] for s in nseeds]
+            pr = [100 * nm[s][f"pred_d_{sc}"] for s in nseeds]
+            mean_lab, seed_lab, law_lab = (
+                ("observed mean", "observed, per seed", "small-model law") if first else (None,) * 3
+            )
+            ax2.plot([j - 0.1] * len(d), d, ".", color="k", alpha=0.6, label=seed_lab)
+            ax2.plot([j - 0.1], [np.mean(d)], "_", color="k", ms=16, mew=2, label=mean_lab)
+            ax2.plot([j + 0.1] * len(pr), pr, "x", color="tab:red", label=law_lab)
+        ax2.axhline(0, color="grey", lw=0.8)
+        ax2.set_xticks(range(3), [f"{sc}: {lab}" for sc, lab in scorings])
+        ax2.set_ylabel("obj(pH) / obj(pK) - 1 (%), < 0: pH lower")
+        ax2.set_title(f"held-out N={nm[nseeds[0]]['big_n_nonemb'] / 1e3:.0f}k, validation sample", fontsize=9)
+        ax2.legend(fontsize=7)
+        paths.append(save_figure(fig, out_dir / "normaliser.png", dpi=120))
     return paths
 
 
 if __name__ == "__main__":
-    run_cli(PAPER, EXPERIMENTS, CLAIMS, figures=figures,
+    run_cli(PAPER, EXPERIMENTS, CLAIMS, derived=DERIVED, figures=figures,
             default_seeds={"smoke": [0], "cpu": [0, 1], "full": [0, 1, 2]},
             default_workers={"smoke": 1, "cpu": 2, "full": 1})  # fmt: skip

@@ -40,3 +40,9 @@ def test_smoke(tmp_path):
     p = [m[f"study/p_pstar_{n}"]["mean"] for n in "ABC"]
     assert abs(sum(p) - 1) < 1e-9
     assert (tmp_path / "loss_vs_ratio.png").exists() and (tmp_path / "independence_transfer.png").exists()
+    # the normaliser diagnostic reproduces the study's fit-size fits and its p* held-out run exactly
+    for k in ("d_H", "d_K", "d_raw", "pred_d_H", "p_pK_A"):
+        assert f"normaliser/{k}" in m
+    assert m["check/normaliser_refit_max_abs_diff"]["mean"] == 0.0
+    assert m["check/normaliser_pH_test_max_abs_diff"]["mean"] == 0.0
+    assert (tmp_path / "normaliser.png").exists()

@@ -77,13 +77,15 @@ def heldout_sets(world: World, cfg: TrainConfig, base_seed: int = TEST_SEED) -> 
 
 
 def train_mixture(world: World, ratios, cfg: TrainConfig, seed: int, stream_seed: int | None = None,
-                  val_every: int = 0) -> dict:  # fmt: skip
+                  val_every: int = 0, score_val: bool = False) -> dict:  # fmt: skip
     """Train one model with sampling ratios ``ratios`` over world's families.
 
     ``seed`` fixes the initialisation (the same for every mixture of a seed: a paired design);
     ``stream_seed`` (default seed) the training stream. Returns N and every family's test loss; with
     ``val_every`` > 0 also ``val_curve``, [step, per-family VALIDATION losses] every ``val_every`` steps
-    and at the end (the protocol pilot's convergence check; the study itself never uses it)."""
+    and at the end (the protocol pilot's convergence check; the study itself never uses it); with
+    ``score_val`` also ``val_losses``, every family's final VALIDATION loss (the normaliser diagnostic).
+    Scoring is read-only (no randomness, no update), so neither option changes the test losses."""
     shape = LMShape(vocab_size=world.vocab_size, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads,
                     max_positions=cfg.seq_len)  # fmt: skip
     model = seeded_decoder(shape, seed)
@@ -111,4 +113,8 @@ def train_mixture(world: World, ratios, cfg: TrainConfig, seed: int, stream_seed
     if not all(np.isfinite(losses)):
         raise FloatingPointError(f"non-finite test loss {losses} (ratios {list(ratios)})")
     out = {"n_nonemb": model.non_embedding_params(), "losses": losses, "tokens": n_steps * per_step}
+    if score_val:
+        out["val_losses"] = [
+            family_loss(model, t, k) for k, t in zip(orders, heldout_sets(world, cfg, VAL_SEED))
+        ]
     return out | ({"val_curve": curve} if val else {})
