@@ -73,7 +73,7 @@ def test_full_scale_end_to_end_on_fixture(tmp_path, monkeypatch):
                         {**exps["clean_cifar10"].configs["full"], **tiny, "taus": [1.0, 2.0]})  # fmt: skip
     for name in ("clean_cifar100", "clean_svhn"):  # their loaders are checked above; no fixture needed
         monkeypatch.setitem(exps[name].configs, "full", None)
-    adv = {**exps["adversarial_cifar10"].configs["full"], **tiny, "val_size": 4, "nus": [1.0],
+    adv = {**exps["adversarial_cifar10"].configs["full"], **tiny, "val_size": 4, "nus": [1.0], "betas": [6.0],
            "train_attack": {"eps": 8 / 255, "step_size": 4 / 255, "steps": 1},
            "eval_attack": {"eps": 8 / 255, "step_size": 4 / 255, "steps": 2}}  # fmt: skip
     monkeypatch.setitem(exps["adversarial_cifar10"].configs, "full", adv)
