@@ -56,3 +56,43 @@ def test_patched_loss_and_grads_match_transformers(arch, tie):
     assert_close(ours, ref, atol=1e-5, rtol=1e-5, name="loss / num_items_in_batch")
     # without labels the original forward runs and returns logits
     assert model(input_ids=ids).logits.shape == (2, 12, 97)
+
+
+def test_gemma2_final_logit_softcapping_maps_to_softcap():
+    # Gemma-2 caps its logits, s * tanh(z / s) with s = final_logit_softcapping, before the loss;
+    # the patch must pass s as CCE's softcap (the official gemma2 patch does the same)
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.Gemma2Config(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=32,
+        final_logit_softcapping=5.0,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    model = transformers.Gemma2ForCausalLM(cfg).float()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(40)  # logits far beyond the cap, so the cap changes the loss
+    ids = torch.randint(3, 97, (2, 12))
+    labels = ids.clone()
+    labels[0, :4] = -100
+    assert model(input_ids=ids).logits.abs().max() < 5.0  # capped
+    ref_loss, ref_grads = _loss_and_grads(model, ids, labels)
+    patch_causal_lm(model, impl="torch")
+    loss, grads = _loss_and_grads(model, ids, labels)
+    assert_close(loss, ref_loss, atol=1e-5, rtol=1e-5, name="loss")
+    for name in grads:
+        assert_close(grads[name], ref_grads[name], atol=1e-6, rtol=1e-4, name=name)
+    # the cap matters here: the same hidden states without it give another loss
+    unpatch_causal_lm(model)
+    with torch.no_grad():
+        h = model.model(input_ids=ids).last_hidden_state
+        uncapped = torch.nn.functional.cross_entropy(
+            (h[:, :-1] @ model.lm_head.weight.T).flatten(0, 1), labels[:, 1:].flatten()
+        )
+    assert abs(uncapped.item() - ref_loss.item()) > 0.1

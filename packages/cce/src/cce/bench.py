@@ -91,10 +91,15 @@ def make_method(name: str):
     if name.startswith("official_"):
         from cut_cross_entropy import linear_cross_entropy as official
 
-        impl = {"official_cpu": "torch_compile", "official_cce": "cce", "official_cce_exact": "cce_exact"}[
-            name
-        ]
-        return lambda e, c, t: official(e, c, t, impl=impl)
+        # The pinned release (PyPI 25.1.1, what the GPU tier installs) knows impl "cce" and
+        # "torch_compile" only; GitHub HEAD's impl="cce_exact" preset is, in both versions,
+        # impl="cce" with filter_eps=None (no gradient filtering; HEAD's preset adds Kahan sums).
+        kw = {
+            "official_cpu": {"impl": "torch_compile"},
+            "official_cce": {"impl": "cce"},
+            "official_cce_exact": {"impl": "cce", "filter_eps": None},
+        }[name]
+        return lambda e, c, t: official(e, c, t, **kw)
     if name == "liger":
         from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
 
