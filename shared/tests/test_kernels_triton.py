@@ -172,8 +172,10 @@ def test_gpu_official_grid(dtype, softcap, has_bias, shift, invalids, reduction,
 @gpu
 @pytest.mark.bench
 @needs_cuda
-def test_gpu_fw_bw_not_slower_than_torch_compile():
-    # Gemma-2-2B-like head at a quarter of the tokens: the paper's claim is CCE fw+bw <= torch.compile
+def test_gpu_fw_bw_within_1_25x_of_torch_compile():
+    # Gemma-2-2B-like head at a quarter of the tokens. The paper's claim is CCE fw+bw <= torch.compile;
+    # reproduce.py judges that (<= 1) at full scale with CUDA events. This test is a regression guard
+    # with a 1.25x margin for 5-iteration wall-clock noise, so it does not itself check the claim.
     n, d, v = 2048, 2304, 256_000
     e = (torch.randn(n, d, device="cuda") / d**0.5).bfloat16().requires_grad_()
     c = torch.randn(v, d, device="cuda").bfloat16().requires_grad_()
