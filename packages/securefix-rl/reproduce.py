@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from securefix_rl.code import unit_version
 from securefix_rl.experiment import run_sft_then_rl
 
 from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, difference, run_cli
@@ -62,6 +63,9 @@ CPU = {
         "clip": 0.2,
         "beta": 0.05,
         "baseline": "prompt",
+        # whiten (RLConfig default True): the fourth run's protocol fix is in xentlab.rl.ppo, not here:
+        # the advantages are whitened by their own batch mean and std as trl's masked_whiten does (the
+        # first three runs divided them by the std of the returns); every setting is the third run's.
         "w_syn": 0.5,
         "w_sem": 0.5,
         "temperature": 1.0,
@@ -129,6 +133,9 @@ EXPERIMENTS = [
         securefix,
         {"smoke": SMOKE, "cpu": CPU, "full": FULL},
         description="SFT then PPO (CodeBLEU + BERTScore-style reward), paired held-out metrics",
+        # the resume key follows the code a unit runs (securefix_rl.code): with the default "1" an edit
+        # of xentlab.rl.ppo (the fourth run's whitening fix) would have left the old units in place
+        version=unit_version(),
     )
 ]
 

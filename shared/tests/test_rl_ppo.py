@@ -63,12 +63,52 @@ def test_bad_inputs():
 
 
 def test_prompt_group_baseline_by_hand():
-    # two prompts x two samples: R = [1, 3 | 10, 14]; group means 2 and 12 -> centred [-1, 1, -2, 2];
-    # batch std of R (Bessel): mean 7, squared deviations 36 + 16 + 9 + 49 = 110, / 3 -> sqrt(110/3)
+    # two prompts x two samples: R = [1, 3 | 10, 14]; group means 2 and 12 -> centred [-1, 1, -2, 2]
     ret = torch.tensor([1.0, 3.0, 10.0, 14.0])
     a = ppo_advantages(ret, whiten=False, group_size=2)
     assert torch.allclose(a, torch.tensor([-1.0, 1.0, -2.0, 2.0]))
-    w = ppo_advantages(ret, whiten=True, eps=0.0, group_size=2)
-    assert torch.allclose(w, torch.tensor([-1.0, 1.0, -2.0, 2.0]) / math.sqrt(110 / 3))
     with pytest.raises(ValueError):
         ppo_advantages(ret, group_size=3)
+
+
+def test_whitening_is_trls_masked_whiten_on_a_grouped_batch():
+    # trl's PPOTrainer whitens its advantages with masked_whiten(advantages, mask), shift_mean=True
+    # (trl/core.py): (A - mean A) * rsqrt(var_unbiased(A) + 1e-8), the statistics of the ADVANTAGES
+    # themselves. Hand derivation in float64 on R = [1, 3 | 10, 14], groups of 2:
+    #   A = [-1, 1, -2, 2] (group-centred), mean A = 0,
+    #   unbiased var A = (1 + 1 + 4 + 4) / (4 - 1) = 10/3,
+    #   whitened = A / sqrt(10/3 + eps).
+    # The old code divided by the std of the RETURNS, sqrt(110/3) (mean 7, squared deviations
+    # 36 + 16 + 9 + 49 = 110), i.e. a factor sqrt(11) too small on this batch.
+    ret = torch.tensor([1.0, 3.0, 10.0, 14.0], dtype=torch.float64)
+    centred = torch.tensor([-1.0, 1.0, -2.0, 2.0], dtype=torch.float64)
+    w = ppo_advantages(ret, whiten=True, eps=0.0, group_size=2)
+    assert w.dtype == torch.float64
+    assert torch.allclose(w, centred / math.sqrt(10 / 3), rtol=0, atol=1e-15)
+    # eps is added to the VARIANCE, under the square root, as in trl (1e-8 there and by default here)
+    w_eps = ppo_advantages(ret, whiten=True, eps=0.5, group_size=2)
+    assert torch.allclose(w_eps, centred / math.sqrt(10 / 3 + 0.5), rtol=0, atol=1e-15)
+    w_def = ppo_advantages(ret, whiten=True, group_size=2)
+    assert torch.allclose(w_def, centred / math.sqrt(10 / 3 + 1e-8), rtol=0, atol=1e-15)
+
+
+def test_whitening_shifts_by_the_advantages_mean_and_has_unit_std():
+    # trl's shift_mean=True subtracts the mean of the advantages (0 up to rounding after a batch or an
+    # equal-size group baseline). A float64 random batch against the formula written out here, for the
+    # batch baseline and two group sizes, and the whitened advantages' moments.
+    g = torch.Generator().manual_seed(0)
+    ret = torch.randn(12, generator=g, dtype=torch.float64) * 3.0 + 5.0
+    for group_size in (None, 3, 4):
+        if group_size is None:
+            a = ret - ret.mean()
+        else:
+            r = ret.view(-1, group_size)
+            a = (r - r.mean(1, keepdim=True)).reshape(-1)
+        n = a.numel()
+        mean = a.sum() / n
+        var = ((a - mean) ** 2).sum() / (n - 1)  # Bessel, as trl's masked_var(unbiased=True)
+        expected = (a - mean) / torch.sqrt(var + 1e-8)
+        w = ppo_advantages(ret, whiten=True, group_size=group_size)
+        assert torch.allclose(w, expected, rtol=0, atol=1e-14), group_size
+        assert abs(float(w.mean())) < 1e-14
+        assert float(w.std()) == pytest.approx(1.0, abs=1e-8)  # unit unbiased std (up to eps)

@@ -1,13 +1,14 @@
 """The RL stage of the paper (Sec. 3): PPO on the SFT policy with the hybrid reward and a KL
-penalty to the frozen SFT reference (``xentlab.rl.ppo``, a PPO-lite: batch-mean value baseline,
-no learned critic).
+penalty to the frozen SFT reference (``xentlab.rl.ppo``, a PPO-lite: a Monte-Carlo value baseline,
+the mean return of the prompt's samples or of the batch, no learned critic).
 
 One RL step:
   1. draw ``prompts_per_step`` training functions (a seeded permutation of the train split),
   2. ``xentlab.rl.rollout``: ``n`` sampled repairs each at ``temperature``, old log-probs,
   3. the reward of each repair (``reward.hybrid_rewards``: w_syn CodeBLEU + w_sem Sem against the
      reference fix; or the labelled checker ablation), the reference log-probs, the KL-penalised
-     returns and the batch-mean-baseline advantages of the whole rollout batch,
+     returns and the advantages of the whole rollout batch (return minus the baseline, whitened
+     as trl's PPOTrainer does: by the advantages' own batch mean and std, ``ppo_advantages``),
   4. ``ppo_epochs`` passes over ``minibatches`` mini-batches, one AdamW step each (clip 1.0).
 """
 

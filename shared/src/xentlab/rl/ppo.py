@@ -6,10 +6,19 @@ KL-penalised return (the KL to the frozen reference policy enters the reward, as
     R_i = r_i - beta * sum_t (log pi_old(y_t) - log pi_ref(y_t))          over response tokens t
 
 Advantage (value baseline = the batch mean of R, or the mean R of the prompt's own samples as a
-Monte-Carlo stand-in for the critic's V(prompt); optional whitening by the batch std, as trl's
-PPO whitens advantages):
+Monte-Carlo stand-in for the critic's V(prompt)), then optionally whitened exactly as trl's PPOTrainer
+whitens its advantages, ``masked_whiten(advantages, mask)`` with shift_mean=True (trl/core.py; called in
+trl/trainer/ppo_trainer.py after GAE): shift by the mean of the ADVANTAGES and divide by their own
+Bessel-corrected std, with eps inside the square root:
 
-    A_i = (R_i - b_i) [/ (std_j R_j + eps)],   b_i = mean_j R_j  or  mean of R over i's prompt group
+    A_i = R_i - b_i,   b_i = mean_j R_j  or  mean of R over i's prompt group
+    A_i <- (A_i - mean_j A_j) / sqrt(var_j(A_j) + eps),   var with the 1/(B-1) correction, eps = 1e-8
+
+(Before this fix the centred returns were divided by std_j R_j + eps, the std of the RETURNS: the same
+thing with the batch-mean baseline up to eps, but with the group baseline a per-batch factor
+std(A)/std(R) < 1 smaller.) trl whitens over response TOKENS (each token its own entry, so a sequence
+weighs by its length); here each sequence is one entry. The two agree when the responses have equal
+lengths.
 
 Clipped surrogate (Schulman et al. 2017, Eq. 7) on every response token, with the sequence
 advantage, ratio rho_t = exp(log pi_theta - log pi_old), token-mean over the batch:
@@ -27,11 +36,18 @@ from dataclasses import dataclass
 
 import torch
 
+from xentlab.data.cache import source_digest
+
+# This file's source as imported (a part of the resume keys of the packages that train with it:
+# securefix-rl; xentlab.data.cache, "The key rule").
+SOURCE_DIGEST = source_digest(__file__)
+
 
 @dataclass(frozen=True)
 class PPOConfig:
     """clip: ratio clip range epsilon. beta: KL coefficient in the reward (0: no reference).
-    whiten: divide the centred returns by their batch std. eps: added to that std."""
+    whiten: whiten the advantages by their own batch mean and std (trl's ``masked_whiten``).
+    eps: added to the advantages' variance under the square root (trl: 1e-8)."""
 
     clip: float = 0.2
     beta: float = 0.05
@@ -72,8 +88,13 @@ def kl_penalised_returns(
 def ppo_advantages(
     returns: torch.Tensor, *, whiten: bool = True, eps: float = 1e-8, group_size: int | None = None
 ) -> torch.Tensor:
-    """(B,) advantages: returns minus a value baseline, optionally whitened by the Bessel-corrected
-    batch std (``torch.std``; trl's ``masked_whiten`` also uses the unbiased variance).
+    """(B,) advantages: returns minus a value baseline, optionally whitened as trl's PPOTrainer does
+    (``trl.core.masked_whiten(advantages, mask)``, shift_mean=True, all-ones mask over the B sequences):
+
+        A <- (A - mean A) / sqrt(var A + eps),   var A = sum_i (A_i - mean A)^2 / (B - 1)
+
+    i.e. the statistics of the advantages themselves (not of the returns), the unbiased variance
+    (trl's ``masked_var(unbiased=True)``), eps added to the variance.
 
     Baseline: the batch mean (``group_size`` None), or, with rows laid out as consecutive groups of
     ``group_size`` samples of one prompt, the mean return of the prompt's group: a Monte-Carlo
@@ -88,7 +109,9 @@ def ppo_advantages(
         g = returns.view(-1, group_size)
         a = (g - g.mean(dim=1, keepdim=True)).reshape(-1)
     if whiten:
-        a = a / (returns.std() + eps)
+        mean = a.mean()  # 0 up to rounding after either baseline; trl subtracts it (shift_mean=True)
+        var = (a - mean).pow(2).sum() / (a.numel() - 1)  # Bessel correction, as trl's masked_var
+        a = (a - mean) * torch.rsqrt(var + eps)
     return a
 
 
