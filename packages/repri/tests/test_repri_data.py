@@ -35,6 +35,18 @@ def test_base_labels_ignore_novel_pixels():
     assert y.tolist() == [[0, 1, IGNORE, 2, IGNORE]]
 
 
+def test_base_labels_pool_without_its_highest_classes():
+    """A small pool need not contain the highest base classes: the lookup table must cover every base class
+    (it was sized from labels.max() and raised IndexError), and the targets equal the full pool's."""
+    lab = torch.tensor([[0, 1, 2, 3]])  # classes 0..2 present, base classes 3 and 4 absent
+    y = base_labels(lab, base=[0, 2, 3, 4])  # novel: 1
+    assert y.tolist() == [[0, 1, IGNORE, 2]]
+    full = torch.tensor([[0, 1, 2, 3, 4, 5]])  # the same mapping with every class present
+    assert base_labels(full, base=[0, 2, 3, 4]).tolist() == [[0, 1, IGNORE, 2, 3, 4]]
+    # a label above every base class is novel (IGNORE), whatever the table size
+    assert base_labels(torch.tensor([[7, 0]]), base=[0, 1]).tolist() == [[IGNORE, 0]]
+
+
 def test_smoothed_ce_matches_hand_formula():
     logits = torch.tensor([[[[2.0]], [[0.0]], [[-1.0]]]])  # 1 pixel, 3 classes
     target = torch.tensor([[[0]]])

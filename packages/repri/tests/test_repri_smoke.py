@@ -20,6 +20,26 @@ def test_smoke(tmp_path):
             value = metrics[f"fewshot/miou_{shots}shot_{arm}"]["mean"]
             assert 0.0 <= value <= 100.0
     assert "gain/repri_vs_ce_5shot_minus_1shot" in metrics
+    # the oracle claims read the official oracle.sh arm (fifth cpu run on); the test.sh-schedule gain is reported
+    for shots in (1, 5):
+        assert f"gain/oracle_official_vs_repri_{shots}shot" in metrics
+        assert f"gain/oracle_vs_repri_{shots}shot" in metrics
     # the base-class mIoU is measured on the test pool and named so (it was misnamed base_val_miou)
     assert 0.0 <= metrics["fewshot/base_test_miou"]["mean"] <= 100.0
     assert not any("base_val" in k for k in metrics)
+
+
+def test_oracle_claims_read_the_official_oracle_arm():
+    """Protocol of the fifth cpu run: the cpu scale runs oracle_official and the oracle claims read it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "repri_reproduce", Path(__file__).parents[1] / "reproduce.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert "oracle_official" in mod.CPU["arm_names"] and "oracle" in mod.CPU["arm_names"]
+    claims = {c.id: c for c in mod.CLAIMS}
+    for shots in (1, 5):
+        claim = claims[f"oracle-beats-repri-{shots}shot"]
+        assert claim.metric == f"gain/oracle_official_vs_repri_{shots}shot" and claim.check == "> 0"

@@ -91,7 +91,7 @@ def test_training_is_reproduce_runs(tmp_path):
 
     smoke = tb.load_reproduce().SMOKE
     cfg = tb.setting_config({"steps": 3, "n_train": 40}, base=smoke)
-    row = tb.train_setting(cfg, seed=0, val_n=60)  # 60: every class present (base_labels needs the top one)
+    row = tb.train_setting(cfg, seed=0, val_n=60)
     ref = run(RunConfig(**{**dataclasses.asdict(cfg), "n_test": 30, "episodes": 2, "eval_batch": 2,
                            "adapt_iter": 2, "arm_names": ("init",), "shots": (1,)}), seed=0)  # fmt: skip
     assert row["train_curve"] == ref["train_curve"]

@@ -101,17 +101,21 @@ class RunConfig:
     """official scripts/test.sh: adapt_iter 50"""
     oracle_official_iter: int = 300
     """official scripts/oracle.sh: adapt_iter 300"""
-    arm_names: tuple[str, ...] = ("init", "ce", "ce_h", "repri", "oracle")
-    """arms run; 'oracle_official' (300 iterations) is left to --scale full for time"""
+    arm_names: tuple[str, ...] = ("init", "ce", "ce_h", "repri", "oracle", "oracle_official")
+    """arms run (``arms``); 'oracle_official' (300 iterations, official scripts/oracle.sh) is the arm the oracle
+    claims read from the fifth cpu run on (before: smoke and full only)"""
 
 
 def base_labels(labels: torch.Tensor, base: list[int]) -> torch.Tensor:
     """Scene labels (0 bg, k+1 class k) -> training targets: bg 0, base class b_j -> j + 1, others IGNORE."""
-    lut = torch.full((int(labels.max()) + 2,), IGNORE, dtype=torch.long)
+    # the table covers every label in the pool AND every base class: a small pool may miss its highest
+    # classes (sizing it from labels.max() alone raised IndexError there); unlisted labels stay IGNORE
+    top = max(int(labels.max()) if labels.numel() else 0, max(base, default=-1) + 1)
+    lut = torch.full((top + 1,), IGNORE, dtype=torch.long)
     lut[0] = 0
     for j, c in enumerate(base):
         lut[c + 1] = j + 1
-    return lut[labels.clamp(max=len(lut) - 1)]
+    return lut[labels]
 
 
 def train_base(
