@@ -77,14 +77,18 @@ def _clean(dataset: str, hidden, epochs: int, batch_size: int, **extra) -> dict:
             "batch_size": batch_size, "lr": 1e-3, "taus": TAUS, **extra}  # fmt: skip
 
 
+# Protocol v2 of the clean comparison (README, "Clean comparison: 60 epochs"): the research notes' setting,
+# "MLP 64->256->256->K (digits) or 16->128->128->26 (Letter); Adam, 60 epochs". v1 ran 20 / 15 epochs, a
+# deviation kept for CPU time only. Batch size (64 / 128) and Adam's lr (1e-3) are not stated there and stay ours.
+CLEAN_EPOCHS = 60
 CLEAN_DIGITS = {
     "smoke": _clean("digits", (32,), 2, 64),
-    "cpu": _clean("digits", (256, 256), 20, 64),
+    "cpu": _clean("digits", (256, 256), CLEAN_EPOCHS, 64),
     "full": None,  # the paper's clean comparison is on CIFAR-10/100 with ResNets: see README
 }
 CLEAN_LETTER = {
     "smoke": _clean("letter", (32,), 1, 256, max_train=2000),
-    "cpu": _clean("letter", (128, 128), 15, 128),
+    "cpu": _clean("letter", (128, 128), CLEAN_EPOCHS, 128),
     "full": None,
 }
 
@@ -142,8 +146,9 @@ CLEAN_IMAGES = {
 
 EXPERIMENTS = [
     Experiment("bound", bound, BOUND, description="T_tau(dC_01) <= dC_tau on sampled distributions"),
-    Experiment("clean_digits", clean, CLEAN_DIGITS, description="l_tau on digits (K=10)"),
-    Experiment("clean_letter", clean, CLEAN_LETTER, description="l_tau on KEEL letter (K=26)"),
+    # version 2 (epochs protocol): the notes' 60 epochs at cpu scale instead of v1's 20 (digits) / 15 (letter)
+    Experiment("clean_digits", clean, CLEAN_DIGITS, version="2", description="l_tau on digits (K=10)"),
+    Experiment("clean_letter", clean, CLEAN_LETTER, version="2", description="l_tau on KEEL letter (K=26)"),
     # version 2 (grid protocol): beta and nu from the a-priori REG_GRID (v1's nu grid had been narrowed
     # after a trial that showed test numbers); the test fold is evaluated only for each method's chosen model
     Experiment("adversarial", adversarial, ADVERSARIAL, version="2", description="PGD-AT / TRADES / ADV-COMP-SUM"),
