@@ -54,3 +54,24 @@ def test_reproduce_uses_the_pilot_choice():
     assert mod.CPU["episodes"] == sel["chosen_episodes"]
     assert mod.CPU_SEEDS == list(range(sel["n_seeds"]))
     assert all(r["budget"] <= sel["chosen_episodes"] for r in sel["pilots"])
+
+
+def test_pilot_script_uses_the_cpu_config_and_keeps_the_constant_lr_record():
+    # fifth protocol fix: the default pilot trains the cpu config as it is (the author's lr schedule); the flag
+    # --constant-lr re-runs the first pilot (lr_step=None) into its own file, the committed v3 record
+    script = load_reproduce(PKG / "scripts" / "select_budget.py")
+    mod = load_reproduce(PKG / "reproduce.py")
+    for arm in ("ce", "ce_icnn"):
+        sched = script.pilot_config(arm, constant_lr=False)
+        const = script.pilot_config(arm, constant_lr=True)
+        assert sched == {**mod.CPU, **mod.ARMS[arm], "episodes": 3600}
+        assert sched["lr_step"] == 2000 and const["lr_step"] is None
+        assert {k: v for k, v in const.items() if k != "lr_step"} == {
+            k: v for k, v in sched.items() if k != "lr_step"
+        }
+    assert script.output_path(False).name == "budget_selection.json"
+    assert script.output_path(True).name == "budget_selection_constant_lr.json"
+    old = json.loads(script.output_path(True).read_text())
+    # the first pilot's outcome as recorded in the README (third protocol fix)
+    assert (old["chosen_episodes"], old["n_seeds"]) == (3600, 3)
+    assert [r["budget"] for r in old["pilots"]] == [3600, 2400, 2400]

@@ -93,8 +93,9 @@ def test_committed_cpu_units_match_the_current_protocol():
     from xentlab.repro.units import unit_key
 
     mod = load_reproduce(REPRO)
-    assert all(exp.version == "4" for exp in mod.EXPERIMENTS)
+    assert all(exp.version == "5" for exp in mod.EXPERIMENTS)
     for exp in mod.EXPERIMENTS:
-        path = REPRO.parent / "results" / "cpu" / "units" / exp.name / "seed0.json"
-        assert path.exists(), f"committed cpu unit missing: {path}"
-        assert json.loads(path.read_text())["key"] == unit_key(exp, exp.config("cpu"), 0)
+        for seed in mod.CPU_SEEDS:
+            path = REPRO.parent / "results" / "cpu" / "units" / exp.name / f"seed{seed}.json"
+            assert path.exists(), f"committed cpu unit missing: {path}"
+            assert json.loads(path.read_text())["key"] == unit_key(exp, exp.config("cpu"), seed)
