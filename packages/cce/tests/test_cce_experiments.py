@@ -3,7 +3,7 @@ filtering study."""
 
 import torch
 from cce.bench import MemProbe, measure
-from cce.experiments import _train, filtering_study
+from cce.experiments import _train, filtering_study, train_skip_fraction
 from cce.tinylm import TinyGPT, TinyGPTConfig, batches, word_corpus
 
 
@@ -86,3 +86,56 @@ def test_float64_run_starts_from_the_same_weights_and_stays_close():
     assert m64.head.weight.dtype == torch.float64
     assert abs(c64[0] - c32[0]) < 5e-6
     assert max(abs(a - b) for a, b in zip(c64, c32)) < 1e-4
+
+
+def test_filtering_study_random_order_maps_the_vocabulary_back():
+    # the random-order arm walks the vocabulary in a given permutation: with the identity it is the
+    # unsorted arm exactly; with any permutation and eps = 0 (nothing skipped) its gradient must be
+    # the exact one, which holds only if dC is put back in the vocabulary's order
+    g = torch.Generator().manual_seed(1)
+    e, c = torch.randn(200, 8, generator=g), torch.randn(300, 8, generator=g)
+    t = torch.randint(0, 300, (200,), generator=g)
+    eps = {"zero": 0.0, "mid": 1e-3, "huge": 2.0}
+    ident = filtering_study(e, c, t, eps, random_order=torch.arange(300))
+    for name in eps:
+        assert ident[f"skip_random_{name}"] == ident[f"skip_unsorted_{name}"]
+        assert ident[f"grad_rel_err_random_{name}"] == ident[f"grad_rel_err_unsorted_{name}"]
+    perm = filtering_study(e, c, t, eps, random_order=torch.randperm(300, generator=g))
+    assert perm["skip_random_zero"] == 0.0 and perm["grad_rel_err_random_zero"] < 1e-6
+    assert perm["skip_random_huge"] == 1.0 and abs(perm["grad_rel_err_random_huge"] - 1.0) < 1e-6
+
+
+def test_train_skip_fraction_counts_the_sorted_tiles():
+    # V = 256 = two 128-wide tile columns, 127 token rows (one tile row).  The even vocabulary
+    # entries get logit +10 for every token, the odd ones -10: the softmax of an odd entry is
+    # ~e^-20 / 128 < 2^-12, of an even one ~1/128.  Walked in the sorted order (ascending mean
+    # logit) the odd entries fill the first tile column, which is skipped: fraction 1/2.  In the
+    # vocabulary's own order every tile holds even entries, so nothing would be skipped.
+    d, v, t = 4, 256, 128
+    w = torch.zeros(v, d)
+    w[0::2, 0], w[1::2, 0] = 10.0, -10.0
+    h = torch.zeros(1, t, d)
+    h[..., 0] = 1.0
+    ids = torch.randint(0, v // 2, (1, t), generator=torch.Generator().manual_seed(0)) * 2  # even targets
+    assert train_skip_fraction(h, w, ids, 2.0**-12) == 0.5
+    assert train_skip_fraction(h, w, ids, 0.0) == 0.0
+    assert train_skip_fraction(h, w, ids, 2.0) == 1.0
+
+
+def test_bf16_training_runs_in_bf16_and_records_skips():
+    # bf16 weights (the official training script's torch_dtype), deterministic; the filtered CCE
+    # run records a skip fraction every cfg["skip_every"] steps; naive and CCE start from the same
+    # bf16 weights, so their first losses agree to bf16 logit rounding (naive rounds the logits to
+    # bf16, ~2^-9 relative on logits of size ~0.1: far below 1e-2 on the loss)
+    cfg = {**TINY_LM, "skip_every": 2}
+    train, _, _ = word_corpus(128)
+    skips: list = []
+    m, a, _ = _train(cfg, train, 0, "cce_bf16", _Ctx(), skips=skips)
+    _, b, _ = _train(cfg, train, 0, "cce_bf16", _Ctx())
+    _, n, _ = _train(cfg, train, 0, "naive_bf16", _Ctx(), skips=skips)
+    _, x, _ = _train(cfg, train, 0, "cce_exact_bf16", _Ctx(), skips=skips)
+    assert m.head.weight.dtype == torch.bfloat16
+    assert a == b
+    assert [s for s, _ in skips] == [0, 2]  # only the filtered run records
+    assert all(0.0 <= f <= 1.0 for _, f in skips)
+    assert abs(a[0] - n[0]) < 1e-2 and abs(a[0] - x[0]) < 1e-6

@@ -3,8 +3,9 @@
 * ``memory_time``: loss memory and time of every method against V (the paper's Table 1, scaled
   to a CPU; at ``--scale full`` its exact setting on a GPU).
 * ``lm``: a tiny LM trained with naive CE, with CCE (filtered backward, the default) and with exact
-  CCE (no filtering) from the same seed (convergence, paper Fig. 5 "identical curves"), then
-  gradient filtering on its real softmax (Sec. 4.3).
+  CCE (no filtering) from the same seed (convergence, paper Fig. 5 "identical curves"), in fp32
+  and in bf16 (where filtering skips tiles), then gradient filtering on its real softmax with the
+  vocabulary sorted, in its own order and in a random order (Sec. 4.3).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from cce.bench import LABELS, _inputs, measure, run_fresh
 from cce.tinylm import TinyGPT, TinyGPTConfig, batches, word_corpus
 from xentlab.kernels import linear_cross_entropy, tile_keep_mask
+from xentlab.kernels.filtering import resolve_filter_eps, vocab_order
 
 # ----------------------------------------------------------------------------------------------
 # (a) memory and time against V
@@ -105,20 +107,49 @@ def memory_time(cfg: dict, seed: int, ctx) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
-def _train(cfg, train_ids, seed, loss_kind, ctx):
+# the training runs in bf16 (``*_bf16``): the paper's Fig. 5 setting as its training script
+# (apple/ml-cross-entropy training/train.py) has it: the model is loaded with
+# ``torch_dtype=torch.bfloat16`` (bf16 weights, AdamW on them, no fp32 master copy) and trained
+# with HF's Trainer (bf16=True); its "torch.compile" baseline forms the logits in bf16 and upcasts
+# them to fp32 for the loss, CCE reads the bf16 hidden states and classifier directly
+_BF16_KINDS = ("naive_bf16", "cce_bf16", "cce_exact_bf16")
+
+
+def train_skip_fraction(h: torch.Tensor, w: torch.Tensor, ids: torch.Tensor, eps: float) -> float:
+    """The fraction of 128 x 128 tiles of S - onehot that CCE's filtered backward skips on this
+    batch (Sec. 4.3), recomputed beside it as ``impl="torch"`` forms them: fp32 logits of the
+    (bf16) operands, the shifted tokens (e[t] predicts ids[t+1]) as rows, the vocabulary in the
+    walk order ``argsort(mean logit)``, tiles from row 0 and column 0 (the vocabulary chunk of the
+    backward is a multiple of 128 wide, so its tiles are these)."""
+    with torch.no_grad():
+        e = h[:, :-1].reshape(-1, h.shape[-1]).float()
+        t = ids[:, 1:].reshape(-1)
+        z = e @ w.float().T
+        g = torch.softmax(z, 1)
+        g[torch.arange(t.numel()), t] -= 1
+        g = g[:, vocab_order(z.sum(0))]
+        return 1.0 - tile_keep_mask(g, eps).float().mean().item()
+
+
+def _train(cfg, train_ids, seed, loss_kind, ctx, skips: list | None = None):
+    """Train the tiny GPT ``cfg["steps"]`` steps with one loss; returns (model, loss curve, s per
+    step).  ``skips``: for a filtered CCE run, receives (step, fraction of tiles skipped) every
+    ``cfg["skip_every"]`` steps."""
     torch.manual_seed(seed)  # same initialisation for both losses
     model = TinyGPT(TinyGPTConfig(cfg["vocab"], cfg["hidden"], cfg["layers"], cfg["heads"], cfg["context"]))
     if loss_kind == "naive_fp64":
         # the ground truth the fp32 curves are measured against: the same initial weights (cast
         # exactly) and batches, everything computed in float64
         model = model.double()
+    if loss_kind in _BF16_KINDS:
+        model = model.bfloat16()  # the same initial weights rounded to bf16 (train.py's torch_dtype)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
     curve, t0 = [], time.perf_counter()
     data = batches(train_ids, cfg["batch"], cfg["context"], cfg["steps"], seed)  # same batches
     for step, ids in enumerate(ctx.progress(data, desc=f"train {loss_kind}")):
         h = model(ids)
         w = model.head.weight
-        if loss_kind in ("naive", "control", "naive_fp64"):
+        if loss_kind in ("naive", "control", "naive_fp64", "naive_bf16"):
             logits = (h[:, :-1] @ w.T).reshape(-1, w.shape[0])  # (B (T-1), V), materialised
             tgt = ids[:, 1:].reshape(-1)
             if loss_kind == "control":
@@ -126,10 +157,14 @@ def _train(cfg, train_ids, seed, loss_kind, ctx):
                 # rounding (the mean and the dW accumulation sum in another order)
                 perm = torch.randperm(tgt.numel(), generator=torch.Generator().manual_seed(step))
                 logits, tgt = logits[perm], tgt[perm]
-            loss = F.cross_entropy(logits, tgt)
-        else:  # e[t] predicts ids[t+1]; "cce": filtered backward (default), "cce_exact": no filtering
-            eps = None if loss_kind == "cce_exact" else "auto"
+            # bf16: the logits are rounded to bf16 by the matmul and upcast for the loss, as the
+            # official torch.compile baseline and transformers' loss do
+            loss = F.cross_entropy(logits.float() if logits.dtype == torch.bfloat16 else logits, tgt)
+        else:  # e[t] predicts ids[t+1]; "cce*": filtered backward (default), "cce_exact*": no filtering
+            eps = None if loss_kind.startswith("cce_exact") else "auto"  # auto: eps(bf16)/32 = 2^-12 in bf16
             loss = linear_cross_entropy(h, w, ids, shift=1, impl="torch", filter_eps=eps)
+            if skips is not None and eps is not None and step % cfg.get("skip_every", 10) == 0:
+                skips.append((step, train_skip_fraction(h, w, ids, resolve_filter_eps("auto", h.dtype))))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -146,21 +181,44 @@ def _val_loss(model, val_ids, cfg):
     return linear_cross_entropy(h, model.head.weight, ids, shift=1, impl="torch").item()
 
 
-def filtering_study(e: torch.Tensor, c: torch.Tensor, t: torch.Tensor, eps_by_name: dict) -> dict:
+def filtering_study(
+    e: torch.Tensor,
+    c: torch.Tensor,
+    t: torch.Tensor,
+    eps_by_name: dict,
+    random_order: torch.Tensor | None = None,
+) -> dict:
     """Skip rate of 128 x 128 tiles of S - onehot and the gradient error it causes, with the
-    vocabulary sorted by mean logit (CCE) and in its original order, at each threshold."""
+    vocabulary sorted by mean logit (CCE, tag ``sorted``), in its original order (``unsorted``:
+    the tiny LM's ids are frequency-ranked, so this is close to sorted already) and, when
+    ``random_order`` (a permutation of the vocabulary) is given, in that order (``random``: the
+    order-agnostic baseline of Sec. 4.3's argument that sorting groups the likely tokens)."""
     e, c = e.float(), c.float()
     z = e.double() @ c.double().T
     g = torch.softmax(z, 1) - F.one_hot(t, c.shape[0]).double()
-    order = torch.argsort(z.mean(0))
+    orders = {"sorted": torch.argsort(z.mean(0)), "unsorted": None}
+    if random_order is not None:
+        orders["random"] = random_order
     out = {}
 
-    def grads(eps, sort_vocab):
-        ee, cc = e.clone().requires_grad_(), c.clone().requires_grad_()
-        linear_cross_entropy(ee, cc, t, impl="torch", filter_eps=eps, sort_vocab=sort_vocab).backward()
-        return torch.cat([ee.grad.flatten(), cc.grad.flatten()])
+    def grads(eps, tag):
+        if tag == "sorted":  # the backward sorts by itself
+            cc, tt, sort_vocab = c, t, True
+        elif orders[tag] is None:
+            cc, tt, sort_vocab = c, t, False
+        else:  # walk the vocabulary in the given order: permute the classifier rows and the targets
+            perm = orders[tag]
+            rank = torch.empty_like(perm)
+            rank[perm] = torch.arange(perm.numel())
+            cc, tt, sort_vocab = c[perm], rank[t], False
+        ee, cc = e.clone().requires_grad_(), cc.clone().requires_grad_()
+        linear_cross_entropy(ee, cc, tt, impl="torch", filter_eps=eps, sort_vocab=sort_vocab).backward()
+        dc = cc.grad
+        if tag not in ("sorted", "unsorted") and orders[tag] is not None:
+            dc = torch.empty_like(dc).index_copy_(0, orders[tag], dc)  # back to the vocabulary's order
+        return torch.cat([ee.grad.flatten(), dc.flatten()])
 
-    exact = grads(None, True)
+    exact = grads(None, "unsorted")
     # yardsticks at the precision bf16 filtering is sized for: the exact gradient rounded to bf16
     # (the best a bf16 result can be), and plain PyTorch CE run in bf16 (the baseline's own error)
     out["bf16_rounding_rel_err"] = ((exact.bfloat16().float() - exact).norm() / exact.norm()).item()
@@ -172,10 +230,10 @@ def filtering_study(e: torch.Tensor, c: torch.Tensor, t: torch.Tensor, eps_by_na
         (torch.softmax(z, 1) < torch.finfo(torch.bfloat16).eps / 32).double().mean().item()
     )
     for name, eps in eps_by_name.items():
-        for sort_vocab, tag in ((True, "sorted"), (False, "unsorted")):
-            gg = g[:, order] if sort_vocab else g
+        for tag, order in orders.items():
+            gg = g if order is None else g[:, order]
             out[f"skip_{tag}_{name}"] = 1.0 - tile_keep_mask(gg.float(), eps).float().mean().item()
-            diff = grads(eps, sort_vocab) - exact
+            diff = grads(eps, tag) - exact
             out[f"grad_rel_err_{tag}_{name}"] = (diff.norm() / exact.norm()).item()
     return out
 
@@ -218,6 +276,28 @@ def lm(cfg: dict, seed: int, ctx) -> dict:
         out["fp64_dev_exact_over_naive"] = out["fp64_dev_cce_exact"] / out["fp64_dev_naive"]
         out["fp64_dev_filtered_over_naive"] = out["fp64_dev_cce"] / out["fp64_dev_naive"]
         out["curve_naive_fp64"] = curve64
+    if cfg.get("bf16", False):
+        # the paper's Fig. 5 precision (bf16 weights, see _BF16_KINDS): naive CE, exact CCE and
+        # CCE with its default filter eps(bf16)/32 = 2^-12, at which tiles are really skipped
+        skips: list = []
+        curves = {kind: _train(cfg, train_ids, seed, kind, ctx, skips=skips)[1] for kind in _BF16_KINDS}
+        for kind, curve in curves.items():
+            out[f"curve_{kind}"] = curve
+            out[f"final_loss_{kind}"] = curve[-1]
+        out["bf16_cce_vs_naive_max_abs_diff"] = max(
+            abs(a - b) for a, b in zip(curves["naive_bf16"], curves["cce_bf16"])
+        )
+        fracs = [f for _, f in skips]
+        out["bf16_train_skip_frac_mean"] = sum(fracs) / len(fracs)
+        out["bf16_train_skip_frac_last"] = fracs[-1]
+        out["bf16_train_skips"] = [list(x) for x in skips]
+        if "curve_naive_fp64" in out:
+            # the claim convergence-bf16-filtered: as convergence-vs-fp64, each curve's largest
+            # distance from the float64 curve, relative to naive CE's in the same precision
+            for kind, curve in curves.items():
+                out[f"fp64_dev_{kind}"] = max(abs(a - b) for a, b in zip(curve, out["curve_naive_fp64"]))
+            out["bf16_dev_filtered_over_naive"] = out["fp64_dev_cce_bf16"] / out["fp64_dev_naive_bf16"]
+            out["bf16_dev_exact_over_naive"] = out["fp64_dev_cce_exact_bf16"] / out["fp64_dev_naive_bf16"]
 
     # (c) the trained CCE model's real softmax on held-out text
     k = cfg["filter_tokens"]
@@ -227,10 +307,14 @@ def lm(cfg: dict, seed: int, ctx) -> dict:
     e = h[:, :-1].reshape(-1, h.shape[-1])[:k]
     t = ids[:, 1:].reshape(-1)[:k]
     eps = {name: torch.finfo(getattr(torch, name)).eps / 32 for name in ("bfloat16", "float16", "float32")}
-    out.update(filtering_study(e, m_cce.head.weight.detach(), t, eps))
+    # a random order of the vocabulary (fixed by the seed), the order-agnostic "unsorted" baseline
+    random_order = torch.randperm(cfg["vocab"], generator=torch.Generator().manual_seed(seed))
+    out.update(filtering_study(e, m_cce.head.weight.detach(), t, eps, random_order=random_order))
     out["filter_below_bf16_rounding"] = out["grad_rel_err_sorted_bfloat16"] < out["bf16_rounding_rel_err"]
     out["filter_below_bf16_torch"] = out["grad_rel_err_sorted_bfloat16"] <= out["bf16_torch_rel_err"]
     out["sorting_gain_bf16"] = out["skip_sorted_bfloat16"] - out["skip_unsorted_bfloat16"]
+    for name in ("bfloat16", "float16"):
+        out[f"sorting_gain_vs_random_{name}"] = out[f"skip_sorted_{name}"] - out[f"skip_random_{name}"]
     return out
 
 
