@@ -1,4 +1,5 @@
-"""The ``xentlab`` command: list packages and verdicts, regenerate the README ledger, start a package."""
+"""The ``xentlab`` command: list packages and verdicts, regenerate the README ledger, start a package,
+verify that committed units are what today's code computes."""
 
 from __future__ import annotations
 
@@ -94,6 +95,51 @@ def cmd_new(root: Path, name: str, title: str, arxiv: str | None) -> int:
     return 0
 
 
+def cmd_verify(root: Path, args: argparse.Namespace) -> int:
+    # imported here: xentlab.repro pulls in torch, which `list` / `ledger` / `new` do not need
+    import json
+
+    from xentlab.repro.verify import TIMING_METRICS, VerifyError, verify_package
+
+    if args.max_unit_cpu_s is not None and args.max_unit_cpu_s < 0:
+        raise WorkspaceError("--max-unit-cpu-s must be >= 0")
+    if args.max_units is not None and args.max_units < 1:
+        raise WorkspaceError("--max-units must be >= 1")
+    if args.rtol < 0 or args.atol < 0:
+        raise WorkspaceError("--rtol and --atol must be >= 0")
+    ignore = TIMING_METRICS if args.ignore is None else (args.ignore or None)
+    try:
+        re.compile(ignore or "")
+    except re.error as e:
+        raise WorkspaceError(f"--ignore {args.ignore!r} is not a regular expression: {e}") from None
+    dirs = [get_package(root, name).path for name in args.package]
+    summaries = []
+    for d in dirs:
+        try:
+            summaries.append(
+                verify_package(
+                    d,
+                    experiments=args.experiments,
+                    seeds=args.seeds,
+                    max_unit_cpu_s=args.max_unit_cpu_s,
+                    max_units=args.max_units,
+                    rtol=args.rtol,
+                    atol=args.atol,
+                    ignore=ignore,
+                    timeout_s=args.timeout,
+                    cold_cache=args.cold_cache,
+                )
+            )
+        except VerifyError as e:
+            raise WorkspaceError(f"{d.name}: {e}") from None
+        if args.json is not None:  # after each package, so an interrupted run keeps what it has
+            args.json.write_text(json.dumps(summaries, indent=1) + "\n")
+    bad = [s["package"] for s in summaries if not s["ok"]]
+    if len(summaries) > 1:
+        print(f"\nverified {len(summaries)} packages; not reproduced: {', '.join(bad) or 'none'}")
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = _Parser(prog="xentlab", description="xentlab workspace tools")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -105,6 +151,50 @@ def main(argv: list[str] | None = None) -> int:
     nw.add_argument("name")
     nw.add_argument("--title", default="TODO: paper title")
     nw.add_argument("--arxiv", default=None)
+    vf = sub.add_parser(
+        "verify",
+        help="recompute committed cpu units in fresh processes and compare their metrics (exit 1 on a mismatch)",
+    )
+    vf.add_argument("package", nargs="+", help="one or more packages")
+    vf.add_argument("--experiments", nargs="+", default=None, help="only these experiments (default: all)")
+    vf.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="recompute the committed units of these seeds (default: each experiment's cheapest unit by stored cpu_s)",
+    )
+    vf.add_argument(
+        "--max-unit-cpu-s",
+        type=float,
+        default=120.0,
+        help="skip units whose stored cpu_s exceeds this (default 120)",
+    )
+    vf.add_argument(
+        "--max-units", type=int, default=None, help="at most this many units per package, cheapest first"
+    )
+    vf.add_argument(
+        "--rtol", type=float, default=1e-6, help="relative tolerance for float metrics (default 1e-6)"
+    )
+    vf.add_argument(
+        "--atol", type=float, default=1e-9, help="absolute tolerance for float metrics (default 1e-9)"
+    )
+    vf.add_argument(
+        "--ignore",
+        default=None,
+        metavar="REGEX",
+        help="metrics not compared (re.search on the name); default: timings (xentlab.repro.verify."
+        "TIMING_METRICS); '' compares every metric",
+    )
+    vf.add_argument(
+        "--timeout", type=float, default=None, help="wall-clock limit per unit in seconds (default none)"
+    )
+    vf.add_argument(
+        "--cold-cache",
+        action="store_true",
+        help="give each unit an empty xentlab cache (rebuild shared datasets/models instead of trusting them)",
+    )
+    vf.add_argument("--json", type=Path, default=None, help="also write the per-unit outcome as JSON here")
     try:
         args = p.parse_args(argv)
         root = find_root()
@@ -112,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(root, args.package)
         if args.cmd == "ledger":
             return cmd_ledger(root, args.check)
+        if args.cmd == "verify":
+            return cmd_verify(root, args)
         return cmd_new(root, args.name, args.title, args.arxiv)
     except WorkspaceError as e:
         print(f"xentlab: error: {e}", file=sys.stderr)
