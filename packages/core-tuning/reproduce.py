@@ -81,6 +81,7 @@ EXPERIMENTS = [
         finetune,
         {"smoke": {**SMOKE, "arm": arm}, "cpu": {**CPU, "arm": arm}, "full": {**FULL, "arm": arm}},
         description=desc,
+        version="2",  # 2: the backbone reproduce.py builds itself (v1 read the stage-1 pilot's perturbed snapshot)
     )  # fmt: skip
     for arm, desc in ARMS.items()
 ]

@@ -37,6 +37,25 @@ def test_snapshot_after_epoch_e_equals_an_e_epoch_run():
     assert not all(torch.equal(snaps[3][0][k], state2[k]) for k in state2)
 
 
+def test_snapshot_is_unchanged_by_a_callback_that_draws_random_numbers():
+    # the pilot's callback builds and probes a fresh backbone (global torch RNG draws) after every candidate
+    # epoch; the training stream (augmentations) must not see those draws, or the cached snapshot is not the
+    # e-epoch run that reproduce.py's key names (it was not, found by `xentlab verify`)
+    cfg2 = PretrainConfig(**TINY_PRE)
+    cfg3 = PretrainConfig(**{**TINY_PRE, "epochs": 3})
+    x = load_pool(cfg2).x.float()
+    state2, curve2 = train_simclr(cfg2, x, "cpu", lambda **k: None)
+    snaps = {}
+
+    def drawing_callback(e, s, c):
+        torch.randn(1000)
+        snaps.setdefault(e, (s, list(c)))
+
+    train_simclr(cfg3, x, "cpu", lambda **k: None, on_epoch=drawing_callback)
+    assert snaps[2][1] == curve2
+    assert all(torch.equal(snaps[2][0][k], state2[k]) for k in state2)
+
+
 def test_pilot_mode_never_scores_the_test_set(tmp_path, monkeypatch):
     monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path))
     cfg = RunConfig(arm="ce", pretrain=dict(TINY_PRE, epochs=1), n_labelled_per_class=4, n_val_per_class=2,

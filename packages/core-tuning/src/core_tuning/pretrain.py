@@ -103,7 +103,8 @@ def train_simclr(
 
     ``on_epoch(e, state_dict, curve)`` (optional) sees the backbone after epoch ``e`` (1-based). Adam's lr is
     constant and the data order / augmentation stream of an epoch does not depend on ``cfg.epochs``, so the
-    snapshot after epoch e equals the final state of an e-epoch run (tested): the backbone-selection pilot
+    snapshot after epoch e equals the final state of an e-epoch run, whatever random numbers ``on_epoch``
+    draws (both tested): the backbone-selection pilot
     (scripts/select_protocol.py) reads every candidate length off one run."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -128,9 +129,13 @@ def train_simclr(
         curve.append(float(np.mean(losses)))
         log(pretrain_epoch=epoch, ntxent=curve[-1])
         if on_epoch is not None:
-            on_epoch(
-                epoch + 1, {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}, curve
-            )
+            # The callback may draw from the global torch RNG (the pilot builds and probes a fresh backbone);
+            # fork_rng restores the state afterwards, so the augmentation stream of the next epoch is the one
+            # a run without the callback sees and the snapshot stays an e-epoch run (tested).
+            with torch.random.fork_rng(devices=[]):
+                on_epoch(
+                    epoch + 1, {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}, curve
+                )
     if not np.isfinite(curve).all():
         raise FloatingPointError("NT-Xent became non-finite during pre-training")
     return {k: v.detach().cpu() for k, v in backbone.state_dict().items()}, curve
