@@ -204,6 +204,17 @@ def test_the_child_runs_one_blas_thread_and_a_cold_cache_is_its_own(tmp_path):
     assert _child_env(tmp_path / "c")["XENTLAB_CACHE"] == str(tmp_path / "c")
 
 
+def test_a_package_with_every_unit_skipped_says_nothing_was_verified(toy_workspace, capsys):
+    # exit 0 (nothing differed), but the output must not read like a pass
+    for path in toy_workspace.glob("results/cpu/units/*/seed*.json"):
+        unit = json.loads(path.read_text())
+        unit["cpu_s"] = 5.0  # the toy's units cost ~0 s: make them look dearer than the limit
+        path.write_text(json.dumps(unit))
+    assert main(["verify", "toy-pkg", "--max-unit-cpu-s", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "0 unit(s) to recompute" in out and "NOTHING VERIFIED" in out
+
+
 def test_verify_rejects_bad_arguments(toy_workspace, capsys):
     assert main(["verify", "no-such-package"]) == 2
     assert main(["verify", "toy-pkg", "--max-units", "0"]) == 2

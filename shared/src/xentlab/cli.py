@@ -135,8 +135,12 @@ def cmd_verify(root: Path, args: argparse.Namespace) -> int:
         if args.json is not None:  # after each package, so an interrupted run keeps what it has
             args.json.write_text(json.dumps(summaries, indent=1) + "\n")
     bad = [s["package"] for s in summaries if not s["ok"]]
+    unchecked = [s["package"] for s in summaries if s["checked"] == 0]
     if len(summaries) > 1:
-        print(f"\nverified {len(summaries)} packages; not reproduced: {', '.join(bad) or 'none'}")
+        print(
+            f"\nverified {len(summaries)} packages; not reproduced: {', '.join(bad) or 'none'}"
+            f"; nothing checked: {', '.join(unchecked) or 'none'}"
+        )
     return 1 if bad else 0
 
 

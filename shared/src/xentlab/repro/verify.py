@@ -456,6 +456,8 @@ def verify_package(
         f"{name}: {summary['equal']}/{len(checks)} equal, {summary['mismatching']} mismatching, "
         f"{summary['errors']} failed" + (f"; worst: {summary['worst']}" if worst else "")
     )
+    if not checks:  # exit status 0 (nothing differed), but say loudly that nothing was checked either
+        echo(f"{name}: NOTHING VERIFIED: every unit was skipped (see above; e.g. raise --max-unit-cpu-s)")
     return summary
 
 
