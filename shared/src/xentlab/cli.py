@@ -99,9 +99,23 @@ def cmd_verify(root: Path, args: argparse.Namespace) -> int:
     # imported here: xentlab.repro pulls in torch, which `list` / `ledger` / `new` do not need
     import json
 
-    from xentlab.repro.verify import TIMING_METRICS, VerifyError, verify_package
+    from xentlab.repro.verify import (
+        DEFAULT_ATOL,
+        DEFAULT_MAX_UNIT_CPU_S,
+        DEFAULT_RTOL,
+        TIMING_METRICS,
+        VerifyError,
+        verify_package,
+    )
 
-    if args.max_unit_cpu_s is not None and args.max_unit_cpu_s < 0:
+    # the parser leaves these None so that the defaults live in one place (xentlab.repro.verify)
+    if args.max_unit_cpu_s is None:
+        args.max_unit_cpu_s = DEFAULT_MAX_UNIT_CPU_S
+    if args.rtol is None:
+        args.rtol = DEFAULT_RTOL
+    if args.atol is None:
+        args.atol = DEFAULT_ATOL
+    if args.max_unit_cpu_s < 0:
         raise WorkspaceError("--max-unit-cpu-s must be >= 0")
     if args.max_units is not None and args.max_units < 1:
         raise WorkspaceError("--max-units must be >= 1")
@@ -171,17 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     vf.add_argument(
         "--max-unit-cpu-s",
         type=float,
-        default=120.0,
+        default=None,
         help="skip units whose stored cpu_s exceeds this (default 120)",
     )
     vf.add_argument(
         "--max-units", type=int, default=None, help="at most this many units per package, cheapest first"
     )
     vf.add_argument(
-        "--rtol", type=float, default=1e-6, help="relative tolerance for float metrics (default 1e-6)"
+        "--rtol", type=float, default=None, help="relative tolerance for float metrics (default 1e-6)"
     )
     vf.add_argument(
-        "--atol", type=float, default=1e-9, help="absolute tolerance for float metrics (default 1e-9)"
+        "--atol", type=float, default=None, help="absolute tolerance for float metrics (default 1e-9)"
     )
     vf.add_argument(
         "--ignore",
