@@ -3,8 +3,6 @@ package and the paper define (fidelity audit): each claim compares the methods i
 at every scale where it is judged, and every official method is called with an ``impl`` the pinned
 official package (PyPI cut-cross-entropy 25.1.1, the version the GPU tier carries) implements."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,16 +10,13 @@ import torch
 from cce import bench
 
 from xentlab.repro.spec import SCALES
+from xentlab.testing import load_reproduce
 
 REPRO = Path(__file__).resolve().parents[1] / "reproduce.py"
 
 
 def _reproduce():
-    spec = importlib.util.spec_from_file_location("cce_reproduce_protocol", REPRO)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reproduce(REPRO)
 
 
 def _judged_scales(claim):

@@ -31,13 +31,9 @@ def test_smoke(tmp_path):
 
 def test_oracle_claims_read_the_official_oracle_arm():
     """Protocol of the fifth cpu run: the cpu scale runs oracle_official and the oracle claims read it."""
-    import importlib.util
+    from xentlab.testing import load_reproduce
 
-    spec = importlib.util.spec_from_file_location(
-        "repri_reproduce", Path(__file__).parents[1] / "reproduce.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(Path(__file__).parents[1] / "reproduce.py")
     assert "oracle_official" in mod.CPU["arm_names"] and "oracle" in mod.CPU["arm_names"]
     claims = {c.id: c for c in mod.CLAIMS}
     for shots in (1, 5):

@@ -4,24 +4,19 @@ or a library upgrade, a new key. Before the fix the version was the default "1" 
 config only, so a restarted run would have kept units computed by the old ppo_advantages."""
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import pytest
 from securefix_rl import code
 
 from xentlab.repro.units import unit_key
+from xentlab.testing import load_reproduce
 from xentlab.testing.cache_keys import assert_key_follows_library, assert_module_edit_changes_key
 
 
 @pytest.fixture(scope="module")
 def repro():
-    spec = importlib.util.spec_from_file_location(
-        "securefix_repro_key", Path(__file__).parents[1] / "reproduce.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reproduce(Path(__file__).parents[1] / "reproduce.py")
 
 
 @pytest.fixture(autouse=True)
