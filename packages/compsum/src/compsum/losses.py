@@ -22,7 +22,9 @@ paper text here, see the package README):
     l~_tau(h, x, y) = l_tau(h, x, y) + nu * sup_{||x' - x||_inf <= gamma} || Dbar_h(x', y) - Dbar_h(x, y) ||_2,
     Dbar_h(x, y) = (h(x, y) - h(x, y'))_{y' in Y},
 
-the sup being approximated by PGD (ADV-COMP-SUM).
+the sup being approximated by PGD (ADV-COMP-SUM). The smooth term is 1-homogeneous in the scores and 0 for
+a constant predictor, so for nu above a data- and eps-dependent critical value the constant predictor
+minimises the loss (README, "The smooth term, checked again, and why nu >= 3 collapses").
 """
 
 from __future__ import annotations
