@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ls_llama.train import CPU_PEAK_LR
 
 from xentlab.repro import Claim, Derived, Experiment, Paper, RunContext, run_cli
 
@@ -30,10 +31,11 @@ LM = {"hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 128,
 # trainer_defaults (second cpu run; fixed before it ran, README "Trainer defaults"): the optimiser the official
 # scripts inherit from transformers' Trainer: lr decayed linearly to 0, grad-norm clip 1.0, no weight decay
 # on bias/norm. The first cpu run used a constant lr without clipping (the fidelity audit's finding).
-# lr 4e-3 (third cpu run): re-selected under the Trainer defaults by scripts/select_lr.py on validation data of
-# probe seed 100 from {5e-4, 1e-3, 2e-3, 4e-3} (rule in the README, written before the pilot ran); the first
-# two runs used 2e-3, chosen under the constant lr.
-FT = {"batch_size": 16, "lr": 4e-3, "weight_decay": 0.01, "lora_r": 12, "lora_alpha": 32, "lora_dropout": 0.1,
+# lr CPU_PEAK_LR = 4e-3 (third cpu run; defined in ls_llama.train, also FinetuneConfig's default): re-selected
+# under the Trainer defaults by scripts/select_lr.py on validation data of probe seed 100 from
+# {5e-4, 1e-3, 2e-3, 4e-3} (rule in the README, written before the pilot ran); the first two runs used 2e-3,
+# chosen under the constant lr.
+FT = {"batch_size": 16, "lr": CPU_PEAK_LR, "weight_decay": 0.01, "lora_r": 12, "lora_alpha": 32, "lora_dropout": 0.1,
       "trainer_defaults": True}  # fmt: skip
 # claim (c) budget, sized on seed 0's validation curve and CPU time before the claim was judged:
 # 1500 sentences x 20 epochs, ~30 CPU-s per arm (~65 CPU-s per seed with pretraining)

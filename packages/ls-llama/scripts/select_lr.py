@@ -8,7 +8,13 @@ an lr = mean over the six arms of the best-epoch validation score (points); the 
 it beats 2e-3 by more than 1.0 point.
 
 Run: OMP_NUM_THREADS=1 uv run python packages/ls-llama/scripts/select_lr.py [--workers 2]
-Writes packages/ls-llama/scripts/select_lr_result.json.
+Writes packages/ls-llama/scripts/select_lr_result.json (the defaults are the first pilot's exactly).
+
+Continuation above the grid's edge (README, "Continuation pilot above the grid's edge", written before it
+ran): ``--candidates 8e-3 1.6e-2 --merge packages/ls-llama/scripts/select_lr_result.json --incumbent 4e-3
+--recheck right:4e-3 --out packages/ls-llama/scripts/select_lr_continuation_result.json`` scores the two new
+lrs the same way, recomputes one stored job to check that the stored scores still reproduce, and applies the
+same rule (best score; a gain over the incumbent of at most 1.0 point keeps the incumbent) to all six lrs.
 """
 
 import argparse
@@ -23,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CANDIDATES = (5e-4, 1e-3, 2e-3, 4e-3)
-CURRENT_LR = 2e-3
+CURRENT_LR = 2e-3  # the incumbent of the first pilot; the continuation passes --incumbent 4e-3
 PROBE_SEED = 100  # not among the reported cpu seeds 0-3
-TIE_POINTS = 1.0  # a gain over 2e-3 of at most this many points is a tie: keep 2e-3
+TIE_POINTS = 1.0  # a gain over the incumbent of at most this many points is a tie: keep the incumbent
+RECHECK_TOL = 1e-6  # points: a recomputed stored job must give the stored arm scores
 ARMS = {
     "right": ("causal", "unmasked"),
     "left": ("causal", "unmasked"),
@@ -75,18 +82,52 @@ def run_job(exp_name: str, lr: float, seed: int) -> dict:
     return {"exp": exp_name, "lr": lr, "arms": out, "cpu_s": time.process_time() - t0}
 
 
-def decide(scores: dict[float, float]) -> float:
-    """The README rule: the best lr, unless it beats 2e-3 by at most TIE_POINTS (then keep 2e-3)."""
+def decide(scores: dict[float, float], incumbent: float = CURRENT_LR) -> float:
+    """The README rule: the best lr, unless it beats the incumbent by at most TIE_POINTS (then keep it)."""
+    if incumbent not in scores:
+        raise ValueError(f"incumbent lr {incumbent:g} has no score (scored: {sorted(scores)})")
     best = max(scores, key=scores.get)
-    return best if scores[best] - scores[CURRENT_LR] > TIE_POINTS else CURRENT_LR
+    return best if scores[best] - scores[incumbent] > TIE_POINTS else incumbent
+
+
+def _recheck_specs(specs: list[str]) -> list[tuple[str, float]]:
+    out = []
+    for spec in specs:
+        exp, sep, lr = spec.partition(":")
+        if not sep or exp not in ARMS:
+            raise SystemExit(f"--recheck takes EXP:LR with EXP in {sorted(ARMS)}, got {spec!r}")
+        out.append((exp, float(lr)))
+    return out
+
+
+def _stored_job(previous: dict, exp: str, lr: float) -> dict:
+    for job in previous["jobs"]:
+        if job["exp"] == exp and job["lr"] == lr:
+            return job
+    raise SystemExit(f"--recheck {exp}:{lr:g}: no such job in the --merge file")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=PROBE_SEED)
+    ap.add_argument("--candidates", type=float, nargs="+", default=list(CANDIDATES), help="lrs scored now")
+    ap.add_argument("--merge", type=Path, default=None, help="earlier result file whose scores join the rule")
+    ap.add_argument("--incumbent", type=float, default=CURRENT_LR, help="the lr in use (kept on a tie)")
+    ap.add_argument("--recheck", nargs="*", default=[], help="EXP:LR jobs of --merge to recompute")
+    ap.add_argument("--out", type=Path, default=ROOT / "scripts" / "select_lr_result.json")
     args = ap.parse_args()
-    jobs = [(exp, lr) for exp in ("seqclf", "right", "left") for lr in CANDIDATES]  # longest first
+    candidates = list(args.candidates)
+    previous = json.loads(args.merge.read_text()) if args.merge else None
+    if previous is not None and previous["probe_seed"] != args.seed:
+        raise SystemExit(f"--merge file was scored on seed {previous['probe_seed']}, not {args.seed}")
+    if previous is not None and previous["tie_points"] != TIE_POINTS:
+        raise SystemExit("--merge file used another tie margin")
+    rechecks = _recheck_specs(args.recheck)
+    if rechecks and previous is None:
+        raise SystemExit("--recheck needs --merge (the stored jobs to compare with)")
+    jobs = [(exp, lr) for exp in ("seqclf", "right", "left") for lr in candidates]  # longest first
+    jobs += rechecks
     rows = []
     with ProcessPoolExecutor(args.workers) as pool:
         futs = [pool.submit(run_job, exp, lr, args.seed) for exp, lr in jobs]
@@ -95,27 +136,51 @@ def main() -> None:
             r = rows[-1]
             print(r["exp"], r["lr"], {a: round(v["val"], 2) for a, v in r["arms"].items()},
                   f"{r['cpu_s']:.0f} CPU-s", flush=True)  # fmt: skip
+    scored, recheck_rows = rows[: len(rows) - len(rechecks)], rows[len(rows) - len(rechecks) :]
     per_lr = {}
-    for lr in CANDIDATES:
-        vals = {f"{r['exp']}/{a}": v["val"] for r in rows if r["lr"] == lr for a, v in r["arms"].items()}
+    for lr in candidates:
+        vals = {f"{r['exp']}/{a}": v["val"] for r in scored if r["lr"] == lr for a, v in r["arms"].items()}
         per_lr[lr] = {"arms": vals, "score": sum(vals.values()) / len(vals)}
-    chosen = decide({lr: per_lr[lr]["score"] for lr in CANDIDATES})
+    recheck = []
+    for r in recheck_rows:
+        stored = _stored_job(previous, r["exp"], r["lr"])
+        diffs = {a: abs(v["val"] - stored["arms"][a]["val"]) for a, v in r["arms"].items()}
+        recheck.append({"exp": r["exp"], "lr": r["lr"], "abs_diff_points": diffs,
+                        "ok": all(d <= RECHECK_TOL for d in diffs.values())})  # fmt: skip
+    recheck_ok = all(c["ok"] for c in recheck)
+    scores = {lr: v["score"] for lr, v in per_lr.items()}
+    if previous is not None:
+        stored_scores = {float(lr): v["score"] for lr, v in previous["per_lr"].items()}
+        scores = {**stored_scores, **scores}  # an lr scored now replaces its stored score
+    chosen = decide(scores, args.incumbent) if recheck_ok else args.incumbent
     result = {
         "probe_seed": args.seed,
-        "candidates": list(CANDIDATES),
+        "candidates": list(candidates),
         "tie_points": TIE_POINTS,
         "per_lr": {str(lr): v for lr, v in per_lr.items()},
         "chosen_lr": chosen,
         "cpu_s_total": sum(r["cpu_s"] for r in rows),
         "jobs": rows,
     }
-    (ROOT / "scripts" / "select_lr_result.json").write_text(json.dumps(result, indent=1) + "\n")
-    for lr in CANDIDATES:
+    # only the continuation's file has these keys (the first pilot's file keeps its layout)
+    if previous is not None:
+        result.update(
+            merged_from=str(args.merge.resolve().relative_to(ROOT)),
+            incumbent=args.incumbent,
+            all_scores={str(lr): s for lr, s in sorted(scores.items())},
+            recheck=recheck,
+            recheck_ok=recheck_ok,
+        )
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    for lr in candidates:
         print(
             f"lr {lr:g}: score {per_lr[lr]['score']:.2f}",
             {k: round(v, 1) for k, v in per_lr[lr]["arms"].items()},
         )
-    print(f"chosen lr: {chosen:g} (CPU {result['cpu_s_total']:.0f} s)")
+    if previous is not None:
+        print("all scores:", {f"{lr:g}": round(s, 2) for lr, s in sorted(scores.items())})
+        print("recheck:", recheck, "ok" if recheck_ok else "FAILED: no decision, incumbent kept")
+    print(f"chosen lr: {chosen:g} (incumbent {args.incumbent:g}; CPU {result['cpu_s_total']:.0f} s)")
 
 
 if __name__ == "__main__":
