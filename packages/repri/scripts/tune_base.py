@@ -69,6 +69,15 @@ BUDGET_CPU_S = 8 * 60 * 1.10
 RUN3_CPU_S = 469.0
 """CPU-s of the third cpu run (3 units, the committed setting), its report.md: the budget's anchor"""
 PROBE_STEPS, PROBE_ROUNDS = 30, 3
+TUNING_FIELDS = frozenset({
+    "n_train", "size", "object_scale", "n_folds", "fold", "train_data_seed", "test_data_seed",  # pools, split
+    "width", "feature_dim", "dilations",  # network
+    "steps", "batch_size", "lr", "weight_decay", "smoothing", "bg_weight",  # base training
+})  # fmt: skip
+"""the RunConfig fields base tuning reads (``train_setting``: class split, training and validation pools, network,
+training; ``test_data_seed`` only in the validation pool's guard). The few-shot fields (``n_test``, episodes,
+shots, ``eval_batch``, ``min_pixels``, ``adapt_iter``, ``oracle_official_iter``, ``arm_names``) are not read, so
+they are not part of a row's config or cache key (tests/test_repri_tune_base.py checks both)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,6 +98,18 @@ def setting_config(overrides: dict, base: dict | None = None):
         raise ValueError(f"unknown RunConfig fields {sorted(unknown)}")
     base = load_reproduce().CPU if base is None else base
     return RunConfig(**{**base, **overrides, "fold": FOLD})
+
+
+def tuning_config(cfg) -> dict:
+    """The part of a ``RunConfig`` (or of its dict) that base tuning uses, JSON-normalised (tuples -> lists): a
+    row's ``config`` and its cache key. A change of the few-shot settings (e.g. a new arm in ``arm_names``) keeps
+    the finished rows valid; a change of anything base training or the validation pool reads invalidates them."""
+    d = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    missing = TUNING_FIELDS - set(d)
+    if missing:
+        raise ValueError(f"config lacks base-tuning fields {sorted(missing)}")
+    # RunConfig's field order; json round trip: tuples -> lists, as the rows are stored
+    return json.loads(json.dumps({k: v for k, v in d.items() if k in TUNING_FIELDS}))
 
 
 def validation_pool(cfg, n: int = VAL_N, seed: int = VAL_SEED):
@@ -213,11 +234,13 @@ def main() -> None:
     args.rows_dir.mkdir(parents=True, exist_ok=True)
 
     def cached(name: str) -> dict | None:
+        """The finished row of ``name`` if its base-tuning config is the current one (rows written before the key
+        was narrowed to TUNING_FIELDS carry the whole cpu config; only its base-tuning part is compared)."""
         path = args.rows_dir / f"{name}.json"
         if path.exists():
             row = json.loads(path.read_text())
-            if row["config"] == json.loads(json.dumps(dataclasses.asdict(configs[name]))):  # tuples -> lists
-                return row
+            if tuning_config(row["config"]) == tuning_config(configs[name]):
+                return {**row, "config": tuning_config(row["config"])}
         return None
 
     todo = [g for g in GRID if cached(g["name"]) is None]
@@ -229,7 +252,7 @@ def main() -> None:
         futures = [pool.submit(_run_one, g["name"], g["overrides"]) for g in todo]
         for fut in futures:
             name, res = fut.result()
-            row = {"name": name, "config": json.loads(json.dumps(dataclasses.asdict(configs[name]))), **res}
+            row = {"name": name, "config": tuning_config(configs[name]), **res}
             (args.rows_dir / f"{name}.json").write_text(json.dumps(row))
             print(f"{name}: val {res['val_miou']:.2f} train {res['train_miou']:.2f} "
                   f"{res['train_cpu_s']:.0f} CPU-s ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip

@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,52 @@ def test_training_is_reproduce_runs(tmp_path):
                            "adapt_iter": 2, "arm_names": ("init",), "shots": (1,)}), seed=0)  # fmt: skip
     assert row["train_curve"] == ref["train_curve"]
     assert 0.0 <= row["val_miou"] <= 100.0 and 0.0 <= row["train_miou"] <= 100.0
+
+
+def test_tuning_key_ignores_the_few_shot_settings():
+    """The rows' config / cache key is the base-tuning part of the config only: a new arm (the fifth cpu run added
+    oracle_official to arm_names) or other few-shot settings keep the finished rows; base-training settings do not."""
+    from repri.experiment import FIELDS
+
+    cfg = tb.setting_config({})
+    key = tb.tuning_config(cfg)
+    assert set(key) == tb.TUNING_FIELDS <= FIELDS
+    few_shot = dict(arm_names=("init", "ce", "ce_h", "repri", "oracle"), episodes=7, shots=(1,), eval_batch=3,
+                    adapt_iter=5, oracle_official_iter=9, min_pixels=1, n_test=10)  # fmt: skip
+    assert set(few_shot) == FIELDS - tb.TUNING_FIELDS  # every field outside the key is a few-shot one
+    assert tb.tuning_config(dataclasses.replace(cfg, **few_shot)) == key
+    # a row written before the key was narrowed carries the whole config (tuples as lists): still a hit
+    assert tb.tuning_config(json.loads(json.dumps(dataclasses.asdict(cfg)))) == key
+    for change in (dict(steps=3201), dict(lr=2e-3), dict(width=64), dict(fold=1), dict(bg_weight=1.0),
+                   dict(object_scale=(0.4, 0.65)), dict(train_data_seed=5)):  # fmt: skip
+        assert tb.tuning_config(dataclasses.replace(cfg, **change)) != key, change
+    with pytest.raises(ValueError, match="base-tuning fields"):
+        tb.tuning_config({"steps": 3200})
+
+
+def test_committed_rows_match_the_grid():
+    """results/base_tuning.json's rows carry the base-tuning config of today's grid (so they are still this
+    script's results) and no few-shot settings such as the arm list."""
+    out = json.loads((PKG / "results" / "base_tuning.json").read_text())
+    assert [r["name"] for r in out["rows"]] == [g["name"] for g in tb.GRID]
+    for row, g in zip(out["rows"], tb.GRID):
+        assert row["config"] == tb.tuning_config(tb.setting_config(g["overrides"])), g["name"]
+    assert "arm_names" not in json.dumps(out)
+
+
+class _Recorder:
+    """A RunConfig stand-in that records which fields are read."""
+
+    def __init__(self, cfg):
+        self._cfg, self.read = cfg, set()
+
+    def __getattr__(self, name):
+        self.read.add(name)
+        return getattr(self._cfg, name)
+
+
+def test_base_tuning_reads_only_the_key_fields():
+    smoke = tb.load_reproduce().SMOKE
+    cfg = _Recorder(tb.setting_config({"steps": 2, "n_train": 24}, base=smoke))
+    tb.train_setting(cfg, seed=0, val_n=12)
+    assert cfg.read and cfg.read <= tb.TUNING_FIELDS, sorted(cfg.read - tb.TUNING_FIELDS)
