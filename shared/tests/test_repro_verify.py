@@ -88,13 +88,24 @@ def test_verify_recomputes_equal_then_reports_an_edited_metric_and_an_unversione
 ):
     pkg = toy_workspace
     report = pkg.parent.parent / "verify.json"
+    # where a stored unit was computed is shown beside its comparison (a unit file from before
+    # provenance records has none: b's units here)
+    stored_git = {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": True}
+    for path in pkg.glob("results/cpu/units/a/seed*.json"):
+        path.write_text(json.dumps(dict(json.loads(path.read_text()), git=stored_git)))
+    for path in pkg.glob("results/cpu/units/b/seed*.json"):
+        unit = json.loads(path.read_text())
+        del unit["git"], unit["peak_rss_mb"]
+        path.write_text(json.dumps(unit))
     # 1. untouched: each experiment's cheapest unit recomputes to the same numbers
     assert main(["verify", "toy-pkg", "--json", str(report)]) == 0
     out = capsys.readouterr().out
     assert "2/2 equal" in out and "stored cpu_s" in out
+    assert out.count("stored unit computed at git 0123456789ab (dirty)") == 1  # a's line, not b's
     summary = json.loads(report.read_text())[0]
     assert summary["ok"] and summary["checked"] == 2 and summary["mismatching"] == 0
     assert all(u["stored_key"] == u["current_key"] for u in summary["units"])
+    assert {u["experiment"]: u["stored_git"] for u in summary["units"]} == {"a": stored_git, "b": None}
 
     # 2. a stored metric edited by hand, and b's code changed without a version bump
     path = _unit(pkg, "a", 0)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from xentlab.data.cache import atomic_write_json, atomic_write_text
-from xentlab.repro.environment import capture_environment, peak_memory_mb, resolve_device
+from xentlab.repro.environment import capture_environment, code_git, peak_memory_mb, resolve_device
 from xentlab.repro.report import console_claims, render_report
 from xentlab.repro.runner import (
     Results,
@@ -25,8 +25,11 @@ from xentlab.repro.runner import (
     run_experiments,
 )
 from xentlab.repro.spec import SCALES, Claim, Derived, Experiment, Paper, ReproError
+from xentlab.repro.units import provenance_summary
 
-# 2: adds "experiment_seeds" and each claim's "seeds"; a metric's per_seed names its own seeds
+# 2: adds "experiment_seeds" and each claim's "seeds"; a metric's per_seed names its own seeds.
+# A new optional field that changes no existing field's meaning keeps the version (as "cpu_time_s"
+# did in schema 1, and "computation" in schema 2): readers use it when present.
 RESULT_SCHEMA_VERSION = 2
 
 
@@ -167,6 +170,7 @@ def _run(paper, experiments, claims, derived, figures, default_seeds, default_wo
     claims = [c for c in claims if c.scales is None or args.scale in c.scales]
     derived = [d for d in derived if d.scales is None or args.scale in d.scales]
     check_derived_seeds(experiments, derived, scale=args.scale, seeds=seeds)  # before any unit runs
+    computing_git = code_git(package_dir)  # once per run; every unit computed now records it
     t0 = time.perf_counter()
     results = run_experiments(
         experiments,
@@ -178,6 +182,7 @@ def _run(paper, experiments, claims, derived, figures, default_seeds, default_wo
         threads=args.threads,
         fresh=args.fresh,
         show_progress=not args.quiet,
+        git=computing_git,
     )
     aggregate(results, derived)
     verdicts = judge(claims, results)
@@ -207,7 +212,14 @@ def _run(paper, experiments, claims, derived, figures, default_seeds, default_wo
         "cpu_time_s": None if results.unit_cpu_s is None else round(results.unit_cpu_s, 2),
         "session_wall_s": round(time.perf_counter() - t0, 2),
         "units": {"computed": results.computed_units, "reused": results.reused_units},
+        # where and how heavily the units this result uses were computed (from their unit files; a
+        # resumed run's session fields below describe the session, not the computation)
+        "computation": provenance_summary(
+            [unit for by_seed in results.per_seed.values() for unit in by_seed.values()]
+        ),
+        # this session's process and its children (a fully resumed run: the rendering only)
         "peak_memory_mb": peak_memory_mb(device),
+        # this session's versions, device and git state (at rendering; units record their own git)
         "environment": capture_environment(paper.package, device, package_dir),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

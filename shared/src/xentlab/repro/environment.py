@@ -34,7 +34,10 @@ def _version(dist: str) -> str | None:
 
 
 def git_state(path: Path) -> dict:
-    """Commit and dirtiness of the repository holding ``path`` (None outside a git checkout)."""
+    """Commit and dirtiness of the repository holding ``path`` (None outside a git checkout).
+
+    Dirty means a tracked file differs from the commit; untracked files (results not yet
+    committed) do not count."""
 
     def git(*args: str) -> str | None:
         try:
@@ -76,4 +79,32 @@ def peak_memory_mb(device: torch.device) -> dict:
     out = {"rss_mb": round(self_kb / 1024, 1), "children_rss_mb": round(child_kb / 1024, 1)}
     if device.type == "cuda":
         out["cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return out
+
+
+def code_git(package_dir: Path) -> dict | None:
+    """``git_state`` of the repository holding a package, or None outside a git checkout: what each
+    unit of a run records as the code it was computed with (captured once, when the run starts)."""
+    state = git_state(package_dir)
+    return state if state["commit"] is not None else None
+
+
+def children_usage() -> tuple:
+    """The resource usage of this process's finished children; it changes only when a child process
+    is waited for, so comparing it before and after a unit tells whether the unit ran one."""
+    return tuple(resource.getrusage(resource.RUSAGE_CHILDREN))
+
+
+def unit_peak_memory(device: torch.device, *, ran_children: bool) -> dict:
+    """A finished unit's memory record (``peak_memory_mb`` of the computing process, read when the
+    unit ends), each an UPPER BOUND for the unit, since the process may have run imports or other
+    units first: ``peak_rss_mb`` (this process), ``peak_children_rss_mb`` (the largest child process
+    it ever waited for; only when the unit ran one, ``ran_children``), ``peak_cuda_mb`` (the peak
+    CUDA allocation of the process; CUDA units only)."""
+    peak = peak_memory_mb(device)
+    out = {"peak_rss_mb": peak["rss_mb"]}
+    if ran_children:
+        out["peak_children_rss_mb"] = peak["children_rss_mb"]
+    if "cuda_mb" in peak:
+        out["peak_cuda_mb"] = peak["cuda_mb"]
     return out

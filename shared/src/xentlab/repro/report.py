@@ -165,18 +165,76 @@ def render_report(result: Mapping[str, Any], figures: Sequence[str]) -> str:
     lines += ["## Metrics", "", metrics_table(result["metrics"], result["seeds"]), "", "## Configuration", ""]
     for exp, cfg in result["config"].items():
         lines += [f"- `{exp}`: " + ", ".join(f"{k}={v}" for k, v in cfg.items())]
-    git = env.get("git", {})
+    git = env.get("git") or {}
     lines += [
         "",
         "## Environment",
         "",
         f"python {env['python']}, torch {env['torch']}, triton {env.get('triton')}, "
         f"numpy {env.get('numpy')}, {env['package']['name']} {env['package']['version']}, "
-        f"xentlab {env.get('xentlab')}; {env['device_name']}; git {(git.get('commit') or 'n/a')[:12]}"
+        f"xentlab {env.get('xentlab')}; {env['device_name']}.",
+        "",
+        f"This session (it rendered this report): git {(git.get('commit') or 'n/a')[:12]}"
         f"{' (dirty)' if git.get('dirty') else ''}; peak RSS {result['peak_memory_mb']['rss_mb']} MB.",
         "",
     ]
+    if result.get("computation"):  # result.json files written before it have none
+        lines += [computation_line(result["computation"]), ""]
     return "\n".join(lines)
+
+
+def _units(n: int) -> str:
+    return f"{n} unit" + ("" if n == 1 else "s")
+
+
+def _and(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def computation_line(comp: Mapping[str, Any]) -> str:
+    """Where and how heavily the report's units were computed (result.json's ``computation``): the
+    commits with their units, the units that predate these records, and the largest peak RSS the
+    computing processes had when a unit finished (an upper bound for each unit)."""
+    n, old, commits = comp["units"], comp["without_provenance"], comp["git"]
+
+    def at(g: Mapping[str, Any], prefix: str = "") -> str:
+        if g["commit"] is None:
+            return "outside a git checkout"
+        return f"{prefix}`{g['commit'][:12]}`" + (" (dirty)" if g["dirty"] else "")
+
+    if not commits:
+        where = "Computed at: not recorded"
+        count = f"{_units(n)}, which predate{'s' if n == 1 else ''} provenance records"
+    else:
+        one = commits[0] if len(commits) == 1 and not old else None  # every unit at one commit
+        if one is not None and one["commit"] is None:
+            where = "Computed outside a git checkout"
+        elif one is not None:
+            where = f"Computed at git `{one['commit'][:12]}`"
+        else:  # each commit with its units (those that predate the records are counted after)
+            if all(g["commit"] is not None for g in commits):
+                where = "Computed at git " + _and([f"{at(g)} for {_units(g['units'])}" for g in commits])
+            else:
+                where = "Computed " + _and([f"{at(g, 'at git ')} for {_units(g['units'])}" for g in commits])
+        dirty = "dirty checkout; " if one is not None and one["dirty"] else ""
+        count = (
+            dirty
+            + _units(n)
+            + (f"; {_units(old)} predate{'s' if old == 1 else ''} provenance records" if old else "")
+        )
+    span = comp.get("finished_at")
+    when = f", finished {span['first']} to {span['last']}" if span else ""
+    if comp.get("peak_rss_mb") is None:
+        memory = "peak RSS of the computing processes not recorded"
+    else:
+        memory = f"peak RSS of the computing processes <= {comp['peak_rss_mb']} MB"
+        if comp.get("peak_children_rss_mb") is not None:
+            memory += f" (their child processes <= {comp['peak_children_rss_mb']} MB)"
+        if comp.get("peak_cuda_mb") is not None:
+            memory += f", peak CUDA allocation <= {comp['peak_cuda_mb']} MB"
+        if old:
+            memory += f" (the {_units(n - old)} that record it)"
+    return f"{where} ({count}){when}; {memory}."
 
 
 def console_claims(claims: Sequence[Mapping[str, Any]], run_seeds: Sequence[int] | None = None) -> str:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from xentlab.metrics.bootstrap import summarize
 from xentlab.repro.context import RunContext
+from xentlab.repro.environment import children_usage, unit_peak_memory
 from xentlab.repro.local_data import record_resolved, resolved_changed, take_resolved
 from xentlab.repro.spec import Claim, Derived, Experiment, ReproError
 from xentlab.repro.units import load_finished, save_unit, split_output, unit_key, unit_paths
@@ -66,6 +67,9 @@ class UnitJob:
     device: str
     threads: int
     show_progress: bool
+    # the commit and dirty flag of the repository holding the package, captured once when the run
+    # starts (``environment.code_git``); None outside a git checkout or when the caller gave none
+    git: dict | None = None
 
 
 def run_unit(job: UnitJob) -> dict:
@@ -85,6 +89,7 @@ def run_unit(job: UnitJob) -> dict:
         show_progress=job.show_progress,
     )
     seed_everything(job.seed)
+    kids0 = children_usage()
     t0, c0 = time.perf_counter(), _cpu_seconds()
     record_resolved()
     try:
@@ -92,6 +97,7 @@ def run_unit(job: UnitJob) -> dict:
     finally:
         local_inputs = take_resolved()
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+    memory = unit_peak_memory(torch.device(job.device), ran_children=children_usage() != kids0)
     metrics, artifacts = split_output(output)
     if not any(unit_dir.iterdir()):
         unit_dir.rmdir()  # the scratch dir was not used: leave no empty folder behind
@@ -106,6 +112,9 @@ def run_unit(job: UnitJob) -> dict:
         wall_s=round(wall, 3),
         cpu_s=round(cpu, 3),
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        # where and how heavily it was computed (units.py's docstring); not part of the key
+        **memory,
+        git=job.git,
         # only units that read local inputs carry the field (cpu-scale unit files stay as they were)
         **({"local_inputs": local_inputs} if local_inputs else {}),
     )
@@ -135,7 +144,10 @@ def run_experiments(
     fresh: bool = False,
     show_progress: bool = True,
     echo: Callable[[str], None] = print,
+    git: dict | None = None,
 ) -> Results:
+    """Run every (experiment, seed) unit that is not finished yet; ``git`` is what each newly computed
+    unit records as the code it ran (``environment.code_git`` of the package, captured once)."""
     units_dir = out_dir / "units"
     results = Results(scale=scale, seeds=list(seeds))
     jobs: list[UnitJob] = []
@@ -170,6 +182,7 @@ def run_experiments(
                     str(device),
                     threads,
                     show_progress and workers == 1,
+                    git,
                 )
             )
     if results.reused_units:

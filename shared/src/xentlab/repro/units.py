@@ -3,6 +3,15 @@
 A unit file is written atomically after its function returns, so it exists only for finished
 units. Its key is a hash of (experiment, version, config, seed): a restarted run skips units whose
 key matches and recomputes units whose config or code version changed.
+
+Besides its numbers, a unit file records how it was computed: ``wall_s``, ``cpu_s``, ``finished_at``
+and (units computed since provenance records exist, ``PROVENANCE_FIELD``) ``peak_rss_mb``, the
+computing process's peak resident memory when the unit finished (an UPPER BOUND for the unit: that
+process may have imported things or run other units first), ``peak_children_rss_mb`` (only when the
+unit waited for child processes of its own; the largest child the process ever waited for),
+``peak_cuda_mb`` (CUDA units) and ``git``, the commit and dirty flag of the repository holding the
+package when the run started (null outside a git checkout). None of these is part of the key, so
+unit files written before they existed resume as they are.
 """
 
 from __future__ import annotations
@@ -10,13 +19,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from numbers import Number
 from pathlib import Path
 from typing import Any
 
 from xentlab.data.cache import atomic_write_json
 from xentlab.repro.spec import Experiment
+
+PROVENANCE_FIELD = "peak_rss_mb"  # every unit computed with provenance records has it
 
 
 def unit_key(exp: Experiment, config: Mapping[str, Any], seed: int) -> str:
@@ -82,3 +95,48 @@ def save_unit(path: Path, **fields: Any) -> dict:
     unit = _clean(fields)
     atomic_write_json(path, unit)
     return unit
+
+
+def _max_of(units: Sequence[Mapping[str, Any]], name: str) -> float | None:
+    values = [u[name] for u in units if isinstance(u.get(name), int | float)]
+    return max(values) if values else None
+
+
+def _finished_span(units: Sequence[Mapping[str, Any]]) -> dict | None:
+    """The first and last ``finished_at`` (ordered as times; a stamp that does not parse is left out)."""
+    stamps = []
+    for u in units:
+        try:
+            stamps.append((datetime.strptime(u["finished_at"], "%Y-%m-%dT%H:%M:%S%z"), u["finished_at"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    if not stamps:
+        return None
+    return {"first": min(stamps)[1], "last": max(stamps)[1]}
+
+
+def provenance_summary(units: Sequence[Mapping[str, Any]]) -> dict:
+    """Where and how heavily ``units`` (the unit records a report uses) were computed.
+
+    ``with_provenance`` / ``without_provenance``: units that record it, and units written before it
+    was recorded; ``git``: each (commit, dirty) the recording units were computed at, with its
+    number of units, most units first (commit null: outside a git checkout); ``peak_rss_mb`` (and
+    ``peak_children_rss_mb``, ``peak_cuda_mb``): the largest value over the units, an upper bound
+    for every unit that records it (null when none does); ``finished_at``: the first and last
+    unit to finish, over all units."""
+    recorded = [u for u in units if PROVENANCE_FIELD in u]
+    commits = Counter(
+        (g.get("commit"), g.get("dirty")) if isinstance(g, Mapping) else (None, None)
+        for g in (u.get("git") for u in recorded)
+    )
+    order = sorted(commits.items(), key=lambda kv: (-kv[1], str(kv[0][0]), str(kv[0][1])))
+    return {
+        "units": len(units),
+        "with_provenance": len(recorded),
+        "without_provenance": len(units) - len(recorded),
+        "git": [{"commit": c, "dirty": d, "units": n} for (c, d), n in order],
+        "peak_rss_mb": _max_of(recorded, "peak_rss_mb"),
+        "peak_children_rss_mb": _max_of(recorded, "peak_children_rss_mb"),
+        "peak_cuda_mb": _max_of(recorded, "peak_cuda_mb"),
+        "finished_at": _finished_span(units),
+    }

@@ -99,6 +99,7 @@ class UnitCheck:
     current_cpu_s: float | None = None
     stored_key: str | None = None
     current_key: str | None = None
+    stored_git: dict | None = None  # where the stored unit was computed (units since provenance records)
     n_metrics: int = 0
     diffs: list[Diff] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # metrics not compared (timings)
@@ -128,6 +129,7 @@ class UnitCheck:
             "elapsed_s": round(self.elapsed_s, 2),
             "stored_key": self.stored_key,
             "current_key": self.current_key,
+            "stored_git": self.stored_git,
             "n_metrics": self.n_metrics,
             "diffs": [d.__dict__ for d in self.diffs],
             "not_compared": self.ignored,
@@ -423,6 +425,8 @@ def verify_package(
             )
             check = UnitCheck(p.experiment, p.seed, p.cost_s, elapsed_s=time.perf_counter() - t0)
             check.stored_key = p.stored.get("key")
+            stored_git = p.stored.get("git")
+            check.stored_git = stored_git if isinstance(stored_git, dict) else None
             check.error = error
             if current is not None:
                 check.current_key = current.get("key")
@@ -465,15 +469,18 @@ def _describe(c: UnitCheck) -> str:
     elapsed = f"{c.elapsed_s:.1f} s" + (
         "" if c.current_cpu_s is None else f" (unit cpu_s {c.current_cpu_s:.1f})"
     )
+    where = _stored_at(c.stored_git)
     if c.error is not None:
-        return f"ERROR after {elapsed}: {c.error}"
+        return f"ERROR after {elapsed}: {c.error}{where}"
     lines = []
     if c.diffs:
-        lines.append(f"MISMATCH after {elapsed}: {len(c.diffs)} of {c.n_metrics} metric(s) differ; worst:")
+        lines.append(
+            f"MISMATCH after {elapsed}: {len(c.diffs)} of {c.n_metrics} metric(s) differ{where}; worst:"
+        )
         lines += [f"        {d.describe()}" for d in c.diffs[:5]]
     else:
         n = c.n_metrics - len(c.ignored)
-        lines.append(f"equal after {elapsed}: all {n} compared metric(s)")
+        lines.append(f"equal after {elapsed}: all {n} compared metric(s){where}")
     if c.ignored:
         lines.append(f"      not compared (timings): {', '.join(c.ignored)}")
     if not c.key_matches:
@@ -482,6 +489,13 @@ def _describe(c: UnitCheck) -> str:
             "from today's config/version; the workspace contract test should fail too)"
         )
     return "\n".join(lines)
+
+
+def _stored_at(git: Mapping[str, Any] | None) -> str:
+    """The suffix "; stored unit computed at git <commit> (dirty)" for a unit that records it, else ""."""
+    if not git or not git.get("commit"):
+        return ""
+    return f"; stored unit computed at git {git['commit'][:12]}" + (" (dirty)" if git.get("dirty") else "")
 
 
 def _worst(checks: Sequence[UnitCheck]) -> Diff | None:
