@@ -120,6 +120,14 @@ def load_data(cfg: RunConfig) -> Data:
     return Data(ImageSet(x_tr, train.y), aspects, empty, ImageSet(x_te, test.y), len(names))
 
 
+def lr_milestones(epochs: int) -> list[int]:
+    """MultiStepLR milestones (scheduler stepped once per epoch) for mdistiller's step decay at the same
+    fractions of training. mdistiller (engine/utils.adjust_learning_rate, epochs counted from 1) uses
+    lr = LR * 0.1 ** #{s in (150, 180, 210): epoch > s}, so with 240 epochs epoch 151 is the first at 1e-3;
+    MultiStepLR with milestone m runs 0-based epoch m (1-based m + 1) at the decayed rate: m = 150."""
+    return [math.ceil(epochs * f) for f in (150 / 240, 180 / 240, 210 / 240)]
+
+
 @torch.no_grad()
 def evaluate(model, data: ImageSet, num_classes: int, device) -> float:
     if not len(data):
@@ -145,8 +153,7 @@ def run(cfg: RunConfig, seed: int, device="cpu", log=None, progress=None) -> dic
     torch.manual_seed(seed)  # same init for every arm of this seed
     model = widen_head(build_cnn(data.train.x.shape[1], c, cfg.widths), c, q).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    milestones = [math.ceil(cfg.epochs * f) for f in (150 / 240, 180 / 240, 210 / 240)]
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=lr_milestones(cfg.epochs), gamma=0.1)
     gen = torch.Generator().manual_seed(seed)
     x_all, y_all, t_all = data.train.x.to(device), data.train.y.to(device), aspects.to(device)
     n, steps = len(y_all), math.ceil(len(y_all) / cfg.batch_size)
