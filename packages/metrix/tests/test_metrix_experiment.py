@@ -54,3 +54,17 @@ def test_smoke_and_determinism(tmp_path):
     cfg = RunConfig(mode="embed", n_train_classes=4, n_test_classes=4, n_per_class=8, channels=4,
                     embedding_size=8, batch_size=16, epochs=1)  # fmt: skip
     assert run(cfg, 3)["r1"] == run(cfg, 3)["r1"]
+
+
+def test_test_split_is_an_independent_draw():
+    # audit 2 defect: both class sets were rendered with generator seed 0, so test image i had exactly the
+    # pose, colours, texture and background of training image i (and the same class index), so a nuisance
+    # pattern memorised for training class k reappeared in test class k. The test split must be a fresh draw.
+    from metrix.experiment import load_split
+
+    cfg = RunConfig(n_train_classes=4, n_test_classes=4, n_per_class=10)
+    (x_tr, y_tr), (x_te, y_te) = load_split(cfg)
+    assert len(x_tr) == len(x_te) == 40
+    same_corner = (x_tr[:, :, 0, 0] == x_te[:, :, 0, 0]).all(1).float().mean().item()
+    assert same_corner < 0.2, f"{same_corner:.0%} of test images share the training image's background"
+    assert not torch.equal(y_tr, y_te)

@@ -60,7 +60,12 @@ GLYPH_CLASSES: tuple[str, ...] = (
 
 
 def load_split(cfg: RunConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """(train images, labels), (test images, labels) over disjoint class sets; one fixed split (seed 0)."""
+    """(train images, labels), (test images, labels) over disjoint class sets; one fixed class split (seed 0).
+
+    The two class sets are rendered with different generator seeds (train 0, test 1). With one seed for both,
+    test image i had exactly the pose, colours, texture and background of training image i and the same class
+    index, so nuisance patterns memorised for training class k reappeared in test class k (fixed in audit 2;
+    experiment version 2)."""
     from xentlab.data.shapes import ShapesConfig, load_shapes
 
     n_tr, n_te = cfg.n_train_classes, cfg.n_test_classes
@@ -68,9 +73,10 @@ def load_split(cfg: RunConfig) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple
         raise ValueError(f"need 2 <= train/test classes and train + test <= {len(GLYPH_CLASSES)}")
     order = np.random.default_rng(0).permutation(len(GLYPH_CLASSES))
     out = []
-    for start, n in ((0, n_tr), (n_tr, n_te)):
+    for start, n, data_seed in ((0, n_tr, 0), (n_tr, n_te, 1)):
         classes = tuple(GLYPH_CLASSES[i] for i in order[start : start + n])
-        data = load_shapes(ShapesConfig(classes=classes, n_per_class=cfg.n_per_class, size=cfg.image_size), 0)
+        shapes = ShapesConfig(classes=classes, n_per_class=cfg.n_per_class, size=cfg.image_size)
+        data = load_shapes(shapes, data_seed)
         out.append((data.x, data.y))
     return out[0], out[1]
 
