@@ -73,3 +73,49 @@ def test_clear_errors():
         fixed_batches(np.arange(3), 0)
     with pytest.raises(ValueError, match="B >= 2"):
         same_label_pair_rate(np.zeros((3, 1), dtype=int), np.zeros(3, dtype=int))
+
+
+def test_pair_rate_floor_and_random_expectation_hand_derived():
+    # cpu scale: 10 classes x 192 images, B = 64. Any batch of 64 spreads over at most 10 classes, so the fewest
+    # same-class pairs come from 4 classes with 7 images and 6 with 6: sum c (c - 1) = 4 * 42 + 6 * 30 = 348
+    # ordered pairs of 64 * 63 = 4032, i.e. 0.086310. A uniformly random batch (without replacement) has
+    # sum n_c (n_c - 1) / (N (N - 1)) = 10 * 192 * 191 / (1920 * 1919) = 191 / 1919 = 0.099531.
+    # So no batching can push the ratio of claim `fewer-same-class-pairs` below 348 / 4032 * 1919 / 191 = 0.8672.
+    from gsimclr.batching import min_pair_rate, random_pair_rate
+
+    counts = np.full(10, 192)
+    assert min_pair_rate(counts, 64) == pytest.approx(348 / 4032, rel=1e-12)
+    assert random_pair_rate(counts) == pytest.approx(191 / 1919, rel=1e-12)
+    assert min_pair_rate(counts, 64) / random_pair_rate(counts) == pytest.approx(0.86717, abs=1e-5)
+    # a class with too few images caps its share: counts [1, 9], B = 6 -> best is 1 + 5 -> 5 * 4 / 30
+    assert min_pair_rate(np.array([1, 9]), 6) == pytest.approx(20 / 30)
+    # the floor is what the measured rate of any batching respects (here a class-stratified batching attains it)
+    labels = np.tile(np.arange(10), 192)  # image i has class i mod 10, so consecutive 64 are stratified
+    assert same_label_pair_rate(fixed_batches(np.arange(1920), 64), labels) == pytest.approx(348 / 4032)
+    with pytest.raises(ValueError, match="batch_size"):
+        min_pair_rate(counts, 1)
+    with pytest.raises(ValueError, match="batch_size"):
+        min_pair_rate(np.array([2, 2]), 5)
+
+
+def test_simclr_batches_are_fixed_across_epochs_like_the_notebook():
+    # Vanilla_SimCLR/SimCLR_Training.ipynb: Dataset.shuffle(1024).map(normalize).cache().batch(64): the shuffle sits
+    # BEFORE cache(), and TF's cache() "will produce exactly the same elements during each iteration" (its
+    # docstring), so the order shuffled in epoch 1 is replayed in every epoch: one random partition, fixed batches.
+    # G-SimCLR's rank-sorted batches are fixed as well, so the two arms differ only in which images share a batch.
+    from gsimclr.batching import training_batches
+
+    rng = np.random.default_rng(0)
+    epochs = training_batches(None, 100, 8, 3, rng)
+    assert len(epochs) == 3 and all(np.array_equal(e, epochs[0]) for e in epochs)
+    assert epochs[0].shape == (12, 8) and len(set(epochs[0].ravel().tolist())) == 96
+    # its one permutation is the first draw of the unit's generator (what epoch 1 trained on before the audit)
+    assert np.array_equal(epochs[0], random_batches(100, 8, np.random.default_rng(0)))
+    # the pre-audit behaviour, kept as an option: a fresh permutation every epoch
+    again = training_batches(None, 100, 8, 3, np.random.default_rng(0), reshuffle=True)
+    assert np.array_equal(again[0], epochs[0]) and not np.array_equal(again[1], again[0])
+    # G-SimCLR: the given fixed batches in every epoch
+    fixed = pseudo_label_batches(np.arange(100) % 8, 8)
+    assert all(np.array_equal(e, fixed) for e in training_batches(fixed, 100, 8, 2, rng))
+    with pytest.raises(ValueError, match="reshuffle"):
+        training_batches(fixed, 100, 8, 2, rng, reshuffle=True)

@@ -100,6 +100,29 @@ def test_smoke(tmp_path):
     assert list(m["confirm/balanced_vs_gsimclr/P3_pts"]["per_seed"]) == ["3"]
     # AMI beside NMI, for every arm that clusters (chance level ~0 where NMI is ~0.05)
     assert {"confirm_random_groups/cluster_class_ami", "gsimclr_balanced/kmeans_class_ami"} <= set(m)
+    # the mechanism at the pseudo-label level (second audit): G-SimCLR's same-cluster rate over random batches'
+    r = m["pseudo_pair_rate_ratio"]["mean"]
+    rate, random_rate = (
+        m["gsimclr/same_cluster_pair_rate"]["mean"],
+        m["gsimclr/random_same_cluster_pair_rate"]["mean"],
+    )
+    assert r == pytest.approx(rate / random_rate)
+
+
+def test_same_class_claim_states_its_unreachable_floor():
+    # claim `fewer-same-class-pairs` keeps its pre-registered threshold 0.5; its text names the floor below which no
+    # batching of the cpu data can go, which must be the one min_pair_rate / random_pair_rate give (0.867)
+    import importlib.util
+
+    from gsimclr.batching import min_pair_rate, random_pair_rate
+
+    spec = importlib.util.spec_from_file_location("gsimclr_repro_floor", REPRO)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    claim = next(c for c in mod.CLAIMS if c.id == "fewer-same-class-pairs")
+    counts = np.full(10, mod.CPU["n_train_per_class"])
+    floor = min_pair_rate(counts, mod.CPU["batch_size"]) / random_pair_rate(counts)
+    assert claim.check == "<= 0.5" and f"floor {floor:.3f}" in claim.paper
 
 
 def test_confirm_arms_are_the_plain_arms_on_their_own_seeds():

@@ -1,8 +1,9 @@
 """One arm (SimCLR or G-SimCLR) at one seed: pseudo labels (G-SimCLR only), contrastive pre-training, linear probes.
 
 Both arms share the data, backbone, head, augmentation, optimiser and number of SGD steps; they differ only in
-which images share a batch: a fresh random permutation every epoch (vanilla SimCLR) or G-SimCLR's fixed
-rank-sorted batches built from KMeans pseudo labels of denoising-autoencoder embeddings.
+which images share a batch: one random partition replayed every epoch (vanilla SimCLR, whose notebook shuffles
+before caching) or G-SimCLR's fixed rank-sorted batches built from KMeans pseudo labels of denoising-autoencoder
+embeddings. Both arms' batches are fixed across epochs, as in the notebooks.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ import torch
 
 from gsimclr.autoencoder import DenoisingAutoencoder, kmeans_pseudo_labels, train_autoencoder
 from gsimclr.balanced import balanced_pseudo_labels, grayscale, random_equal_groups
-from gsimclr.batching import per_batch_pair_rates, pseudo_label_batches, random_batches, same_label_pair_rate
+from gsimclr.batching import (
+    per_batch_pair_rates,
+    pseudo_label_batches,
+    random_batches,
+    same_label_pair_rate,
+    training_batches,
+)
 from gsimclr.model import OFFICIAL_HEAD, SimCLRNet
 from xentlab.data.augment import AugmentConfig, augment
 from xentlab.losses.ntxent import OFFICIAL_TEMPERATURE, nt_xent
@@ -69,6 +76,10 @@ class RunConfig:
     dae_input: str = "rgb"
     """gsimclr only. 'rgb' = the official DAE input; 'gray' = a diagnostic: the DAE is trained on and embeds the
     luma image, to remove colour from the pseudo labels"""
+    simclr_reshuffle: bool = False
+    """simclr only. False = the vanilla notebook: its shuffle(1024) comes before cache(), so one random partition into
+    batches is replayed every epoch (fixed batches, like G-SimCLR's); True = a fresh permutation every epoch (this
+    package before the second audit; not the notebook's)"""
     probe_cs: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
     """inverse L2 strengths tried for the logistic-regression probe, chosen on a validation split"""
     probe_val_frac: float = 0.2
@@ -228,8 +239,13 @@ def run(cfg: RunConfig, seed: int, *, device, log: Callable[..., None], progress
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)  # the notebooks' SGD: no momentum, no weight decay
     aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
     step, pair_rates, losses = 0, [], []
+    # fixed batches in both arms, as in both notebooks (batching.training_batches): G-SimCLR's rank-sorted ones, and
+    # for SimCLR one random partition drawn from the unit's generator
+    schedule = training_batches(
+        fixed if cfg.arm == "gsimclr" else None, n, b, cfg.epochs, rng, reshuffle=cfg.simclr_reshuffle
+    )
     for epoch in progress(range(cfg.epochs), desc=cfg.arm):
-        batches = fixed if cfg.arm == "gsimclr" else random_batches(n, b, rng)
+        batches = schedule[epoch]
         pair_rates.append(same_label_pair_rate(batches, y_np))
         model.train()
         for idx in batches:
