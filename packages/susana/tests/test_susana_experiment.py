@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from susana.experiment import RunConfig, conv4, run, sample_episode
+from susana.experiment import RunConfig, conv4, load_splits, run, sample_episode
 
 from xentlab.repro.local_data import MissingLocalData
 from xentlab.testing import load_reproduce, run_smoke
@@ -99,3 +99,20 @@ def test_committed_cpu_units_match_the_current_protocol():
             path = REPRO.parent / "results" / "cpu" / "units" / exp.name / f"seed{seed}.json"
             assert path.exists(), f"committed cpu unit missing: {path}"
             assert json.loads(path.read_text())["key"] == unit_key(exp, exp.config("cpu"), seed)
+
+
+def test_shapes_splits_do_not_repeat_each_others_images():
+    # Guard (second audit of metrix, which had this defect): the three class splits are rendered with one generator
+    # seed, so two splits with equal image counts would get identical per-image draws (pose, colours, texture,
+    # background, noise: only the glyph differs), linking test class k to training class k. susana is free of it only
+    # because its splits differ in size (46 / 12 / 16 classes); this fails if a config makes two sizes equal.
+    splits = load_splits(RunConfig(n_per_class=30, image_size=16))  # the cpu scale's data settings
+    names = list(splits)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            xa, xb = splits[a][0], splits[b][0]
+            n = min(len(xa), len(xb))
+            same_corner = (xa[:n, :, 0, 0] == xb[:n, :, 0, 0]).all(1).float().mean().item()
+            assert same_corner < 0.05, (
+                f"{same_corner:.0%} of {b} images share the {a} image's corner at the same index"
+            )
