@@ -10,6 +10,8 @@ Everything follows FuxiCTR's `BaseModel` (the official code's trainer, rank_mode
   resets the patience counter but not the lr.
 - `train_step`: clip the global gradient norm at `max_gradient_norm` (default 10.0) between
   backward and the optimizer step.
+- `compute_loss` = `add_loss` + `regularization_loss`: the embedding L2 term (lambda / 2) * sum ||W||^2 over
+  the embedding tables (cfg `embedding_regularizer`; protocol v6 uses the official 1e-5).
 """
 
 from __future__ import annotations
@@ -97,13 +99,31 @@ def _build(arm: str, vocab_sizes: list[int], cfg: dict, layout: str) -> torch.nn
     raise ValueError(f"unknown arm {arm!r}; choose from {ARMS}")
 
 
-def batch_loss(arm: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def embedding_l2(model: torch.nn.Module, lam: float) -> torch.Tensor:
+    """FuxiCTR's ``regularization_loss`` for a float ``embedding_regularizer`` lam (an L2 term, p = 2):
+    (lam / 2) * ||W||_2^2 summed over every embedding table, whole tables (not only the batch's rows).
+    Only the tables are regularised; the official configs set ``net_regularizer: 0``."""
+    if lam < 0:
+        raise ValueError(f"embedding_regularizer must be >= 0, got {lam}")
+    tables = [m.weight for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    return lam / 2 * sum(w.pow(2).sum() for w in tables)
+
+
+def batch_loss(arm: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+               embedding_regularizer: float = 0.0) -> torch.Tensor:  # fmt: skip
+    """The batch's training loss: FuxiCTR ``compute_loss`` = ``add_loss`` (Tri-BCE for fcn_tribce, BCE on the
+    fused y_hat for fcn_bce, BCE otherwise) + ``regularization_loss`` (the embedding L2 term; 0 = none, as in
+    protocol v1-v5; v6 sets the official 1e-5)."""
     out = model(x)
     if arm == "fcn_tribce":
-        return tri_bce(*out, y)
-    if arm == "fcn_bce":
-        return F.binary_cross_entropy_with_logits(out[0], y)  # ablation: BCE on the fused y_hat only
-    return F.binary_cross_entropy_with_logits(out, y)
+        loss = tri_bce(*out, y)
+    elif arm == "fcn_bce":
+        loss = F.binary_cross_entropy_with_logits(out[0], y)  # ablation: BCE on the fused y_hat only
+    else:
+        loss = F.binary_cross_entropy_with_logits(out, y)
+    if embedding_regularizer:
+        loss = loss + embedding_l2(model, embedding_regularizer)
+    return loss
 
 
 @torch.no_grad()
@@ -123,7 +143,8 @@ def fit(
 
     cfg keys beyond the model's: lr, batch_size, max_epochs, patience, and optionally
     reduce_lr_on_plateau (default True) and max_gradient_norm (default 10.0; None disables), both
-    FuxiCTR's defaults. ``on_epoch(epoch, p_valid)`` (optional) gets the 1-based epoch and the validation
+    FuxiCTR's defaults, and embedding_regularizer (default 0: none; the official Criteo configs use 1e-5).
+    ``on_epoch(epoch, p_valid)`` (optional) gets the 1-based epoch and the validation
     predictions of that epoch (used by the size pilot, scripts/select_size.py)."""
     torch.manual_seed(seed)
     model = build_model(arm, data.vocab_sizes, cfg)
@@ -132,6 +153,7 @@ def fit(
     gen = torch.Generator().manual_seed(seed)
     reduce_lr = cfg.get("reduce_lr_on_plateau", True)
     max_norm = cfg.get("max_gradient_norm", MAX_GRADIENT_NORM)
+    emb_reg = cfg.get("embedding_regularizer", 0.0)  # absent: no regulariser (protocol v1-v5)
     stopper, best_state, curve, lr_curve, decays = fuxictr_stopper(cfg["patience"]), None, [], [], 0
     best_epoch, stopped = 0, False  # 1-based epoch of the best AUC; whether patience (not the cap) ended it
     for epoch in progress(range(cfg["max_epochs"]), desc=arm):
@@ -141,7 +163,9 @@ def fit(
         for i in range(0, len(perm), cfg["batch_size"]):
             idx = perm[i : i + cfg["batch_size"]]
             xb, yb = x_tr[idx], y_tr[idx]
-            loss = train_step(model, opt, lambda xb=xb, yb=yb: batch_loss(arm, model, xb, yb), max_norm)
+            loss = train_step(
+                model, opt, lambda xb=xb, yb=yb: batch_loss(arm, model, xb, yb, emb_reg), max_norm
+            )
         p_valid = predict(model, data.x_valid)
         val_auc = float(roc_auc_score(data.y_valid, p_valid))
         curve.append(val_auc)
