@@ -64,3 +64,24 @@ def test_mape_is_the_reference_prede():
     obs = np.array([2.0, 4.0, 5.0])
     pred = np.array([2.2, 3.0, 5.0])
     assert abs(mape(pred, obs) - (0.1 + 0.25 + 0.0) / 3) <= 1e-15
+
+
+def test_eval_step_k_pairs_with_the_areas_of_the_first_k_updates():
+    # Second audit: the law pairs the loss at eval step k (1-based) with S1[k - 1] = sum of lr[0..k-1], so the
+    # loss at step k must have seen exactly the k updates made with lr[0], ..., lr[k-1]. With lr = 0 from the
+    # 4th update on (AdamW, no weight decay: a zero lr is no update), the losses at steps 3, 4, 5, 6 must be
+    # equal and differ from step 2's; an off-by-one in train_schedule would move the plateau by one step.
+    from lr_annealing_scaling.train import TrainConfig, train_schedule
+
+    from xentlab.data.markov_source import MarkovSourceConfig
+
+    cfg = TrainConfig(hidden=16, layers=1, heads=2, steps=6, warmup=0, eval_every=1, val_seqs=8)
+    src = MarkovSourceConfig(vocab_size=8, order=1, support=2, seed=0)
+    lr = np.array([1e-2, 1e-2, 1e-2, 0.0, 0.0, 0.0])
+    run = train_schedule(cfg, src, lr, seed=0)
+    assert run["steps"] == [1, 2, 3, 4, 5, 6]
+    loss = run["loss"]
+    assert loss[3] == loss[2] and loss[4] == loss[2] and loss[5] == loss[2]
+    assert loss[2] != loss[1]
+    s1, _ = annealing_areas(lr, warmup=0)
+    assert s1[3 - 1] == lr[:3].sum() and s1[6 - 1] == s1[3 - 1]  # S1 stops growing where training stops
