@@ -86,3 +86,41 @@ def test_smoke(tmp_path):
     ids = {c["id"] for c in result["claims"]}
     assert {"ldr-beats-ce-uniform0.6-letter", "aldr-near-ce-clean-letter-official"} <= ids
     assert "letter_official_clean/acc_aldr" in result["metrics"]
+
+
+def test_vowel_uses_the_official_speaker_split_and_the_formant_features():
+    # The paper's vowel (the authors' vowel_train/test.npz, LIBSVM's vowel / vowel.t) is Deterding's split:
+    # 528 training rows from speakers 0-7, 462 test rows from speakers 8-14, 10 formant features. KEEL's
+    # table stores that split in its first column (TT: 0 train, 1 test), then the speaker and sex columns,
+    # then F0..F9. experiment.py trains on the 4/5 of the training file that an unshuffled KFold(5) keeps
+    # (fold f held out) and tests on the whole test file. Hand derivation for fold 1: KFold(5) on 528 rows
+    # has fold sizes 106, 106, 106, 105, 105, so fold 1 is rows 106..211 and 528 - 106 = 422 rows train.
+    import numpy as np
+    from ldr.experiments import load_split
+
+    from xentlab.data.tabular import load_table, standardize
+
+    x, y, names = load_table("vowel")
+    train_rows, test_rows = np.flatnonzero(x[:, 0] == 0), np.flatnonzero(x[:, 0] == 1)
+    assert (len(train_rows), len(test_rows)) == (528, 462)
+    keep = train_rows[np.r_[0:106, 212:528]]
+    split = load_split({"dataset": "vowel", "split": "official", "n_folds": 5}, seed=1)
+    assert split.num_features == 10 and split.num_classes == 11 and split.class_names == names
+    assert (len(split.x_train), len(split.x_test)) == (422, 462)
+    # no test speaker in training (the KEEL stratified folds mixed all 15 speakers)
+    assert set(x[keep, 1]).isdisjoint(set(x[test_rows, 1]))
+    x_tr, x_te = standardize(x[keep, 3:], x[test_rows, 3:])
+    assert torch.allclose(split.x_train, torch.from_numpy(x_tr).float())
+    assert torch.allclose(split.x_test, torch.from_numpy(x_te).float())
+    assert torch.equal(split.y_train, torch.from_numpy(y[keep])) and torch.equal(
+        split.y_test, torch.from_numpy(y[test_rows])
+    )
+    # letter keeps the stratified KEEL folds (fold = seed mod 5)
+    letter = load_split({"dataset": "letter", "n_folds": 5}, seed=6)
+    assert (letter.fold, letter.num_features, len(letter.x_test)) == (1, 16, 4000)
+    # every vowel experiment runs the official split, at cpu and at full scale
+    exps = {e.name: e for e in _reproduce_module().EXPERIMENTS}
+    for setting in ("clean", "uniform0.6", "classdep0.3"):
+        for scale in ("cpu", "full"):
+            assert exps[f"vowel_{setting}"].config(scale)["split"] == "official"
+        assert exps[f"letter_{setting}"].config("cpu").get("split", "folds") == "folds"
