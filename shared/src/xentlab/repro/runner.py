@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import importlib.util
 import json
 import os
+import pickle
 import resource
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -72,8 +77,94 @@ class UnitJob:
     git: dict | None = None
 
 
+def hash_seed_pinned() -> bool:
+    """Whether this interpreter was started with ``PYTHONHASHSEED=0`` (string hashing not randomised).
+
+    ``sys.flags.hash_randomization`` is 0 exactly then; the environment variable alone can lie (it
+    may have been set after the interpreter started, which does not change ``hash``)."""
+    return sys.flags.hash_randomization == 0
+
+
+def needs_hash_child(job: UnitJob) -> bool:
+    """Whether ``job`` must run in a child started with ``PYTHONHASHSEED=0`` (``Experiment.fixed_hash_seed``)."""
+    return bool(getattr(job.exp, "fixed_hash_seed", False)) and not hash_seed_pinned()
+
+
+@contextlib.contextmanager
+def pinned_hash_env():
+    """``PYTHONHASHSEED=0`` in ``os.environ`` (inherited by processes started meanwhile), then restored."""
+    before = os.environ.get("PYTHONHASHSEED")
+    os.environ["PYTHONHASHSEED"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONHASHSEED", None)
+        else:
+            os.environ["PYTHONHASHSEED"] = before
+
+
+@dataclass(frozen=True)
+class _FnRef:
+    """A picklable stand-in for an experiment function whose module cannot be imported by name
+    (``reproduce.py`` loaded from its path, as ``xentlab.repro.verify``'s child and tests do): the
+    child loads the file under the same module name and takes the function from it."""
+
+    module: str
+    file: str
+    qualname: str
+
+    def resolve(self) -> Callable[..., Mapping[str, Any]]:
+        module = sys.modules.get(self.module)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(self.module, self.file)
+            if spec is None or spec.loader is None:
+                raise ReproError(f"cannot load {self.file} to run {self.qualname} with PYTHONHASHSEED=0")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[self.module] = module
+            spec.loader.exec_module(module)
+        fn: Any = module
+        for part in self.qualname.split("."):
+            fn = getattr(fn, part)
+        return fn
+
+
+def _picklable(job: UnitJob) -> UnitJob:
+    """``job`` as the child receives it: itself when it pickles, else with its function as a ``_FnRef``."""
+    try:
+        pickle.dumps(job)
+        return job
+    except (pickle.PicklingError, AttributeError, TypeError):
+        pass
+    fn = job.exp.fn
+    ref = _FnRef(fn.__module__, fn.__code__.co_filename, fn.__qualname__)
+    return dataclasses.replace(job, exp=dataclasses.replace(job.exp, fn=ref))
+
+
+def _run_unit_child(job: UnitJob) -> dict:
+    """The child's entry point: started with ``PYTHONHASHSEED=0``, it runs the unit in-process."""
+    if isinstance(job.exp.fn, _FnRef):
+        job = dataclasses.replace(job, exp=dataclasses.replace(job.exp, fn=job.exp.fn.resolve()))
+    if not hash_seed_pinned():  # would recurse: the environment did not reach the interpreter
+        raise ReproError(f"{job.exp.name}: the child for PYTHONHASHSEED=0 started with hash randomisation on")
+    return run_unit(job)
+
+
+def _run_unit_hash_pinned(job: UnitJob) -> dict:
+    """Run ``job`` in a fresh spawned process started with ``PYTHONHASHSEED=0`` and return its unit."""
+    import multiprocessing as mp
+
+    with pinned_hash_env(), ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(_run_unit_child, _picklable(job)).result()
+
+
 def run_unit(job: UnitJob) -> dict:
-    """Run one (experiment, seed) unit from a clean seed and store it. Also the worker entry point."""
+    """Run one (experiment, seed) unit from a clean seed and store it. Also the worker entry point.
+
+    An experiment with ``fixed_hash_seed`` runs in a spawned child started with ``PYTHONHASHSEED=0``
+    unless this process was started so (then in-process, as every other unit)."""
+    if needs_hash_child(job):
+        return _run_unit_hash_pinned(job)
     torch.set_num_threads(job.threads)
     job.unit_path.parent.mkdir(parents=True, exist_ok=True)
     job.log_path.write_text("")  # a restarted unit starts its step log afresh
@@ -193,12 +284,18 @@ def run_experiments(
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=mp.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(threads,),
-        ) as pool:
+        # every job wants PYTHONHASHSEED=0: start the workers with it, so that they run the units
+        # in-process (otherwise a flagged job spawns its own child from its worker; run_unit)
+        pin = all(needs_hash_child(job) for job in jobs)
+        with (
+            pinned_hash_env() if pin else contextlib.nullcontext(),
+            ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(threads,),
+            ) as pool,
+        ):
             futures = {pool.submit(run_unit, job): job for job in jobs}
             for fut in futures:
                 job = futures[fut]

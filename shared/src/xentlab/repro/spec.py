@@ -40,6 +40,13 @@ class Experiment:
     (``--seeds`` or the package's default), as before. A unit's resume key does not include the
     list, so declaring it does not invalidate units of seeds that stay in it. Derived metrics are
     computed on the seeds that all the experiments they read share (see ``Derived``).
+
+    ``fixed_hash_seed`` (optional, default False) is for code whose results depend on Python's
+    per-process string-hash order, such as set iteration over strings inside a third-party metric:
+    each unit of the experiment then always runs with ``PYTHONHASHSEED=0`` (in a spawned child
+    process when the current one was started otherwise; ``runner.run_unit``), so that it is
+    reproducible from any entry point. It is not part of the resume key: bump ``version`` when
+    setting it. With the default, units run in-process under whatever hash seed the process has.
     """
 
     name: str
@@ -48,6 +55,7 @@ class Experiment:
     version: str = "1"
     description: str = ""
     seeds: Mapping[str, Sequence[int]] | None = None
+    fixed_hash_seed: bool = False
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
