@@ -136,6 +136,10 @@ EXPERIMENTS = [
         # the resume key follows the code a unit runs (securefix_rl.code): with the default "1" an edit
         # of xentlab.rl.ppo (the fourth run's whitening fix) would have left the old units in place
         version=unit_version(),
+        # CodeBLEU's data-flow match (PyPI codebleu, as the official code) iterates sets of strings, so
+        # its value follows Python's per-process string-hash seed: every unit runs with PYTHONHASHSEED=0
+        # (fifth cpu run; README). It applies at every scale, --scale full included.
+        fixed_hash_seed=True,
     )
 ]
 

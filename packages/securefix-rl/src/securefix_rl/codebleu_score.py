@@ -3,6 +3,12 @@
 CodeBLEU = 0.25 BLEU + 0.25 keyword-weighted BLEU + 0.25 AST subtree match + 0.25 data-flow match
 (the package's and the CodeBLEU paper's default weights), parsed with the tree-sitter Python
 grammar, fully offline. The generated functions are valid Python (``lang.py``).
+
+The data-flow part depends on Python's per-process string-hash seed: the package (like the official
+CodeBLEU) builds variable lists with ``list(set(...))`` over strings (``dataflow_match.py``,
+``get_data_flow`` and ``normalize_dataflow_item``) and then compares them in order. So the securefix
+experiment sets ``Experiment(fixed_hash_seed=True)``: every unit runs with ``PYTHONHASHSEED=0``
+(README, "Fifth cpu run").
 """
 
 from __future__ import annotations
