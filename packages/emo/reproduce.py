@@ -85,8 +85,11 @@ def finetune(cfg: dict, seed: int, ctx: RunContext) -> dict:
 
 # version 2: fine-tuning uses the official run_lm.py optimiser (AdamW, weight decay 0, linear decay to 0,
 # no warm-up) instead of a constant lr (README, "Protocol change")
+# version 3 (second fidelity audit): a diagnostic third arm "emocap" (no claim), EMO with the capped weight
+# min(sg(CE / EMO), 3) of the official emo_patch.py at 54a7880 / EMOLoss mode=1, and the weight's median /
+# fraction above 3 at the checkpoint and after EMO fine-tuning; the MLE and EMO arms are unchanged
 EXPERIMENTS = [
-    Experiment("finetune", finetune, {"smoke": SMOKE, "cpu": CPU, "full": FULL}, version="2"),
+    Experiment("finetune", finetune, {"smoke": SMOKE, "cpu": CPU, "full": FULL}, version="3"),
 ]
 
 CLAIMS = [
@@ -119,21 +122,27 @@ def figures(results, out_dir: Path) -> list[Path]:
     m = results.metrics
     if "finetune/mle_sample_ll" not in m:  # full scale: no true generator
         return []
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.0))
     panels = [
         ("test_ppl", "test perplexity on B (lower = better recall)", "source_test_nll"),
         ("sample_ll", "true log-lik. of samples / token (higher = better precision)", "source_sample_ll"),
         ("entropy", "model entropy on test contexts (diagnostic)", "source_entropy"),
     ]
     for ax, (key, title, ref) in zip(axes, panels, strict=True):
-        names = ["pretrained", "mle", "emo"]
+        names = [n for n in ("pretrained", "mle", "emo", "emocap") if f"finetune/{n}_{key}" in m]
         for i, name in enumerate(names):
             vals = np.asarray(results.values(f"finetune/{name}_{key}"), dtype=float)
             ax.scatter(np.full(len(vals), i) + np.linspace(-0.08, 0.08, len(vals)), vals, s=14, alpha=0.7)
             ax.errorbar(i + 0.25, vals.mean(), yerr=vals.std(), fmt="o", color="k", capsize=3)
         r = float(np.mean(results.values(f"finetune/{ref}")))
         ax.axhline(np.exp(r) if key == "test_ppl" else r, ls="--", c="gray", label="B's true generator")
-        ax.set_xticks(range(len(names)), ["pretrained (A)", "MLE", "EMO"])
+        labels = {
+            "pretrained": "pretrained (A)",
+            "mle": "MLE",
+            "emo": "EMO",
+            "emocap": "EMO, ratio\ncapped at 3",
+        }
+        ax.set_xticks(range(len(names)), [labels[n] for n in names])
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=8)
     fig.suptitle(

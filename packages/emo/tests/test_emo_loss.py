@@ -127,3 +127,25 @@ def test_clear_errors():
         emo_loss(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), torch.zeros(5, 3))
     with pytest.raises(ValueError, match="reduction"):
         emo_loss(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), e, reduction="sum")
+
+
+def test_ratio_cap_hand_computation():
+    # The capped weight of DRSY/EMO emo_patch.py (commit 54a7880) and PyPI EMOLoss mode=1:
+    # L = 0.5 [CE + min(sg(CE / (EMO + 1e-10)), cap) EMO]. Toy token (see _toy): CE = ln 6 = 1.792,
+    # EMO = (2 (1 - 1/sqrt 2) + 6) / 6 = 1.0976, so CE / EMO = 1.632: a cap of 1 binds, a cap of 3 does not.
+    e, logits = _toy()
+    labels = torch.tensor([0])
+    emo = (2 * (1 - 1 / math.sqrt(2)) + 6) / 6
+    ce = math.log(6.0)
+    assert_close(
+        emo_loss(logits, labels, e, ratio_cap=1.0), torch.tensor(0.5 * (ce + emo), dtype=torch.float64)
+    )
+    assert_close(emo_loss(logits, labels, e, ratio_cap=3.0), emo_loss(logits, labels, e))
+    # gradient with a binding cap: 0.5 [dCE/dz + cap dEMO/dz]
+    z = logits.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(emo_loss(z, labels, e, ratio_cap=1.0), z)
+    (grad_ce,) = torch.autograd.grad(mle_loss(z, labels), z)
+    (grad_emo,) = torch.autograd.grad(emo_cost(z, labels, e).sum(), z)
+    assert_close(grad, 0.5 * (grad_ce + 1.0 * grad_emo), atol=1e-12)
+    with pytest.raises(ValueError, match="ratio_cap"):
+        emo_loss(logits, labels, e, ratio_cap=0.0)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from emo.loss import emo_loss, make_cost_embedding, mle_loss
+from emo.loss import RATIO_EPS, emo_cost, emo_loss, make_cost_embedding, mle_loss
 from emo.optim import finetune_optimizer
 from emo.source import SynonymSource, SynonymSourceConfig
 from xentlab.models.small_decoder import DecoderLM, LMShape, sample
@@ -31,7 +31,9 @@ class RunConfig:
     weight decay, lr decayed linearly to 0 with no warm-up, as the official run_lm.py; "constant": the
     constant-lr Adam of the first version); the same steps, lr and batches for MLE and EMO.
     Evaluation: n_test held-out B sequences; n_samples continuations of sample_len tokens after a
-    2-token prompt."""
+    2-token prompt. diag_ratio_cap: a diagnostic third fine-tuning arm ("emocap", no claim) with the capped
+    weight min(sg(CE / EMO), cap) of the official emo_patch.py at 54a7880 / EMOLoss mode=1 (emo.loss);
+    None: no such arm."""
 
     source: SynonymSourceConfig = field(default_factory=SynonymSourceConfig)
     model: LMShape = field(
@@ -50,6 +52,7 @@ class RunConfig:
     n_samples: int = 500
     sample_len: int = 30
     log_every: int = 20
+    diag_ratio_cap: float | None = 3.0
 
 
 def _batches(data: torch.Tensor, steps: int, batch: int, seed: int):
@@ -113,6 +116,21 @@ def cluster_geometry(weight: torch.Tensor, cluster_of: np.ndarray) -> dict:
     return {"cos_synonyms": float(cos[same & off].mean()), "cos_others": float(cos[~same].mean())}
 
 
+@torch.no_grad()
+def weight_stats(model: DecoderLM, x: torch.Tensor, cost: torch.Tensor, cap: float) -> dict:
+    """The official EMO weight CE_t / (EMO_t + 1e-10) over the tokens of x: its median and the fraction
+    of tokens above ``cap`` (where the capped variant differs from gpt2.py's uncapped weight)."""
+    logits, y = model(x[:, :-1]), x[:, 1:]
+    ce = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none"
+    )
+    ratio = ce / (emo_cost(logits, y, cost).reshape(-1) + RATIO_EPS)
+    return {
+        "ratio_median": float(ratio.median()),
+        "ratio_frac_above_cap": float((ratio > cap).double().mean()),
+    }
+
+
 def run_unit(cfg: RunConfig, seed: int, log=lambda **k: None) -> dict:
     if cfg.finetune_schedule not in ("linear", "constant"):
         raise ValueError(f"finetune_schedule must be 'linear' or 'constant', got {cfg.finetune_schedule!r}")
@@ -151,17 +169,23 @@ def run_unit(cfg: RunConfig, seed: int, log=lambda **k: None) -> dict:
         out.update({f"{name}_{k}": v for k, v in div.items()})
 
     evaluate(model, "pretrained")
-    for method in ("mle", "emo"):
+    methods = ("mle", "emo") + (("emocap",) if cfg.diag_ratio_cap is not None else ())
+    for method in methods:
         ft = DecoderLM(cfg.model)
         ft.load_state_dict(checkpoint)  # the loaded pretrained weights
-        if method == "emo":
+        if method in ("emo", "emocap"):
             # cost embedding: a frozen copy of the LM head taken AFTER loading (official README
             # pattern; see emo.loss). It never changes during fine-tuning.
             cost = make_cost_embedding(ft.embed.weight)  # the LM head is the tied embedding
             out.update(cluster_geometry(cost, src.cluster_of))
+            cap = cfg.diag_ratio_cap if method == "emocap" else None  # None: gpt2.py's uncapped weight
 
-            def loss_fn(logits, y, cost=cost):
-                return emo_loss(logits, y, cost)
+            def loss_fn(logits, y, cost=cost, cap=cap):
+                return emo_loss(logits, y, cost, ratio_cap=cap)
+
+            if method == "emo" and cfg.diag_ratio_cap is not None:  # the weight at the checkpoint
+                stats = weight_stats(ft, train_b, cost, cfg.diag_ratio_cap)
+                out.update({f"start_{k}": v for k, v in stats.items()})
         else:
             loss_fn = mle_loss
         curve = _train(
@@ -178,6 +202,9 @@ def run_unit(cfg: RunConfig, seed: int, log=lambda **k: None) -> dict:
         )
         out[f"{method}_curve"] = curve
         evaluate(ft, method)
+        if method == "emo" and cfg.diag_ratio_cap is not None:  # the weight after EMO fine-tuning
+            stats = weight_stats(ft, train_b, cost, cfg.diag_ratio_cap)
+            out.update({f"end_{k}": v for k, v in stats.items()})
         log(
             step=cfg.finetune_steps,
             method=method,
@@ -187,4 +214,7 @@ def run_unit(cfg: RunConfig, seed: int, log=lambda **k: None) -> dict:
 
     out["ppl_rel_gap"] = out["emo_test_ppl"] / out["mle_test_ppl"] - 1.0
     out["sample_ll_gap"] = out["emo_sample_ll"] - out["mle_sample_ll"]
+    if cfg.diag_ratio_cap is not None:  # the capped variant vs MLE (diagnostic, no claim)
+        out["emocap_ppl_rel_gap"] = out["emocap_test_ppl"] / out["mle_test_ppl"] - 1.0
+        out["emocap_sample_ll_gap"] = out["emocap_sample_ll"] - out["mle_sample_ll"]
     return out

@@ -20,6 +20,12 @@ i.e. a FIXED 0.5/0.5 mix of MLE and EMO in which the EMO term is rescaled per to
 takes E from the live (training) LM head; the main language-modelling script (``run_lm_gpt2.sh``)
 uses ``mode=emo``, the frozen cost embedding implemented here. The reduction is the masked mean
 sum_t L_t m_t / (1e-15 + sum_t m_t) of the code, m_t = [y_t != ignore_index].
+
+A later variant of the same weight exists in the official repository: ``emo_patch.py`` at commit 54a7880
+(the LLaMA patch) and PyPI ``EMOLoss`` (mode=1) cap the stop-gradient ratio,
+L_t = 0.5 * [CE_t + min(sg(CE_t / (EMO_t + 1e-10)), 3) * EMO_t]. The language-modelling code (gpt2.py)
+has no cap, and ``emo_loss`` follows it by default (``ratio_cap=None``); ``ratio_cap=3.0`` gives the
+capped variant (a diagnostic arm at cpu scale).
 """
 
 from __future__ import annotations
@@ -94,19 +100,27 @@ def emo_loss(
     cost_embedding: torch.Tensor,
     ignore_index: int = -100,
     reduction: str = "mean",
+    ratio_cap: float | None = None,
 ) -> torch.Tensor:
     """The EMO training loss 0.5 * [CE + sg(CE / (EMO + 1e-10)) * EMO] (see the module docstring).
 
     logits: (..., V) for the already-shifted positions; labels: (...) next tokens (``ignore_index``
     skipped); cost_embedding: (V, d) from ``make_cost_embedding``. reduction: "mean" (masked mean,
-    the official code) or "none" (per-token L_t, 0 at ignored positions).
+    the official code) or "none" (per-token L_t, 0 at ignored positions). ratio_cap: None (gpt2.py, the
+    paper's LM experiments) or c > 0: the weight becomes min(sg(CE / (EMO + 1e-10)), c) (emo_patch.py at
+    54a7880 and EMOLoss mode=1 use c = 3).
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    if ratio_cap is not None and not ratio_cap > 0:
+        raise ValueError(f"ratio_cap must be None or > 0, got {ratio_cap!r}")
     flat_logits, flat_labels, mask = _flatten(logits, labels, cost_embedding, ignore_index)
     ce = F.cross_entropy(flat_logits, flat_labels, ignore_index=ignore_index, reduction="none")
     emo = _emo_cost_flat(flat_logits, flat_labels, mask, cost_embedding)
-    per_token = 0.5 * (ce + (ce / (emo + RATIO_EPS)).detach() * emo)
+    weight = (ce / (emo + RATIO_EPS)).detach()  # no gradient through the rescaling
+    if ratio_cap is not None:
+        weight = weight.clamp(max=ratio_cap)
+    per_token = 0.5 * (ce + weight * emo)
     m = mask.to(per_token.dtype)
     per_token = per_token * m
     if reduction == "none":
