@@ -106,3 +106,34 @@ def test_cpu_config_follows_hyperparameter_md_and_the_official_step_counts():
     assert (
         (class_steps, random_steps) == (cfg["class"]["laf_steps"], cfg["random"]["laf_steps"]) == (3720, 7360)
     )
+
+
+def test_vae_steps_knob_step_matches_the_official_vae_training_and_defaults_to_ten_epochs():
+    """Second audit: Train.vae_train runs 10 epochs; the cpu run keeps 10 epochs on digits (a known
+    defect, README), and `vae_steps` is the step-matched alternative (default None = the old path)."""
+    from laf.experiment import RunConfig, epochs_for_steps, vae_epochs
+
+    # official VAE steps on MNIST: 10 epochs x ceil(n / 32) batches
+    mnist_counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    n_random = sum(int(0.4 * c) for c in mnist_counts[5:])  # 11,760
+    s_steps, u_class, u_random = (10 * -(-n // 32) for n in (60_000, mnist_counts[0], n_random))
+    assert (s_steps, u_class, u_random) == (18_750, 1_860, 3_680)
+    # the inverse on MNIST gives the official 10 epochs back
+    assert [
+        epochs_for_steps(st, n, 32) for st, n in ((s_steps, 60_000), (u_class, 5923), (u_random, n_random))
+    ] == [
+        10,
+        10,
+        10,
+    ]
+    # digits-sized sets, e.g. 1,257 training images (40 batches) and 248 forgetting images (8 batches):
+    # ceil(18,750 / 40) = 469 and ceil(3,680 / 8) = 460 epochs
+    cfg = RunConfig(scenario="random", vae_steps=(s_steps, u_random))
+    assert vae_epochs(cfg, 1257, 248) == (469, 460)
+    # default: the official 10 epochs whatever the set sizes (what results/cpu used)
+    assert vae_epochs(RunConfig(), 1257, 248) == (10, 10)
+    assert vae_epochs(RunConfig(vae_epochs=3), 10, 5) == (3, 3)
+    import pytest
+
+    with pytest.raises(ValueError):
+        epochs_for_steps(0, 10, 32)
