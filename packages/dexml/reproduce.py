@@ -89,7 +89,10 @@ EXPERIMENTS = [
         description=desc,
         # version 2 of the two sampled arms: positives come from their own generator (experiment.py), so
         # their batch order equals the other arms' in every epoch; version 1 shared the batch-order stream
-        version="2" if name in SAMPLED_ARMS else "1",
+        # version 3 / 2 (second fidelity audit): the official optimiser bundle (no weight decay on biases,
+        # 10% linear warm-up then linear decay to 0; dexml.experiment.make_optimizer); before: constant lr,
+        # weight decay on every parameter
+        version="3" if name in SAMPLED_ARMS else "2",
     )
     for name, desc in LOSS_ARMS.items()
 ]

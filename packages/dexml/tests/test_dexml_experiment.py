@@ -73,3 +73,26 @@ def test_every_arm_sees_the_same_batches_in_every_epoch(monkeypatch):
     plain, sampled = batches_of("softmax"), batches_of("softmax_sample")
     assert len(plain) == len(sampled) > 3
     assert all(a.equal(b) for a, b in zip(plain, sampled))
+
+
+def test_optimiser_follows_the_official_bundle():
+    # optimizer_bundles.py: AdamW, weight decay 0.01 except parameters whose name has "bias" (or shape (1,)),
+    # transformers.get_linear_schedule_with_warmup(num_warmup_steps=int(0.1 * total), total) stepped per step
+    import torch
+    from dexml.experiment import make_optimizer
+
+    from xentlab.models.hashed_text import HashedTextTower, TowerConfig
+
+    tower = HashedTextTower(TowerConfig(n_buckets=16, emb_dim=4, hidden=(3,), out_dim=2))
+    opt, sched = make_optimizer(tower, RunConfig(lr=1e-3, weight_decay=0.01, warmup=0.1), total_steps=40)
+    decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    for name, p in tower.named_parameters():
+        assert decay[id(p)] == (0.0 if "bias" in name else 0.01), name
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    # hand values: 4 warm-up steps (int(0.1 * 40)), lr * s / 4, then lr * (40 - s) / 36
+    expected = [1e-3 * s / 4 for s in range(4)] + [1e-3 * (40 - s) / 36 for s in range(4, 40)]
+    assert torch.allclose(torch.tensor(lrs, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64))

@@ -51,9 +51,12 @@ class RunConfig:
     out_dim: int = 128
     tau: float = 0.05
     """temperature on cosine scores (official config)"""
-    # --- optimisation (notes: AdamW 1e-3, 8 epochs; official: AdamW, weight decay 0.01) ---
+    # --- optimisation (notes: AdamW 1e-3, 8 epochs; official optimizer_bundles.py: AdamW, weight decay 0.01
+    # except biases, linear warm-up over `warmup` of the steps then linear decay to 0, per step) ---
     lr: float = 1e-3
     weight_decay: float = 0.01
+    warmup: float = 0.1
+    """fraction of all steps with linear warm-up (configs/dual-encoder.yaml: warmup 0.1)"""
     epochs: int = 8
     batch_size: int = 256
 
@@ -112,6 +115,31 @@ def build_xmc(tax: Taxonomy, cfg: RunConfig, seed: int) -> XMCData:
     return XMCData(train_texts, train_y, test_texts, test_y, label_texts, labels)
 
 
+def make_optimizer(model: torch.nn.Module, cfg: RunConfig, total_steps: int):
+    """AdamW + per-step LR schedule as the official ``BaseOptimizerBundle``: no weight decay on parameters
+    named ``bias`` / ``layernorm`` or of shape (1,), ``cfg.weight_decay`` on the rest; lr rises linearly
+    from 0 over ``int(warmup * total_steps)`` steps, then falls linearly to 0 at ``total_steps``
+    (transformers.get_linear_schedule_with_warmup)."""
+
+    def no_decay(name: str, p: torch.Tensor) -> bool:
+        return any(k in name.lower() for k in ("bias", "layernorm", "layer_norm")) or p.shape == (1,)
+
+    params = list(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in params if no_decay(n, p)], "weight_decay": 0.0},
+        {"params": [p for n, p in params if not no_decay(n, p)], "weight_decay": cfg.weight_decay},
+    ]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    warm = int(cfg.warmup * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return step / max(1, warm)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def run(
     cfg: RunConfig,
     seed: int,
@@ -133,13 +161,13 @@ def run(
     tower = HashedTextTower(
         TowerConfig(n_buckets=cfg.n_buckets, emb_dim=cfg.emb_dim, hidden=cfg.hidden, out_dim=cfg.out_dim)
     ).to(device)
-    opt = torch.optim.AdamW(tower.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(seed)  # batch order: the same for every arm at a seed
     # the sampled arms draw their positives from a generator of their own, so that drawing them does not
     # shift the batch order: every arm sees the same batches in every epoch (paired comparisons)
     sample_gen = torch.Generator().manual_seed(seed + SAMPLE_SEED_OFFSET)
     n = len(train_c)
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
+    opt, sched = make_optimizer(tower, cfg, total_steps=steps_per_epoch * cfg.epochs)
     epochs = range(cfg.epochs)
     if progress is not None:
         epochs = progress(epochs, desc=cfg.loss)
@@ -156,6 +184,7 @@ def run(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             total += loss.item()
             step += 1
         if log is not None:
