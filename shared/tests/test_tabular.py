@@ -74,3 +74,37 @@ def test_errors():
         load_tabular("wine", fold=5, n_folds=5)
     with pytest.raises(ValueError, match="kind must be"):
         list_tabular("other")
+
+
+def test_vowel_speaker_split_keeps_speakers_apart_and_uses_the_formants():
+    from xentlab.data.tabular import VOWEL_FORMANTS, load_table, load_vowel_speaker_split
+
+    x, y, _ = load_table("vowel")
+    s = load_vowel_speaker_split()
+    # Deterding's split: 528 rows of speakers 0-7 train, 462 rows of speakers 8-14 test (11 vowels x 6 repeats)
+    assert (len(s.x_train), len(s.x_test), s.num_features, s.num_classes) == (528, 462, 10, 11)
+    train_speakers = set(x[x[:, 0] == 0, 1].tolist())
+    test_speakers = set(x[x[:, 0] == 1, 1].tolist())
+    assert len(train_speakers) == 8 and len(test_speakers) == 7 and not train_speakers & test_speakers
+    # the features are the formant columns, standardised with the training rows' mean and std
+    raw_train = x[x[:, 0] == 0][:, VOWEL_FORMANTS]
+    expected = (raw_train - raw_train.mean(0)) / raw_train.std(0)
+    assert np.allclose(s.x_train.numpy(), expected, atol=1e-5)
+    assert torch.equal(s.y_test, torch.from_numpy(y[x[:, 0] == 1]))
+
+
+def test_vowel_speaker_split_drops_an_unshuffled_kfold_part_of_the_training_rows():
+    from sklearn.model_selection import KFold
+
+    from xentlab.data.tabular import load_vowel_speaker_split
+
+    full = load_vowel_speaker_split()
+    for fold in (0, 4):
+        s = load_vowel_speaker_split(drop_train_fold=(fold, 5))
+        keep, _ = list(KFold(5).split(np.zeros(528)))[fold]  # sklearn's own unshuffled folds
+        assert (
+            len(s.x_train) == len(keep) == (422 if fold == 0 else 423) and s.fold == fold
+        )  # folds 106 x 3, 105 x 2
+        assert torch.equal(s.y_train, full.y_train[keep]) and torch.equal(s.y_test, full.y_test)
+    with pytest.raises(ValueError, match="drop_train_fold"):
+        load_vowel_speaker_split(drop_train_fold=(5, 5))

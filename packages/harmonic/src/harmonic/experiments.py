@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from harmonic.heads import DistanceHead, HarmonicClassifier
-from xentlab.data.tabular import load_tabular
+from xentlab.data.tabular import TabularSplit, load_tabular, load_vowel_speaker_split
 from xentlab.models.mlp import build_mlp
 from xentlab.train.minibatch import fit_epochs, predict
 
@@ -37,9 +37,26 @@ def build(head: str, in_dim: int, num_classes: int, hidden, n: float):
     return HarmonicClassifier(body, DistanceHead(body.embed_dim, num_classes, head, n=n))
 
 
+def load_split(cfg: dict, seed: int) -> TabularSplit:
+    """The train/test rows of one unit.
+
+    ``cfg['split'] == 'speaker'`` (vowel only): Deterding's speaker-disjoint split shipped in the table's TT
+    column (528 training rows of speakers 0-7, 462 test rows of speakers 8-14), inputs = the 10 formants
+    only, standardised with the training rows' statistics; every seed trains on the whole training part
+    (the seed varies the initialisation and the batch order). Otherwise: the shared stratified folds of
+    ``xentlab.data.tabular`` (fold ``seed mod n_folds``), all columns as features -- for vowel these folds
+    put every speaker on both sides and feed TT, speaker number and sex as inputs (the version-2 protocol).
+    """
+    if cfg.get("split", "folds") != "speaker":
+        return load_tabular(cfg["dataset"], fold=seed % cfg["n_folds"], n_folds=cfg["n_folds"])
+    if cfg["dataset"] != "vowel":
+        raise ValueError(f"the speaker split exists for vowel only, got {cfg['dataset']!r}")
+    return load_vowel_speaker_split()
+
+
 def run_heads(cfg: dict, seed: int) -> dict:
     """One dataset and seed: every head of ``cfg['heads']`` on the same split and the same body init."""
-    split = load_tabular(cfg["dataset"], fold=seed % cfg["n_folds"], n_folds=cfg["n_folds"])
+    split = load_split(cfg, seed)
     k = split.num_classes
     out: dict = {}
     norms: dict = {}

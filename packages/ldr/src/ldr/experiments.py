@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -21,7 +20,7 @@ from xentlab.data.label_noise import (
     pair_mapping,
     uniform_noise,
 )
-from xentlab.data.tabular import TabularSplit, load_table, load_tabular, standardize
+from xentlab.data.tabular import TabularSplit, load_tabular, load_vowel_speaker_split
 from xentlab.models.mlp import build_mlp
 from xentlab.train.minibatch import fit_epochs, predict
 
@@ -57,12 +56,6 @@ def class_pair_map(num_classes: int, dataset: str, class_names=None):
     return pair_mapping(num_classes, pairs)
 
 
-# KEEL vowel's columns: TT (Deterding's split: 0 = training speakers 0-7, 1 = test speakers 8-14),
-# speaker number, sex, then the 10 formant features F0..F9 that the paper's vowel (LIBSVM vowel / vowel.t)
-# consists of.
-VOWEL_FORMANTS = slice(3, 13)
-
-
 def load_split(cfg: dict, seed: int) -> TabularSplit:
     """The train/test rows of one unit.
 
@@ -76,21 +69,7 @@ def load_split(cfg: dict, seed: int) -> TabularSplit:
         return load_tabular(cfg["dataset"], fold=fold, n_folds=cfg["n_folds"])
     if cfg["dataset"] != "vowel":
         raise ValueError(f"the official split is implemented for vowel only, got {cfg['dataset']!r}")
-    x, y, names = load_table("vowel")
-    train_rows, test_rows = np.flatnonzero(x[:, 0] == 0), np.flatnonzero(x[:, 0] == 1)
-    held_out = np.array_split(np.arange(len(train_rows)), cfg["n_folds"])[fold]  # sklearn KFold's folds
-    keep = train_rows[np.setdiff1d(np.arange(len(train_rows)), held_out)]
-    x_tr, x_te = standardize(x[keep, VOWEL_FORMANTS], x[test_rows, VOWEL_FORMANTS])
-    return TabularSplit(
-        name="vowel",
-        fold=fold,
-        x_train=torch.from_numpy(x_tr.astype(np.float32)),
-        y_train=torch.from_numpy(y[keep].copy()),
-        x_test=torch.from_numpy(x_te.astype(np.float32)),
-        y_test=torch.from_numpy(y[test_rows].copy()),
-        num_classes=len(names),
-        class_names=names,
-    )
+    return load_vowel_speaker_split(drop_train_fold=(fold, cfg["n_folds"]))
 
 
 def noisy_labels(

@@ -192,6 +192,44 @@ def load_tabular(
     )
 
 
+# KEEL vowel's columns: TT (Deterding's split: 0 = the 528 rows of training speakers 0-7, 1 = the 462 rows of
+# test speakers 8-14), speaker number, sex, then the 10 formant features F0..F9, the measurements of the original
+# data set (LIBSVM's vowel / vowel.t are these 10 columns with the TT split).
+VOWEL_FORMANTS = slice(3, 13)
+
+
+def load_vowel_speaker_split(*, drop_train_fold: tuple[int, int] | None = None) -> TabularSplit:
+    """KEEL vowel on Deterding's speaker-disjoint split, the 10 formants as features.
+
+    ``load_tabular("vowel")`` cuts stratified folds over all 990 rows, so every test speaker is also a
+    training speaker, and its features include TT, the speaker number and sex; this split keeps the
+    speakers apart as the original benchmark does. ``drop_train_fold=(fold, n_folds)``: train only on the
+    training rows that an unshuffled ``sklearn.model_selection.KFold(n_folds)`` keeps when ``fold`` is held
+    out (``np.array_split`` of the row order, as KFold cuts); the test part is always all 462 rows.
+    Features are standardised with the training rows' statistics.
+    """
+    x, y, names = load_table("vowel")
+    train_rows, test_rows = np.flatnonzero(x[:, 0] == 0), np.flatnonzero(x[:, 0] == 1)
+    fold = 0
+    if drop_train_fold is not None:
+        fold, n_folds = drop_train_fold
+        if not 0 <= fold < n_folds:
+            raise ValueError(f"drop_train_fold needs 0 <= fold < n_folds, got {drop_train_fold}")
+        held_out = np.array_split(np.arange(len(train_rows)), n_folds)[fold]
+        train_rows = train_rows[np.setdiff1d(np.arange(len(train_rows)), held_out)]
+    x_tr, x_te = standardize(x[train_rows, VOWEL_FORMANTS], x[test_rows, VOWEL_FORMANTS])
+    return TabularSplit(
+        name="vowel",
+        fold=fold,
+        x_train=torch.from_numpy(x_tr.astype(np.float32)),
+        y_train=torch.from_numpy(y[train_rows].copy()),
+        x_test=torch.from_numpy(x_te.astype(np.float32)),
+        y_test=torch.from_numpy(y[test_rows].copy()),
+        num_classes=len(names),
+        class_names=names,
+    )
+
+
 def stratified_holdout(y: torch.Tensor, frac: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Split indices of ``y`` into (keep, holdout) with ``frac`` of each class held out (seeded).
 
