@@ -17,13 +17,14 @@ information only (they take no part in the check). Seed 0. Writes results/standi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from xentlab.testing import load_reproduce
 
 TARGET_ZERO_SHOT = 0.60
 VAL_POOL_SEED = 999
@@ -33,9 +34,7 @@ PKG = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     torch.set_num_threads(1)
-    spec = importlib.util.spec_from_file_location("tfup_reproduce", PKG / "reproduce.py")
-    repro = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(repro)
+    repro = load_reproduce(PKG / "reproduce.py")
     from tfup.clip import ClipConfig, code_version, get_clip
     from tfup.experiment import RunConfig, run
 

@@ -19,12 +19,13 @@ Writes results/tfupt_diagnosis.json. About 20-30 CPU-s with the stand-in cached.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from xentlab.testing import load_reproduce
 
 VAL_POOL_SEED = 999
 PKG = Path(__file__).resolve().parents[1]
@@ -32,9 +33,7 @@ PKG = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     torch.set_num_threads(1)
-    spec = importlib.util.spec_from_file_location("tfup_reproduce", PKG / "reproduce.py")
-    repro = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(repro)
+    repro = load_reproduce(PKG / "reproduce.py")
     import tfup.experiment as E
     from tfup.clip import ClipConfig, get_clip
 
