@@ -180,13 +180,18 @@ def load_tabular(
     x_tr, x_te = x[tr], x[te]
     if standardize_features:
         x_tr, x_te = standardize(x_tr, x_te)
+    return _as_split(name, fold, x_tr, y[tr], x_te, y[te], classes)
+
+
+def _as_split(name, fold, x_train, y_train, x_test, y_test, classes: tuple[str, ...]) -> TabularSplit:
+    """Numpy parts as a ``TabularSplit``: float32 features, int64 labels (copies, never views)."""
     return TabularSplit(
         name=name,
         fold=fold,
-        x_train=torch.from_numpy(x_tr.astype(np.float32)),
-        y_train=torch.from_numpy(y[tr].copy()),
-        x_test=torch.from_numpy(x_te.astype(np.float32)),
-        y_test=torch.from_numpy(y[te].copy()),
+        x_train=torch.from_numpy(x_train.astype(np.float32)),
+        y_train=torch.from_numpy(y_train.copy()),
+        x_test=torch.from_numpy(x_test.astype(np.float32)),
+        y_test=torch.from_numpy(y_test.copy()),
         num_classes=len(classes),
         class_names=classes,
     )
@@ -218,16 +223,7 @@ def load_vowel_speaker_split(*, drop_train_fold: tuple[int, int] | None = None) 
         held_out = np.array_split(np.arange(len(train_rows)), n_folds)[fold]
         train_rows = train_rows[np.setdiff1d(np.arange(len(train_rows)), held_out)]
     x_tr, x_te = standardize(x[train_rows, VOWEL_FORMANTS], x[test_rows, VOWEL_FORMANTS])
-    return TabularSplit(
-        name="vowel",
-        fold=fold,
-        x_train=torch.from_numpy(x_tr.astype(np.float32)),
-        y_train=torch.from_numpy(y[train_rows].copy()),
-        x_test=torch.from_numpy(x_te.astype(np.float32)),
-        y_test=torch.from_numpy(y[test_rows].copy()),
-        num_classes=len(names),
-        class_names=names,
-    )
+    return _as_split("vowel", fold, x_tr, y[train_rows], x_te, y[test_rows], names)
 
 
 def stratified_holdout(y: torch.Tensor, frac: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
