@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers import get_linear_schedule_with_warmup
 
 from dexml.losses import compute_loss
 from xentlab.data.taxonomy import Taxonomy, TaxonomyConfig, make_taxonomy
@@ -119,7 +120,7 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig, total_steps: int):
     """AdamW + per-step LR schedule as the official ``BaseOptimizerBundle``: no weight decay on parameters
     named ``bias`` / ``layernorm`` or of shape (1,), ``cfg.weight_decay`` on the rest; lr rises linearly
     from 0 over ``int(warmup * total_steps)`` steps, then falls linearly to 0 at ``total_steps``
-    (transformers.get_linear_schedule_with_warmup)."""
+    (``transformers.get_linear_schedule_with_warmup``)."""
 
     def no_decay(name: str, p: torch.Tensor) -> bool:
         return any(k in name.lower() for k in ("bias", "layernorm", "layer_norm")) or p.shape == (1,)
@@ -130,14 +131,7 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig, total_steps: int):
         {"params": [p for n, p in params if not no_decay(n, p)], "weight_decay": cfg.weight_decay},
     ]
     opt = torch.optim.AdamW(groups, lr=cfg.lr)
-    warm = int(cfg.warmup * total_steps)
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return step / max(1, warm)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
-
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return opt, get_linear_schedule_with_warmup(opt, int(cfg.warmup * total_steps), total_steps)
 
 
 def run(
