@@ -10,7 +10,6 @@ the ECN Criteo log prints ``embedding_regularizer: 1e-05``) set ``embedding_regu
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 import torch
 from fcn.train import batch_loss, build_model, embedding_l2
 
-from xentlab.testing import assert_close
+from xentlab.testing import assert_close, load_reproduce
 
 VOCABS = [5, 7, 3, 4]
 CFG = {"emb_dim": 4, "ecn_layers": 2, "lcn_layers": 2, "ecn_dropout": 0.0, "lcn_dropout": 0.0,
@@ -76,10 +75,7 @@ def test_bad_regulariser_raises():
 
 
 def test_every_scale_uses_the_official_embedding_regulariser():
-    path = Path(__file__).parents[1] / "reproduce.py"
-    spec = importlib.util.spec_from_file_location("fcn_reproduce_reg", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(Path(__file__).parents[1] / "reproduce.py")
     for scale in ("smoke", "cpu", "full"):
         assert mod.SCALES[scale]["embedding_regularizer"] == 1e-5
     assert {e.version for e in mod.EXPERIMENTS} == {"6"}

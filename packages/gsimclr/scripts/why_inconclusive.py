@@ -32,6 +32,7 @@ from gsimclr.experiment import CUTS, RunConfig, build_backbone, extract, linear_
 from gsimclr.model import SimCLRNet
 from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 
+from xentlab.testing import load_reproduce
 from xentlab.train.seeding import seed_everything
 
 HERE = Path(__file__).resolve().parent
@@ -40,11 +41,7 @@ DAE_EPOCHS = (2, 10, 23)
 
 
 def cpu_config() -> RunConfig:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gsimclr_repro_diag", HERE.parent / "reproduce.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(HERE.parent / "reproduce.py")
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in mod.CPU.items()}
     return RunConfig(**{**cfg, "arm": "simclr"})
 

@@ -11,7 +11,7 @@ from gsimclr.experiment import RunConfig, cosine_decay_restarts, linear_probe, r
 from gsimclr.model import SimCLRNet
 
 from xentlab.models.cnn import build_cnn
-from xentlab.testing import run_smoke
+from xentlab.testing import load_reproduce, run_smoke
 from xentlab.testing.fixtures import write_cifar
 
 REPRO = Path(__file__).parents[1] / "reproduce.py"
@@ -112,13 +112,9 @@ def test_smoke(tmp_path):
 def test_same_class_claim_states_its_unreachable_floor():
     # claim `fewer-same-class-pairs` keeps its pre-registered threshold 0.5; its text names the floor below which no
     # batching of the cpu data can go, which must be the one min_pair_rate / random_pair_rate give (0.867)
-    import importlib.util
-
     from gsimclr.batching import min_pair_rate, random_pair_rate
 
-    spec = importlib.util.spec_from_file_location("gsimclr_repro_floor", REPRO)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(REPRO)
     claim = next(c for c in mod.CLAIMS if c.id == "fewer-same-class-pairs")
     counts = np.full(10, mod.CPU["n_train_per_class"])
     floor = min_pair_rate(counts, mod.CPU["batch_size"]) / random_pair_rate(counts)
