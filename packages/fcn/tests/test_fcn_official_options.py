@@ -19,7 +19,7 @@ import torch
 from fcn.model import FCN, FieldEmbedding, SingleCross, fuxictr_reset_parameters
 from fcn.train import build_model
 
-from xentlab.testing import assert_close
+from xentlab.testing import assert_close, load_reproduce
 
 VOCABS = [5, 7, 3, 4]
 
@@ -120,13 +120,9 @@ def test_build_model_options(arm):
 
 def test_every_scale_builds_the_official_model():
     # protocol v5: smoke, cpu and full all build the model as FuxiCTR does (README "Protocol v5")
-    import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parents[1] / "reproduce.py"
-    spec = importlib.util.spec_from_file_location("fcn_reproduce_options", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(Path(__file__).parents[1] / "reproduce.py")
     for scale in ("smoke", "cpu", "full"):
         assert mod.SCALES[scale]["init"] == "fuxictr"
         assert mod.SCALES[scale]["embedding_layout"] == "halves"

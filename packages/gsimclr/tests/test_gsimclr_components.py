@@ -124,11 +124,7 @@ def test_same_class_claim_states_its_unreachable_floor():
 def test_confirm_arms_are_the_plain_arms_on_their_own_seeds():
     # confirm_<arm> must be exactly <arm> (same function and config) on fresh seeds 3-5 that --seeds does not
     # change (README "Confirmatory replication"), while the other experiments run the run's seeds
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gsimclr_repro_seeds", REPRO)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(REPRO)
     exps = {e.name: e for e in mod.EXPERIMENTS}
     plain = {"confirm_simclr": "simclr", "confirm_gsimclr": "gsimclr", "confirm_balanced": "gsimclr_balanced"}
     for name in mod.CONFIRM:
@@ -148,11 +144,7 @@ def test_confirm_arms_are_the_plain_arms_on_their_own_seeds():
 def test_full_scale_end_to_end_on_cifar_fixture(tmp_path):
     # --scale full's config (CIFAR-10, ResNet-38, B = K = 64, official augmentation) on a 128-image fixture;
     # only the epoch counts are cut so that the test is quick.
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gsimclr_repro", REPRO)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(REPRO)
     root = write_cifar(tmp_path / "data", "cifar10", n_train=128, n_test=20, labels="cycle")
     cfg = {**mod.FULL, "arm": "gsimclr", "data_root": str(root), "epochs": 1, "dae_epochs": 1, "kmeans_n_init": 1,
            "probe_cs": (1.0,), "probe_max_iter": 50}  # fmt: skip

@@ -97,14 +97,11 @@ def _dopamine_epsilon(decay_period: int, step: int, warmup_steps: int, epsilon: 
 def test_full_scale_epsilon_follows_dopamine_schedule():
     """--scale full claims Dopamine's DQN schedule: epsilon 1 for the 20k warm-up steps, then linear to 0.01
     over 250k steps (a defect found in the fidelity audit: the decay used to start at step 0)."""
-    import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(
-        "hlgauss_reproduce", Path(__file__).parents[1] / "reproduce.py"
-    )
-    reproduce = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(reproduce)
+    from xentlab.testing import load_reproduce
+
+    reproduce = load_reproduce(Path(__file__).parents[1] / "reproduce.py")
     cfg = _dqn_config({k: v for k, v in reproduce.ATARI_FULL.items()}, 0)
     for step in (0, 10_000, 20_000, 20_001, 100_000, 145_000, 269_999, 270_000, 1_000_000):
         expected = _dopamine_epsilon(250_000, step, 20_000, 0.01)

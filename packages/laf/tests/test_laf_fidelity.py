@@ -4,14 +4,13 @@ the cpu configuration against ``hyperparameter.md`` and the official step counts
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import torch
 from laf.models import LAFCNN, VAE
 from laf.unlearning import batches, laf_unlearn
 
-from xentlab.testing import assert_close
+from xentlab.testing import assert_close, load_reproduce
 
 
 def _official_loop(model, s_vae, u_vae, x_f, x_r, *, epochs, lr_ue, lr_ra, temp, seed):
@@ -84,11 +83,7 @@ def test_laf_loop_equals_the_official_loop_in_float64():
 
 
 def _reproduce():
-    path = Path(__file__).parents[1] / "reproduce.py"
-    spec = importlib.util.spec_from_file_location("laf_reproduce_audit", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reproduce(Path(__file__).parents[1] / "reproduce.py")
 
 
 def test_cpu_config_follows_hyperparameter_md_and_the_official_step_counts():

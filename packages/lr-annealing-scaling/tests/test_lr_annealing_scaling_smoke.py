@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,16 +10,13 @@ from lr_annealing_scaling.schedules import make_schedule
 from lr_annealing_scaling.train import TrainConfig, train_schedule
 
 from xentlab.data.markov_source import MarkovSourceConfig
-from xentlab.testing import run_smoke
+from xentlab.testing import load_reproduce, run_smoke
 
 REPRO = Path(__file__).parents[1] / "reproduce.py"
 
 
 def _load_repro():
-    spec = importlib.util.spec_from_file_location("lras_reproduce", REPRO)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reproduce(REPRO)
 
 
 def test_smoke(tmp_path):

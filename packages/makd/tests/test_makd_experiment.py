@@ -14,7 +14,7 @@ from makd.oracle import (
     make_aspect_data,
 )
 
-from xentlab.testing import run_smoke
+from xentlab.testing import load_reproduce, run_smoke
 
 REPRO = Path(__file__).parents[1] / "reproduce.py"
 
@@ -66,11 +66,7 @@ def test_full_scale_folder_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("MAKD_TRAIN_ROOT", str(train))
     monkeypatch.setenv("MAKD_TEST_ROOT", str(test))
     monkeypatch.setenv("MAKD_ASPECT_JSON", str(aspects))
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("makd_repro_full", REPRO)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(REPRO)
     cfg = {**mod.EXPERIMENTS[1].configs["full"], "image_size": 8, "widths": (4,), "epochs": 2}
 
     class Ctx:
