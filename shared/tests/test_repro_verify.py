@@ -19,9 +19,12 @@ from xentlab.repro.verify import (
     UnitCheck,
     VerifyError,
     _child_env,
+    changed_files,
+    code_fingerprint,
     compare_metrics,
     compare_value,
     plan_units,
+    verify_package,
 )
 from xentlab.testing import load_reproduce
 
@@ -232,3 +235,52 @@ def test_verify_rejects_bad_arguments(toy_workspace, capsys):
     assert main(["verify", "toy-pkg", "--experiments", "zzz"]) == 2
     assert main(["verify", "toy-pkg", "--ignore", "(unclosed"]) == 2
     assert "zzz" in capsys.readouterr().err
+
+
+def test_a_code_edit_during_the_run_makes_it_inconclusive_even_when_every_unit_agrees(toy_workspace, capsys):
+    # an edit that changes nothing computed (a comment), made after unit 1 and before unit 2: both units
+    # recompute equal, yet they ran different code, so the run must not pass as verified
+    pkg = toy_workspace
+    src = pkg / "reproduce.py"
+    lines: list[str] = []
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        if line.strip().startswith("[2/2]"):
+            src.write_text(src.read_text() + "# edited while verify runs\n")
+
+    summary = verify_package(pkg, echo=echo)
+    assert summary["checked"] == summary["equal"] == 2 and summary["mismatching"] == 0
+    assert not summary["ok"] and summary["code_changed"] == [str(src.resolve())]
+    out = "\n".join(lines)
+    assert "CODE CHANGED while verifying (noticed after unit 2)" in out and "INCONCLUSIVE" in out
+    # and the CLI says so with its failure status; an unchanged tree passes again
+    capsys.readouterr()
+    assert main(["verify", "toy-pkg"]) == 0
+    assert "INCONCLUSIVE" not in capsys.readouterr().out
+
+
+def test_code_fingerprint_covers_package_code_and_xentlab_but_not_results(tmp_path):
+    import xentlab
+
+    pkg = tmp_path / "pkg"
+    (pkg / "src" / "p").mkdir(parents=True)
+    (pkg / "results" / "cpu").mkdir(parents=True)
+    (pkg / "src" / "p" / "m.py").write_text("A = 1\n")
+    (pkg / "reproduce.py").write_text("")
+    (pkg / "results" / "cpu" / "stray.py").write_text("")
+    (pkg / "README.md").write_text("not code")
+    before = code_fingerprint(pkg)
+    ours = {
+        Path(p).relative_to(pkg.resolve()).as_posix() for p in before if Path(p).is_relative_to(pkg.resolve())
+    }
+    assert ours == {"reproduce.py", "src/p/m.py"}
+    assert str(Path(xentlab.repro.verify.__file__).resolve()) in before
+    (pkg / "src" / "p" / "m.py").write_text("A = 2\n")
+    (pkg / "results" / "cpu" / "stray.py").write_text("B = 1\n")
+    (pkg / "src" / "p" / "new.py").write_text("")
+    after = code_fingerprint(pkg)
+    assert changed_files(before, after) == sorted(
+        [str(pkg.resolve() / "src/p/m.py"), str(pkg.resolve() / "src/p/new.py")]
+    )
+    assert changed_files(after, after) == []

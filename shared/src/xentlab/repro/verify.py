@@ -21,10 +21,17 @@ that pattern (``None``: compare everything).
 
 The parent process never runs experiment code; each unit runs in a child started as
 ``python -m xentlab.repro.verify --unit <reproduce.py> <experiment> <seed> <out_dir>``.
+
+Each child imports the code as it is on disk when it starts, so an edit made while verify runs
+(e.g. to the package under audit) would make later units recompute with other code than earlier
+ones. The parent fingerprints the code the children run (every ``.py`` file of the package outside
+``results/``, and of the installed ``xentlab``) before the first unit and after each one; a change
+makes the run inconclusive (``ok`` False, the files named) rather than a mix that looks verified.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -221,6 +228,28 @@ def plan_units(
 # comparing
 
 
+def code_fingerprint(package_dir: Path) -> dict[str, str]:
+    """{path: sha256} of the Python code a recomputed unit can run: the package's ``.py`` files
+    (outside ``results/`` and hidden folders) and those of the installed ``xentlab``. Paths are
+    absolute so that the two trees cannot collide."""
+    import xentlab
+
+    roots = [Path(package_dir).resolve(), Path(xentlab.__file__).resolve().parent]
+    out: dict[str, str] = {}
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            rel = path.relative_to(root).parts
+            if rel[0] == "results" or any(part.startswith(".") for part in rel):
+                continue
+            out[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def changed_files(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """Paths added, removed or edited between two ``code_fingerprint`` results (sorted)."""
+    return sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
@@ -394,7 +423,8 @@ def verify_package(
     echo: Callable[[str], None] = print,
 ) -> dict:
     """Recompute the chosen committed units of ``package_dir`` and compare; returns a summary dict
-    (``"ok"`` is False on any mismatch, key mismatch or failed recomputation)."""
+    (``"ok"`` is False on any mismatch, key mismatch or failed recomputation, and when the code
+    changed during the run)."""
     package_dir = Path(package_dir).resolve()
     reproduce_py = package_dir / "reproduce.py"
     if not reproduce_py.is_file():
@@ -415,6 +445,8 @@ def verify_package(
     for s in skipped:
         echo(f"  skip {s.experiment}" + ("" if s.seed is None else f" seed {s.seed}") + f": {s.reason}")
     checks: list[UnitCheck] = []
+    code_at_start = code_fingerprint(package_dir)
+    code_changed: list[str] = []
     with tempfile.TemporaryDirectory(prefix=f"xentlab-verify-{name}-") as tmp:
         for i, p in enumerate(planned, 1):
             shown = "?" if p.cost_s is None else f"{p.cost_s:.1f}"
@@ -440,11 +472,18 @@ def verify_package(
                     check.ignored = [m for m in stored_metrics if re.search(ignore, m)]
             checks.append(check)
             echo("      " + _describe(check))
+            if not code_changed:
+                code_changed = changed_files(code_at_start, code_fingerprint(package_dir))
+                if code_changed:
+                    echo(
+                        f"      CODE CHANGED while verifying (noticed after unit {i}): "
+                        f"{', '.join(code_changed[:5])}" + (" ..." if len(code_changed) > 5 else "")
+                    )
     n_bad = sum(not c.ok for c in checks)
     worst = _worst(checks)
     summary = {
         "package": name,
-        "ok": n_bad == 0,
+        "ok": n_bad == 0 and not code_changed,
         "checked": len(checks),
         "equal": sum(c.ok for c in checks),
         "mismatching": sum(c.status == "mismatch" for c in checks),
@@ -455,11 +494,17 @@ def verify_package(
         "ignore": ignore,
         "units": [c.to_json() for c in checks],
         "skipped": [s.__dict__ for s in skipped],
+        "code_changed": code_changed,
     }
     echo(
         f"{name}: {summary['equal']}/{len(checks)} equal, {summary['mismatching']} mismatching, "
         f"{summary['errors']} failed" + (f"; worst: {summary['worst']}" if worst else "")
     )
+    if code_changed:
+        echo(
+            f"{name}: INCONCLUSIVE: {len(code_changed)} code file(s) changed during the run, so its units may "
+            "have run different code; run verify again on an unchanging tree"
+        )
     if not checks:  # exit status 0 (nothing differed), but say loudly that nothing was checked either
         echo(f"{name}: NOTHING VERIFIED: every unit was skipped (see above; e.g. raise --max-unit-cpu-s)")
     return summary
