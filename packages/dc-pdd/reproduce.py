@@ -57,6 +57,7 @@ FULL = {
     "max_tokens": 1024,  # com_pro_dis.py: --max_tok 1024
     "max_ref_tokens": 1024,  # com_fre_dis.py: the first 1,024 tokens of each reference document
     "max_ref_docs_per_file": None,
+    "max_cha": 512,  # com_det_sco.py --max_cha: the zlib baseline compresses the first 512 words
     "dev_frac": 0.3,
     "batch_size": 4,
     "dtype": "float32",
@@ -80,6 +81,9 @@ EXPERIMENTS = [
         mia,
         {"smoke": SMOKE, "cpu": CPU, "full": FULL},
         description="train a tiny LM on members + filler; detect members with every score",
+        # v2 (audit 3): Min-K% takes int(0.2 * (scored tokens + 1)) tokens, as com_det_sco.py's
+        # int(0.2 * tar_tok_num) (v1: int(0.2 * scored tokens)); only Min-K%'s metrics change
+        version="2",
     )
 ]
 

@@ -37,15 +37,21 @@ def _official_dc_pdd(logp, ids, counts, a):
 
 
 def _official_baselines(logp, mu, var, ref_logp, text):
-    tar_ppl = np.exp(-np.mean(logp))
-    ref_ppl = np.exp(-np.mean(ref_logp))
-    k = int(len(logp) * 0.2)
+    # cal_met: tar_prob holds the scored positions input_ids[1:] (com_pro_dis.cal_ppl), so the
+    # text's token count tar_tok_num = len(tokenizer.encode(text)) is one more than len(logp)
+    # (the first token has no probability). Min-K% takes int(0.2 * tar_tok_num) tokens, Min-K%++
+    # int(0.2 * len(mink_plus)) = int(0.2 * len(logp)): the two k differ when len(logp) = 4 mod 5.
+    tar_tok_num = len(logp) + 1
+    tar_ppl = np.exp(-np.mean(logp[:tar_tok_num]))
+    ref_ppl = np.exp(-np.mean(ref_logp[:tar_tok_num]))
+    k_min = int(tar_tok_num * 0.2)
+    k_pp = int(len(logp) * 0.2)
     return {
         "ppl": tar_ppl,
         "zlib": np.log(tar_ppl) / len(zlib.compress(bytes(text, "utf-8"))),
         "ref": np.log(tar_ppl) / np.log(ref_ppl),
-        "min_k": -np.mean(np.sort(logp)[:k]),
-        "min_k_pp": -np.mean(np.sort((logp - mu) / np.sqrt(var))[:k]),
+        "min_k": -np.mean(np.sort(logp[:tar_tok_num])[:k_min]),
+        "min_k_pp": -np.mean(np.sort((logp - mu) / np.sqrt(var))[:k_pp]),
     }
 
 

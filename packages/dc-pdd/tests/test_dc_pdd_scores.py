@@ -17,6 +17,7 @@ from dc_pdd.scores import (
     ref_ratio_score,
     token_frequencies,
     zlib_score,
+    zlib_text,
 )
 
 # counts over a 4-token vocabulary: N = 6, |V| = 4, so f = (c + 1) / 10 = [0.4, 0.2, 0.1, 0.3]
@@ -82,6 +83,21 @@ def test_min_k_float64():
     assert min_k_score(lp, k=1.0) == pytest.approx(np.mean(lp))
 
 
+def test_min_k_counts_the_unscored_first_token():
+    # com_det_sco.py: k = int(0.2 * tar_tok_num) with tar_tok_num = len(tokenizer.encode(text)),
+    # one more than the scored positions input_ids[1:]. 9 scored tokens: int(0.2 * 10) = 2 tokens
+    # (a rule on the 9 scored ones alone would give int(1.8) = 1); 14 scored: int(3.0) = 3.
+    lp = np.log([0.9, 0.1, 0.5, 0.05, 0.7, 0.3, 0.8, 0.6, 0.2])
+    assert min_k_score(lp) == pytest.approx((math.log(0.05) + math.log(0.1)) / 2, rel=1e-14)
+    lp14 = np.log(np.linspace(0.01, 0.95, 14))
+    assert min_k_score(lp14) == pytest.approx(
+        np.mean(np.log([0.01, 0.01 + 0.94 / 13, 0.01 + 1.88 / 13])), rel=1e-14
+    )
+    # Min-K%++ counts the scored positions only: int(0.2 * len(mink_plus)) = int(1.8) = 1
+    zeros = np.zeros(9)
+    assert min_k_plus_score(lp, zeros, np.ones(9)) == pytest.approx(math.log(0.05), rel=1e-14)
+
+
 def test_min_k_plus_plus_float64():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(10, 6)) * 2
@@ -98,6 +114,16 @@ def test_min_k_plus_plus_float64():
     mu, var = next_token_moments(full)
     expected = np.mean(np.sort(z)[:2])
     assert min_k_plus_score(lp, mu, var) == pytest.approx(expected, rel=1e-10)
+
+
+def test_zlib_text_is_the_official_word_cut():
+    # com_det_sco.py cal_met (lang "en"): text = " ".join(t["text"].split()[:max_cha]), max_cha 512:
+    # whitespace runs and newlines collapse to one space, and only the first max_cha words are kept
+    assert zlib_text("a  b\n\nc\td ", 512) == "a b c d"
+    assert zlib_text("w1 w2 w3 w4", 2) == "w1 w2"
+    assert zlib_text("w1 w2", 512) == "w1 w2"  # the cpu texts are already in this form
+    with pytest.raises(ValueError):
+        zlib_text("a b", 0)
 
 
 def test_ppl_zlib_ref():

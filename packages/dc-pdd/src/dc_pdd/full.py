@@ -27,7 +27,7 @@ import torch
 from dc_pdd.experiment import A_GRID, METHODS, choose_a, score_texts
 from dc_pdd.lm_scoring import token_stats
 from dc_pdd.metrics import detection_metrics, roc_points
-from dc_pdd.scores import count_tokens, ref_ratio_score, token_frequencies
+from dc_pdd.scores import count_tokens, ref_ratio_score, token_frequencies, zlib_text
 from xentlab.repro.local_data import local_path
 
 
@@ -109,7 +109,8 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
         raise ValueError("every text needs at least 2 tokens")
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     stats = token_stats(model, seqs, batch_size=cfg["batch_size"], pad_id=pad, device=ctx.device)
-    scores = score_texts(stats, texts, freq)
+    # zlib compresses the official cal_met text: the first max_cha words, single-spaced
+    scores = score_texts(stats, [zlib_text(t, cfg["max_cha"]) for t in texts], freq)
     if ref_model_dir is not None:
         ref_model, _ = _load_model(ref_model_dir, ctx.device, cfg["dtype"])
         ref_stats = token_stats(ref_model, seqs, batch_size=cfg["batch_size"], pad_id=pad, device=ctx.device)

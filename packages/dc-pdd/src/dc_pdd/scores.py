@@ -31,6 +31,7 @@ __all__ = [
     "ref_ratio_score",
     "token_frequencies",
     "zlib_score",
+    "zlib_text",
 ]
 
 
@@ -126,6 +127,15 @@ def zlib_score(logp, text: str | bytes) -> float:
     return float(np.mean(_logp(logp)) / len(zlib.compress(data)))
 
 
+def zlib_text(text: str, max_words: int = 512) -> str:
+    """The text the official zlib baseline compresses: its first ``max_words`` whitespace-separated
+    words joined by single spaces (``com_det_sco.py``, ``cal_met``, English: ``" ".join(text.split()
+    [:max_cha])`` with ``--max_cha 512``). Newlines and runs of spaces therefore do not count."""
+    if max_words < 1:
+        raise ValueError(f"max_words must be >= 1, got {max_words}")
+    return " ".join(text.split()[:max_words])
+
+
 def _k_count(n: int, k: float) -> int:
     if not 0 < k <= 1:
         raise ValueError(f"k must be a fraction in (0, 1], got {k}")
@@ -136,9 +146,16 @@ def _k_count(n: int, k: float) -> int:
 
 def min_k_score(logp, k: float = 0.2) -> float:
     """Min-K% Prob (Shi et al. 2024): the mean of the lowest k-fraction of token log-probs
-    (the official ``min_20% prob`` without its minus sign)."""
+    (the official ``min_20% prob`` without its minus sign).
+
+    The fraction is taken of the text's token count, as ``com_det_sco.py`` does
+    (``k = int(tar_tok_num * 0.2)``, ``tar_tok_num = len(tokenizer.encode(text))``): that count
+    includes the first token, which has no probability (``com_pro_dis.py`` scores
+    ``input_ids[1:]``), so it is ``logp.size + 1``. Min-K%++ there counts the scored positions
+    only (``min_k_plus_score``).
+    """
     lp = _logp(logp)
-    return float(np.mean(np.sort(lp)[: _k_count(lp.size, k)]))
+    return float(np.mean(np.sort(lp)[: min(lp.size, _k_count(lp.size + 1, k))]))
 
 
 def min_k_plus_score(logp, mu, var, k: float = 0.2, *, min_var: float = 1e-12) -> float:
