@@ -16,7 +16,7 @@ from cprd.experiment import (
 )
 from cprd.models import CrossEncoder, DualEncoder
 
-from xentlab.testing import run_smoke
+from xentlab.testing import load_reproduce, run_smoke
 
 REPRO = Path(__file__).parents[1] / "reproduce.py"
 
@@ -75,12 +75,7 @@ def test_smoke_is_deterministic(tmp_path):
 
 
 def _load_repro():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("cprd_repro_cfg", REPRO)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reproduce(REPRO)
 
 
 def test_long_budget_arms_differ_only_in_steps_and_short_arms_are_unchanged():
@@ -90,11 +85,13 @@ def test_long_budget_arms_differ_only_in_steps_and_short_arms_are_unchanged():
     assert repro.TEACHER_STEPS in (1600, 3200, 4800)
     base = dict(train_groups=400, test_groups=50, n_colours=4, n_shapes=4, t_steps=repro.TEACHER_STEPS,
                 s_steps=700)  # fmt: skip
+    # audit 3: only the CPRD arms recompute (their valid-negative statistic now averages both directions)
+    version = {"teacher": "2", "itc": "2", "kl": "2", "listmle": "2", "cprd": "3"}
     for arm in ("teacher", "itc", "kl", "listmle", "cprd"):
-        assert exps[arm].config("cpu") == {**base, "arm": arm} and exps[arm].version == "2"
+        assert exps[arm].config("cpu") == {**base, "arm": arm} and exps[arm].version == version[arm]
     for arm in ("itc", "kl", "listmle", "cprd"):
         long = exps[f"{arm}_long"]
-        assert long.config("cpu") == {**base, "arm": arm, "s_steps": 2000}
+        assert long.config("cpu") == {**base, "arm": arm, "s_steps": 2000} and long.version == version[arm]
         assert long.config("full") is None  # --scale full students already train whole epochs
     # the long-budget claims reuse the thresholds of the 700-step ones
     checks = {c.id: c.check for c in repro.CLAIMS}

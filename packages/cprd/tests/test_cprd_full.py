@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +12,7 @@ import torch
 
 from xentlab.repro.local_data import MissingLocalData
 from xentlab.repro.spec import ReproError
+from xentlab.testing import load_reproduce
 
 CAPTIONS = [["a red square", "a red box"], ["a blue circle", "a blue disc"], ["a green cross", "green x"],
             ["a red circle", "a round red thing"]]  # fmt: skip
@@ -61,9 +61,7 @@ def local(tmp_path_factory):
 
 
 def _cfg(local, arm: str) -> dict:
-    spec = importlib.util.spec_from_file_location("cprd_repro", Path(__file__).parents[1] / "reproduce.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_reproduce(Path(__file__).parents[1] / "reproduce.py")
     return {**mod.FULL, "arm": arm, "data_root": str(local / "data"), "clip": str(local / "clip"),
             "teacher_scores": str(local / "teacher.pt"), "dataset": "flickr30k", "batch_size": 2, "epochs": 1,
             "lr": 1e-3, "k": 1, "num_workers": 0, "eval_batch": 2, "log_every": 1}  # fmt: skip
@@ -116,11 +114,7 @@ def test_full_scale_through_the_cli(local, tmp_path):
     """reproduce.py --scale full on the fixture: every arm, derived gains, claims judged, the figure."""
     from xentlab.testing.smoke import validate_result
 
-    spec = importlib.util.spec_from_file_location(
-        "cprd_repro_cli", Path(__file__).parents[1] / "reproduce.py"
-    )
-    repro = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(repro)
+    repro = load_reproduce(Path(__file__).parents[1] / "reproduce.py")
     for e in repro.EXPERIMENTS:
         if e.configs["full"] is None:  # the long-budget arms exist at smoke / cpu scale only
             continue

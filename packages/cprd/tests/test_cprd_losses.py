@@ -98,3 +98,56 @@ def test_itc_and_kl():
     assert kl_distill_loss(t * 0.1, t, 0.1, teacher_temp=1.0).item() == pytest.approx(0.0, abs=1e-12)
     assert kl_distill_loss(torch.zeros(4, 5, dtype=torch.float64), t, 0.1).item() > 0
     check_gradients(lambda x: kl_distill_loss(x, t, 0.5), torch.rand(4, 5, dtype=torch.float64))
+
+
+def test_kl_hand_values_pin_both_temperatures():
+    # audit 3: KL(p_t || p_s) with p_t = softmax(t / T), p_s = softmax(s / tau), by hand (float64).
+    # s / tau = (0, ln 2) -> p_s = (1/3, 2/3); t / T = (0, ln 3) -> p_t = (1/4, 3/4):
+    # KL = 1/4 ln((1/4) / (1/3)) + 3/4 ln((3/4) / (2/3)) = 1/4 ln(3/4) + 3/4 ln(9/8)
+    s = torch.tensor([[0.0, 0.5 * math.log(2.0)]], dtype=torch.float64)
+    t = torch.tensor([[0.0, 2.0 * math.log(3.0)]], dtype=torch.float64)
+    want = 0.25 * math.log(0.75) + 0.75 * math.log(9 / 8)
+    assert kl_distill_loss(s, t, 0.5, teacher_temp=2.0).item() == pytest.approx(want, abs=1e-12)
+    # rows are averaged: a second row with KL 0.5 ln(9/8) (p_t = (1/2, 1/2) vs p_s = (1/3, 2/3) at T = 1)
+    s2 = torch.cat([s, torch.tensor([[0.0, 0.5 * math.log(2.0)]], dtype=torch.float64)])
+    t2 = torch.cat([t, torch.zeros(1, 2, dtype=torch.float64)])
+    row2 = 0.5 * math.log(1.5) + 0.5 * math.log(0.75)
+    got = kl_distill_loss(s2, t2 / torch.tensor([[2.0], [1.0]], dtype=torch.float64), 0.5, teacher_temp=1.0)
+    assert got.item() == pytest.approx(0.5 * (want + row2), abs=1e-12)
+
+
+def _directed_case():
+    """3 x 3 batch, off-diagonal negatives. Teacher-valid (>= -6) pairs: (0,1), (1,2), (2,0); the other
+    three score -10. Student similarities s01 .9 > s02 .8 > s12 .7 > s10 .6 > s20 .5 > s21 .4, so with
+    K = 1 every image row mines a valid caption (rows: 1, 1, 1 valid) while the caption rows (columns)
+    mine (1,0), (0,1), (0,2): 0, 1, 0 valid. Valid negatives per anchor: 1 (i2t), 1/3 (t2i)."""
+    s = torch.tensor([[1.0, 0.9, 0.8], [0.6, 1.0, 0.7], [0.5, 0.4, 1.0]], dtype=torch.float64)
+    t = torch.tensor([[5.0, 0.0, -10.0], [-10.0, 5.0, 0.0], [0.0, -10.0, 5.0]], dtype=torch.float64)
+    return s, t, ~torch.eye(3, dtype=torch.bool)
+
+
+def test_distill_term_averages_loss_and_stats_over_both_directions():
+    # audit 3 (defect): the valid-negative statistic was the text->image direction's alone (the loop kept
+    # the last direction's stats), while the loss averages both directions; both must be averaged.
+    from cprd.experiment import RunConfig, distill_term
+
+    s, t, neg = _directed_case()
+    cfg = RunConfig(arm="cprd", k=1, valid_threshold=-6.0)
+    _, st_i2t = partial_ranking_loss(s, t, 0.1, k=1, valid_threshold=-6.0, negatives=neg)
+    _, st_t2i = partial_ranking_loss(s.T, t.T, 0.1, k=1, valid_threshold=-6.0, negatives=neg.T)
+    assert st_i2t["valid_per_anchor"] == pytest.approx(1.0)
+    assert st_t2i["valid_per_anchor"] == pytest.approx(1 / 3)
+    loss, stats = distill_term(cfg, s, t, 0.1, neg)
+    assert stats["valid_per_anchor"] == pytest.approx(2 / 3, abs=1e-7)  # float32 counts
+    assert stats["frac_with_valid"] == pytest.approx(0.5 * (1.0 + 1 / 3), abs=1e-7)
+    # the loss: 0.5 (i2t + t2i), each the CPRD term of its direction (K = 4 here, so it is not 0)
+    cfg4 = RunConfig(arm="cprd", k=4, valid_threshold=-6.0)
+    want = 0.5 * (
+        partial_ranking_loss(s, t, 0.1, k=4, valid_threshold=-6.0, negatives=neg)[0]
+        + partial_ranking_loss(s.T, t.T, 0.1, k=4, valid_threshold=-6.0, negatives=neg.T)[0]
+    )
+    assert_close(distill_term(cfg4, s, t, 0.1, neg)[0], want, atol=1e-12, name="cprd both ways")
+    # KL: the mean of the row-wise and the column-wise KL; no ranking statistic
+    kl, kl_stats = distill_term(RunConfig(arm="kl", kl_temp=1.0), s, t, 0.1, neg)
+    assert_close(kl, 0.5 * (kl_distill_loss(s, t, 0.1) + kl_distill_loss(s.T, t.T, 0.1)), atol=1e-12)
+    assert kl_stats == {}

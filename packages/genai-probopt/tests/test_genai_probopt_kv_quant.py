@@ -82,5 +82,25 @@ def test_quantised_attention_matches_explicit_per_pair_reference():
 
 
 def test_smoke(tmp_path):
+    # run_smoke validates the schema and that every metric is finite; audit 3: also that each scheme
+    # reports the extrapolation and every schedule's penalty and memory (a renamed key would drop a claim)
     result = run_smoke(REPRO, tmp_path)
-    assert result is not None
+    metrics = result["metrics"]
+    for pos in ("rope", "alibi", "rope_alibi_harmonic"):
+        assert f"{pos}/excess_bits_16" in metrics and f"{pos}/increase_32" in metrics
+        for name in ("uniform8", "uniform4", "uniform2", "saq_8_4_2", "saq_16_8_4_2"):
+            assert f"{pos}/kv_{name}_penalty" in metrics and f"{pos}/kv_{name}_bits" in metrics
+    assert "gain/uniform4_minus_saq842_penalty" in metrics
+
+
+def test_mean_cache_bits_of_the_cpu_schedules_by_hand():
+    # audit 3: the README's memory figures (5.71 and 5.37 bits/element) by hand, head dim 16 (overhead
+    # 32 / 16 = 2 bits per quantised element). Cache of L tokens (L = 33..64 for query positions 32..63):
+    # saq_8_4_2: 8 x (8+2) + 16 x (4+2) + (L-24) x (2+2) = 80 + 4L bits -> 4 + 80 / L per element;
+    # saq_16_8_4_2: 2 x 16 + 4 x (8+2) + 8 x (4+2) + (L-14) x (2+2) = 64 + 4L -> 4 + 64 / L.
+    harmonic = sum(1.0 / L for L in range(33, 65))
+    got = mean_cache_bits(Staircase((8, 24), (8, 4, 2)), range(32, 64), 16)
+    assert got == pytest.approx(4 + 80 * harmonic / 32, abs=1e-12)
+    got = mean_cache_bits(Staircase((2, 6, 14), (16, 8, 4, 2)), range(32, 64), 16)
+    assert got == pytest.approx(4 + 64 * harmonic / 32, abs=1e-12)
+    assert mean_cache_bits(Staircase((), (4,)), range(32, 64), 16) == pytest.approx(6.0, abs=1e-12)

@@ -95,3 +95,34 @@ def test_model_is_causal_and_length_free(pos):
 def test_bad_config_raises():
     with pytest.raises(ValueError, match="pos must be one of"):
         ModelConfig(pos="sinusoidal")
+
+
+def test_geometric_slopes_at_the_cpu_head_count_match_the_official_recipe():
+    # audit 3: ofirpress/attention_with_linear_biases (fairseq/models/transformer.py, get_slopes):
+    # start = 2^(-2^-(log2 H - 3)), slopes = start * start^i, i = 0..H-1. H = 4 (the cpu models):
+    # start = 2^-2, slopes 1/4, 1/16, 1/64, 1/256.
+    start = 2.0 ** (-(2.0 ** -(math.log2(4) - 3)))
+    assert start == 0.25
+    want = torch.tensor([start * start**i for i in range(4)], dtype=torch.float64)
+    assert_close(geometric_slopes(4), want)
+    assert_close(geometric_slopes(4), torch.tensor([1 / 4, 1 / 16, 1 / 64, 1 / 256], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    "pos,slopes,rotates",
+    [
+        ("rope", None, True),
+        ("alibi", geometric_slopes, False),
+        ("rope_alibi_harmonic", harmonic_slopes, True),
+    ],
+)
+def test_each_scheme_uses_its_own_bias_and_rotation(pos, slopes, rotates):
+    # audit 3: the switch that the three experiments compare (README "What is implemented"): RoPE-only has
+    # the plain causal mask; ALiBi-only has Press et al.'s geometric slopes and no rotation; the proposal
+    # has the harmonic slopes 1/h AND the rotation. A swapped mapping would not fail any other test.
+    m = MQADecoder(ModelConfig(vocab_size=5, hidden=16, heads=4, layers=1, pos=pos))
+    bias, rope = m._positional(6)
+    want = causal_mask(6) if slopes is None else alibi_bias(slopes(4).float(), 6)
+    assert bias.shape == want.shape and torch.equal(torch.isinf(bias), torch.isinf(want))
+    assert_close(bias[torch.isfinite(bias)], want[torch.isfinite(want)])
+    assert (rope is not None) == rotates

@@ -335,21 +335,31 @@ def get_teacher(cfg: RunConfig, log: Callable | None = None) -> dict:
 
 
 def distill_term(cfg: RunConfig, s: torch.Tensor, t: torch.Tensor, tau, negatives: torch.Tensor):
-    """The arm's distillation loss, averaged over the two directions (image->text rows, text->image)."""
-    terms, stats = [], {}
+    """The arm's distillation loss, averaged over the two directions (image->text rows, text->image), and
+    the ranking arms' statistics (valid negatives per anchor, ...) averaged over the same two directions."""
+    terms, per_direction = [], []
     for ss, tt, nn_ in ((s, t, negatives), (s.T, t.T, negatives.T)):
         if cfg.arm == "kl":
             terms.append(kl_distill_loss(ss, tt, tau, teacher_temp=cfg.kl_temp))
         elif cfg.arm == "listmle":
-            loss, stats = partial_ranking_loss(ss, tt, tau, k=None, valid_threshold=None, negatives=nn_)
+            loss, st = partial_ranking_loss(ss, tt, tau, k=None, valid_threshold=None, negatives=nn_)
             terms.append(loss)
+            per_direction.append(st)
         elif cfg.arm == "cprd":
-            loss, stats = partial_ranking_loss(
+            loss, st = partial_ranking_loss(
                 ss, tt, tau, k=cfg.k, valid_threshold=cfg.valid_threshold, negatives=nn_
             )
             terms.append(loss)
+            per_direction.append(st)
         else:
             raise ValueError(f"unknown distillation arm {cfg.arm!r}")
+    # audit 3: the statistics were the text->image direction's alone (each direction overwrote the last);
+    # with K < all the two directions mine different negatives, so the counts differ (README, "Audit 3")
+    stats = (
+        {k: 0.5 * (per_direction[0][k] + per_direction[1][k]) for k in per_direction[0]}
+        if per_direction
+        else {}
+    )
     return 0.5 * (terms[0] + terms[1]), stats
 
 

@@ -7,8 +7,8 @@ module implements the plain reading [unverified]:
 
 * the cached key/value vector of a token is stored with a bit width that depends on its age
   a = t - j (t = the position of the query that reads the cache, j = the token's position): recent
-  tokens keep more bits, older ones fewer, in steps ("staircase"), e.g. 8 bits for a < 16, 4 bits
-  for 16 <= a < 32, 2 bits beyond;
+  tokens keep more bits, older ones fewer, in steps ("staircase"), e.g. the cpu run's ``saq_8_4_2``:
+  8 bits for a < 8, 4 bits for 8 <= a < 24, 2 bits beyond (``experiment.SCHEDULES``);
 * every stored vector is quantised per token, asymmetric min-max, round-to-nearest over its head
   dimension: s = (max - min) / (2^b - 1), q = round((x - min) / s), x_hat = q s + min. Its error is
   at most s / 2 per element. The scale and zero point are kept in 16-bit floats (32 bits per vector).
