@@ -88,9 +88,13 @@ def _full_cfg(dataset: str, backbone: str, head: str) -> dict:
             "data_root": os.environ.get(ENV_VAR), **official_config(dataset, backbone)}  # fmt: skip
 
 
-# full: one experiment per (dataset, backbone, head) so that each long run resumes on its own
+# full: one experiment per (dataset, backbone, head) so that each long run resumes on its own.
+# version 2: the official input pipeline of data/data_loaders.py (Normalize constants; ResNet-50 on CIFAR with
+# flip, crop, rotation and, on CIFAR-100, colour jitter); version 1 standardised with training statistics and
+# never augmented. No full-scale result exists at either version; the cpu experiments do not use this path.
 EXPERIMENTS += [
-    Experiment(f"{ds}-{bb}-{head}", vision, {"full": _full_cfg(ds, bb, head)}, description=f"{ds}, {bb}, {head}")
+    Experiment(f"{ds}-{bb}-{head}", vision, {"full": _full_cfg(ds, bb, head)}, description=f"{ds}, {bb}, {head}",
+               version="2")
     for ds in DATASETS for bb in BACKBONES for head in HEADS
 ]  # fmt: skip
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from harmonic import vision
 from harmonic.vision import (
     ENV_VAR,
     build_model,
@@ -150,3 +151,41 @@ def test_full_scale_end_to_end_on_fixture(tmp_path, monkeypatch):
         c.id for c in mod.CLAIMS if "full" in (c.scales or ("full",))
     }
     assert (out / "vision_heads.png").exists()
+
+
+def test_run_vision_augments_raw_training_batches_then_normalises(tmp_path, monkeypatch):
+    """The official pipeline is wired in: every training batch goes through augment_batch as raw [0, 1]
+    images of the training set, one call per batch; the augmented run differs from the un-augmented one
+    with the same seed and repeats itself exactly."""
+    write_cifar(tmp_path, "cifar100", n_train=12, n_test=4, labels="cycle")
+    cfg = {"dataset": "cifar100", "backbone": "cnn", "head": "cosine", "n": 1.0, "data_root": str(tmp_path),
+           **official_config("cifar100", "resnet50"), "epochs": 2, "batch_size": 5}  # fmt: skip
+    cfg["optimizer"], cfg["lr"] = "adam", 3e-4  # the CNN body, with the ResNet-50 pipeline of CIFAR-100
+    raw = vision.load_vision("cifar100", str(tmp_path))[0].x
+    seen, real = [], vision.augment_batch
+
+    def spy(x, aug, gen):
+        seen.append(x.clone())
+        return real(x, aug, gen)
+
+    monkeypatch.setattr(vision, "augment_batch", spy)
+    a = run_vision(cfg, 0)
+    assert len(seen) == 2 * 3  # 2 epochs x ceil(12 / 5) batches
+    for xb in seen:  # raw images of the training set (not yet normalised)
+        assert all(any(torch.equal(img, r) for r in raw) for img in xb)
+    monkeypatch.setattr(vision, "augment_batch", real)
+    assert run_vision(cfg, 0)["norm_curve"] == a["norm_curve"]
+    assert run_vision({**cfg, "augment": None}, 0)["norm_curve"] != a["norm_curve"]
+
+
+def test_full_scale_cifar100_resnet50_runs_one_augmented_epoch(tmp_path):
+    """The official CIFAR-100 ResNet-50 unit (flip, crop, rotation 15, colour jitter, CIFAR-100 mean/std) on
+    a tiny fixture: one epoch of one batch, finite metrics."""
+    write_cifar(tmp_path, "cifar100", n_train=8, n_test=4, labels="cycle")
+    mod = _reproduce_module()
+    exp = next(e for e in mod.EXPERIMENTS if e.name == "cifar100-resnet50-cosine")
+    cfg = {**exp.config("full"), "data_root": str(tmp_path), "epochs": 1, "batch_size": 8}
+    assert cfg["augment"]["color_jitter"] == [0.2, 0.2, 0.2, 0.1] and exp.version == "2"
+    out = run_vision(cfg, 0)
+    assert 0 <= out["acc"] <= 1 and len(out["norm_curve"]) == 2 and np.isfinite(out["norm_curve"]).all()
+    assert -1 <= out["alignment"] <= 1
