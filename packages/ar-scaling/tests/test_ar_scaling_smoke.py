@@ -1,4 +1,5 @@
-"""The whole reproduce.py at smoke scale (in-process), and the claims' thresholds as declared."""
+"""The whole reproduce.py at smoke scale (in-process); the claims' thresholds are pinned in
+test_ar_scaling_audit2.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The whole reproduce.py at smoke scale (in-process), and training determinism."""
+"""The whole reproduce.py at smoke scale (in-process), training determinism, and the normaliser diagnostic's
+runs against the study's when each is computed alone."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import math
 from pathlib import Path
 
 import torch
-from multilingual_scaling.experiment import world_config
+from multilingual_scaling.experiment import run_seed, world_config
 from multilingual_scaling.families import make_world
+from multilingual_scaling.normaliser import run_normaliser
 from multilingual_scaling.train import TrainConfig, train_mixture
 
-from xentlab.testing import run_smoke
+from xentlab.testing import load_reproduce, run_smoke
 
 REPRO = Path(__file__).parents[1] / "reproduce.py"
 
@@ -46,3 +48,19 @@ def test_smoke(tmp_path):
     assert m["check/normaliser_refit_max_abs_diff"]["mean"] == 0.0
     assert m["check/normaliser_pH_test_max_abs_diff"]["mean"] == 0.0
     assert (tmp_path / "normaliser.png").exists()
+
+
+def test_normaliser_alone_reproduces_the_study_runs(tmp_path, monkeypatch):
+    # In one run the diagnostic reads the study's d32 and p* runs through shared_runs, so the checks above
+    # compare those runs with themselves. Here the study and the diagnostic each run alone, on an empty
+    # cache of their own: trained independently, the refit and the p* run must still agree bit for bit.
+    torch.set_num_threads(1)
+    repro = load_reproduce(REPRO)
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path / "study-cache"))
+    study = run_seed(repro.SMOKE, seed=0)
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path / "normaliser-cache"))
+    alone = run_normaliser(repro._normaliser_cfg(repro.SMOKE), seed=0)
+    for n in "ABC":
+        assert alone[f"gamma_{n}"] == study[f"s1_gamma_{n}"] and alone[f"K_{n}"] == study[f"s1_K_{n}"]
+        assert alone[f"p_pH_{n}"] == study[f"p_pstar_{n}"]
+        assert alone[f"test_pH_L_{n}"] == study[f"big_pstar_L_{n}"]

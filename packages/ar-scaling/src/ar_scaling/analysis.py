@@ -66,8 +66,11 @@ def ladder(m: Mapping[str, float]) -> list[dict]:
 
 def analyse(m: Mapping[str, float], n_boot: int = 100) -> dict:
     """All fits of one seed (memoised: every Derived metric of a seed reads the same analysis)."""
-    key = tuple(
-        sorted((k, v) for k, v in m.items() if "/" in k and not k.startswith(("lN/", "lC/", "nopt/")))
+    # the key holds n_boot too: the bootstrap range depends on it, so a call with another n_boot must not
+    # get an earlier call's answer (the runner and the figures both use the default 100)
+    key = (
+        n_boot,
+        *sorted((k, v) for k, v in m.items() if "/" in k and not k.startswith(("lN/", "lC/", "nopt/"))),
     )
     if key in _CACHE:
         return _CACHE[key]

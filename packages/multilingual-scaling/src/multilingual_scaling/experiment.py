@@ -33,6 +33,7 @@ import numpy as np
 
 from multilingual_scaling.families import family_source, make_world
 from multilingual_scaling.law import fit_ratio_law, mixture_objective, optimal_ratios
+from multilingual_scaling.shared_runs import shared_run
 from multilingual_scaling.train import TrainConfig, train_mixture
 
 GAMMA_MIXES = {
@@ -219,7 +220,18 @@ def run_seed(cfg: dict, seed: int, log=None) -> dict:
             log(run=tag, ratios=list(ratios), losses=res["losses"], n=res["n_nonemb"])
 
     worlds = {"main": world, "control": control}
-    train = memoised(lambda wk, p, tc, s: train_mixture(worlds[wk], p, tc, s))
+    shared_tcs = {small[-1]: False, large: True}  # config -> score the validation sample too
+
+    def run(wk, p, tc, s):
+        # the runs the normaliser diagnostic repeats on this seed (its refit at the larger small size and its
+        # held-out model at p*) are trained once across the two experiments' units (shared_runs); the
+        # held-out runs also score the validation sample, which the diagnostic reads (read-only scoring:
+        # the test losses are the same either way) and the study ignores
+        if wk == "main" and s == seed and tc in shared_tcs:
+            return shared_run(cfg["world"], p, tc, s, score_val=shared_tcs[tc])
+        return train_mixture(worlds[wk], p, tc, s)
+
+    train = memoised(run)
 
     # 2. small-model sweep for the gamma fits (one run per mixture and size)
     runs: dict[str, dict] = {}

@@ -26,6 +26,7 @@ import numpy as np
 from multilingual_scaling.experiment import GAMMA_FLOOR, GAMMA_MIXES, weighted_normalised_loss
 from multilingual_scaling.families import family_source, make_world
 from multilingual_scaling.law import fit_ratio_law, mixture_objective, optimal_ratios
+from multilingual_scaling.shared_runs import shared_run
 from multilingual_scaling.train import TrainConfig, train_mixture
 
 READINGS = ("pH", "pK")  # the entropy-normalised reading (the package's) and the own-K reading
@@ -63,7 +64,7 @@ def run_normaliser(cfg: dict, seed: int, log=None) -> dict:
     # 1. refit gamma_i, K_i at the fit size on the study's gamma design (init = stream seed = seed)
     losses = {}
     for m, p in GAMMA_MIXES.items():
-        res = train_mixture(world, p, fit_tc, seed)
+        res = shared_run(cfg["world"], p, fit_tc, seed)  # the study's run on this seed (shared_runs)
         losses[m] = res["losses"]
         if log is not None:
             log(run=f"fit_{m}", ratios=list(p), losses=res["losses"], n=res["n_nonemb"])
@@ -86,7 +87,12 @@ def run_normaliser(cfg: dict, seed: int, log=None) -> dict:
     norms = score_normalisers(k, ent)
     obj: dict[tuple[str, str], float] = {}
     for r in READINGS:
-        res = train_mixture(world, pstar[r], large, seed, score_val=True)
+        # pH is the study's big_pstar run on this seed, so it comes through shared_runs (the study scores the
+        # validation sample for it too); pK is this diagnostic's own run
+        if r == "pH":
+            res = shared_run(cfg["world"], pstar[r], large, seed, score_val=True)
+        else:
+            res = train_mixture(world, pstar[r], large, seed, score_val=True)
         if log is not None:
             log(run=f"big_{r}", ratios=pstar[r].tolist(), val_losses=res["val_losses"], n=res["n_nonemb"])
         out |= {f"val_{r}_L_{n}": float(x) for n, x in zip(names, res["val_losses"])}
