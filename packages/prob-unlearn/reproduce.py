@@ -139,6 +139,9 @@ FULL = {
     "n_samples": 128,
     "top_p": 0.9,
     "temperature": 1.0,
+    # sampling.py passes no top_k: transformers 4.51.3's GenerationConfig default top_k = 50 applies
+    # (second fidelity audit; the cpu configs above still sample without a top-k cut, README)
+    "top_k": 50,
     "max_new_tokens": 128,
     "prompt_answer_tag": True,
     "leak_threshold": 0.5,  # M_bin event: a sample's ROUGE-L >= 0.5 (our choice; see README)

@@ -1,15 +1,14 @@
 """The lr re-selection rule of scripts/select_lr.py (README, "lr re-selection"): the largest candidate at
 which every base method keeps retain greedy ROUGE-L >= 0.1 and lowers forget greedy ROUGE-L by >= 0.1."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).parents[1] / "scripts" / "select_lr.py"
-_spec = importlib.util.spec_from_file_location("prob_unlearn_select_lr", _PATH)
-select_lr = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(select_lr)
+from xentlab.testing import load_reproduce
+
+# a script, not reproduce.py, but loaded the same way (the project's loader, not an importlib block of ours)
+select_lr = load_reproduce(Path(__file__).parents[1] / "scripts" / "select_lr.py")
 
 
 def _rows(lr, forget, retain):

@@ -58,14 +58,46 @@ def test_npo_at_the_reference_is_2_log2_over_beta_with_the_ga_gradient_on_summed
 
 
 def test_npo_is_bounded_where_ga_is_not():
-    # as the forget likelihood -> 0 (nll - nll_ref -> inf), NPO's loss -> 0 while GA's -> -inf
+    # Second audit: this test used to evaluate torch's logsigmoid on its own (it never called the package,
+    # so it could not fail). Now tru.methods.npo_loss itself, with the reference NLL placed `gap` nats below
+    # the policy's summed NLL: L = -(2/beta) log sigmoid(beta * gap) = (2/beta) log(1 + exp(-beta * gap)).
+    # Hand values (float64, beta = 0.1): gap 10 -> 20 log(1 + e^-1) = 6.265233750364457,
+    # gap 100 -> 20 log(1 + e^-10) = 9.079779843372929e-4, gap -10 -> 20 log(1 + e) = 26.265233750364455;
+    # as the forget likelihood -> 0 (gap -> inf) NPO's loss -> 0 (below (2/beta) log 2 for every gap > 0),
+    # while GA's -CE has no lower bound.
+    model = _model().double()
+    b = {"forget": _batch(0)}
     beta = 0.1
-    for gap in (10.0, 100.0, 1000.0):
-        npo = -torch.nn.functional.logsigmoid(torch.tensor(beta * gap)) * 2 / beta
-        assert 0 <= npo.item() < 2 / beta * math.log(2)
+    nll = lm_loss(model, b["forget"], reduction="sum").detach()
+    for gap, want in ((10.0, 6.265233750364457), (100.0, 9.079779843372929e-4), (-10.0, 26.265233750364455)):
+        loss, _ = npo_loss(model, b, beta=beta, nll_ref=nll - gap)
+        assert loss.dtype == torch.float64
+        assert math.isclose(loss.item(), want, rel_tol=1e-9), (gap, loss.item(), want)
+        assert (0 < loss.item() < 2 / beta * math.log(2)) == (gap > 0)
 
 
-def test_unlearn_trains_in_place_and_npo_keeps_a_frozen_reference():
+def test_tru_target_is_the_token_mean_over_reasoning_and_refusal_tokens():
+    # L_target as implemented (README, deviations): the mean of -log p over every labelled token of the target
+    # batch (reasoning + refusal), i.e. HF's CE, not the per-sequence sum of the paper's formula. Reference: the
+    # model's float64 logits and a hand loop over the labelled positions.
+    model = _model().double()
+    b = {"forget": _batch(0), "retain": _batch(3), "target": _batch(6)}
+    t = b["target"]
+    logits = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"]).logits.double()
+    nlls = []
+    for i in range(t["labels"].shape[0]):
+        for pos in range(1, t["labels"].shape[1]):
+            y = int(t["labels"][i, pos])
+            if y != -100:
+                nlls.append(-torch.log_softmax(logits[i, pos - 1], -1)[y].item())
+    assert len(nlls) == 6  # 3 + 3 labelled tokens in the two rows
+    want = sum(nlls) / len(nlls)
+    assert math.isclose(tru_loss(model, b, alpha=0.0)[0].item(), want, rel_tol=1e-9)
+
+
+def test_unlearn_trains_in_place_and_npo_keeps_a_frozen_reference(monkeypatch):
+    import tru.methods as methods
+
     model = _model()
     streams = {"forget": lambda s: _batch(0), "retain": lambda s: _batch(3), "target": lambda s: _batch(6)}
     before = lm_loss(model, _batch(0)).item()
@@ -74,9 +106,28 @@ def test_unlearn_trains_in_place_and_npo_keeps_a_frozen_reference():
     model2 = _model()
     unlearn(model2, UnlearnConfig(method="tru", steps=3, lr=1e-2, alpha=0.5), streams, pad_id=0)
     assert lm_loss(model2, _batch(6)).item() < lm_loss(_model(), _batch(6)).item()  # target learned
+    # NPO: the reference is the model as unlearning starts and stays frozen while the policy moves (second
+    # audit: the test used to check only that the policy's parameters require grad, which a reference
+    # aliasing the policy would also pass)
     model3 = _model()
-    unlearn(model3, UnlearnConfig(method="npo", steps=2, lr=1e-2), streams, pad_id=0)
-    assert all(p.requires_grad for p in model3.parameters())
+    start = lm_loss(model3, _batch(0), reduction="sum").detach()
+    seen = []
+    npo = methods.LOSSES["npo"]
+
+    def spy(m, b, *, ref_model=None, **kw):
+        assert ref_model is not m and not any(p.requires_grad for p in ref_model.parameters())
+        with torch.no_grad():
+            seen.append(
+                (lm_loss(ref_model, b["forget"], reduction="sum"), lm_loss(m, b["forget"], reduction="sum"))
+            )
+        return npo(m, b, ref_model=ref_model, **kw)
+
+    monkeypatch.setitem(methods.LOSSES, "npo", spy)
+    unlearn(model3, UnlearnConfig(method="npo", steps=3, lr=1e-2), streams, pad_id=0)
+    assert len(seen) == 3 and all(p.requires_grad for p in model3.parameters())
+    for ref_nll, _ in seen:
+        assert_close(ref_nll, start)
+    assert not torch.allclose(seen[-1][1], start)  # the policy did move
 
 
 def test_checkpoints_are_called_between_steps():

@@ -68,8 +68,8 @@ def evaluate_model(
     """Greedy and sampled evaluation of one model; per-question bounds averaged over questions.
 
     ``cfg`` needs alpha, n_samples, max_new_tokens, temperature, top_p, gen_rows (and leak_threshold
-    when a QA has no value); ``clean`` post-processes every generated text before scoring; ``context``
-    wraps generation (autocast at full scale)."""
+    when a QA has no value); top_k is optional (None: no top-k cut). ``clean`` post-processes every
+    generated text before scoring; ``context`` wraps generation (autocast at full scale)."""
     from xentlab.lm.generate import generate
 
     alpha, n = cfg["alpha"], cfg["n_samples"]
@@ -86,6 +86,10 @@ def evaluate_model(
             do_sample=True,
             temperature=cfg["temperature"],
             top_p=cfg["top_p"],
+            # the official sampling.py sets no top_k, so transformers' GenerationConfig default 50 applies
+            # (before the nucleus cut); xentlab's generate turns top-k off when given None, which the cpu
+            # configs of version 2 still do (README, deviations)
+            top_k=cfg.get("top_k"),
             num_return_sequences=n,
             batch_size=max(1, cfg["gen_rows"] // n),
             seed=seed * 1000 + 17,
