@@ -33,13 +33,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import importlib.util
 import json
 import math
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -82,11 +80,11 @@ they are not part of a row's config or cache key (tests/test_repri_tune_base.py 
 
 @functools.lru_cache(maxsize=1)
 def load_reproduce():
-    """reproduce.py under a name of its own (other packages' scripts and tests also have a ``reproduce``)."""
-    spec = importlib.util.spec_from_file_location("repri_reproduce", PKG / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """reproduce.py under a name of its own (other packages' scripts and tests also have a ``reproduce``), loaded
+    with the workspace's helper (``xentlab.testing.load_reproduce``), which the tests use as well."""
+    from xentlab.testing.reproduce_module import load_reproduce as _load
+
+    return _load(PKG / "reproduce.py")
 
 
 def setting_config(overrides: dict, base: dict | None = None):
@@ -223,13 +221,25 @@ def markdown(out: dict) -> str:
     return "\n".join(lines)
 
 
+def default_rows_dir() -> Path:
+    """Where finished runs are kept by default: ``<xentlab cache>/repri/tune_base`` (``$XENTLAB_CACHE`` or
+    ``~/.cache/xentlab``), which survives between sessions, unlike /tmp. A row is reused only when its base-tuning
+    config is unchanged (``main``'s ``cached``), so the location changes no result."""
+    from xentlab.data.cache import cache_dir
+
+    return cache_dir("repri", "tune_base")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=1, help="training runs at a time (one thread each)")
-    parser.add_argument("--rows-dir", type=Path, default=Path(tempfile.gettempdir()) / "repri_tune_base",
-                        help="finished runs are kept here and reused when their config is unchanged")  # fmt: skip
+    parser.add_argument("--rows-dir", type=Path, default=None,
+                        help="finished runs are kept here and reused when their config is unchanged "
+                             "(default: the xentlab cache, <cache>/repri/tune_base)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=PKG / "results")
     args = parser.parse_args()
+    if args.rows_dir is None:
+        args.rows_dir = default_rows_dir()
     configs = {g["name"]: setting_config(g["overrides"]) for g in GRID}
     args.rows_dir.mkdir(parents=True, exist_ok=True)
 

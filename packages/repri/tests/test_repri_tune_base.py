@@ -146,3 +146,10 @@ def test_base_tuning_reads_only_the_key_fields():
     cfg = _Recorder(tb.setting_config({"steps": 2, "n_train": 24}, base=smoke))
     tb.train_setting(cfg, seed=0, val_n=12)
     assert cfg.read and cfg.read <= tb.TUNING_FIELDS, sorted(cfg.read - tb.TUNING_FIELDS)
+
+
+def test_rows_are_kept_in_the_xentlab_cache(tmp_path, monkeypatch):
+    # the finished runs outlive the session (they were in $TMPDIR before the second fidelity audit)
+    monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path / "cache"))
+    path = tb.default_rows_dir()
+    assert path == tmp_path / "cache" / "repri" / "tune_base" and path.is_dir()

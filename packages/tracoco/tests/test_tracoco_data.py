@@ -161,15 +161,14 @@ def test_synthetic_validation_volumes_follow_the_test_volumes(tmp_path, monkeypa
 def test_cpu_setting_is_the_one_the_validation_pilot_chose():
     # reproduce.py's cpu volumes and labelled count must be the candidate that
     # scripts/select_setting.py chose by its rule (results/setting_selection.json).
-    import importlib.util
     import json
     from pathlib import Path
 
+    from xentlab.testing import load_reproduce
+
     root = Path(__file__).parents[1]
     selection = json.loads((root / "results" / "setting_selection.json").read_text())
-    spec = importlib.util.spec_from_file_location("tracoco_reproduce", root / "reproduce.py")
-    reproduce = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(reproduce)
+    reproduce = load_reproduce(root / "reproduce.py")
     chosen = next(c for c in selection["candidates"] if c["candidate"] == selection["chosen"])
     assert reproduce.CPU["n_labelled"] == chosen["n_labelled"]
     assert reproduce.CPU["volume_spec"] == selection["specs"][selection["chosen"].rsplit("-n", 1)[0]]
