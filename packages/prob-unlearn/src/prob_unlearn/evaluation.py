@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from prob_unlearn.rouge import rouge_l_many
 from xentlab.metrics.bounds import binomial_bounds, expectation_bounds, std_bounds
+from xentlab.metrics.rouge import rouge_l_many
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ What the official code does, and this module with it:
   over every position of the max_length-padded batch (``positions="all"``, the official behaviour);
   NPO's reference is the model before unlearning;
 * evaluation (``sampling.py`` / ``sampling-demo.ipynb``): greedy and ``n_samples`` = 128 sampled answers
-  per forget question (top_p 0.9, temperature 1), ROUGE-L (``prob_unlearn.rouge``) against the gold
+  per forget question (top_p 0.9, temperature 1), ROUGE-L (``xentlab.metrics.rouge``, F-measure) against the gold
   answer, M_mu / M_sigma / ED and M_bin (``prob_unlearn.evaluation``, bounds from ``xentlab.metrics.bounds``,
   2 alpha, alpha = 0.01).
 """

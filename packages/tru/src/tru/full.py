@@ -37,6 +37,7 @@ from tru import evaluate as _evaluate
 from tru.evaluate import REFUSAL_RE, answer_part
 from tru.methods import LOSSES
 from xentlab.data.cache import cache_dir, code_key, source_digest
+from xentlab.metrics.rouge import rouge_l
 from xentlab.repro.local_data import local_path
 from xentlab.repro.spec import ReproError
 
@@ -72,20 +73,6 @@ def load_qa(path: Path) -> list[dict[str, str]]:
 def _setting(cfg: dict, key: str, env: str, required: bool = True) -> str | None:
     path = local_path(cfg, key, env, needs="a local path (see packages/tru/README.md)", required=required)
     return None if path is None else str(path)
-
-
-def rouge_l_recall(reference: str, candidate: str) -> float:
-    """ROUGE-L recall over lowercase words: LCS(reference, candidate) / len(reference)."""
-    ref, cand = re.findall(r"\w+", reference.lower()), re.findall(r"\w+", candidate.lower())
-    if not ref:
-        return 0.0
-    prev = [0] * (len(cand) + 1)
-    for r in ref:
-        cur = [0]
-        for j, c in enumerate(cand):
-            cur.append(prev[j] + 1 if r == c else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1] / len(ref)
 
 
 def degenerate(text: str) -> bool:
@@ -270,7 +257,8 @@ def run_full(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
             max_new_tokens=cfg["max_new_tokens"],
             batch_size=16,
         )
-        rouge = [rouge_l_recall(r["answer"], answer_part(t)) for r, t in zip(rows, gens.texts)]
+        # TOFU's eval_rouge_recall: rouge-score's ROUGE-L recall with the Porter stemmer
+        rouge = [rouge_l(answer_part(t), r["answer"], measure="recall") for r, t in zip(rows, gens.texts)]
         refusal = [bool(REFUSAL_RE.search(answer_part(t))) for t in gens.texts]
         out[f"{name}_rougeL"] = sum(rouge) / len(rouge)
         out[f"{name}_refusal"] = sum(refusal) / len(refusal)
