@@ -116,7 +116,10 @@ FULL = {
     "steps": 300,
     "max_prompt_length": 512,
     "max_completion_length": 4096,
-    "temperature": 1.0,
+    "temperature": 1.0,  # training rollouts (verl's rollout default)
+    # evaluation sampler of the official scripts/inference.sh: temperature 0.6, top_p 0.95
+    "eval_temperature": 0.6,
+    "eval_top_p": 0.95,
     "eval_samples": 16,
     "eval_ks": KS,
     "eval_max_problems": 500,
@@ -176,9 +179,16 @@ EXPERIMENTS = [
     ),
     *_grid_experiments("pacs"),
     *_grid_experiments("grpo"),
-    # --scale full: one run per method at the paper's lr (no grid; see the README)
-    Experiment("pacs", rl_fn, {"full": {**FULL, "method": "pacs"}}, description="PACS through trl"),
-    Experiment("grpo", rl_fn, {"full": {**FULL, "method": "grpo"}}, description="GRPO through trl"),
+    # --scale full: one run per method at the paper's lr (no grid; see the README). Version "2": the
+    # official prompt instruction and evaluation sampler (second fidelity audit; full-only experiments,
+    # never run here). The "sft" experiment's full key changes with FULL's new eval_* keys; its cpu
+    # units do not run that code and keep their version.
+    Experiment(
+        "pacs", rl_fn, {"full": {**FULL, "method": "pacs"}}, description="PACS through trl", version="2"
+    ),
+    Experiment(
+        "grpo", rl_fn, {"full": {**FULL, "method": "grpo"}}, description="GRPO through trl", version="2"
+    ),
 ]
 
 

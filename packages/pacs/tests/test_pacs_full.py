@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 import trl  # noqa: F401  (a declared dependency of pacs: a missing trl must fail, not skip)
+
+from xentlab.testing import load_reproduce
+
+REPRO = load_reproduce(Path(__file__).parents[1] / "reproduce.py")
+FULL = REPRO.FULL
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +66,9 @@ def _cfg(local, method):
         "per_device_train_batch_size": 8,
         "gradient_accumulation_steps": 1,
         "bf16": False,
+        # the evaluation sampler of reproduce.py's FULL (the official scripts/inference.sh)
+        "eval_temperature": FULL["eval_temperature"],
+        "eval_top_p": FULL["eval_top_p"],
     }
 
 
@@ -100,3 +109,41 @@ def test_boxed_reward():
     assert boxed_reward(
         [[{"role": "assistant", "content": "\\boxed{3}"}], "\\boxed{4}"], answer=["3", "5"]
     ) == [1.0, 0.0]
+
+
+def test_full_prompt_is_the_official_instruction():
+    # official src/preprocess_dataset.py: every training and evaluation question becomes the user turn
+    # f"{question} {INSTRUCTION}", INSTRUCTION = "Please reason step by step, and put your final answer
+    # within \\boxed{}." (the earlier "Let's think step by step and output ..." was not the official text)
+    from pacs.full import _prompt
+
+    assert _prompt(None, "What is 1+1?") == [
+        {
+            "role": "user",
+            "content": "What is 1+1? Please reason step by step, and put your final answer within \\boxed{}.",
+        }
+    ]
+
+
+def test_full_evaluation_samples_as_the_official_inference_script(local, tmp_path, monkeypatch):
+    # official scripts/inference.sh + src/inference.py: vLLM SamplingParams(n=N, temperature=0.6,
+    # top_p=0.95) for pass@k; training rollouts stay at verl's temperature 1.0
+    from pacs.full import run_full_base
+
+    import xentlab.lm.generate as gen
+
+    assert FULL["eval_temperature"] == 0.6 and FULL["eval_top_p"] == 0.95 and FULL["temperature"] == 1.0
+    seen = []
+    real = gen.generate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gen, "generate", spy)
+    out = run_full_base(_cfg(local, "base"), 0, _ctx(tmp_path))
+    assert seen and all(
+        k["do_sample"] and k["temperature"] == 0.6 and k["top_p"] == 0.95 and k["num_return_sequences"] == 2
+        for k in seen
+    )
+    assert 0.0 <= out["pass@1"] <= out["pass@2"] <= 1.0

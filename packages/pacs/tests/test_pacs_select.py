@@ -4,7 +4,6 @@ cannot influence the choice."""
 
 from __future__ import annotations
 
-import runpy
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from pacs.select import exp_name, select_lr, selected_lr_fn, selected_metric_fn, validation_only
 
 from xentlab.repro.runner import Results, aggregate
+from xentlab.testing import load_reproduce
 
 LRS = [2.5e-5, 5e-5, 1e-4]
 
@@ -75,8 +75,8 @@ def test_selection_cannot_read_test_metrics():
 def test_derived_metrics_report_the_selected_lr_per_seed_and_the_claims_read_them():
     """Hand-made per-lr units for two seeds through reproduce.py's own Derived list and the repro
     aggregation: the selected lr and the reported test numbers are known by construction."""
-    rep = runpy.run_path(str(Path(__file__).parents[1] / "reproduce.py"), run_name="pacs_reproduce")
-    lrs = rep["LR_GRID"]["cpu"]
+    rep = load_reproduce(Path(__file__).parents[1] / "reproduce.py")
+    lrs = rep.LR_GRID["cpu"]
     assert lrs == sorted(lrs) and len(lrs) >= 2
     lo, hi = lrs[0], lrs[-1]
     # seed 0: PACS is better on validation at lo, GRPO at hi; seed 1 the other way round.
@@ -96,7 +96,7 @@ def test_derived_metrics_report_the_selected_lr_per_seed_and_the_claims_read_the
                 res.per_seed[name][s] = {
                     "metrics": {"val_pass@1": v, "pass@1": t, "pass@16": t + 0.4, "train_reward_last10": t},
                 }
-    derived = [d for d in rep["DERIVED"] if d.scales is None or "cpu" in d.scales]
+    derived = [d for d in rep.DERIVED if d.scales is None or "cpu" in d.scales]
     aggregate(res, derived)
     per = {k: v["per_seed"] for k, v in res.metrics.items()}
     assert per["pacs/lr"] == {"0": lo, "1": hi} and per["grpo/lr"] == {"0": hi, "1": lo}
@@ -106,5 +106,5 @@ def test_derived_metrics_report_the_selected_lr_per_seed_and_the_claims_read_the
     # the claims' metrics are the selected runs' gaps
     assert per["gap/pacs_minus_sft_pass@1"] == pytest.approx({"0": 0.15, "1": -0.05})
     assert per["gap/pacs_minus_grpo_pass@16"] == pytest.approx({"0": 0.25, "1": -0.15})
-    claim_metrics = {c.metric for c in rep["CLAIMS"]}
+    claim_metrics = {c.metric for c in rep.CLAIMS}
     assert claim_metrics <= set(per)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from xentlab.repro.local_data import MissingLocalData
+from xentlab.testing import load_reproduce
+
+REPRODUCE = Path(__file__).parents[1] / "reproduce.py"
 
 PAIRS = [
     (
@@ -46,15 +50,7 @@ def local(tmp_path_factory):
 
 
 def _cfg(local) -> dict:
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "securefix_repro", Path(__file__).parents[1] / "reproduce.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    full = mod.FULL
+    full = load_reproduce(REPRODUCE).FULL
     return {
         **full,
         "model": str(local / "lm"),
@@ -118,16 +114,9 @@ def test_pairs_file_layout_is_checked(tmp_path):
 
 def test_full_scale_through_the_cli(local, tmp_path):
     """reproduce.py --scale full on the fixture: result.json, the CodeBLEU claim judged, the figures."""
-    import importlib.util
-    from pathlib import Path
-
     from xentlab.testing.smoke import validate_result
 
-    spec = importlib.util.spec_from_file_location(
-        "securefix_repro_cli", Path(__file__).parents[1] / "reproduce.py"
-    )
-    repro = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(repro)
+    repro = load_reproduce(REPRODUCE)
     repro.EXPERIMENTS[0].configs["full"].update(_cfg(local))
     repro.run_cli(repro.PAPER, repro.EXPERIMENTS, repro.CLAIMS, derived=repro.DERIVED, figures=repro.figures,
                   default_seeds={"full": [0]}, package_dir=Path(__file__).parents[1],

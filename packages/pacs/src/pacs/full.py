@@ -14,13 +14,17 @@ Training: ``PACSTrainer`` subclasses ``GRPOTrainer`` and replaces its loss by ``
 together in one micro-batch (trl shuffles the generation batch, which would split the groups
 that RLOO and the class weights need), and reads the 0/1 outcome labels from the reward
 function. GRPO is trl's trainer itself with beta = 0, clip 0.2 and ``loss_type="dr_grpo"``, which
-is verl's ``seq-mean-token-sum-norm`` aggregation the paper's baseline script uses. Official
+is verl's ``seq-mean-token-sum-norm`` aggregation the paper's baseline script uses up to a constant
+factor (that verl sums over the micro-batch instead of averaging; README, Deviations). Official
 hyperparameters: lr 1e-6, beta 1, n 8, no KL, no entropy bonus, response up to 4,096 tokens.
 
 Reward: the last ``\\boxed{...}`` of the completion, compared with the reference answer after a
 light normalisation (spaces, ``$``, ``\\left``/``\\right``, ``\\!``, trailing ``.``); the official code
-uses its ``reward_function.py`` (math-verify style). Evaluation: pass@k (unbiased) from
-``eval_samples`` samples per problem at temperature 1.
+uses its ``reward_function.py`` (math-verify style). Prompt: the question followed by the official
+instruction (``src/preprocess_dataset.py``), as the user turn of the model's chat template.
+Evaluation: pass@k (unbiased) from ``eval_samples`` samples per problem, drawn as the official
+``scripts/inference.sh`` draws them: temperature ``eval_temperature`` (0.6) and nucleus ``eval_top_p``
+(0.95), not the training temperature 1.0.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ import torch
 from xentlab.repro.local_data import local_path
 from xentlab.repro.spec import ReproError
 
-PROMPT_SUFFIX = " Let's think step by step and output the final answer within \\boxed{}."
+# the official src/preprocess_dataset.py: question = f"{question} {INSTRUCTION}" (train and eval sets)
+INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
 
 def _setting(cfg: dict, key: str, env: str) -> str:
@@ -107,7 +112,7 @@ def boxed_reward(completions: list, answer: list, **_: Any) -> list[float]:
 
 
 def _prompt(tokenizer: Any, problem: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": problem + PROMPT_SUFFIX}]
+    return [{"role": "user", "content": f"{problem} {INSTRUCTION}"}]
 
 
 def make_pacs_trainer_class():
@@ -206,8 +211,8 @@ def _trl_args(cfg: dict, out_dir: Path, seed: int, device: Any) -> Any:
 def _pass_at_k(model: Any, tokenizer: Any, rows: list[dict], cfg: dict, seed: int) -> dict[str, float]:
     import numpy as np
 
+    from xentlab.lm.generate import generate
     from xentlab.metrics.pass_at_k import mean_pass_at_k
-    from xentlab.rl.rollout import sample_correct
 
     rows = rows[: cfg["eval_max_problems"]]
     prompts = [
@@ -216,20 +221,27 @@ def _pass_at_k(model: Any, tokenizer: Any, rows: list[dict], cfg: dict, seed: in
         )
         for r in rows
     ]
-    counts = sample_correct(
+    # the official scripts/inference.sh samples with vLLM SamplingParams(temperature=0.6, top_p=0.95)
+    # (top_k off; generate's default), not at the training temperature
+    n = cfg["eval_samples"]
+    gens = generate(
         model,
         tokenizer,
         prompts,
-        lambda i, text: math_reward(text, rows[i]["answer"]),
-        n=cfg["eval_samples"],
         max_new_tokens=cfg["eval_max_new_tokens"],
-        temperature=cfg["temperature"],
-        seed=10_007 + seed,
+        do_sample=True,
+        temperature=cfg["eval_temperature"],
+        top_p=cfg["eval_top_p"],
+        num_return_sequences=n,
         batch_size=8,
+        seed=10_007 + seed,
     )
+    counts = [0] * len(rows)
+    for j, text in enumerate(gens.texts):
+        counts[j // n] += int(math_reward(text, rows[j // n]["answer"]) >= 0.5)
     ks = [k for k in cfg["eval_ks"] if k <= cfg["eval_samples"]]
     c = np.asarray(counts, dtype=np.int64)
-    return {f"pass@{k}": v for k, v in mean_pass_at_k(np.full_like(c, cfg["eval_samples"]), c, ks).items()}
+    return {f"pass@{k}": v for k, v in mean_pass_at_k(np.full_like(c, n), c, ks).items()}
 
 
 def _eval_sets(path: str) -> dict[str, list[dict]]:
