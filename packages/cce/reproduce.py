@@ -73,6 +73,9 @@ EXPERIMENTS = [
                 "reps": 10,
                 "sub": 128,
                 "methods": list(GPU_METHODS),
+                # seconds per method, each in its own process (start, compile, 10 timed runs); a method
+                # that hangs is killed and recorded as unavailable: the ten share the phase's ~6 minutes
+                "method_timeout_s": 120,
             },
         },
     ),  # fmt: skip

@@ -12,7 +12,7 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 from xentlab.kernels import linear_cross_entropy, naive_linear_cross_entropy, resolve_impl, tile_keep_mask  # noqa: E402
-from xentlab.kernels.checks import check_against_reference, lce, make_inputs  # noqa: E402
+from xentlab.kernels.checks import check_against_reference, lce, loss_and_grads, make_inputs  # noqa: E402
 from xentlab.testing import assert_close, check_gradients  # noqa: E402
 
 TORCH_IMPLS = {
@@ -113,6 +113,33 @@ def test_tile_keep_mask_by_hand():
     g[2, 4] = 1e-9
     keep = tile_keep_mask(g, 1e-6, block_b=2, block_v=2)
     assert keep.tolist() == [[False, True, False], [False, False, False]]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_check_helper_keeps_every_tensor_on_the_inputs_device(reduction):
+    # The GPU tier runs check_against_reference on CUDA inputs. Its per-token weights for
+    # reduction="none" were drawn on the CPU, so every "none" case would have failed there with a
+    # device mismatch that no CPU run can show. The "meta" device stands in for CUDA: any CPU tensor
+    # mixed into the computation raises, as it would on the GPU.
+    e, c, t, b = (x.to("meta") for x in make_inputs(8, 10, 4, bias=True, invalids=True))
+    loss, grads = loss_and_grads(naive_linear_cross_entropy, e, c, t, b, torch.float32, reduction, shift=1)
+    assert loss.device.type == "meta" and all(g.device.type == "meta" for g in grads)
+
+
+def test_check_helper_none_weights_by_hand():
+    # The per-token weights of reduction="none" come from a CPU generator seeded 1 wherever the
+    # loss lives, so the CPU and the GPU runs of the criterion weight the same tokens alike. Hand
+    # derivation: for the per-token "loss" l_i = sum_d e_id, the objective sum_i w_i l_i / #counted
+    # has d/de_id = w_i / #counted, with 8 counted tokens here.
+    e, c, t, _ = make_inputs(8, 10, 4)
+
+    def linear(e, c, t, bias=None, reduction="none", shift=0):
+        return e.sum(-1) + 0 * c.sum()  # c takes part, so that it gets a (zero) gradient
+
+    _, (de, _) = loss_and_grads(linear, e, c, t, None, torch.float64, "none")
+    w = torch.rand((4, 2), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert de.shape == (4, 2, 4)
+    assert torch.equal(de, (w / 8)[..., None].expand(4, 2, 4))
 
 
 def test_reduction_none_shape_and_ignored_positions_are_zero():

@@ -1,6 +1,8 @@
 """Units of the cce package: the memory probe, the in-process benchmark, the tiny LM, the
 filtering study."""
 
+from pathlib import Path
+
 import torch
 from cce.bench import MemProbe, measure
 from cce.experiments import _train, filtering_study, train_skip_fraction
@@ -139,3 +141,39 @@ def test_bf16_training_runs_in_bf16_and_records_skips():
     assert [s for s, _ in skips] == [0, 2]  # only the filtered run records
     assert all(0.0 <= f <= 1.0 for _, f in skips)
     assert abs(a[0] - n[0]) < 1e-2 and abs(a[0] - x[0]) < 1e-6
+
+
+def test_a_method_that_outlives_its_timeout_is_recorded_not_raised():
+    # On the lent GPU one hung method (a spin lock that never opens, a compile that never ends)
+    # must cost its own row only: run_fresh kills it and reports an error row, which memory_time
+    # records as unavailable, instead of raising TimeoutExpired and losing the whole unit. 0.5 s is
+    # less than the child's `import torch`, so this child always times out.
+    from cce.bench import run_fresh
+
+    (row,) = run_fresh("naive", 8, 4, [16], timeout=0.5)
+    assert row["method"] == "naive" and "timeout" in row["error"]
+
+
+def test_memory_time_passes_the_configured_method_timeout(monkeypatch):
+    # the full scale bounds every method by cfg["method_timeout_s"] (the lent GPU's 10-minute command
+    # holds all ten); the cpu and smoke configs keep run_fresh's default
+    import cce.experiments as ex
+
+    from xentlab.testing import load_reproduce
+
+    seen = []
+
+    def fake_run_fresh(method, n, d, vs, dtype, device, seed, reps, sub, **kw):
+        seen.append(kw.get("timeout"))
+        return [{"method": method, "error": "not run"}]
+
+    monkeypatch.setattr(ex, "run_fresh", fake_run_fresh)
+    monkeypatch.setattr(ex, "_fp64_loss", lambda *a, **k: 0.0)
+    cfg = {"dtype": "float32", "device": "cpu", "ours": "cce_torch", "official": "official_cpu", "n": 4,
+           "d": 2, "vs": [8], "reps": 1, "sub": 2, "methods": ["naive"], "method_timeout_s": 7}  # fmt: skip
+    out = ex.memory_time(cfg, 0, _Ctx())
+    assert seen == [7] and out["unavailable"] == {"naive": "not run"}
+    repro = load_reproduce(Path(__file__).resolve().parents[1] / "reproduce.py")
+    (exp,) = [e for e in repro.EXPERIMENTS if e.name == "memory_time"]
+    assert 0 < exp.configs["full"]["method_timeout_s"] <= 150
+    assert "method_timeout_s" not in exp.configs["cpu"]

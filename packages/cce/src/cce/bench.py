@@ -257,13 +257,21 @@ def measure(method, n, d, vs, dtype, device, seed, reps, sub):
 
 
 def run_fresh(method, n, d, vs, dtype="float32", device="cpu", seed=0, reps=3, sub=128, timeout=900):
-    """Measure ``method`` in a new Python process; returns its rows, or one row with ``error``."""
+    """Measure ``method`` in a new Python process; returns its rows, or one row with ``error``
+    (also when it runs past ``timeout`` seconds: the child is killed)."""
     cmd = [sys.executable, "-m", "cce.bench", "--method", method, "--n", str(n), "--d", str(d),
            "--dtype", dtype, "--device", device, "--seed", str(seed), "--reps", str(reps), "--sub", str(sub),
            "--vs", *map(str, vs)]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     env.pop("TRITON_INTERPRET", None)
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        # subprocess.run has killed the child: one hung method (a lock that never opens, a compile
+        # that never ends) costs its own row, not the unit and the methods after it
+        tail = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        last = (tail.strip().splitlines() or [""])[-1]
+        return [{"method": method, "error": f"timeout after {timeout} s; last stderr line: {last[-240:]}"}]
     for line in reversed(p.stdout.strip().splitlines()):
         if line.startswith("{"):
             return json.loads(line)["rows"]

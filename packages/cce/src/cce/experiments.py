@@ -74,7 +74,10 @@ def memory_time(cfg: dict, seed: int, ctx) -> dict:
     for method in cfg["methods"]:
         t0 = time.perf_counter()
         if cfg.get("fresh_process", True):
-            got = run_fresh(method, n, d, vs, cfg["dtype"], device, seed, cfg["reps"], cfg["sub"])
+            # the full scale bounds each method (config "method_timeout_s"), so that one that hangs on the
+            # lent GPU leaves the others their time; the cpu scale keeps run_fresh's default
+            limit = {"timeout": cfg["method_timeout_s"]} if "method_timeout_s" in cfg else {}
+            got = run_fresh(method, n, d, vs, cfg["dtype"], device, seed, cfg["reps"], cfg["sub"], **limit)
         else:  # smoke: the pipeline only, in this process (a fresh one costs an import of torch)
             got = measure(
                 method, n, d, vs, getattr(torch, cfg["dtype"]), torch.device(device), seed, 1, cfg["sub"]

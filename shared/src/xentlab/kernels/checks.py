@@ -53,7 +53,10 @@ def loss_and_grads(fn, e, c, t, b, dtype, reduction, **kw):
     loss = fn(ee, cc, t, bias=bb, reduction=reduction, **kw)
     count = (t[..., kw.get("shift", 0) :] != -100).sum().clamp_min(1)
     if reduction == "none":
+        # drawn on the CPU (the same weights on every device), then moved to the loss: a CPU
+        # tensor times a CUDA one raises: every "none" case of the GPU tests would fail
         w = torch.rand(loss.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        w = w.to(loss.device)
         obj = (loss.double() * w).sum() / count
     elif reduction == "sum":
         obj = loss.double() / count
