@@ -42,6 +42,22 @@ NS = [1, 4, 16, 64, 256]
 # candidate of either round qualified (results/shifted_base_selection_round{1,2}.json), so by that
 # rule the protocol of fix 1 stays: MIXTURE = None (the base config, hence the cached base and the
 # committed results/cpu, are exactly those of fix 1).
+# The fine-tuning rule and settings of the authors' code (allanraventos/refine @ 31a9e6e; second
+# fidelity audit, README): the epoch loop of refine/training/train.py (each epoch scans the
+# candidates once, live examples are buffered, a step only on a full live batch: dco.train
+# "refine"), filter_samples.py::filter_fn_NCO (live iff F > threshold; arg_parser.py --threshold
+# default 0.1), the default loss NCO.py::custom_loss_function1 (per-example loss over the number of
+# answer tokens), AdamW with PyTorch's betas (0.9, 0.999) and --num_warmup_steps 20 then constant
+# (constant_with_warmup). Before the audit: "stream" rule, epsilon 1e-3 (F >= epsilon), summed
+# sequence loss, betas (0.9, 0.95), 2% warm-up (12 steps); those numbers are the README's
+# "previous run (before the second audit)".
+REFINE = {
+    "batch_rule": "refine",
+    "epsilon": 0.1,
+    "length_norm": True,
+    "betas": [0.9, 0.999],
+    "warmup_steps": 20,
+}
 PRETRAIN_EPOCHS = 80  # chosen by the rule: results/base_selection.json
 MIXTURE = None  # the shifted-base rule chose none (README, "Protocol fix 2")
 BASE = {
@@ -60,8 +76,7 @@ BASE = {
             "batch_size": 32,
             "lr": 3e-3,
             "eval_every": 20,
-            "epsilon": 1e-3,
-            "candidate_factor": 2,
+            **REFINE,
         },
         "ns": NS,
         "n_train_eval": 150,
@@ -92,8 +107,7 @@ BASE = {
             "batch_size": 16,
             "lr": 3e-3,
             "eval_every": 1,
-            "epsilon": 1e-3,
-            "candidate_factor": 2,
+            **REFINE,
         },
         "ns": NS,
         "n_train_eval": 20,
@@ -125,8 +139,7 @@ FULL = {
     "batch_size": 64,
     "lr": 1e-5,
     "eval_every": 1,
-    "epsilon": 1e-3,
-    "candidate_factor": 2,
+    **REFINE,
     "ns": [1, 4, 16, 64, 256, 1024, 4096],
     "max_answer_tokens": 32,
     "max_train": None,
@@ -161,6 +174,7 @@ EXPERIMENTS = [
         unit,
         {"smoke": _config("smoke", m), "cpu": _config("cpu", m), "full": {**FULL, "n_prime": n}},
         description="cross-entropy" if n == 1 else f"DCO with N' = {n}",
+        version="2",  # 2: the official fine-tuning rule and settings (REFINE; second fidelity audit)
     )
     for m, n in METHODS.items()
 ]

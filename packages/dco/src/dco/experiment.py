@@ -79,15 +79,13 @@ def run_unit(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
         last.update(test)
         return row
 
-    train(
-        model,
-        tok,
-        examples(tok, train_pairs),
-        tcfg,
-        seed=seed,
-        evaluate=evaluate,
-        on_log=lambda **r: ctx.log(**r),
-    )
+    counters: dict[str, Any] = {}
+
+    def on_log(**r: Any) -> None:
+        counters.update(r)
+        ctx.log(**r)
+
+    train(model, tok, examples(tok, train_pairs), tcfg, seed=seed, evaluate=evaluate, on_log=on_log)
     final = curve[-1]
     out: dict[str, Any] = {k: v for k, v in final.items() if isinstance(v, float)}
     for k in [f"pass@{n}" for n in ns]:  # peak over the evaluated epochs and the drop from it
@@ -100,6 +98,10 @@ def run_unit(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
     at_peak = max(range(len(curve)), key=lambda i: (curve[i][big], -i))
     out[f"pass@1_final_minus_at_peak_{big}"] = final["pass@1"] - curve[at_peak]["pass@1"]
     out[f"peak_epoch_{big}"] = float(curve[at_peak]["epoch"])
+    # optimizer steps taken and candidates replaced (F <= epsilon) over the whole run ("refine" rule)
+    for k, name in (("steps", "optimizer_steps"), ("replaced", "replaced")):
+        if k in counters:
+            out[name] = float(counters[k])
     out["n_params"] = count_parameters(model)
     out["n_train"] = len(train_pairs)
     out["n_test"] = len(test_pairs)

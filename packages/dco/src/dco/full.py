@@ -9,8 +9,10 @@ downloaded:
   "answer": ...}`` (the final answer only, e.g. the content of the solution's last \\boxed{}), as a
   JSON list or JSON lines (the paper: 12k train problems, the MATH500 test set).
 
-Format: prompt ``"Problem: {problem}\\nAnswer:"``, target ``" {answer}"`` + EOS; the loss is the
-sequence DCO/CE loss of the target (``dco.train``), and the test metric is the exact pass@N
+Format: prompt ``"Question: {problem}\\nAnswer:"`` (the official ``math`` template,
+refine/training/registry.py and test.py: ``"Question: {qe}\\nAnswer: {ans}"``), target
+``" {answer}"`` + EOS; the loss is the DCO/CE loss of the target with the official fine-tuning rule
+(``dco.train``, ``batch_rule`` "refine"), and the test metric is the exact pass@N
 1 - (1 - p_hat(target|prompt))^N for every N of ``ns`` (the canonical-string probability: an
 answer written differently counts as wrong, a lower bound on sampled pass@N).
 """
@@ -48,7 +50,7 @@ def load_rows(path: str | os.PathLike) -> list[dict[str, str]]:
 
 
 def prompt_of(problem: str) -> str:
-    return f"Problem: {problem}\nAnswer:"
+    return f"Question: {problem}\nAnswer:"
 
 
 def _example(tok: Any, row: dict) -> Any:
@@ -100,7 +102,10 @@ def run_full(cfg: dict, seed: int, ctx: Any) -> dict[str, Any]:
         lr=cfg["lr"],
         eval_every=cfg["eval_every"],
         epsilon=cfg["epsilon"],
-        candidate_factor=cfg["candidate_factor"],
+        batch_rule=cfg["batch_rule"],
+        length_norm=cfg["length_norm"],
+        betas=tuple(cfg["betas"]),
+        warmup_steps=cfg["warmup_steps"],
     )
     curve: list[dict] = []
 

@@ -1,18 +1,27 @@
 """Fine-tuning with CE or DCO, with the exact test pass@N logged every few epochs.
 
-One epoch is ``ceil(n_train / batch_size)`` optimizer steps for every method, so methods are
-compared at equal step counts. The examples come from a seeded stream (a fresh permutation of the
-train set per pass). CE (N' = 1) takes the next ``batch_size`` examples. DCO takes the next
-examples whose gradient factor F(N', p_hat) is at least ``epsilon`` (computed by a no-grad forward
-over up to ``candidate_factor * batch_size`` candidates): an example with F < epsilon would add
-almost nothing to the gradient, so it is *replaced* by the next one in the stream to keep the
-effective batch size (the paper's replacement rule as summarised by secondary sources; the value
-of epsilon is not verified, see the README). When the candidates hold fewer than ``batch_size``
-live examples the step uses the live ones; with none it is skipped (counted in the log).
+Two batch rules (``TrainConfig.batch_rule``):
 
-The loss is the mean over the batch of l_DCO^{N'} (``dco.loss.dco_loss``) of the sequence
-log-probability of the answer (its tokens and EOS), so N' = 1 is the sequence-level CE.
-AdamW with a linear warm-up and then a constant learning rate.
+* ``"refine"`` (the fine-tuning of the cpu protocol since the second fidelity audit): the official
+  loop of the authors' code (allanraventos/refine @ 31a9e6e, ``refine/training/train.py``, the epoch
+  loop, and ``filter_samples.py::filter_fn_NCO``). An epoch scans the candidates once: the unscanned
+  tail of the previous epoch followed by a fresh seeded permutation, in full chunks of
+  ``batch_size``. Each chunk gets a no-grad forward; the examples with F(N', p_hat) > ``epsilon``
+  (strict, official ``--threshold``, default 0.1) join a buffer of live examples that persists
+  across steps and epochs, the others are dropped (replaced). An optimizer step is taken whenever
+  the buffer holds ``batch_size`` examples (never a partial batch), so DCO takes fewer steps than CE
+  once examples become easy, and none when every example is. The lr schedule advances only with
+  optimizer steps. CE (N' = 1, F = 1) keeps every candidate.
+* ``"stream"`` (the previous rule, kept for the base pretraining, dco.base, whose length was chosen
+  with it): ``ceil(n_train / batch_size)`` steps per epoch for every method from a seeded stream;
+  DCO scans up to ``candidate_factor`` chunks per step, keeps F >= epsilon, trains on a partial
+  batch when fewer are live and skips the step (scheduler still advancing) when none is.
+
+The loss is the batch mean of l_DCO^{N'} (``dco.loss.dco_loss``) of the answer's sequence
+log-probability (its tokens and EOS), so N' = 1 is the sequence-level CE; with ``length_norm`` each
+example's loss is divided by its number of answer tokens first (the official default loss,
+``refine/training/NCO.py::custom_loss_function1``: F * summed token NLL / valid tokens, whose
+gradient equals that of l_DCO / L). AdamW with a linear warm-up and then a constant learning rate.
 """
 
 from __future__ import annotations
@@ -28,9 +37,13 @@ import torch
 @dataclass(frozen=True)
 class TrainConfig:
     """n_prime: the DCO N' (1 = cross-entropy). epochs, batch_size, lr: AdamW schedule (warm-up over
-    ``warmup_frac`` of the steps, then constant). epsilon: replace examples with F(N', p_hat) below it.
-    candidate_factor: how many candidates per batch slot DCO may scan. eval_every: epochs between
-    evaluations (epoch 0, i.e. the initial model, is evaluated too)."""
+    ``warmup_frac`` of the steps, then constant). epsilon: replace examples with F(N', p_hat) below it
+    ("refine": kept iff F > epsilon, the official ``--threshold``). candidate_factor: how many
+    candidates per batch slot DCO may scan ("stream" only). eval_every: epochs between evaluations
+    (epoch 0, i.e. the initial model, is evaluated too). batch_rule: "stream" | "refine" (module
+    docstring). length_norm: divide each example's loss by its number of answer tokens (official
+    custom_loss_function1). betas: AdamW's. warmup_steps: a fixed number of warm-up steps (official
+    ``--num_warmup_steps``, default 20) instead of ``warmup_frac``."""
 
     n_prime: int = 1
     epochs: int = 30
@@ -42,6 +55,14 @@ class TrainConfig:
     epsilon: float = 1e-3
     candidate_factor: int = 2
     eval_every: int = 3
+    batch_rule: str = "stream"
+    length_norm: bool = False
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int | None = None
+
+    def __post_init__(self):
+        if self.batch_rule not in ("stream", "refine"):
+            raise ValueError(f"batch_rule must be 'stream' or 'refine', got {self.batch_rule!r}")
 
 
 class ExampleStream:
@@ -109,6 +130,58 @@ def _live_batch(
     return torch.cat(live), dead
 
 
+class LiveBuffer:
+    """The official candidate order and buffer of the "refine" rule (refine/training/train.py).
+
+    Per epoch the order is the previous epoch's unscanned tail followed by a fresh permutation
+    (seeded by (seed, epoch)); it is scanned in full chunks of ``bs`` while a full chunk remains
+    (the rest is the next epoch's tail). ``live(chunk)`` (called lazily, i.e. with the weights of
+    the latest step) returns one bool per candidate; the live ones join ``buffer``, which persists
+    across epochs, and a batch of ``bs`` is yielded whenever the buffer holds that many. Official
+    quirk not reproduced: when an epoch's order is an exact multiple of ``bs`` and its last chunk
+    leaves the buffer short, the official loop exits without resetting its tail, so the previous
+    epoch's tail is scanned again; here the tail is then empty."""
+
+    def __init__(self, n: int, seed: int, bs: int):
+        self.n, self.seed, self.bs = n, seed, bs
+        self.carry: list[int] = []
+        self.buffer: list[int] = []
+        self.replaced = 0
+
+    def order(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return self.carry + torch.randperm(self.n, generator=g).tolist()
+
+    def epoch(self, epoch: int, live: Callable[[list[int]], list[bool]]):
+        order, pos = self.order(epoch), 0
+        while pos + self.bs <= len(order):
+            cand = order[pos : pos + self.bs]
+            pos += self.bs
+            kept = [i for i, ok in zip(cand, live(cand), strict=True) if ok]
+            self.replaced += len(cand) - len(kept)
+            self.buffer += kept
+            if len(self.buffer) >= self.bs:
+                batch, self.buffer = self.buffer[: self.bs], self.buffer[self.bs :]
+                yield batch
+        self.carry = order[pos:]
+
+
+def is_live(f: torch.Tensor, epsilon: float) -> list[bool]:
+    """The official filter (filter_samples.py::filter_fn_NCO): live iff F > threshold, strictly."""
+    return (f > epsilon).tolist()
+
+
+def batch_loss(log_p: torch.Tensor, n_prime: int, n_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over the batch of l_DCO^{N'}(log_p) (N' = 1: sequence CE), each divided by its number of
+    answer tokens when ``n_tokens`` is given (official custom_loss_function1: d/d log_p = -F / L)."""
+    from dco.loss import dco_loss
+
+    per = dco_loss(log_p, n_prime, reduction="none")
+    if n_tokens is not None:
+        per = per / n_tokens.to(per.dtype)
+    return per.mean()
+
+
 def train(
     model: Any,
     tokenizer: Any,
@@ -120,7 +193,6 @@ def train(
     on_log: Callable[..., None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place; returns [evaluate(epoch) for epoch in 0, eval_every, ..., epochs]."""
-    from dco.loss import dco_loss
     from xentlab.lm.train import LMTrainConfig, collate, make_optimizer, sequence_logprob
 
     device = next(model.parameters()).device
@@ -137,12 +209,57 @@ def train(
             steps=total,
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
-            warmup_frac=cfg.warmup_frac,
+            warmup_frac=cfg.warmup_frac if cfg.warmup_steps is None else cfg.warmup_steps / total,
             min_lr_frac=1.0,
+            betas=tuple(cfg.betas),
         ),
     )
-    stream = ExampleStream(n, seed)
     evals = [evaluate(0)]
+
+    def step(idx: torch.Tensor) -> float:
+        batch = _gather(tensors, lengths, idx)
+        log_p = sequence_logprob(model, batch)
+        n_tok = (batch["labels"] != -100).sum(1) if cfg.length_norm else None
+        loss = batch_loss(log_p, cfg.n_prime, n_tok)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at epoch {epoch}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        return loss.item()
+
+    if cfg.batch_rule == "refine":
+        from dco.loss import coverage_factor
+
+        buf = LiveBuffer(n, seed, bs)
+        steps = 0
+
+        @torch.no_grad()
+        def live(cand: list[int]) -> list[bool]:
+            if cfg.n_prime == 1:  # F = 1 > epsilon for every example (epsilon < 1)
+                return [True] * len(cand)
+            model.eval()
+            idx = torch.tensor(cand, device=device)
+            f = coverage_factor(sequence_logprob(model, _gather(tensors, lengths, idx)), cfg.n_prime)
+            model.train()
+            return is_live(f, cfg.epsilon)
+
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            losses = [step(torch.tensor(b, device=device)) for b in buf.epoch(epoch, live)]
+            steps += len(losses)
+            if on_log:
+                row = {"epoch": epoch, "steps": steps, "epoch_steps": len(losses), "replaced": buf.replaced}
+                on_log(**row, **({"loss": sum(losses) / len(losses)} if losses else {}))
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                evals.append(evaluate(epoch))
+        model.eval()
+        return evals
+
+    stream = ExampleStream(n, seed)
     skipped = replaced = 0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -157,18 +274,7 @@ def train(
                     skipped += 1
                     sched.step()
                     continue
-            batch = _gather(tensors, lengths, idx)
-            log_p = sequence_logprob(model, batch)
-            loss = dco_loss(log_p, cfg.n_prime)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            ep_loss += loss.item()
+            ep_loss += step(idx)
             ep_live += len(idx)
         if on_log:
             on_log(
