@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from xentlab.repro import Claim, Experiment, Paper, run_cli
+from xentlab.repro.environment import cpu_model
 from xentlab.repro.report import render_report
 from xentlab.repro.units import provenance_summary, unit_key
 from xentlab.testing.smoke import validate_result
 
 PAPER = Paper(title="Toy", package="toy", arxiv="0000.00000")
 CALLS: list[tuple[str, int]] = []
-PROVENANCE_FIELDS = ("peak_rss_mb", "peak_children_rss_mb", "peak_cuda_mb", "git")
+PROVENANCE_FIELDS = ("peak_rss_mb", "peak_children_rss_mb", "peak_cuda_mb", "git", "host")
 
 
 def fit(cfg, seed, ctx):
@@ -72,6 +73,9 @@ def test_a_new_unit_records_its_peak_rss_and_the_commit_it_was_computed_at(repo)
     assert unit["git"] == {"commit": head, "dirty": False}  # untracked results do not make it dirty
     assert "peak_children_rss_mb" not in unit  # the unit started no process
     assert "peak_cuda_mb" not in unit  # a cpu unit
+    # the machine: bf16 CPU kernels dispatch on the ISA, so the same code and seed can differ across hosts
+    assert unit["host"] == {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                            "torch": torch.__version__}  # fmt: skip
     # the provenance is no part of the resume key: a unit's key is what it always was
     assert unit["key"] == unit_key(EXPS[0], {"scale": 1.0}, 0)
 
@@ -178,3 +182,14 @@ def test_a_result_without_a_computation_section_still_renders(repo):
     all_old = dict(result, computation=provenance_summary([{"finished_at": "2026-11-28T10:00:00+0000"}]))
     line = next(x for x in render_report(all_old, []).splitlines() if x.startswith("Computed at"))
     assert "1 unit, which predates provenance records" in line
+
+
+def test_cpu_model_reads_the_first_model_name_of_cpuinfo_and_falls_back(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: X\nmodel name\t: Example CPU 9000 @ 3.0GHz\n\n"
+                    "processor\t: 1\nmodel name\t: Other\n")  # fmt: skip
+    assert cpu_model(info) == "Example CPU 9000 @ 3.0GHz"
+    missing = cpu_model(tmp_path / "absent")  # not Linux: platform.processor(), else "cpu"
+    assert isinstance(missing, str) and missing
+    info.write_text("processor\t: 0\nmodel name\t:   \n")  # an empty name is no name
+    assert cpu_model.__wrapped__(info) == missing

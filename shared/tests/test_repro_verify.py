@@ -284,3 +284,33 @@ def test_code_fingerprint_covers_package_code_and_xentlab_but_not_results(tmp_pa
         [str(pkg.resolve() / "src/p/m.py"), str(pkg.resolve() / "src/p/new.py")]
     )
     assert changed_files(after, after) == []
+
+
+def test_a_mismatch_says_when_the_stored_unit_came_from_another_host(toy_workspace, capsys):
+    pkg = toy_workspace
+    path = _unit(pkg, "a", 0)
+    unit = json.loads(path.read_text())
+    assert set(unit["host"]) == {"cpu", "cpu_capability", "torch"}  # recorded by the runner
+    # equal units say nothing about hosts, even when the stored host differs
+    unit["host"] = {"cpu": "Example CPU 9000", "cpu_capability": "AVX2", "torch": "0.0"}
+    path.write_text(json.dumps(unit))
+    assert main(["verify", "toy-pkg", "--experiments", "a", "--seeds", "0"]) == 0
+    assert "HOST" not in capsys.readouterr().out
+    # a mismatch names both machines
+    unit["metrics"]["mean"] += 1e-3
+    path.write_text(json.dumps(unit))
+    assert main(["verify", "toy-pkg", "--experiments", "a", "--seeds", "0"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "OTHER HOST: stored on Example CPU 9000, torch CPU capability AVX2, torch 0.0; recomputed on " in out
+    )
+    # a stored unit from before host records says so; the same host says nothing
+    del unit["host"]
+    path.write_text(json.dumps(unit))
+    assert main(["verify", "toy-pkg", "--experiments", "a", "--seeds", "0"]) == 1
+    assert "records no host" in capsys.readouterr().out
+    unit["host"] = json.loads(_unit(pkg, "a", 1).read_text())["host"]  # this machine's record
+    path.write_text(json.dumps(unit))
+    assert main(["verify", "toy-pkg", "--experiments", "a", "--seeds", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and "HOST" not in out and "records no host" not in out

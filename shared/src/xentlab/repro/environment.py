@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import resource
 import subprocess
@@ -62,14 +63,42 @@ def capture_environment(package: str, device: torch.device, repo_path: Path) -> 
         "xentlab": _version("xentlab"),
         "package": {"name": package, "version": _version(package)},
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu",
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "torch_threads": torch.get_num_threads(),
         "argv": sys.argv,
     }
     env["git"] = git_state(repo_path)
     return env
+
+
+@functools.cache
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name: the first "model name" line of ``cpuinfo`` (Linux), else
+    ``platform.processor()``, else "cpu"."""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def unit_host(device: torch.device) -> dict:
+    """Where a unit ran, for numbers that depend on the hardware and not only on the code: bf16 (and
+    some fp32) CPU kernels dispatch on the instruction set, so the same code and seed can give other
+    low-order bits on another CPU, which training can amplify (packages/cce's bf16 LM, found by
+    ``xentlab verify``). ``cpu`` (model name), ``cpu_capability`` (the ISA torch's CPU kernels dispatch
+    on: ``torch.backends.cpu.get_cpu_capability()``), ``torch``, and ``cuda`` (device name) for CUDA units."""
+    host = {
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+    }
+    if device.type == "cuda":
+        host["cuda"] = torch.cuda.get_device_name(device)
+    return host
 
 
 def peak_memory_mb(device: torch.device) -> dict:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from xentlab.metrics.bootstrap import summarize
 from xentlab.repro.context import RunContext
-from xentlab.repro.environment import children_usage, unit_peak_memory
+from xentlab.repro.environment import children_usage, unit_host, unit_peak_memory
 from xentlab.repro.local_data import record_resolved, resolved_changed, take_resolved
 from xentlab.repro.spec import Claim, Derived, Experiment, ReproError
 from xentlab.repro.units import load_finished, save_unit, split_output, unit_key, unit_paths
@@ -206,6 +206,7 @@ def run_unit(job: UnitJob) -> dict:
         # where and how heavily it was computed (units.py's docstring); not part of the key
         **memory,
         git=job.git,
+        host=unit_host(torch.device(job.device)),
         # only units that read local inputs carry the field (cpu-scale unit files stay as they were)
         **({"local_inputs": local_inputs} if local_inputs else {}),
     )

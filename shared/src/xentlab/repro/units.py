@@ -9,8 +9,10 @@ and (units computed since provenance records exist, ``PROVENANCE_FIELD``) ``peak
 computing process's peak resident memory when the unit finished (an UPPER BOUND for the unit: that
 process may have imported things or run other units first), ``peak_children_rss_mb`` (only when the
 unit waited for child processes of its own; the largest child the process ever waited for),
-``peak_cuda_mb`` (CUDA units) and ``git``, the commit and dirty flag of the repository holding the
-package when the run started (null outside a git checkout). None of these is part of the key, so
+``peak_cuda_mb`` (CUDA units), ``git``, the commit and dirty flag of the repository holding the
+package when the run started (null outside a git checkout), and ``host`` (``environment.unit_host``:
+CPU model, the ISA torch dispatches on, torch version, CUDA device), recorded since some numbers
+(bf16 on CPU) depend on it. None of these is part of the key, so
 unit files written before they existed resume as they are.
 """
 

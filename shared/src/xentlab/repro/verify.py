@@ -107,6 +107,8 @@ class UnitCheck:
     stored_key: str | None = None
     current_key: str | None = None
     stored_git: dict | None = None  # where the stored unit was computed (units since provenance records)
+    stored_host: dict | None = None  # the machine it was computed on (units since host records)
+    current_host: dict | None = None  # the machine it was recomputed on
     n_metrics: int = 0
     diffs: list[Diff] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # metrics not compared (timings)
@@ -137,6 +139,8 @@ class UnitCheck:
             "stored_key": self.stored_key,
             "current_key": self.current_key,
             "stored_git": self.stored_git,
+            "stored_host": self.stored_host,
+            "current_host": self.current_host,
             "n_metrics": self.n_metrics,
             "diffs": [d.__dict__ for d in self.diffs],
             "not_compared": self.ignored,
@@ -459,10 +463,14 @@ def verify_package(
             check.stored_key = p.stored.get("key")
             stored_git = p.stored.get("git")
             check.stored_git = stored_git if isinstance(stored_git, dict) else None
+            stored_host = p.stored.get("host")
+            check.stored_host = stored_host if isinstance(stored_host, dict) else None
             check.error = error
             if current is not None:
                 check.current_key = current.get("key")
                 check.current_cpu_s = current.get("cpu_s")
+                current_host = current.get("host")
+                check.current_host = current_host if isinstance(current_host, dict) else None
                 check.n_metrics = len(p.stored.get("metrics", {}))
                 stored_metrics = p.stored.get("metrics", {})
                 check.diffs = compare_metrics(
@@ -523,6 +531,9 @@ def _describe(c: UnitCheck) -> str:
             f"MISMATCH after {elapsed}: {len(c.diffs)} of {c.n_metrics} metric(s) differ{where}; worst:"
         )
         lines += [f"        {d.describe()}" for d in c.diffs[:5]]
+        host_note = _host_note(c.stored_host, c.current_host)
+        if host_note:
+            lines.append(f"      {host_note}")
     else:
         n = c.n_metrics - len(c.ignored)
         lines.append(f"equal after {elapsed}: all {n} compared metric(s){where}")
@@ -541,6 +552,27 @@ def _stored_at(git: Mapping[str, Any] | None) -> str:
     if not git or not git.get("commit"):
         return ""
     return f"; stored unit computed at git {git['commit'][:12]}" + (" (dirty)" if git.get("dirty") else "")
+
+
+def _host_text(host: Mapping[str, Any]) -> str:
+    parts = [str(host.get("cpu", "?")), f"torch CPU capability {host.get('cpu_capability', '?')}",
+             f"torch {host.get('torch', '?')}"]  # fmt: skip
+    if host.get("cuda"):
+        parts.append(str(host["cuda"]))
+    return ", ".join(parts)
+
+
+def _host_note(stored: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> str:
+    """Beside a mismatch: whether the stored unit came from another machine (bf16 and some fp32 CPU
+    kernels dispatch on the instruction set, so other hardware can change low-order bits that
+    training amplifies), or "" when both ran on the same kind of machine."""
+    if current is None:
+        return ""
+    if stored is None:
+        return f"the stored unit records no host (computed before host records); recomputed on {_host_text(current)}"
+    if dict(stored) == dict(current):
+        return ""
+    return f"OTHER HOST: stored on {_host_text(stored)}; recomputed on {_host_text(current)}"
 
 
 def _worst(checks: Sequence[UnitCheck]) -> Diff | None:
