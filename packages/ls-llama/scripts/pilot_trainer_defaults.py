@@ -5,8 +5,10 @@ VALIDATION data only: the test split is replaced by the validation split before 
 number is computed. Both optimisers run here at the first two cpu runs' peak lr 2e-3 (``FIRST_RUNS_LR``):
 when the pilot first ran it read the constant-lr side from the committed units, which since the second cpu run
 are no longer that run's. Each optimiser gets its own process-like sequence (seed, pretrain, then the arms in
-the unit's order), because the finetuning dropout draws from the global torch RNG: an arm's numbers depend on
+the unit's order), because the finetuning dropout drew from the global torch RNG: an arm's numbers depended on
 the arms run before it in the same process. ``trainer_defaults=False`` is the first cpu run's optimiser.
+Since the fourth cpu run ``finetune`` seeds each arm's dropout stream itself (README, "Fidelity audit, second
+reader (audit 2)"), so rerunning this script now gives other numbers than the ones the README records.
 Run: OMP_NUM_THREADS=1 uv run python packages/ls-llama/scripts/pilot_trainer_defaults.py
 """
 

@@ -15,6 +15,11 @@ ran): ``--candidates 8e-3 1.6e-2 --merge packages/ls-llama/scripts/select_lr_res
 --recheck right:4e-3 --out packages/ls-llama/scripts/select_lr_continuation_result.json`` scores the two new
 lrs the same way, recomputes one stored job to check that the stored scores still reproduce, and applies the
 same rule (best score; a gain over the incumbent of at most 1.0 point keeps the incumbent) to all six lrs.
+
+Both pilots ran while the NER arms of a unit shared one dropout stream (the global torch RNG, advanced by the
+arm before). Since the fourth cpu run ``finetune`` seeds each arm's stream itself (README, "Fidelity audit,
+second reader (audit 2)"), so rerunning the NER jobs now gives other validation numbers than the recorded ones
+(a ``--recheck`` of a NER job would report a mismatch); the choices they made are not revisited.
 """
 
 import argparse

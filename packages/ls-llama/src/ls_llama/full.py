@@ -132,6 +132,8 @@ def run_full(cfg: dict, seed: int, ctx) -> dict:
         )
         params = [p for p in model.parameters() if p.requires_grad]
         rng = np.random.default_rng(seed)
+        # each arm's dropout stream from the unit seed, whatever arms ran before it (as ``train.finetune``)
+        torch.manual_seed(seed + 2)
         best_val, best_test, curve = -1.0, 0.0, []
         for epoch in range(cfg["epochs"]):
             model.train()

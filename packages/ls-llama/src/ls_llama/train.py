@@ -154,6 +154,11 @@ def finetune(
     params = [p for p in model.parameters() if p.requires_grad]
     opt, sched = make_optimizer(model, cfg, steps_per_epoch=-(-len(data.train) // cfg.batch_size))
     rng = np.random.default_rng(seed + 1)
+    # LoRA dropout and the head's Dropout(0.1) draw from the global torch RNG: reseed it for this arm, so its
+    # numbers do not depend on the arms (or the pretraining) run before it in the unit. The official scripts run
+    # one arm per process from a seeded state; ``finetune_seqclf`` does the same (README, "Fidelity audit,
+    # second reader (audit 2)").
+    torch.manual_seed(seed + 2)
     val_curve, test_curve = [], []
     for epoch in range(cfg.epochs):
         model.train()
