@@ -68,6 +68,25 @@ def test_full_runs_end_to_end(local):
     assert len(out["val_curve_unmasked"]) == 2 and "gap_f1" in out
 
 
+def test_full_arm_does_not_depend_on_the_arms_before_it(local):
+    # each arm seeds its own dropout stream (README "Fidelity audit, second reader (audit 2)"): the unmasked
+    # arm's per-epoch losses are the same alone and after the causal arm
+    root, _ = local
+    base = {"model_path": str(root / "model"), "data_dir": str(root / "data"), "epochs": 2,
+            "batch_size": 2, "lr": 1e-3, "weight_decay": 0.01, "max_length": 64, "lora_r": 12,
+            "lora_alpha": 32, "lora_dropout": 0.1, "bf16": False}  # fmt: skip
+
+    def unmasked_losses(arms):
+        logs = []
+        ctx = SimpleNamespace(device=torch.device("cpu"), log=lambda **k: logs.append(k))
+        torch.manual_seed(0)
+        run_full({**base, "arms": arms}, 0, ctx)
+        return [k["loss"] for k in logs if k["arm"] == "unmasked"]
+
+    alone = unmasked_losses(["unmasked"])
+    assert len(alone) == 2 and alone == unmasked_losses(["causal", "unmasked"])
+
+
 def test_missing_paths_fail_clearly(monkeypatch, tmp_path):
     monkeypatch.delenv("LS_LLAMA_MODEL", raising=False)
     with pytest.raises(MissingLocalData, match="LS_LLAMA_MODEL"):
