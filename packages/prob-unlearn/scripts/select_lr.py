@@ -59,9 +59,9 @@ def greedy_scores(model, tok, data: dict, cfg: dict) -> dict:
     """Mean greedy ROUGE-L on the forget and retain evaluation questions (evaluate_model's greedy path)."""
     import numpy as np
     from prob_unlearn.experiment import eval_questions
-    from prob_unlearn.rouge import rouge_l_many
 
     from xentlab.lm.generate import generate
+    from xentlab.metrics.rouge import rouge_l_many
 
     forget, retain = eval_questions(data)
     texts = generate(
