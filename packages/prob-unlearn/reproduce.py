@@ -6,7 +6,8 @@
 A 1.2M-parameter Llama learns every fact of 40 invented authors; the 4 forget authors are then
 unlearned by GA, GD and NPO (official losses), each with and without the entropy-optimisation (EO)
 regulariser, for one fixed step budget. Every model is evaluated greedily and by sampling n = 128
-answers per forget question (top_p 0.9, temperature 1, as the official notebook), with the paper's
+answers per forget question (top_p 0.9, temperature 1, as the official notebook; top_k 50, the
+transformers default that the official sampling.py inherits, since version 3), with the paper's
 high-probability bounds on the ROUGE-L leakage distribution (M_mu, M_sigma, ED score) and on the
 probability that an answer discloses the fact (M_bin), all at alpha = 0.01. ``--scale full`` runs the official TOFU recipe on a local causal LM
 (prob_unlearn.full; see the README).
@@ -50,6 +51,10 @@ COMMON = {
     "alpha": 0.01,
     "temperature": 1.0,
     "top_p": 0.9,
+    # sampling.py passes no top_k, so transformers 4.51.3's GenerationConfig default top_k = 50 is applied
+    # before the nucleus cut; xentlab.lm.generate turns top-k off unless given, so it is set here
+    # (protocol version 3, README; versions 1-2 sampled without the top-k cut)
+    "top_k": 50,
     "gen_rows": 2048,
     # unlearning (official configs: lambda 1, beta 0.05, lambda_f 1, lambda_r -0.25, wd 0.01) with the
     # official trainer's optimizer (AdamW betas 0.9/0.999, linear warm-up over one epoch, then linear
@@ -140,7 +145,7 @@ FULL = {
     "top_p": 0.9,
     "temperature": 1.0,
     # sampling.py passes no top_k: transformers 4.51.3's GenerationConfig default top_k = 50 applies
-    # (second fidelity audit; the cpu configs above still sample without a top-k cut, README)
+    # (second fidelity audit; the cpu / smoke configs carry the same since version 3)
     "top_k": 50,
     "max_new_tokens": 128,
     "prompt_answer_tag": True,
@@ -180,8 +185,9 @@ EXPERIMENTS = [
         unlearn_fn,
         {"smoke": CONFIGS["smoke"], "cpu": CONFIGS["cpu"], "full": FULL},
         # version 2 (audit of 2026-11-29): the unlearning optimizer is the official trainer's
-        # (AdamW betas 0.9/0.999, linear warm-up + linear decay; was betas 0.9/0.95, cosine, no warm-up)
-        version="2",
+        # (AdamW betas 0.9/0.999, linear warm-up + linear decay; was betas 0.9/0.95, cosine, no warm-up);
+        # version 3: the sampled evaluation applies the official top_k = 50 (before top_p 0.9)
+        version="3",
         description="fine-tune, unlearn (GA/GD/NPO, +-EO), evaluate greedy vs sampled leakage",
     ),
     # at --scale full "unlearn" already runs the official all-position EO, so this arm is cpu/smoke only
@@ -189,7 +195,7 @@ EXPERIMENTS = [
         "eo_all",
         eo_all_fn,
         {"smoke": CONFIGS_EO_ALL["smoke"], "cpu": CONFIGS_EO_ALL["cpu"], "full": None},
-        version="2",  # as "unlearn": the official unlearning optimizer
+        version="3",  # as "unlearn": the official unlearning optimizer (2), top_k 50 sampling (3)
         description="the official EO (entropy over all padded positions) for GA/GD/NPO, same base model",
     ),
 ]

@@ -2,11 +2,14 @@
 sampler's top-k cut change the cpu-scale sampled metrics?
 
 The official ``sampling.py`` samples with top_p 0.9 and temperature 1 and sets no ``top_k``, so transformers'
-``GenerationConfig`` default top_k = 50 applies; the cpu configs of version 2 sample without a top-k cut.
+``GenerationConfig`` default top_k = 50 applies; the cpu configs of versions 1-2 sampled without a top-k cut
+(version 3 samples with it).
 Seed 0 only (a reported seed, but nothing here is selected on it), GA and NPO without EO (the flattest
-forget distributions), each model evaluated twice with the evaluation block of the experiment: as committed
-(no top-k) and with top_k = 50. The no-top-k numbers are also compared with the committed unit
-``results/cpu/units/unlearn/seed0.json`` (they must be equal). Output: ``results/topk_probe.json``.
+forget distributions), each model evaluated twice with the evaluation block of the experiment: without a
+top-k cut (top_k None, the sampler of versions 1-2) and with top_k = 50 (the cpu config since version 3).
+``committed_seed0`` copies the committed unit ``results/cpu/units/unlearn/seed0.json``: under version 2 it
+equalled the ``no_topk`` arm (the committed ``results/topk_probe.json`` was written then); since version 3
+it must equal the ``topk50`` arm. Output: ``results/topk_probe.json``.
 
     OMP_NUM_THREADS=1 uv run --package prob-unlearn python packages/prob-unlearn/scripts/topk_probe.py
 """
@@ -41,7 +44,7 @@ def main() -> None:
     for v in [x for x in repro.VARIANTS if x["name"] in ("ga", "npo")]:
         model = unlearn(base, tok, data, cfg, v, seed)
         with torch.no_grad():
-            a = evaluate(model, tok, data, cfg, seed)
+            a = evaluate(model, tok, data, {**cfg, "top_k": None}, seed)
             b = evaluate(model, tok, data, {**cfg, "top_k": 50}, seed)
         out[v["name"]] = {"no_topk": {k: a[k] for k in KEYS}, "topk50": {k: b[k] for k in KEYS}}
         print(v["name"], json.dumps(out[v["name"]]), flush=True)

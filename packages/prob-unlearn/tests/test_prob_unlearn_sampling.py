@@ -54,8 +54,8 @@ def test_the_sampler_gets_the_configured_top_k(monkeypatch):
 
 
 def test_without_top_k_in_the_config_the_sampler_has_no_top_k_cut(monkeypatch):
-    # the cpu / smoke configs of version 2 carry no "top_k" (README: documented deviation, a rerun
-    # would be needed to change it): their sampling must stay exactly as it was
+    # evaluate_model without a "top_k" key samples with no top-k cut (the cpu / smoke configs up to
+    # version 2 did; scripts/topk_probe.py's "no_topk" arm passes top_k None to measure that sampler)
     import xentlab.lm.generate as gen
 
     calls = []
@@ -68,3 +68,23 @@ def test_without_top_k_in_the_config_the_sampler_has_no_top_k_cut(monkeypatch):
 def test_full_scale_samples_like_the_official_sampling_py():
     full = load_reproduce(REPRO).FULL
     assert (full["top_k"], full["top_p"], full["temperature"], full["n_samples"]) == (50, 0.9, 1.0, 128)
+
+
+def test_cpu_scale_samples_like_the_official_sampling_py(monkeypatch):
+    # protocol version 3 (README): the cpu configs (both experiments) carry the official top_k = 50 and
+    # it reaches the sampler; the greedy path stays without sampling filters
+    import xentlab.lm.generate as gen
+
+    repro = load_reproduce(REPRO)
+    for cfg in (repro.CONFIGS["cpu"], repro.CONFIGS_EO_ALL["cpu"]):
+        assert (cfg["top_k"], cfg["top_p"], cfg["temperature"], cfg["n_samples"]) == (50, 0.9, 1.0, 128)
+        calls = []
+        monkeypatch.setattr(gen, "generate", _fake_generate(calls))
+        forget, retain = _qas()
+        evaluate_model(None, None, forget, retain, cfg, seed=0)
+        greedy, sampled = calls
+        assert sampled["do_sample"] and sampled["top_k"] == 50 and sampled["top_p"] == 0.9
+        assert sampled["num_return_sequences"] == 128
+        assert greedy.get("top_k") is None and not greedy.get("do_sample", False)
+    versions = {e.name: e.version for e in repro.EXPERIMENTS}
+    assert versions == {"unlearn": "3", "eo_all": "3"}  # the sampler change is a new resume key
