@@ -9,8 +9,8 @@ reward, RLOO, class-balanced BCE; the official code) and by GRPO (clip 0.2, no K
 with identical rollouts, steps and seeds. The learning rate of each method is chosen on a
 validation split (disjoint from the train pool and the held-out problems) from the same grid:
 per seed, the lr with the best validation pass@1 (``pacs.select``). The claims read the held-out
-pass@k for k in {1, 2, 4, 8, 16} (16 samples per problem at temperature 1, unbiased estimator) of
-the selected lr only.
+pass@k for k in {1, 2, 4, 8, 16} (16 samples per problem at the official evaluation sampler's
+temperature 0.6 and top-p 0.95, unbiased estimator) of the selected lr only.
 ``--scale full`` runs PACS / GRPO through trl on a local Qwen2.5 model and local DeepScaleR-style
 data (see the README).
 """
@@ -33,6 +33,14 @@ PAPER = Paper(
 
 KS = [1, 2, 4, 8, 16]
 
+# Protocol v2 (README, "Protocol v2"): every pass@k sample (held-out and validation, every scale) is
+# drawn as the official evaluation draws it: scripts/inference.sh -> src/inference.py, vLLM at
+# temperature 0.6, top-p 0.95. Protocol v1 sampled the cpu/smoke evaluation at the training
+# temperature 1.0 without top-p. The RL rollouts keep verl's rollout temperature 1.0.
+EVAL_TEMPERATURE = 0.6
+EVAL_TOP_P = 0.95
+EVAL_SAMPLER = {"temperature": EVAL_TEMPERATURE, "top_p": EVAL_TOP_P}
+
 # The SFT start ("a base model with a nonzero pass rate"): the task, the model, SFT on the first
 # n_sft problems of the train pool, and the held-out evaluation every method uses.
 SFT = {
@@ -43,7 +51,7 @@ SFT = {
         "sft_steps": 600,
         "sft_batch": 128,
         "sft_lr": 3e-3,
-        "eval": {"n_problems": 300, "n_samples": 16, "ks": KS, "max_new_tokens": 8, "temperature": 1.0},
+        "eval": {"n_problems": 300, "n_samples": 16, "ks": KS, "max_new_tokens": 8, **EVAL_SAMPLER},
     },
     "smoke": {
         "task": {"n_train": 60, "n_heldout": 20, "max_operand": 19, "max_factor": 9},
@@ -52,7 +60,7 @@ SFT = {
         "sft_steps": 4,
         "sft_batch": 16,
         "sft_lr": 3e-3,
-        "eval": {"n_problems": 8, "n_samples": 4, "ks": [1, 2, 4], "max_new_tokens": 6, "temperature": 1.0},
+        "eval": {"n_problems": 8, "n_samples": 4, "ks": [1, 2, 4], "max_new_tokens": 6, **EVAL_SAMPLER},
     },
 }
 
@@ -62,11 +70,11 @@ SFT = {
 VAL = {
     "cpu": {
         "n_val": 100,
-        "eval": {"n_problems": 100, "n_samples": 16, "ks": [1], "max_new_tokens": 8, "temperature": 1.0},
+        "eval": {"n_problems": 100, "n_samples": 16, "ks": [1], "max_new_tokens": 8, **EVAL_SAMPLER},
     },
     "smoke": {
         "n_val": 10,
-        "eval": {"n_problems": 10, "n_samples": 4, "ks": [1], "max_new_tokens": 6, "temperature": 1.0},
+        "eval": {"n_problems": 10, "n_samples": 4, "ks": [1], "max_new_tokens": 6, **EVAL_SAMPLER},
     },
 }
 
@@ -118,8 +126,8 @@ FULL = {
     "max_completion_length": 4096,
     "temperature": 1.0,  # training rollouts (verl's rollout default)
     # evaluation sampler of the official scripts/inference.sh: temperature 0.6, top_p 0.95
-    "eval_temperature": 0.6,
-    "eval_top_p": 0.95,
+    "eval_temperature": EVAL_TEMPERATURE,
+    "eval_top_p": EVAL_TOP_P,
     "eval_samples": 16,
     "eval_ks": KS,
     "eval_max_problems": 500,
@@ -149,7 +157,8 @@ def rl_fn(cfg: dict, seed: int, ctx: RunContext) -> dict:
 
 
 def _grid_experiments(method: str) -> list[Experiment]:
-    """One experiment per lr of the grid (cpu/smoke); a scale whose grid lacks the lr skips it."""
+    """One experiment per lr of the grid (cpu/smoke); a scale whose grid lacks the lr skips it.
+    Version "2": protocol v2's evaluation sampler (temperature 0.6, top-p 0.95)."""
     lrs = sorted({lr for grid in LR_GRID.values() for lr in grid})
     return [
         Experiment(
@@ -161,6 +170,7 @@ def _grid_experiments(method: str) -> list[Experiment]:
                 if lr in LR_GRID[s]
             },
             description=f"{method.upper()} from the SFT model at lr {lr:g}",
+            version="2",
         )
         for lr in lrs
     ]
@@ -176,13 +186,15 @@ EXPERIMENTS = [
             "full": {**FULL, "method": "base"},
         },
         description="the SFT start model (full scale: the base model)",
+        # "2": protocol v2's evaluation sampler; the SFT model's cache key holds its eval config, so the
+        # cached model is rebuilt and re-evaluated (pacs.task.sft_key)
+        version="2",
     ),
     *_grid_experiments("pacs"),
     *_grid_experiments("grpo"),
     # --scale full: one run per method at the paper's lr (no grid; see the README). Version "2": the
     # official prompt instruction and evaluation sampler (second fidelity audit; full-only experiments,
-    # never run here). The "sft" experiment's full key changes with FULL's new eval_* keys; its cpu
-    # units do not run that code and keep their version.
+    # never run here).
     Experiment(
         "pacs", rl_fn, {"full": {**FULL, "method": "pacs"}}, description="PACS through trl", version="2"
     ),
