@@ -135,7 +135,7 @@ def _key(method: str, lr: float, mul: float) -> str:
 
 
 def lrspike(cfg: dict, seed: int, ctx: RunContext) -> dict:
-    data = load_digits(seed, cfg["test_size"], ctx.device)  # official: stratified 80/20, split seed = seed
+    data = load_digits(seed, cfg["test_size"], ctx.device)  # official per-class 80/20 split, seed = seed
     out: dict = {}
     curves: dict = {}
     combos = [(m, lr, mul) for mul in cfg["spike_muls"] for lr in cfg["lrs"] for m in cfg["methods"]]
@@ -185,7 +185,7 @@ def _t(temp: float) -> str:
 
 def tempfp(cfg: dict, seed: int, ctx: RunContext) -> dict:
     """Train the tempfingerprint MLP at each temperature, sweep one descent step, find the onsets."""
-    data = load_digits(seed, cfg["test_size"], ctx.device)  # official: stratified 80/20, split seed = seed
+    data = load_digits(seed, cfg["test_size"], ctx.device)  # official per-class 80/20 split, seed = seed
     tcfg = TempConfig(
         temps=cfg["temps"],
         train_steps=cfg["train_steps"],
@@ -295,7 +295,7 @@ def archgrid(cfg: dict, seed: int, ctx: RunContext) -> dict:
 
 PHASE_BASE = {
     "archs": ALL_ARCHS,
-    "split_seed": 42,  # phasetransition / ghostenvelope: stratified 70/30 with the fixed seed 42
+    "split_seed": 42,  # phasetransition / ghostenvelope: per-class 70/30 split, fixed seed 42
     "test_size": 0.3,
     "steps_scale": 1.0,
     "eval_n": 384,
@@ -343,7 +343,8 @@ EXPERIMENTS = [
     Experiment(
         name="phase",
         fn=phase,
-        version="2",
+        # v3: the official per-class NumPy split (ghosts.data.official_split_indices), was sklearn's
+        version="3",
         description="one step of length r * rho_a from trained models of six architectures",
         configs={
             "smoke": PHASE_BASE
@@ -355,7 +356,8 @@ EXPERIMENTS = [
     Experiment(
         name="lrspike",
         fn=lrspike,
-        version="2",
+        # v3: the official per-class NumPy split (ghosts.data.official_split_indices), was sklearn's
+        version="3",
         description="lr x1000 / x10000 from step 50: plain Adam, Adam + clipping, rho-controller",
         configs={
             "smoke": SPIKE_BASE | {"lrs": [1e-2], "steps": 40, "spike_at": 20},
@@ -366,7 +368,8 @@ EXPERIMENTS = [
     Experiment(
         name="tempfp",
         fn=tempfp,
-        version="1",
+        # v2: the official per-class NumPy split (ghosts.data.official_split_indices), was sklearn's
+        version="2",
         description="temperature fingerprint: loss-doubling onset of one descent step in tau and in r_T",
         configs={
             "smoke": TEMPFP_BASE | {"temps": [0.5, 2.0], "train_steps": 30, "tau_points": 40},
