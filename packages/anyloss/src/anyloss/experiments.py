@@ -79,6 +79,11 @@ def run_cv(ds: str, cfg: dict, seed: int) -> list[dict[str, dict[str, float]]]:
         raise ValueError(
             f"optimizer must be torch_adam|keras_adam and n_loss batch|nominal; got {optimizer}, {n_loss}"
         )
+    # bce_val's BatchNorm batch statistics: over its fit rows only (version 4: the hold-out rows that choose
+    # its threshold take no part in its training), or over the whole shared batch (versions <= 3)
+    bce_val_bn = cfg.get("bce_val_bn", "all_rows")
+    if bce_val_bn not in ("all_rows", "fit_rows"):
+        raise ValueError(f"bce_val_bn must be all_rows|fit_rows, got {bce_val_bn!r}")
     torch.manual_seed(seed)
     model = StackedMLP(len(names) + 1, splits[0].num_features, hidden=cfg["hidden"], num_groups=g, init=init)
     opt = (KerasAdam if optimizer == "keras_adam" else torch.optim.Adam)(model.parameters(), lr=cfg["lr"])
@@ -93,8 +98,9 @@ def run_cv(ds: str, cfg: dict, seed: int) -> list[dict[str, dict[str, float]]]:
             idx = [o[start : start + batch] for o in orders]
             xb = torch.stack([x[i] for x, i in zip(xs, idx)])  # [G, B, d]
             yb = torch.stack([y[i] for y, i in zip(ys, idx)])  # [G, B]
-            mask = torch.stack([m[i] for m, i in zip(in_fit, idx)]).to(yb.dtype)
-            p = model(xb)  # [G, M+1, B]
+            fit_rows = torch.stack([m[i] for m, i in zip(in_fit, idx)])  # [G, B] bool
+            mask = fit_rows.to(yb.dtype)
+            p = model(xb, last_bn_rows=fit_rows if bce_val_bn == "fit_rows" else None)  # [G, M+1, B]
             loss = stacked_losses(names, yb, p[:, :-1], cfg["L"], n=n_nominal).sum()
             # bce_val: BCE (official form) over the fit rows of each fold's batch
             pv = p[:, -1]

@@ -65,17 +65,43 @@ class StackedMLP(nn.Module):
         self.register_buffer("running_var", torch.ones(g, m, 1, hidden))
         self.momentum, self.eps = bn_momentum, bn_eps
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_bn_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``last_bn_rows [G, B]`` (bool, training mode only): the rows of each group's batch over which
+        the LAST network's BatchNorm takes its batch statistics (and updates its moving ones); None = all
+        rows. anyloss' bce_val network is the last one and fits on 80% of the training fold only, so its
+        BatchNorm must not see the 20% hold-out rows on which its threshold is chosen. The other networks'
+        statistics are computed exactly as without the mask (bit-identical outputs and gradients). A group
+        whose batch has no selected row normalises with the whole batch's statistics (its loss is 0 then)
+        and leaves the last network's moving statistics unchanged."""
         squeeze = x.ndim == 2
         if squeeze:
             x = x[None]
         h = torch.einsum("gbd,gmdh->gmbh", x, self.w1) + self.b1  # [G, M, B, h]
+        if last_bn_rows is not None and tuple(last_bn_rows.shape) != (h.shape[0], h.shape[2]):
+            raise ValueError(f"last_bn_rows must have shape [G, B] = {(h.shape[0], h.shape[2])}, "
+                             f"got {tuple(last_bn_rows.shape)}")  # fmt: skip
         if self.training:
             mean = h.mean(dim=2, keepdim=True)
             var = h.var(dim=2, unbiased=False, keepdim=True)
+            keep = None
+            if last_bn_rows is not None:
+                w = last_bn_rows.to(h.dtype)[:, :, None]  # [G, B, 1]
+                count = w.sum(dim=1, keepdim=True)  # [G, 1, 1]
+                h_last = h[:, -1]  # [G, B, h]
+                m_last = (h_last * w).sum(dim=1, keepdim=True) / count.clamp_min(1)
+                v_last = ((h_last - m_last) ** 2 * w).sum(dim=1, keepdim=True) / count.clamp_min(1)
+                keep = count == 0  # [G, 1, 1]: no selected row in this group's batch
+                m_last = torch.where(keep, mean[:, -1], m_last)
+                v_last = torch.where(keep, var[:, -1], v_last)
+                mean = torch.cat([mean[:, :-1], m_last[:, None]], dim=1)
+                var = torch.cat([var[:, :-1], v_last[:, None]], dim=1)
             with torch.no_grad():
+                old_mean, old_var = self.running_mean[:, -1].clone(), self.running_var[:, -1].clone()
                 self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * mean)
                 self.running_var.mul_(self.momentum).add_((1 - self.momentum) * var)
+                if keep is not None:
+                    self.running_mean[:, -1] = torch.where(keep, old_mean, self.running_mean[:, -1])
+                    self.running_var[:, -1] = torch.where(keep, old_var, self.running_var[:, -1])
         else:
             mean, var = self.running_mean, self.running_var
         h = torch.sigmoid(self.gamma * (h - mean) / torch.sqrt(var + self.eps) + self.beta)
