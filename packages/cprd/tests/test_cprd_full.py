@@ -136,3 +136,29 @@ def test_export_lists_the_batches_in_the_teacher_file_order(local, tmp_path):
     slots = [s["caption"] for b in blob["batch_slots"] for s in b]
     assert sorted(slots) == sorted(CAPTIONS[0] + CAPTIONS[1])  # train + restval captions
     assert len(blob["test_images"]) == 2 and len(blob["test_captions"]) == 4
+
+
+def test_full_student_uses_the_albef_fine_tuning_weight_decay(local, monkeypatch):
+    """full_version 2: the CLIP student's AdamW gets ALBEF's retrieval fine-tuning recipe (configs/
+    Retrieval_coco.yaml: lr 1e-5, weight_decay 0.02, 5 epochs), not CLIP's pre-training decay 0.2; the
+    optimiser really receives the config's decay."""
+    import cprd.full
+
+    mod = load_reproduce(Path(__file__).parents[1] / "reproduce.py")
+    assert (mod.FULL["lr"], mod.FULL["weight_decay"], mod.FULL["epochs"], mod.FULL["full_version"]) == (
+        1e-5, 0.02, 5, 2,
+    )  # fmt: skip
+    for exp in mod.EXPERIMENTS:  # the cpu / smoke configs do not carry the full-only version key
+        assert all("full_version" not in (exp.config(s) or {}) for s in ("smoke", "cpu"))
+    seen = []
+    real = torch.optim.AdamW
+
+    def spy(params, **kw):
+        seen.append(kw)
+        return real(params, **kw)
+
+    monkeypatch.setattr(cprd.full.torch.optim, "AdamW", spy)
+    cfg = _cfg(local, "itc")
+    cfg.pop("lr")  # keep the fixture's other overrides, but the recipe's lr and decay
+    cprd.full.run_full({**cfg, "lr": mod.FULL["lr"]}, 0, _ctx())
+    assert seen == [{"lr": 1e-5, "weight_decay": 0.02}]

@@ -185,7 +185,38 @@ def test_full_scale_cifar100_resnet50_runs_one_augmented_epoch(tmp_path):
     mod = _reproduce_module()
     exp = next(e for e in mod.EXPERIMENTS if e.name == "cifar100-resnet50-cosine")
     cfg = {**exp.config("full"), "data_root": str(tmp_path), "epochs": 1, "batch_size": 8}
-    assert cfg["augment"]["color_jitter"] == [0.2, 0.2, 0.2, 0.1] and exp.version == "2"
+    assert cfg["augment"]["color_jitter"] == [0.2, 0.2, 0.2, 0.1] and exp.version == "3"
     out = run_vision(cfg, 0)
     assert 0 <= out["acc"] <= 1 and len(out["norm_curve"]) == 2 and np.isfinite(out["norm_curve"]).all()
     assert -1 <= out["alignment"] <= 1
+
+
+def test_full_configs_drop_the_last_partial_batch(tmp_path, monkeypatch):
+    """The official train loader has drop_last=True (data/data_loaders.py::get_loaders): every full config
+    asks for it (the cpu configs do not use run_vision and have no such key), and run_vision then trains on
+    floor(n / batch) batches per epoch: 12 images, batch 5 -> 2 batches (10 images) instead of 3."""
+    mod = _reproduce_module()
+    full = [e for e in mod.EXPERIMENTS if e.config("full") is not None and "dataset" in e.config("full")]
+    assert len(full) == 3 * 3 * len(mod.HEADS) and all(
+        e.config("full")["drop_last"] is True and e.version == "3" for e in full
+    )
+    for exp in mod.EXPERIMENTS:
+        for scale in ("smoke", "cpu"):
+            cfg = exp.config(scale)
+            assert cfg is None or "drop_last" not in cfg
+    write_cifar(tmp_path, "cifar100", n_train=12, n_test=4, labels="cycle")
+    cfg = {"dataset": "cifar100", "backbone": "cnn", "head": "cosine", "n": 1.0, "data_root": str(tmp_path),
+           **official_config("cifar100", "resnet50"), "epochs": 2, "batch_size": 5}  # fmt: skip
+    cfg["optimizer"], cfg["lr"] = "adam", 3e-4
+    sizes, real = [], vision.augment_batch
+
+    def spy(x, aug, gen):
+        sizes.append(len(x))
+        return real(x, aug, gen)
+
+    monkeypatch.setattr(vision, "augment_batch", spy)
+    run_vision({**cfg, "drop_last": True}, 0)
+    assert sizes == [5, 5, 5, 5]  # 2 epochs x 2 full batches
+    sizes.clear()
+    run_vision(cfg, 0)
+    assert sizes == [5, 5, 2, 5, 5, 2]  # without the key: the partial batch of 2 is kept

@@ -14,10 +14,14 @@ Inputs (config key, or the environment variable in brackets; nothing is download
   BLIP / ALBEF ITM head needs its own code, so it runs outside this package). A ``torch.save`` dict:
 
   - ``batch_scores``: float tensor (n_batches, B, B); entry [b, i, j] is the teacher's ITM logit (for a
-    2-way ITM head: logit(match) - logit(no match)) of image i with caption j of fixed batch b;
+    2-way ITM head: logit(match) - logit(no match), i.e. the log-odds of a match, the scale of the cpu
+    teacher's single BCE logit on which the validity threshold -6 was set, and the order of the match
+    probability) of image i with caption j of fixed batch b. ALBEF's own retrieval re-ranks by the match
+    logit ``[:, 1]`` alone (``Retrieval.py::evaluation``); which of the two the paper distils is not stated;
   - ``test_scores``: float tensor (n_test_images, n_test_captions), the teacher's test-gallery scores
-    (the teacher experiment's retrieval). Pairs the teacher did not score (e.g. outside the usual top-k
-    re-ranking of ITC candidates) may hold a very low value such as -1e4;
+    (the teacher experiment's retrieval), best as the teacher's own evaluation computes them (ALBEF:
+    ``itm_head(...)[:, 1]`` on the k_test ITC candidates of each query, -100 elsewhere). Pairs the teacher
+    did not score may hold a very low value such as -1e4;
   - ``batches`` (optional): the (n_batches, B) pair indices the scores were computed for; checked.
 
   ``python -m cprd.full export OUT.json`` (with the same variables set) writes the fixed batches

@@ -356,8 +356,11 @@ def run_vision(cfg: dict, seed: int, device: torch.device | str = "cpu", log=Non
         started = sync()  # the head-norm bookkeeping above is not timed
 
     started = sync()
+    # drop_last: the official train DataLoader drops the last partial batch (data/data_loaders.py, full
+    # experiments version 3); a config without the key keeps it (version <= 2)
     fit_epochs(model, opt, x_tr, y_tr, loss_fn, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=seed,
-               lr_milestones=milestones, lr_gamma=gamma, on_epoch=on_epoch)  # fmt: skip
+               drop_last=bool(cfg.get("drop_last", False)), lr_milestones=milestones, lr_gamma=gamma,
+               on_epoch=on_epoch)  # fmt: skip
     acc = float((predict(model, x_te, 1024).argmax(1) == y_te).float().mean())
     # alignment on (at most) 10,000 training images (normalised, not augmented), embedded in eval mode, batched
     sub = torch.arange(min(n, 10_000), device=device)
