@@ -89,8 +89,11 @@ EXPERIMENTS = [
         {"smoke": SMOKE, "cpu": CPU, "full": FULL},
         # version 2 (fourth cpu run): the base-class mIoU on the test pool is named base_test_miou (was
         # base_val_miou), so earlier units, which carry the old name, are recomputed; version 3 (fifth cpu
-        # run): the cpu scale runs the oracle_official arm, which the oracle claims read
-        version="3",
+        # run): the cpu scale runs the oracle_official arm, which the oracle claims read; version 4 (seventh cpu
+        # run, README "Protocol v4"): the official data filters of dataset/utils.py process_image and
+        # EpisodicData: base-training images need a base class on >= min_pixels, the episode class is drawn among
+        # the novel classes present in the query at any pixel count
+        version="4",
         description="base CE training + transductive inference arms on novel-class episodes",
     )
 ]

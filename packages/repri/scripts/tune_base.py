@@ -71,11 +71,13 @@ TUNING_FIELDS = frozenset({
     "n_train", "size", "object_scale", "n_folds", "fold", "train_data_seed", "test_data_seed",  # pools, split
     "width", "feature_dim", "dilations",  # network
     "steps", "batch_size", "lr", "weight_decay", "smoothing", "bg_weight",  # base training
+    "min_pixels",  # protocol v4: the base-training images need a base class on >= min_pixels (process_image)
 })  # fmt: skip
 """the RunConfig fields base tuning reads (``train_setting``: class split, training and validation pools, network,
-training; ``test_data_seed`` only in the validation pool's guard). The few-shot fields (``n_test``, episodes,
-shots, ``eval_batch``, ``min_pixels``, ``adapt_iter``, ``oracle_official_iter``, ``arm_names``) are not read, so
-they are not part of a row's config or cache key (tests/test_repri_tune_base.py checks both)."""
+training; ``test_data_seed`` only in the validation pool's guard; ``min_pixels`` in the training pool's filter
+from protocol v4 on). The few-shot fields (``n_test``, episodes, shots, ``eval_batch``, ``adapt_iter``,
+``oracle_official_iter``, ``arm_names``) are not read, so they are not part of a row's config or cache key
+(tests/test_repri_tune_base.py checks both)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -249,6 +251,9 @@ def main() -> None:
         path = args.rows_dir / f"{name}.json"
         if path.exists():
             row = json.loads(path.read_text())
+            # written before a field joined the key (min_pixels, protocol v4): stale
+            if TUNING_FIELDS - set(row["config"]):
+                return None
             if tuning_config(row["config"]) == tuning_config(configs[name]):
                 return {**row, "config": tuning_config(row["config"])}
         return None

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from repri.episodes import IoUAccumulator, binary_masks, fg_intersection_union, sample_episodes
-from repri.experiment import base_labels
+from repri.experiment import base_labels, keep_base_images
 from repri.model import IGNORE, smoothed_ce
 from repri.scenes import SceneConfig, fold_classes, generate_scenes
 
@@ -68,7 +68,11 @@ def test_episodes_contain_their_class_and_distinct_supports():
     assert len(ep.query) == 40 and ep.support.shape == (40, 3)
     for q, s, c in zip(ep.query, ep.support, ep.cls, strict=True):
         assert c in (0, 1) and q not in s and len(set(s)) == 3
-        for i in (q, *s):
+        # protocol v4 (official EpisodicData): the query holds its class (any pixel count) and some novel class on
+        # >= min_pixels (the pool); every support holds the class on >= min_pixels (official process_image)
+        assert (labels[q] == c + 1).sum() >= 1
+        assert max((labels[q] == k + 1).sum() for k in (0, 1)) >= 10
+        for i in s:
             assert (labels[i] == c + 1).sum() >= 10
     masks = binary_masks(labels[torch.from_numpy(ep.query)], torch.from_numpy(ep.cls))
     assert set(masks.unique().tolist()) <= {0, 1}
@@ -126,3 +130,68 @@ def test_fcn_block_count_and_output_size():
     assert len(net.trunk) == 4 and [b.conv[0].dilation[0] for b in net.trunk] == [1, 2, 4, 8]
     x = torch.rand(2, 3, 64, 64)
     assert net.features(x).shape == (2, 8, 16, 16) and net(x).shape == (2, 16, 64, 64)
+
+
+def test_query_class_is_any_novel_class_present_in_the_query():
+    """Protocol v4 (official ``EpisodicData.__getitem__``: ``np.unique(label)`` of the query, no pixel count): the
+    episode class is uniform over the novel classes present in the query at ANY pixel count; only the query pool
+    (some novel class on >= min_pixels) and the supports (the class on >= min_pixels) use the threshold."""
+    labels = torch.zeros(8, 8, 8, dtype=torch.long)
+    labels[0, :4, :4] = 1  # query 0: class 0 on 16 px and class 1 on a single pixel
+    labels[0, 7, 7] = 2
+    labels[1:4, :4, :4] = 1  # class 0 on 16 px: query pool and class-0 supports
+    labels[4:7, 4:, 4:] = 2  # class 1 on 16 px: query pool and class-1 supports
+    labels[7, 0, :3] = 2  # class 1 on 3 px only: neither a query nor a support
+    ep = sample_episodes(labels, [0, 1], n=700, shots=2, rng=np.random.default_rng(0), min_pixels=10)
+    assert 7 not in set(ep.query) and 7 not in set(ep.support.ravel())
+    assert set(ep.query) == set(range(7))
+    chosen0 = ep.cls[ep.query == 0]
+    # both classes are drawn for query 0 (the 1-pixel class 1 too, which the >= min_pixels rule of protocol v3
+    # never drew), uniformly: 100 draws, binomial(100, 0.5) lies in [30, 70] with probability > 1 - 1e-4
+    assert set(chosen0.tolist()) == {0, 1} and 30 <= (chosen0 == 1).sum() <= 70
+    for q, s, c in zip(ep.query, ep.support, ep.cls, strict=True):
+        assert all((labels[i] == c + 1).sum() >= 10 for i in s) and q not in s
+    # a class present in a query but with too few support candidates is an error, not a silent redraw
+    few = labels.clone()
+    # class 1 now has one image on >= 10 px (image 4): no 2-shot support set when query 0 draws its class 1
+    few[5:7] = 0
+    with pytest.raises(ValueError, match="support candidates"):
+        sample_episodes(few, [0, 1], n=700, shots=2, rng=np.random.default_rng(0), min_pixels=10)
+
+
+def test_base_training_images_need_one_base_class_on_min_pixels():
+    """Protocol v4 (official ``dataset/utils.py`` ``process_image`` with the base classes, used by ``StandardData``):
+    an image is kept for base training only if ONE base class covers >= min_pixels pixels (not the sum over base
+    classes, not any base pixel); novel pixels (IGNORE) and background do not count."""
+    y = torch.zeros(6, 8, 8, dtype=torch.long)
+    y[0, :2, :8] = 1  # base target 1 on 16 px -> kept
+    y[1, :2, :5] = 1  # 10 px of target 1 and 10 px of target 2: 20 base pixels, but no class on 16 -> dropped
+    y[1, 4:6, :5] = 2
+    y[2, :2, :8] = 1  # 15 px (one removed) -> dropped
+    y[2, 0, 0] = 0
+    y[3] = IGNORE  # novel pixels only -> dropped
+    # y[4]: background only -> dropped
+    y[5, :, :2] = 2  # target 2 on 16 px next to novel pixels -> kept
+    y[5, :, 2:] = IGNORE
+    assert keep_base_images(y, n_base=2, min_pixels=16).tolist() == [True, False, False, False, False, True]
+    # min_pixels 1 is the any-base-pixel rule of protocol v3
+    assert keep_base_images(y, n_base=2, min_pixels=1).tolist() == [True, True, True, False, False, True]
+    assert keep_base_images(y, n_base=2, min_pixels=10).tolist() == [True, True, True, False, False, True]
+    assert keep_base_images(y, n_base=2, min_pixels=11).tolist() == [True, False, True, False, False, True]
+
+
+def test_base_training_pool_applies_min_pixels():
+    """``base_training_pool`` keeps exactly the training scenes where some base class covers >= ``min_pixels``."""
+    from repri.experiment import RunConfig, base_classes, base_training_pool
+    from repri.scenes import SceneConfig, load_scenes
+
+    cfg = RunConfig(n_train=40, n_test=4, min_pixels=300)
+    base, _ = base_classes(cfg, 0)
+    x, y = base_training_pool(cfg, base)
+    _, lab = load_scenes(
+        SceneConfig(n_images=40, size=cfg.size, scale=tuple(cfg.object_scale)), cfg.train_data_seed
+    )
+    counts = torch.stack([(lab == b + 1).sum(dim=(1, 2)) for b in base], 1)
+    expected = (counts >= 300).any(1)
+    assert 0 < int(expected.sum()) < 40  # the threshold bites on this pool
+    assert torch.equal(y, base_labels(lab, base)[expected]) and len(x) == int(expected.sum())

@@ -108,13 +108,14 @@ def test_tuning_key_ignores_the_few_shot_settings():
     key = tb.tuning_config(cfg)
     assert set(key) == tb.TUNING_FIELDS <= FIELDS
     few_shot = dict(arm_names=("init", "ce", "ce_h", "repri", "oracle"), episodes=7, shots=(1,), eval_batch=3,
-                    adapt_iter=5, oracle_official_iter=9, min_pixels=1, n_test=10)  # fmt: skip
+                    adapt_iter=5, oracle_official_iter=9, n_test=10)  # fmt: skip
     assert set(few_shot) == FIELDS - tb.TUNING_FIELDS  # every field outside the key is a few-shot one
     assert tb.tuning_config(dataclasses.replace(cfg, **few_shot)) == key
     # a row written before the key was narrowed carries the whole config (tuples as lists): still a hit
     assert tb.tuning_config(json.loads(json.dumps(dataclasses.asdict(cfg)))) == key
+    # min_pixels: from protocol v4 it filters the base-training pool (official process_image), so it is in the key
     for change in (dict(steps=3201), dict(lr=2e-3), dict(width=64), dict(fold=1), dict(bg_weight=1.0),
-                   dict(object_scale=(0.4, 0.65)), dict(train_data_seed=5)):  # fmt: skip
+                   dict(object_scale=(0.4, 0.65)), dict(train_data_seed=5), dict(min_pixels=1)):  # fmt: skip
         assert tb.tuning_config(dataclasses.replace(cfg, **change)) != key, change
     with pytest.raises(ValueError, match="base-tuning fields"):
         tb.tuning_config({"steps": 3200})

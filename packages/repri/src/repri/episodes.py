@@ -41,16 +41,20 @@ def eligible(labels: torch.Tensor, classes: list[int], min_pixels: int) -> dict[
 def sample_episodes(
     labels: torch.Tensor, classes: list[int], n: int, shots: int, rng: np.random.Generator, min_pixels: int
 ) -> Episodes:
-    """``n`` episodes over ``classes`` (official sampling: query first, then class, then supports)."""
+    """``n`` episodes over ``classes`` (official sampling: query first, then class, then supports).
+
+    Official ``dataset/utils.py`` ``process_image`` + ``EpisodicData.__getitem__``: the query pool is the images
+    holding some class on >= ``min_pixels`` pixels, the episode class is uniform over the classes present in the
+    query at ANY pixel count (``np.unique(label)``), the supports are other images holding that class on
+    >= ``min_pixels`` (protocol v4; up to v3 the class was drawn among those on >= ``min_pixels`` only)."""
     by_class = eligible(labels, classes, min_pixels)
     usable = [c for c in classes if len(by_class[c]) > shots]
     if not usable:
         raise ValueError(f"no class has more than {shots} images with >= {min_pixels} pixels")
-    present = defaultdict(list)
-    for c in usable:
-        for i in by_class[c]:
-            present[int(i)].append(c)
-    pool = np.array(sorted(present))
+    pool = np.array(sorted({int(i) for c in usable for i in by_class[c]}))
+    pool_labels = labels[torch.from_numpy(pool)]
+    counts = torch.stack([(pool_labels == c + 1).sum(dim=(1, 2)) for c in classes], 1).numpy()
+    present = {int(q): [c for j, c in enumerate(classes) if counts[k, j] > 0] for k, q in enumerate(pool)}
     queries, supports, chosen = [], [], []
     order = rng.permutation(pool)
     while len(queries) < n:
@@ -59,6 +63,8 @@ def sample_episodes(
                 break
             c = present[int(q)][rng.integers(len(present[int(q)]))]
             cands = by_class[c][by_class[c] != q]
+            if len(cands) < shots:  # the official loader would loop forever; say so instead
+                raise ValueError(f"class {c} has {len(cands)} support candidates for a {shots}-shot episode")
             supports.append(rng.choice(cands, size=shots, replace=False))
             queries.append(int(q))
             chosen.append(c)
