@@ -269,6 +269,8 @@ def test_code_fingerprint_covers_package_code_and_xentlab_but_not_results(tmp_pa
     (pkg / "src" / "p" / "m.py").write_text("A = 1\n")
     (pkg / "reproduce.py").write_text("")
     (pkg / "results" / "cpu" / "stray.py").write_text("")
+    (pkg / "tests").mkdir()
+    (pkg / "tests" / "test_p.py").write_text("")  # no unit imports a test: editing one is not a code change
     (pkg / "README.md").write_text("not code")
     before = code_fingerprint(pkg)
     ours = {
@@ -278,6 +280,7 @@ def test_code_fingerprint_covers_package_code_and_xentlab_but_not_results(tmp_pa
     assert str(Path(xentlab.repro.verify.__file__).resolve()) in before
     (pkg / "src" / "p" / "m.py").write_text("A = 2\n")
     (pkg / "results" / "cpu" / "stray.py").write_text("B = 1\n")
+    (pkg / "tests" / "test_p.py").write_text("def test_x():\n    pass\n")
     (pkg / "src" / "p" / "new.py").write_text("")
     after = code_fingerprint(pkg)
     assert changed_files(before, after) == sorted(

@@ -25,7 +25,7 @@ The parent process never runs experiment code; each unit runs in a child started
 Each child imports the code as it is on disk when it starts, so an edit made while verify runs
 (e.g. to the package under audit) would make later units recompute with other code than earlier
 ones. The parent fingerprints the code the children run (every ``.py`` file of the package outside
-``results/``, and of the installed ``xentlab``) before the first unit and after each one; a change
+``results/`` and ``tests/``, and of the installed ``xentlab``) before the first unit and after each one; a change
 makes the run inconclusive (``ok`` False, the files named) rather than a mix that looks verified.
 """
 
@@ -234,8 +234,8 @@ def plan_units(
 
 def code_fingerprint(package_dir: Path) -> dict[str, str]:
     """{path: sha256} of the Python code a recomputed unit can run: the package's ``.py`` files
-    (outside ``results/`` and hidden folders) and those of the installed ``xentlab``. Paths are
-    absolute so that the two trees cannot collide."""
+    (outside ``results/``, ``tests/`` (no unit imports a test) and hidden folders) and those of the
+    installed ``xentlab``. Paths are absolute so that the two trees cannot collide."""
     import xentlab
 
     roots = [Path(package_dir).resolve(), Path(xentlab.__file__).resolve().parent]
@@ -243,7 +243,7 @@ def code_fingerprint(package_dir: Path) -> dict[str, str]:
     for root in roots:
         for path in sorted(root.rglob("*.py")):
             rel = path.relative_to(root).parts
-            if rel[0] == "results" or any(part.startswith(".") for part in rel):
+            if rel[0] in ("results", "tests") or any(part.startswith(".") for part in rel):
                 continue
             out[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
