@@ -84,6 +84,16 @@ def test_rotate_quarter_turn_is_exact_and_counter_clockwise():
         rotate(torch.zeros(3, 1, 4, 4), torch.tensor([1.0, 2.0]))
 
 
+def test_rotate_turns_a_non_square_image_instead_of_shearing_it():
+    # a 4 x 8 (H x W) image turned by 90 degrees: the 8-wide content becomes 8 tall and 4 wide, centred,
+    # so columns 0-1 and 6-7 are empty and columns 2-5 hold rows 2-5 of rot90 of the image (its middle
+    # 4 rows of 8); the centre of a pixel maps onto the centre of a pixel, so bilinear sampling is exact
+    x = torch.arange(32, dtype=torch.float64).reshape(1, 1, 4, 8) + 1.0
+    out = rotate(x, 90.0)
+    assert torch.allclose(out[..., :, [0, 1, 6, 7]], torch.zeros(1, 1, 4, 4, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(out[..., :, 2:6], torch.rot90(x, 1, dims=(2, 3))[..., 2:6, :], atol=1e-9)
+
+
 def test_blur_preserves_mass_and_constants():
     x = torch.zeros(1, 1, 15, 15)
     x[0, 0, 7, 7] = 1.0

@@ -223,10 +223,14 @@ def rotate(x: torch.Tensor, degrees: float | torch.Tensor, *, fill: float = 0.0)
     theta_r = angle * math.pi / 180.0
     cos, sin = torch.cos(theta_r), torch.sin(theta_r)
     # affine_grid maps output coords to input coords; with y pointing down, sampling the input at
-    # R(-phi) of the output position turns the displayed picture counter-clockwise by phi.
+    # R(-phi) of the output position turns the displayed picture counter-clockwise by phi. The grid's
+    # coordinates are normalised per axis (x by W/2, y by H/2), so the rotation in pixels, D R D^-1 with
+    # D = diag(2/W, 2/H), scales the off-diagonal terms by H/W and W/H (without it a non-square image
+    # is sheared, not rotated; a square one is unchanged bit for bit).
+    h, w = x.shape[-2:]
     mat = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
-    mat[:, 0, 0], mat[:, 0, 1] = cos, -sin
-    mat[:, 1, 0], mat[:, 1, 1] = sin, cos
+    mat[:, 0, 0], mat[:, 0, 1] = cos, -sin * (h / w)
+    mat[:, 1, 0], mat[:, 1, 1] = sin * (w / h), cos
     grid = F.affine_grid(mat, list(x.shape), align_corners=False)
     if fill == 0.0:
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
