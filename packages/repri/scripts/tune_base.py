@@ -232,6 +232,20 @@ def default_rows_dir() -> Path:
     return cache_dir("repri", "tune_base")
 
 
+def cached_row(path: Path, cfg) -> dict | None:
+    """The finished row stored at ``path`` if its base-tuning config is ``cfg``'s, else None (rows written
+    before the key was narrowed to TUNING_FIELDS carry the whole cpu config; only its base-tuning part is
+    compared; a row missing a field that joined the key later, e.g. min_pixels in protocol v4, is stale)."""
+    if not path.exists():
+        return None
+    row = json.loads(path.read_text())
+    if TUNING_FIELDS - set(row["config"]):
+        return None
+    if tuning_config(row["config"]) == tuning_config(cfg):
+        return {**row, "config": tuning_config(row["config"])}
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=1, help="training runs at a time (one thread each)")
@@ -246,17 +260,7 @@ def main() -> None:
     args.rows_dir.mkdir(parents=True, exist_ok=True)
 
     def cached(name: str) -> dict | None:
-        """The finished row of ``name`` if its base-tuning config is the current one (rows written before the key
-        was narrowed to TUNING_FIELDS carry the whole cpu config; only its base-tuning part is compared)."""
-        path = args.rows_dir / f"{name}.json"
-        if path.exists():
-            row = json.loads(path.read_text())
-            # written before a field joined the key (min_pixels, protocol v4): stale
-            if TUNING_FIELDS - set(row["config"]):
-                return None
-            if tuning_config(row["config"]) == tuning_config(configs[name]):
-                return {**row, "config": tuning_config(row["config"])}
-        return None
+        return cached_row(args.rows_dir / f"{name}.json", configs[name])
 
     todo = [g for g in GRID if cached(g["name"]) is None]
     t0 = time.perf_counter()

@@ -154,3 +154,22 @@ def test_rows_are_kept_in_the_xentlab_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XENTLAB_CACHE", str(tmp_path / "cache"))
     path = tb.default_rows_dir()
     assert path == tmp_path / "cache" / "repri" / "tune_base" and path.is_dir()
+
+
+def test_cached_row_reuses_only_rows_of_the_current_tuning_config(tmp_path):
+    cfg = tb.setting_config({})
+    key = tb.tuning_config(cfg)
+    path = tmp_path / "row.json"
+    assert tb.cached_row(path, cfg) is None  # nothing stored
+    path.write_text(json.dumps({"name": "x", "config": key, "val_miou": 30.0}))
+    assert tb.cached_row(path, cfg) == {"name": "x", "config": key, "val_miou": 30.0}
+    # a row of the whole (pre-narrowing) config is still a hit, returned with the narrowed config
+    whole = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    path.write_text(json.dumps({"name": "x", "config": whole, "val_miou": 30.0}))
+    assert tb.cached_row(path, cfg)["config"] == key
+    # another base-tuning setting is a miss
+    assert tb.cached_row(path, dataclasses.replace(cfg, lr=2e-3)) is None
+    # a row written before min_pixels joined the key (protocol v4) is stale, even with equal other fields
+    old = {k: v for k, v in key.items() if k != "min_pixels"}
+    path.write_text(json.dumps({"name": "x", "config": old, "val_miou": 30.0}))
+    assert tb.cached_row(path, cfg) is None
