@@ -215,3 +215,14 @@ def test_write_cifar_fixture_round_trips_through_the_loader(tmp_path, which, k):
     assert 0 <= int(y.min()) and int(y.max()) < k and len(set(y.tolist())) > 1
     with pytest.raises(ValueError, match="which"):
         write_cifar(tmp_path, "svhn")
+
+
+def test_rotate_nearest_copies_source_pixels_and_bad_mode_is_an_error():
+    # nearest: every output value is an input value or the fill (no blending); a quarter turn is exact
+    x = torch.rand(2, 3, 5, 7)
+    out = rotate(x, torch.tensor([17.0, -33.0]), mode="nearest")
+    assert set(out.flatten().tolist()) <= set(x.flatten().tolist()) | {0.0}
+    sq = torch.rand(1, 1, 6, 6)
+    assert torch.equal(rotate(sq, 90.0, mode="nearest"), torch.rot90(sq, 1, dims=(2, 3)))
+    with pytest.raises(ValueError, match="mode must be"):
+        rotate(sq, 10.0, mode="bicubic")

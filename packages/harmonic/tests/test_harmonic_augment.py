@@ -23,7 +23,6 @@ from harmonic.vision import (
     normalize,
     official_config,
     rgb_to_hsv,
-    rotate_nearest,
 )
 
 from xentlab.data.images import random_crop_flip, rotate
@@ -87,14 +86,14 @@ def test_rotate_nearest_by_right_angles_is_exact():
     # then flip the rows), counter-clockwise for positive angles, as torchvision's rotate
     for size in (6, 7):
         x = torch.rand(3, 2, size, size)
-        assert torch.equal(rotate_nearest(x, 90.0), torch.rot90(x, 1, (-2, -1)))
-        assert torch.equal(rotate_nearest(x, 90.0), x.transpose(-2, -1).flip(-2))
-        assert torch.equal(rotate_nearest(x, -90.0), torch.rot90(x, -1, (-2, -1)))
-        assert torch.equal(rotate_nearest(x, 180.0), x.flip(-1).flip(-2))
-        assert torch.equal(rotate_nearest(x, 0.0), x)
+        assert torch.equal(rotate(x, 90.0, mode="nearest"), torch.rot90(x, 1, (-2, -1)))
+        assert torch.equal(rotate(x, 90.0, mode="nearest"), x.transpose(-2, -1).flip(-2))
+        assert torch.equal(rotate(x, -90.0, mode="nearest"), torch.rot90(x, -1, (-2, -1)))
+        assert torch.equal(rotate(x, 180.0, mode="nearest"), x.flip(-1).flip(-2))
+        assert torch.equal(rotate(x, 0.0, mode="nearest"), x)
     # same direction as xentlab's bilinear rotate
     x = torch.rand(2, 1, 6, 6)
-    assert torch.allclose(rotate(x, 90.0), rotate_nearest(x, 90.0), atol=1e-5)
+    assert torch.allclose(rotate(x, 90.0), rotate(x, 90.0, mode="nearest"), atol=1e-5)
 
 
 def _pil_nearest_rotation(img: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +122,7 @@ def test_rotate_nearest_matches_the_pil_reference(degrees):
     rng = np.random.default_rng(0)
     img = rng.random((3, 17, 16))  # non-square, odd and even sides
     ref, margin = _pil_nearest_rotation(img, degrees)
-    ours = rotate_nearest(torch.from_numpy(img)[None], degrees)[0].numpy()
+    ours = rotate(torch.from_numpy(img)[None], degrees, mode="nearest")[0].numpy()
     ok = margin > 1e-9  # a source point exactly on a pixel edge may round either way
     assert ok.mean() > 0.95
     assert np.array_equal(ours[:, ok], ref[:, ok])
@@ -292,7 +291,7 @@ def test_augment_batch_composes_the_official_order_and_is_seeded():
     # the same draws, step by step: crop/flip, angles uniform in [-15, 15], then the jitter
     g = _gen(11)
     y = random_crop_flip(x, padding=4, flip=True, generator=g)
-    y = rotate_nearest(y, (torch.rand(16, generator=g, dtype=torch.float64) * 2 - 1) * 15.0)
+    y = rotate(y, (torch.rand(16, generator=g, dtype=torch.float64) * 2 - 1) * 15.0, mode="nearest")
     order, f = jitter_params(16, (0.2, 0.2, 0.2, 0.1), g)
     assert torch.equal(a, color_jitter(y, order, f, (0.2, 0.2, 0.2, 0.1)))
     assert a.min() >= 0 and a.max() <= 1

@@ -33,7 +33,6 @@ Compose). torchvision is not a dependency; the transforms below follow its seman
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
@@ -42,7 +41,7 @@ from torch import nn
 
 from harmonic.experiments import head_weight
 from harmonic.heads import DistanceHead, HarmonicClassifier
-from xentlab.data.images import ImageSet, random_crop_flip, standardize, to_grayscale
+from xentlab.data.images import ImageSet, random_crop_flip, rotate, standardize, to_grayscale
 from xentlab.data.local_images import LOCAL_IMAGE_SETS, image_data_root, load_train_test
 from xentlab.models.resnet_bottleneck import build_bottleneck_resnet
 from xentlab.train.minibatch import fit_epochs, predict
@@ -147,28 +146,6 @@ def lr_milestones(cfg: dict) -> tuple[list[int], float]:
 
 
 # ----------------------------------------------------------------------------- the official input pipeline
-
-
-def rotate_nearest(x: torch.Tensor, degrees: torch.Tensor | float) -> torch.Tensor:
-    """Rotate each image about its centre by ``degrees`` (one per image; positive = counter-clockwise as
-    displayed), nearest neighbour, zero fill, same size: torchvision's ``RandomRotation`` defaults
-    (``interpolation=NEAREST, expand=False, center=None, fill=0``). ``xentlab.data.images.rotate`` is bilinear,
-    hence this function. Output pixel centres (j + 1/2, i + 1/2) are mapped back about (W/2, H/2) and the
-    source pixel containing the point is taken (PIL's nearest filter; ``grid_sample`` with
-    ``align_corners=False`` is the same map, and differs only for a source point exactly on a pixel edge)."""
-    if x.ndim != 4:
-        raise ValueError(f"expected N x C x H x W images, got shape {tuple(x.shape)}")
-    n = x.shape[0]
-    angle = torch.as_tensor(degrees, dtype=x.dtype, device=x.device).reshape(-1).expand(n) * (math.pi / 180)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    mat = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
-    # the output->input map of xentlab's rotate (row 0 on top: sampling at R(-phi) turns the picture by +phi),
-    # written in pixel units: affine_grid's coordinates are x / (W/2) and y / (H/2), so the off-diagonal
-    # terms carry the aspect ratio (without it a non-square image would be sheared, not rotated)
-    h, w = x.shape[-2:]
-    mat[:, 0, 0], mat[:, 0, 1], mat[:, 1, 0], mat[:, 1, 1] = cos, -sin * (h / w), sin * (w / h), cos
-    grid = F.affine_grid(mat, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
 def _per_image(f: torch.Tensor) -> torch.Tensor:
@@ -289,7 +266,9 @@ def augment_batch(x: torch.Tensor, aug: dict, generator: torch.Generator) -> tor
     if aug.get("rotation"):
         deg = aug["rotation"]
         # RandomRotation(d): angle uniform in [-d, d]
-        x = rotate_nearest(x, (torch.rand(len(x), generator=generator, dtype=torch.float64) * 2 - 1) * deg)
+        # torchvision's defaults: nearest, zero fill, same size
+        angles = (torch.rand(len(x), generator=generator, dtype=torch.float64) * 2 - 1) * deg
+        x = rotate(x, angles, mode="nearest")
     if aug.get("color_jitter"):
         strengths = tuple(aug["color_jitter"])
         order, factors = jitter_params(len(x), strengths, generator)

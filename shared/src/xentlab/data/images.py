@@ -207,13 +207,19 @@ def resize(x: torch.Tensor, size: int | tuple[int, int], *, mode: str = "bilinea
     return F.interpolate(x, size=size, mode=mode, **kw)
 
 
-def rotate(x: torch.Tensor, degrees: float | torch.Tensor, *, fill: float = 0.0) -> torch.Tensor:
-    """Rotate each image about its centre by ``degrees`` (a number, or one per image), bilinear.
+def rotate(
+    x: torch.Tensor, degrees: float | torch.Tensor, *, fill: float = 0.0, mode: str = "bilinear"
+) -> torch.Tensor:
+    """Rotate each image about its centre by ``degrees`` (a number, or one per image), same size.
 
     Positive angles turn the picture counter-clockwise as displayed (row 0 at the top). Pixels
-    that come from outside the frame take the value ``fill``.
+    that come from outside the frame take the value ``fill``. ``mode``: "bilinear", or "nearest"
+    (torchvision's ``RandomRotation`` default: the source pixel containing the mapped output pixel
+    centre, as PIL's nearest filter; only a point exactly on a pixel edge may pick the other side).
     """
     _check4(x)
+    if mode not in ("bilinear", "nearest"):
+        raise ValueError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
     n = x.shape[0]
     angle = torch.as_tensor(degrees, dtype=x.dtype, device=x.device).reshape(-1)
     if angle.numel() == 1:
@@ -233,10 +239,10 @@ def rotate(x: torch.Tensor, degrees: float | torch.Tensor, *, fill: float = 0.0)
     mat[:, 1, 0], mat[:, 1, 1] = sin * (w / h), cos
     grid = F.affine_grid(mat, list(x.shape), align_corners=False)
     if fill == 0.0:
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
     ones = torch.ones_like(x[:, :1])
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    cover = F.grid_sample(ones, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    cover = F.grid_sample(ones, grid, mode=mode, padding_mode="zeros", align_corners=False)
     return out + (1.0 - cover) * fill
 
 
