@@ -98,7 +98,7 @@ def test_committed_cpu_units_match_the_current_experiments(pkg: Path):
             path = units / name / f"seed{seed}.json"
             assert path.is_file(), f"{pkg.name}: no committed unit {name}/seed{seed}"
             key = json.loads(path.read_text())["key"]
-            assert key == unit_key(exp, exp.config("cpu"), seed), (
+            assert key == unit_key(exp, exp.config("cpu"), seed, scale="cpu"), (
                 f"{pkg.name}: {name}/seed{seed} was computed with another config or version; rerun the cpu scale"
             )
 

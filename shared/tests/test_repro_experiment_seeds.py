@@ -79,7 +79,7 @@ def test_each_experiment_runs_its_own_seeds_and_derived_pairs_the_shared_ones(tm
     units = tmp_path / "r" / "units"
     assert sorted(p.name for p in (units / "fresh").glob("seed*.json")) == ["seed3.json", "seed4.json"]
     unit = json.loads((units / "fresh" / "seed3.json").read_text())
-    assert unit["seed"] == 3 and unit["key"] == unit_key(FRESH, FRESH.config("smoke"), 3)
+    assert unit["seed"] == 3 and unit["key"] == unit_key(FRESH, FRESH.config("smoke"), 3, scale="smoke")
     validate_result(json.loads((tmp_path / "r" / "result.json").read_text()))
 
 
@@ -167,8 +167,8 @@ def test_declaring_seeds_leaves_the_unit_key_alone():
     cfg = {"base": 0.0}
     plain = Experiment("e", score, {"cpu": cfg})
     own = Experiment("e", score, {"cpu": cfg}, seeds={"cpu": (0, 5)})
-    assert unit_key(plain, cfg, 0) == unit_key(own, cfg, 0)
-    assert unit_key(plain, cfg, 0) != unit_key(plain, cfg, 5)
+    assert unit_key(plain, cfg, 0, scale="cpu") == unit_key(own, cfg, 0, scale="cpu")
+    assert unit_key(plain, cfg, 0, scale="cpu") != unit_key(plain, cfg, 5, scale="cpu")
 
 
 def test_report_names_the_true_seeds(tmp_path):

@@ -47,7 +47,7 @@ TOY = textwrap.dedent(
 
     def one(exp, out):
         unit_path, log_path = unit_paths(out / "units", exp.name, 0)
-        job = UnitJob(exp, {}, 0, unit_key(exp, {}, 0), unit_path, log_path, "smoke", "cpu", 1, False)
+        job = UnitJob(exp, {}, 0, unit_key(exp, {}, 0, scale="smoke"), unit_path, log_path, "smoke", "cpu", 1, False)
         return run_unit(job)["metrics"]
 
 
@@ -137,4 +137,6 @@ def test_flag_defaults_off_and_is_not_in_the_resume_key():
 
     plain = Experiment("e", fn, {"cpu": {}})
     assert plain.fixed_hash_seed is False
-    assert unit_key(plain, {}, 0) == unit_key(Experiment("e", fn, {"cpu": {}}, fixed_hash_seed=True), {}, 0)
+    assert unit_key(plain, {}, 0, scale="cpu") == unit_key(
+        Experiment("e", fn, {"cpu": {}}, fixed_hash_seed=True), {}, 0, scale="cpu"
+    )

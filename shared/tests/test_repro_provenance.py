@@ -77,7 +77,7 @@ def test_a_new_unit_records_its_peak_rss_and_the_commit_it_was_computed_at(repo)
     assert unit["host"] == {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                             "torch": torch.__version__}  # fmt: skip
     # the provenance is no part of the resume key: a unit's key is what it always was
-    assert unit["key"] == unit_key(EXPS[0], {"scale": 1.0}, 0)
+    assert unit["key"] == unit_key(EXPS[0], {"scale": 1.0}, 0, scale="smoke")
 
 
 def test_a_dirty_checkout_is_recorded_and_a_unit_that_spawns_a_process_reports_its_children(repo):

@@ -139,17 +139,18 @@ def test_export_lists_the_batches_in_the_teacher_file_order(local, tmp_path):
 
 
 def test_full_student_uses_the_albef_fine_tuning_weight_decay(local, monkeypatch):
-    """full_version 2: the CLIP student's AdamW gets ALBEF's retrieval fine-tuning recipe (configs/
-    Retrieval_coco.yaml: lr 1e-5, weight_decay 0.02, 5 epochs), not CLIP's pre-training decay 0.2; the
-    optimiser really receives the config's decay."""
+    """Full version 2: the CLIP student's AdamW gets ALBEF's retrieval fine-tuning recipe (configs/
+    Retrieval_coco.yaml: lr 1e-5, weight_decay 0.02), not CLIP's pre-training decay 0.2; the optimiser
+    really receives the config's decay."""
     import cprd.full
 
     mod = load_reproduce(Path(__file__).parents[1] / "reproduce.py")
-    assert (mod.FULL["lr"], mod.FULL["weight_decay"], mod.FULL["epochs"], mod.FULL["full_version"]) == (
-        1e-5, 0.02, 5, 2,
-    )  # fmt: skip
-    for exp in mod.EXPERIMENTS:  # the cpu / smoke configs do not carry the full-only version key
-        assert all("full_version" not in (exp.config(s) or {}) for s in ("smoke", "cpu"))
+    assert (mod.FULL["lr"], mod.FULL["min_lr"], mod.FULL["weight_decay"], mod.FULL["epochs"]) == (
+        1e-5,
+        1e-6,
+        0.02,
+        None,
+    )
     seen = []
     real = torch.optim.AdamW
 
@@ -162,3 +163,61 @@ def test_full_student_uses_the_albef_fine_tuning_weight_decay(local, monkeypatch
     cfg.pop("lr")  # keep the fixture's other overrides, but the recipe's lr and decay
     cprd.full.run_full({**cfg, "lr": mod.FULL["lr"]}, 0, _ctx())
     assert seen == [{"lr": 1e-5, "weight_decay": 0.02}]
+
+
+def test_full_versions_move_the_full_units_alone():
+    """A full-only change bumps FULL_VERSION, which enters the full scale's version and no other: the
+    committed cpu units keep their keys (the workspace contract test checks those keys)."""
+    mod = load_reproduce(Path(__file__).parents[1] / "reproduce.py")
+    for exp in mod.EXPERIMENTS:
+        if exp.config("full") is None:
+            continue
+        cpu = exp.version_at("cpu")
+        assert exp.version_at("smoke") == cpu and exp.version_at("full") == f"{cpu}+full{mod.FULL_VERSION}"
+        assert all("full_version" not in (exp.config(s) or {}) for s in ("smoke", "cpu", "full"))
+    assert mod.FULL_VERSION == "3"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "expected"),
+    [
+        # timm cosine at t = 1, 2, 3, 4 of 5 epochs, then min_lr from t = 5 (hand: 1e-6 + 4.5e-6 (1 + cos(pi t / 5)))
+        ("coco", [1e-5, 9.1406e-6, 6.8906e-6, 4.1094e-6, 1.8594e-6, 1e-6]),
+        ("flickr30k", [1e-5, 9.7798e-6, 9.1406e-6, 8.145e-6, 6.8906e-6, 5.5e-6, 4.1094e-6, 2.855e-6,
+                       1.8594e-6, 1.2202e-6, 1e-6]),
+    ],
+)  # fmt: skip
+def test_albef_schedule_by_hand(dataset, expected):
+    """ALBEF's retrieval schedule: iterations 0-100 of epoch 0 at lr (warm-up value, warmup_lr = lr), the
+    rest of epoch 0 at t = 1, epoch e >= 1 at t = e + 1, so the last epoch trains at min_lr."""
+    from cprd.full import ALBEF_EPOCHS, albef_lr
+
+    n = ALBEF_EPOCHS[dataset]
+    got = [albef_lr(0, 100, epochs=n, lr=1e-5, min_lr=1e-6), albef_lr(0, 101, epochs=n, lr=1e-5, min_lr=1e-6)]
+    got += [albef_lr(e, 7, epochs=n, lr=1e-5, min_lr=1e-6) for e in range(1, n)]
+    assert got == pytest.approx(expected, abs=1e-10)
+    with pytest.raises(ValueError, match="epochs >= 1"):
+        albef_lr(0, 0, epochs=0, lr=1e-5, min_lr=1e-6)
+
+
+def test_full_student_trains_on_the_albef_schedule(local, monkeypatch):
+    """The optimiser's lr at every step is albef_lr of that step's (epoch, iteration): with 2 batches
+    per epoch and epochs=None on Flickr30K, 10 epochs x 2 steps, the last epoch at min_lr."""
+    import cprd.full
+
+    seen = []
+    real_step = torch.optim.AdamW.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    cfg = {**_cfg(local, "itc"), "epochs": None, "lr": 1e-5}
+    cprd.full.run_full(cfg, 0, _ctx())
+    per_epoch = 2  # 4 training pairs in batches of 2 (the fixture)
+    want = [
+        cprd.full.albef_lr(s // per_epoch, s % per_epoch, epochs=10, lr=1e-5, min_lr=1e-6) for s in range(20)
+    ]
+    assert seen == pytest.approx(want, rel=1e-12)
+    assert seen[-1] == pytest.approx(1e-6) and seen[0] == pytest.approx(1e-5)

@@ -32,7 +32,7 @@ def _key(repro, scale: str = "cpu", seed: int = 0) -> str:
     """The runner's key of a unit, with the version recomputed from the code as reproduce.py does."""
     code.unit_code.cache_clear()
     exp = dataclasses.replace(repro.EXPERIMENTS[0], version=code.unit_version())
-    return unit_key(exp, exp.configs[scale], seed)
+    return unit_key(exp, exp.configs[scale], seed, scale=scale)
 
 
 def test_reproduce_uses_the_code_version(repro):

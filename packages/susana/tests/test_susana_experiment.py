@@ -98,7 +98,7 @@ def test_committed_cpu_units_match_the_current_protocol():
         for seed in mod.CPU_SEEDS:
             path = REPRO.parent / "results" / "cpu" / "units" / exp.name / f"seed{seed}.json"
             assert path.exists(), f"committed cpu unit missing: {path}"
-            assert json.loads(path.read_text())["key"] == unit_key(exp, exp.config("cpu"), seed)
+            assert json.loads(path.read_text())["key"] == unit_key(exp, exp.config("cpu"), seed, scale="cpu")
 
 
 def test_shapes_splits_do_not_repeat_each_others_images():

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cprd.experiment import RunConfig, _cosine, distill_term
+from cprd.experiment import RunConfig, distill_term
 from cprd.losses import itc_loss
 from xentlab.repro.local_data import MissingLocalData, local_path
 from xentlab.repro.spec import ReproError
@@ -149,6 +149,33 @@ def _settings(cfg: dict) -> tuple[Path, Path, Path]:
     return root, clip, teacher
 
 
+# ALBEF's retrieval fine-tuning schedule, the recipe the full student follows (the paper's is not known):
+# configs/Retrieval_{coco,flickr}.yaml (cosine, epochs 5 / 10, min_lr 1e-6, warmup_lr = lr, warmup_epochs 1)
+# driven by Retrieval.py, through the timm CosineLRScheduler that ALBEF's scheduler/ copies (t_initial =
+# epochs, warmup_t = warmup_epochs, cycle_limit 1, t in epochs).
+ALBEF_EPOCHS = {"coco": 5, "flickr30k": 10}
+ALBEF_WARMUP_ITERS = 100  # Retrieval.py::train: step_size 100, warmup_iterations = warmup_epochs * step_size
+
+
+def albef_lr(epoch: int, it: int, *, epochs: int, lr: float, min_lr: float) -> float:
+    """The learning rate of iteration ``it`` (0-based) of epoch ``epoch`` under ALBEF's schedule.
+
+    At scheduler time t timm gives the warm-up value ``warmup_lr + t (lr - warmup_lr) = lr`` for t < 1
+    (warmup_lr = lr), ``min_lr + (lr - min_lr) (1 + cos(pi t / epochs)) / 2`` for 1 <= t < epochs and
+    ``min_lr`` from t = epochs on (one cycle). Retrieval.py sets t = i // 100 after iterations i = 0 and
+    100 of epoch 0 and t = e + 2 after epoch e, so iterations 0-100 of epoch 0 run at t = 0, the rest of
+    epoch 0 at t = 1, epoch e >= 1 at t = e + 1 (the last epoch at min_lr).
+    """
+    if epoch < 0 or it < 0 or epochs < 1:
+        raise ValueError(f"albef_lr: need epoch, it >= 0 and epochs >= 1, got {epoch}, {it}, {epochs}")
+    t = (0 if it <= ALBEF_WARMUP_ITERS else 1) if epoch == 0 else epoch + 1
+    if t < 1:
+        return lr
+    if t >= epochs:
+        return min_lr
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * t / epochs))
+
+
 def load_teacher(path: Path, batches: np.ndarray, n_test_img: int, n_test_txt: int) -> dict:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     want = {"batch_scores": (*batches.shape, batches.shape[1]), "test_scores": (n_test_img, n_test_txt)}
@@ -186,10 +213,17 @@ def train_clip_student(cfg, seed, ctx, clip_dir, train: Split, test: Split, batc
     tau0 = cfg.get("tau_init") or float(1.0 / model.logit_scale.detach().exp().clamp(2.0, 100.0))
     log_tau = torch.nn.Parameter(torch.tensor(math.log(tau0), device=device))
     opt = torch.optim.AdamW([*model.parameters(), log_tau], lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    steps = cfg["epochs"] * len(batches)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, steps))
+    epochs = cfg["epochs"] or ALBEF_EPOCHS[cfg["dataset"]]
+    per_epoch = len(batches)
+    steps = epochs * per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(  # LambdaLR scales the base lr: pass ALBEF's lr as a factor
+        opt,
+        lambda s: albef_lr(
+            s // per_epoch, s % per_epoch, epochs=epochs, lr=1.0, min_lr=cfg["min_lr"] / cfg["lr"]
+        ),
+    )
     rng = np.random.default_rng(seed)  # same batch order for every arm at this seed
-    order = np.concatenate([rng.permutation(len(batches)) for _ in range(cfg["epochs"])])
+    order = np.concatenate([rng.permutation(len(batches)) for _ in range(epochs)])
     images = _Images([train.images[i] for i in train.img_of_cap], processor)  # indexed by pair
     loader = torch.utils.data.DataLoader(
         images, batch_sampler=[batches[b].tolist() for b in order], num_workers=cfg.get("num_workers", 0)

@@ -251,7 +251,7 @@ def run_experiments(
         results.per_seed[exp.name] = {}
         results.exp_seeds[exp.name] = exp.seeds_for(scale, seeds)
         for seed in results.exp_seeds[exp.name]:
-            key = unit_key(exp, config, seed)
+            key = unit_key(exp, config, seed, scale=scale)
             unit_path, log_path = unit_paths(units_dir, exp.name, seed)
             done = None if fresh else load_finished(unit_path, key)
             moved = resolved_changed(config, done.get("local_inputs", {})) if done is not None else []

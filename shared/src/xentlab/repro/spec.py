@@ -33,6 +33,12 @@ class Experiment:
     scale whose config is ``None`` is not offered by this experiment; ``version`` is part of the
     resume key, so bump it when ``fn`` changes in a way that invalidates earlier units.
 
+    ``version`` is one string for every scale, or a mapping ``{scale: version}`` naming every scale
+    the experiment offers, for a change that only one scale computes (e.g. a fix of the ``--scale
+    full`` path that must not invalidate the committed cpu units):
+    ``version={"smoke": "3", "cpu": "3", "full": "3+full2"}``. A string and a mapping that gives
+    every scale that same string make the same resume keys.
+
     ``seeds`` (optional) gives this experiment its own seed list per scale, e.g.
     ``seeds={"cpu": (3, 4, 5)}`` for a confirmatory arm that must run on fresh seeds. At a scale it
     names, the experiment runs exactly those seeds, whatever ``--seeds`` says (its seeds are part of
@@ -52,7 +58,7 @@ class Experiment:
     name: str
     fn: Callable[..., Mapping[str, Any]]
     configs: Mapping[str, Mapping[str, Any] | None]
-    version: str = "1"
+    version: str | Mapping[str, str] = "1"
     description: str = ""
     seeds: Mapping[str, Sequence[int]] | None = None
     fixed_hash_seed: bool = False
@@ -63,6 +69,7 @@ class Experiment:
         unknown = set(self.configs) - set(SCALES)
         if unknown:
             raise ValueError(f"experiment {self.name!r}: unknown scales {sorted(unknown)}; use {SCALES}")
+        self._check_version()
         if self.seeds is not None:
             if not isinstance(self.seeds, Mapping):
                 raise ValueError(
@@ -77,8 +84,34 @@ class Experiment:
             for scale, seeds in self.seeds.items():
                 check_seed_list(seeds, f"experiment {self.name!r}: seeds[{scale!r}]")
 
+    def _check_version(self) -> None:
+        what = f"experiment {self.name!r}: version"
+        if isinstance(self.version, str):
+            return
+        if not isinstance(self.version, Mapping):
+            raise ValueError(f"{what} must be a string or a mapping {{scale: string}}, got {self.version!r}")
+        unknown = set(self.version) - set(SCALES)
+        if unknown:
+            raise ValueError(f"{what} names unknown scales {sorted(unknown)}; use {SCALES}")
+        offered = {s for s, c in self.configs.items() if c is not None}
+        missing = offered - set(self.version)
+        if missing:
+            # no silent default: a scale left out would resume under another scale's version
+            raise ValueError(f"{what} must name every scale the experiment offers; missing {sorted(missing)}")
+        bad = {s: v for s, v in self.version.items() if not isinstance(v, str)}
+        if bad:
+            raise ValueError(f"{what}: versions must be strings, got {bad!r}")
+
     def config(self, scale: str) -> Mapping[str, Any] | None:
         return self.configs.get(scale)
+
+    def version_at(self, scale: str) -> str:
+        """The version in the resume key of this experiment's units at ``scale``."""
+        if isinstance(self.version, str):
+            return self.version
+        if scale not in self.version:
+            raise ValueError(f"experiment {self.name!r} has no version for scale {scale!r}")
+        return self.version[scale]
 
     def seeds_for(self, scale: str, run_seeds: Sequence[int]) -> list[int]:
         """The seeds this experiment runs at ``scale``: its own list there, else the run's."""

@@ -34,9 +34,10 @@ from xentlab.repro.spec import Experiment
 PROVENANCE_FIELD = "peak_rss_mb"  # every unit computed with provenance records has it
 
 
-def unit_key(exp: Experiment, config: Mapping[str, Any], seed: int) -> str:
+def unit_key(exp: Experiment, config: Mapping[str, Any], seed: int, *, scale: str) -> str:
+    """The resume key of one unit: (experiment, its version at ``scale``, config, seed)."""
     blob = json.dumps(
-        {"experiment": exp.name, "version": exp.version, "config": config, "seed": seed},
+        {"experiment": exp.name, "version": exp.version_at(scale), "config": config, "seed": seed},
         sort_keys=True,
         default=str,
     )

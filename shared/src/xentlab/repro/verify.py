@@ -396,7 +396,7 @@ def _child_main(reproduce_py: str, experiment: str, seed: str, out_dir: str) -> 
         exp,
         dict(config),
         int(seed),
-        unit_key(exp, config, int(seed)),
+        unit_key(exp, config, int(seed), scale=SCALE),
         unit_path,
         log_path,
         SCALE,
