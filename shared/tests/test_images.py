@@ -108,13 +108,28 @@ def test_resize_contrast_grayscale_and_standardize():
     x = torch.rand(4, 3, 8, 8)
     assert resize(x, 28).shape == (4, 3, 28, 28)
     assert torch.allclose(adjust_contrast(x, 1.0), x, atol=1e-6)
-    flat = adjust_contrast(x, 0.0)
-    assert torch.allclose(flat, x.mean(dim=(1, 2, 3), keepdim=True).expand_as(x), atol=1e-6)
+    flat = adjust_contrast(x, 0.0)  # every pixel at the image's mean luma
+    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    assert torch.allclose(flat, luma.mean(dim=(1, 2))[:, None, None, None].expand_as(x), atol=1e-6)
     g = to_grayscale(x)
     assert g.shape == x.shape and torch.allclose(g[:, 0], 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])
     tr, te = standardize(x, x + 1)
     assert torch.allclose(tr.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
     assert torch.allclose(te.mean(dim=(0, 2, 3)), 1 / x.std(dim=(0, 2, 3)), atol=1e-4)
+
+
+def test_contrast_blends_with_the_mean_luma_by_hand():
+    # pixels (0.5, 0.5, 0.5) and (1, 0, 0): lumas 0.5 and 0.299, mean 0.3995 (the RGB mean would be 5/12);
+    # factor 0.8: 0.3995 + 0.8 (x - 0.3995); one factor per image; 1 channel: the image's own mean
+    x = torch.tensor([[[[0.5, 1.0]], [[0.5, 0.0]], [[0.5, 0.0]]]], dtype=torch.float64)
+    c = adjust_contrast(x, 0.8)[0, :, 0, :]
+    assert torch.allclose(c[:, 0], torch.full((3,), 0.4799, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(c[:, 1], torch.tensor([0.8799, 0.0799, 0.0799], dtype=torch.float64), atol=1e-12)
+    two = torch.cat([x, x])
+    per_image = adjust_contrast(two, torch.tensor([0.8, 0.0], dtype=torch.float64))
+    assert torch.allclose(per_image[1], torch.full((3, 1, 2), 0.3995, dtype=torch.float64), atol=1e-12)
+    grey = torch.tensor([[[[0.2, 0.6]]]], dtype=torch.float64)
+    assert torch.allclose(adjust_contrast(grey, 0.5), torch.tensor([[[[0.3, 0.5]]]], dtype=torch.float64))
 
 
 def test_random_crop_flip_is_a_shifted_window():

@@ -41,7 +41,7 @@ from torch import nn
 
 from harmonic.experiments import head_weight
 from harmonic.heads import DistanceHead, HarmonicClassifier
-from xentlab.data.images import ImageSet, random_crop_flip, rotate, standardize, to_grayscale
+from xentlab.data.images import ImageSet, adjust_contrast, random_crop_flip, rotate, standardize, to_grayscale
 from xentlab.data.local_images import LOCAL_IMAGE_SETS, image_data_root, load_train_test
 from xentlab.models.resnet_bottleneck import build_bottleneck_resnet
 from xentlab.train.minibatch import fit_epochs, predict
@@ -157,15 +157,6 @@ def adjust_brightness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return (_per_image(f) * x).clamp(0.0, 1.0)
 
 
-def adjust_contrast(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """Blend with the image's mean grey level (the mean of its luma, ``ImageEnhance.Contrast``):
-    clamp(f x + (1 - f) mean, 0, 1). ``xentlab``'s ``adjust_contrast`` takes the mean over the RGB values
-    instead of the luma, hence this function."""
-    mean = to_grayscale(x, keep_channels=False).mean(dim=(1, 2, 3), keepdim=True)
-    f = _per_image(f)
-    return (f * x + (1.0 - f) * mean).clamp(0.0, 1.0)
-
-
 def adjust_saturation(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """Blend with the image's own luma (``ImageEnhance.Color``): clamp(f x + (1 - f) L, 0, 1); grey images
     pass through (torchvision matches PIL there)."""
@@ -213,7 +204,8 @@ def adjust_hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return hsv_to_rgb(torch.stack((h, hsv[:, 1], hsv[:, 2]), 1))
 
 
-JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)  # torchvision's fn_idx 0..3
+# torchvision's fn_idx 0..3 (contrast: the core's, a blend with the mean luma as ImageEnhance.Contrast)
+JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
 
 def jitter_params(

@@ -288,10 +288,15 @@ def gaussian_blur(x: torch.Tensor, sigma: float, *, radius: int | None = None) -
 
 
 def adjust_contrast(x: torch.Tensor, factor: float | torch.Tensor) -> torch.Tensor:
-    """Blend each image with its mean grey level: ``mean + factor * (x - mean)``, clipped to [0, 1]."""
+    """Blend each image with its mean grey level: ``mean + factor * (x - mean)``, clipped to [0, 1].
+
+    The grey level is the luma (``to_grayscale``), as in PIL's ``ImageEnhance.Contrast`` and torchvision's
+    ``adjust_contrast``: a 3-channel image blends with the mean of its luma, not of its RGB values. ``factor``
+    is one number or one per image.
+    """
     _check4(x)
     f = torch.as_tensor(factor, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    mean = to_grayscale(x, keep_channels=False).mean(dim=(1, 2, 3), keepdim=True)
     return (mean + f * (x - mean)).clamp(0.0, 1.0)
 
 
