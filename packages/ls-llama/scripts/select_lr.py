@@ -19,7 +19,20 @@ same rule (best score; a gain over the incumbent of at most 1.0 point keeps the 
 Both pilots ran while the NER arms of a unit shared one dropout stream (the global torch RNG, advanced by the
 arm before). Since the fourth cpu run ``finetune`` seeds each arm's stream itself (README, "Fidelity audit,
 second reader (audit 2)"), so rerunning the NER jobs now gives other validation numbers than the recorded ones
-(a ``--recheck`` of a NER job would report a mismatch); the choices they made are not revisited.
+(a ``--recheck`` of a NER job would report a mismatch).
+
+Re-selection under per-arm dropout streams (README, "Learning-rate re-selection under per-arm dropout
+streams", written before it ran): the same six candidates, probe seed, validation-only scoring, six arms and
+tie rule against the incumbent 4e-3; only the NER jobs, whose numbers depend on the dropout stream, are
+scored again (``--exps right left``); the ``seqclf`` arm scores (``finetune_seqclf`` has seeded its own
+stream since it was written) are taken from the stored jobs of the ``--merge`` files, after ``--recheck``
+recomputes two of them (one per stored file) and finds them equal:
+``--candidates 5e-4 1e-3 2e-3 4e-3 8e-3 1.6e-2 --exps right left --merge
+packages/ls-llama/scripts/select_lr_result.json packages/ls-llama/scripts/select_lr_continuation_result.json
+--incumbent 4e-3 --recheck seqclf:4e-3 seqclf:8e-3 --out packages/ls-llama/scripts/select_lr_rng_result.json``.
+New jobs also store each arm's validation curve (for the epoch-budget check of the same README section).
+Result: the rechecks matched (difference 0.0), 4e-3 scored highest again (65.80; 8e-3 58.82, 2e-3 56.33), so
+4e-3 stays and nothing was rerun.
 """
 
 import argparse
@@ -72,7 +85,8 @@ def run_job(exp_name: str, lr: float, seed: int) -> dict:
         backbone, _ = pretrain_lm(data.tagging, lm_cfg, cfg["pretrain_steps"], seed=seed)
         for arm in ARMS[exp_name]:
             r = finetune_seqclf(backbone, data, arm, ft, seed=seed)
-            out[arm] = {"val": 100 * r["val_acc"], "best_epoch": r["best_epoch"]}
+            out[arm] = {"val": 100 * r["val_acc"], "best_epoch": r["best_epoch"],
+                        "val_curve": [100 * v for v in r["val_curve"]]}  # fmt: skip
     else:
         from ls_llama.data import make_task, task_config
         from ls_llama.train import finetune
@@ -83,7 +97,8 @@ def run_job(exp_name: str, lr: float, seed: int) -> dict:
         backbone, _ = pretrain_lm(data, lm_cfg, cfg["pretrain_steps"], seed=seed)
         for arm in ARMS[exp_name]:  # same arm order as ner_unit (unmasked_official, last there, is left out)
             r = finetune(backbone, data, arm, ft, seed=seed)
-            out[arm] = {"val": 100 * r["val_f1"], "best_epoch": r["best_epoch"]}
+            out[arm] = {"val": 100 * r["val_f1"], "best_epoch": r["best_epoch"],
+                        "val_curve": [100 * v for v in r["val_curve"]]}  # fmt: skip
     return {"exp": exp_name, "lr": lr, "arms": out, "cpu_s": time.process_time() - t0}
 
 
@@ -105,11 +120,13 @@ def _recheck_specs(specs: list[str]) -> list[tuple[str, float]]:
     return out
 
 
-def _stored_job(previous: dict, exp: str, lr: float) -> dict:
-    for job in previous["jobs"]:
-        if job["exp"] == exp and job["lr"] == lr:
-            return job
-    raise SystemExit(f"--recheck {exp}:{lr:g}: no such job in the --merge file")
+def _stored_job(previous: list[dict], exp: str, lr: float) -> dict:
+    """The first stored job of (exp, lr) in the --merge files, in the order given."""
+    for prev in previous:
+        for job in prev["jobs"]:
+            if job["exp"] == exp and job["lr"] == lr:
+                return job
+    raise SystemExit(f"{exp}:{lr:g}: no such job in the --merge files")
 
 
 def main() -> None:
@@ -117,22 +134,32 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=PROBE_SEED)
     ap.add_argument("--candidates", type=float, nargs="+", default=list(CANDIDATES), help="lrs scored now")
-    ap.add_argument("--merge", type=Path, default=None, help="earlier result file whose scores join the rule")
+    ap.add_argument(
+        "--merge", type=Path, nargs="+", default=[], help="earlier result files (scores, stored jobs)"
+    )
+    ap.add_argument("--exps", nargs="+", choices=sorted(ARMS), default=sorted(ARMS),
+                    help="experiments scored now; the others' arm scores come from the --merge files' jobs")  # fmt: skip
     ap.add_argument("--incumbent", type=float, default=CURRENT_LR, help="the lr in use (kept on a tie)")
     ap.add_argument("--recheck", nargs="*", default=[], help="EXP:LR jobs of --merge to recompute")
     ap.add_argument("--out", type=Path, default=ROOT / "scripts" / "select_lr_result.json")
     args = ap.parse_args()
     candidates = list(args.candidates)
-    previous = json.loads(args.merge.read_text()) if args.merge else None
-    if previous is not None and previous["probe_seed"] != args.seed:
-        raise SystemExit(f"--merge file was scored on seed {previous['probe_seed']}, not {args.seed}")
-    if previous is not None and previous["tie_points"] != TIE_POINTS:
-        raise SystemExit("--merge file used another tie margin")
+    previous = [json.loads(p.read_text()) for p in args.merge]
+    for prev in previous:
+        if prev["probe_seed"] != args.seed:
+            raise SystemExit(f"--merge file was scored on seed {prev['probe_seed']}, not {args.seed}")
+        if prev["tie_points"] != TIE_POINTS:
+            raise SystemExit("--merge file used another tie margin")
     rechecks = _recheck_specs(args.recheck)
-    if rechecks and previous is None:
+    if rechecks and not previous:
         raise SystemExit("--recheck needs --merge (the stored jobs to compare with)")
-    jobs = [(exp, lr) for exp in ("seqclf", "right", "left") for lr in candidates]  # longest first
-    jobs += rechecks
+    reused_exps = [exp for exp in ARMS if exp not in args.exps]
+    if reused_exps and not previous:
+        raise SystemExit(f"--exps leaves out {reused_exps}: their stored scores need --merge")
+    # the reused arm scores, looked up before any job runs (a missing one is an error, not a silent gap)
+    reused = {(exp, lr): _stored_job(previous, exp, lr) for exp in reused_exps for lr in candidates}
+    jobs = [(exp, lr) for exp in ("seqclf", "right", "left") if exp in args.exps for lr in candidates]
+    jobs = rechecks + jobs  # longest first: the rechecks here are seqclf jobs
     rows = []
     with ProcessPoolExecutor(args.workers) as pool:
         futs = [pool.submit(run_job, exp, lr, args.seed) for exp, lr in jobs]
@@ -141,10 +168,13 @@ def main() -> None:
             r = rows[-1]
             print(r["exp"], r["lr"], {a: round(v["val"], 2) for a, v in r["arms"].items()},
                   f"{r['cpu_s']:.0f} CPU-s", flush=True)  # fmt: skip
-    scored, recheck_rows = rows[: len(rows) - len(rechecks)], rows[len(rows) - len(rechecks) :]
+    recheck_rows, scored = rows[: len(rechecks)], rows[len(rechecks) :]
     per_lr = {}
     for lr in candidates:
-        vals = {f"{r['exp']}/{a}": v["val"] for r in scored if r["lr"] == lr for a, v in r["arms"].items()}
+        now = [r for r in scored if r["lr"] == lr] + [reused[exp, lr] for exp in reused_exps]
+        vals = {f"{r['exp']}/{a}": v["val"] for r in now for a, v in r["arms"].items()}
+        if len(vals) != sum(len(a) for a in ARMS.values()):
+            raise SystemExit(f"lr {lr:g}: {len(vals)} arm scores, not the six of the rule")
         per_lr[lr] = {"arms": vals, "score": sum(vals.values()) / len(vals)}
     recheck = []
     for r in recheck_rows:
@@ -154,8 +184,8 @@ def main() -> None:
                         "ok": all(d <= RECHECK_TOL for d in diffs.values())})  # fmt: skip
     recheck_ok = all(c["ok"] for c in recheck)
     scores = {lr: v["score"] for lr, v in per_lr.items()}
-    if previous is not None:
-        stored_scores = {float(lr): v["score"] for lr, v in previous["per_lr"].items()}
+    if previous:
+        stored_scores = {float(lr): v["score"] for prev in previous for lr, v in prev["per_lr"].items()}
         scores = {**stored_scores, **scores}  # an lr scored now replaces its stored score
     chosen = decide(scores, args.incumbent) if recheck_ok else args.incumbent
     result = {
@@ -167,22 +197,26 @@ def main() -> None:
         "cpu_s_total": sum(r["cpu_s"] for r in rows),
         "jobs": rows,
     }
-    # only the continuation's file has these keys (the first pilot's file keeps its layout)
-    if previous is not None:
+    # only the later files have these keys (the first pilot's file keeps its layout)
+    if previous:
+        merged = [str(p.resolve().relative_to(ROOT)) for p in args.merge]
         result.update(
-            merged_from=str(args.merge.resolve().relative_to(ROOT)),
+            merged_from=merged[0] if len(merged) == 1 else merged,
             incumbent=args.incumbent,
             all_scores={str(lr): s for lr, s in sorted(scores.items())},
             recheck=recheck,
             recheck_ok=recheck_ok,
         )
+    if reused_exps:
+        result["exps_scored"] = list(args.exps)
+        result["reused_from_merge"] = reused_exps  # their arm scores in per_lr are the stored jobs' ones
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     for lr in candidates:
         print(
             f"lr {lr:g}: score {per_lr[lr]['score']:.2f}",
             {k: round(v, 1) for k, v in per_lr[lr]["arms"].items()},
         )
-    if previous is not None:
+    if previous:
         print("all scores:", {f"{lr:g}": round(s, 2) for lr, s in sorted(scores.items())})
         print("recheck:", recheck, "ok" if recheck_ok else "FAILED: no decision, incumbent kept")
     print(f"chosen lr: {chosen:g} (incumbent {args.incumbent:g}; CPU {result['cpu_s_total']:.0f} s)")

@@ -14,15 +14,19 @@ from xentlab.testing import load_reproduce
 PKG = Path(__file__).parents[1]
 
 
-def _select_lr():
-    saved = list(sys.path)  # the script puts the package root on sys.path; keep the test process clean
+def _script(name: str):
+    saved = list(sys.path)  # select_lr.py puts the package root on sys.path; keep the test process clean
     try:
-        spec = importlib.util.spec_from_file_location("_ls_llama_select_lr", PKG / "scripts" / "select_lr.py")
+        spec = importlib.util.spec_from_file_location(f"_ls_llama_{name}", PKG / "scripts" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
         sys.path[:] = saved
     return module
+
+
+def _select_lr():
+    return _script("select_lr")
 
 
 def test_cpu_lr_has_one_source_of_truth():
@@ -36,11 +40,16 @@ def test_cpu_lr_has_one_source_of_truth():
 
 
 def test_cpu_lr_is_the_selected_one():
-    # the continuation (4e-3 incumbent, grid extended to 1.6e-2) is the latest selection on record
+    # the first pilot chose 4e-3, the continuation (grid extended to 1.6e-2) kept it; the latest selection on
+    # record is the re-selection under per-arm dropout streams (all six lrs, NER jobs rescored)
     first = json.loads((PKG / "scripts" / "select_lr_result.json").read_text())
     cont = json.loads((PKG / "scripts" / "select_lr_continuation_result.json").read_text())
     assert first["chosen_lr"] == cont["incumbent"] == 4e-3 and cont["recheck_ok"]
-    assert cont["chosen_lr"] == CPU_PEAK_LR
+    latest = json.loads((PKG / "scripts" / "select_lr_rng_result.json").read_text())
+    assert latest["incumbent"] == cont["chosen_lr"] and latest["recheck_ok"]
+    assert sorted(latest["candidates"]) == sorted(first["candidates"] + cont["candidates"])
+    assert latest["exps_scored"] == ["right", "left"] and latest["reused_from_merge"] == ["seqclf"]
+    assert latest["chosen_lr"] == CPU_PEAK_LR
 
 
 def test_decide_rule():
@@ -55,3 +64,26 @@ def test_decide_rule():
     assert sl.decide({4e-3: 65.7, 8e-3: 50.0}, incumbent=4e-3) == 4e-3
     with pytest.raises(ValueError, match="incumbent"):
         sl.decide({8e-3: 1.0}, incumbent=4e-3)
+
+
+def test_stored_job_is_the_first_match_over_the_merge_files():
+    sl = _select_lr()
+    first = {"jobs": [{"exp": "seqclf", "lr": 4e-3, "arms": {"label_head": {"val": 1.0}}}]}
+    cont = {"jobs": [{"exp": "seqclf", "lr": 8e-3, "arms": {}}, {"exp": "seqclf", "lr": 4e-3, "arms": {}}]}
+    assert sl._stored_job([first, cont], "seqclf", 4e-3) is first["jobs"][0]  # the order given wins
+    assert sl._stored_job([first, cont], "seqclf", 8e-3) is cont["jobs"][0]
+    with pytest.raises(SystemExit, match="no such job"):
+        sl._stored_job([first, cont], "right", 4e-3)
+
+
+def test_epoch_budget_rule_by_hand():
+    eb = _script("check_epoch_budget")
+    assert eb.ADDED == 4 and eb.TIE_POINTS == 1.0
+    # last epoch 6.0 against the best of the epochs before the last four (5.0): +1.0 is a tie, not rising
+    assert eb.late_gain([0.0, 5.0, 3.0, 2.0, 4.0, 6.0]) == pytest.approx(1.0)
+    assert not eb.still_rising([0.0, 5.0, 3.0, 2.0, 4.0, 6.0])
+    assert eb.still_rising([0.0, 5.0, 3.0, 2.0, 4.0, 6.5])
+    # a peak inside the last four epochs does not count: only the last epoch is compared
+    assert eb.late_gain([0.0, 5.0, 9.0, 9.0, 9.0, 4.0]) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="no epoch before"):
+        eb.late_gain([1.0, 2.0, 3.0, 4.0])
