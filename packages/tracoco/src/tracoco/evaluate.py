@@ -36,17 +36,16 @@ def case_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """The four metrics of one case, as the official ``calculate_metric_percase`` (medpy ``dc``, ``jc``,
     ``hd95``, ``asd(pred, gt)``), with the official empty-prediction rule.
 
-    Dice, Jaccard and the directed ASD (prediction -> truth) are the core's MONAI metrics, which match
-    medpy's; HD95 is medpy's pooled definition (``tracoco.metrics.hd95_pooled``), not MONAI's max of the
-    two directed 95th percentiles (the core's ``hd95``, used here up to experiment version 1).
+    Dice, Jaccard and the directed ASD (prediction -> truth) are the core's metrics, which match medpy's;
+    HD95 is the core's default, medpy's pooled definition (up to experiment version 1 it was MONAI's max of
+    the two directed 95th percentiles, ``hd95(..., pooled=False)``).
     """
-    from tracoco.metrics import hd95_pooled
-    from xentlab.metrics.segmentation import asd, dice, jaccard
+    from xentlab.metrics.segmentation import asd, dice, hd95, jaccard
 
     if not pred.any():
         return dict.fromkeys(METRICS, 0.0)
     p, g = pred.astype(bool), gt.astype(bool)
-    return {"dice": dice(p, g), "jaccard": jaccard(p, g), "hd95": hd95_pooled(p, g), "asd": asd(p, g)}
+    return {"dice": dice(p, g), "jaccard": jaccard(p, g), "hd95": hd95(p, g), "asd": asd(p, g)}
 
 
 def evaluate(
