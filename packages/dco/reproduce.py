@@ -168,13 +168,19 @@ def _config(scale: str, method: str) -> dict:
     }
 
 
+# 2: the official fine-tuning rule and settings (REFINE; second fidelity audit).
+# 3 (DCO only): dco.train.LiveBuffer reproduces the official stale-tail branch of train.py's epoch
+# loop (an epoch whose order is used up exactly with a short live buffer keeps the previous tail for
+# the next epoch); it never fires for CE (every chunk fills the buffer), so CE's units are unchanged.
+VERSIONS = {"ce": "2", "dco4": "3", "dco32": "3", "dco256": "3"}
+
 EXPERIMENTS = [
     Experiment(
         m,
         unit,
         {"smoke": _config("smoke", m), "cpu": _config("cpu", m), "full": {**FULL, "n_prime": n}},
         description="cross-entropy" if n == 1 else f"DCO with N' = {n}",
-        version="2",  # 2: the official fine-tuning rule and settings (REFINE; second fidelity audit)
+        version=VERSIONS[m],
     )
     for m, n in METHODS.items()
 ]

@@ -1,6 +1,6 @@
 """Choose the SHIFTED pretraining mixture of the base model on the validation split (never on test).
 
-    uv run --package dco packages/dco/scripts/select_shifted_base.py [1|2]   # round (default 2)
+    uv run --package dco packages/dco/scripts/select_shifted_base.py [1|2|1r]   # round (default 2)
 
 Why (second protocol fix): the base of the previous run was pretrained on 3,850 problems of the
 fine-tuning family itself, so CE fine-tuning on 150 more problems of that family could only
@@ -30,6 +30,17 @@ shifted format: "swapped" (the 3,850 unused pool problems with the prompt writte
 "6*43+7=") and "wide_addend" (3,850 problems with a 2-digit addend, "23+6*43="), ties going to
 the earlier candidate. Writes results/shifted_base_selection_round<k>.json.
 
+Round "1r" (``select_shifted_base.py 1r``; session 12, written before it ran): rounds 1 and 2 ran
+the CE fine-tuning of (b) with the old loop ("stream" rule, 600 steps, summed sequence loss, betas
+(0.9, 0.95), 12 warm-up steps). Of the rule, only (b) depends on the fine-tuning loop: (a) reads the
+base alone, and the pretraining (dco.base, "stream" rule) is unchanged, so the bases are the same
+weights. Every candidate of round 2 and round 1's target_frac = 0 fail (a) (base validation
+pass@256 0.009-0.068 < 0.20), so they cannot qualify under any fine-tuning loop. Round 1r reruns
+the two candidates that pass (a), round 1's target_frac = 0.05 at E = 20 and 40, with reproduce.py's
+current CE fine-tuning (the official loop, dco.train "refine", REFINE settings, 120 epochs); the rule,
+thresholds and tie-break are unchanged (its base metrics must equal round 1's: a check).
+Writes results/shifted_base_selection_round1r.json.
+
 Each candidate's base weights are also written to the dco cache under the key that reproduce.py's cpu config for that candidate gives (dco.base.load_base),
 so the cpu run reuses the pretrained base instead of training it again (a checkpoint at epoch E
 equals a run of E epochs: fixed warm-up steps, constant lr, the same seeded stream).
@@ -54,6 +65,8 @@ EPOCHS = [20, 40]
 ROUNDS = {
     1: [{"n": 3850, "target_frac": f} for f in FRACS],
     2: [{"n": 3850, "kind": "swapped"}, {"n": 3850, "kind": "wide_addend"}],
+    # round 1r: the candidates that pass (a), under the official fine-tuning loop (docstring)
+    "1r": [{"n": 3850, "target_frac": 0.05}],
 }
 MAX_BASE_PASS1 = 0.10
 MIN_BASE_PASS256 = 0.20
@@ -158,7 +171,7 @@ def qualifies(r: dict) -> bool:
     )
 
 
-def main(round_: int) -> None:
+def main(round_: int | str) -> None:
     rows: list[dict] = []
     cands = ROUNDS[round_]
     with ProcessPoolExecutor(len(cands)) as pool:
@@ -194,4 +207,5 @@ def main(round_: int) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parents[1]))
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
+    arg = sys.argv[1] if len(sys.argv) > 1 else "2"
+    main(arg if arg == "1r" else int(arg))

@@ -71,10 +71,31 @@ def test_live_buffer_hand_case():
     assert buf.carry == [] and buf.buffer == [] and buf.replaced == 4
 
 
+def test_live_buffer_official_stale_tail():
+    """Hand derivation of the official stale-tail branch (n = 5, batch 2, examples 1 and 3 dead).
+    Epoch 1, order [0 1 2 3 4]: [0 1] -> buffer [0]; [2 3] -> [0 2] -> step [0 2]; tail [4].
+    Epoch 2, order [4] + [4 2 0 1 3] (6 = 3 x 2): [4 4] -> step; [2 0] -> step; [1 3] -> buffer []
+    short with the order used up: the official loop breaks WITHOUT resetting its tail, so [4] stays.
+    Epoch 3, order [4] + [0 1 2 3 4]: [4 0] -> step [4 0]; [1 2] -> [2]; [3 4] -> [2 4] -> step;
+    6 + 2 > 6, so the tail is reset to []. (Without the branch epoch 3 would scan [0 1 2 3 4] and
+    step once, on [0 2], leaving the tail [4].)"""
+    perms = {1: [0, 1, 2, 3, 4], 2: [4, 2, 0, 1, 3], 3: [0, 1, 2, 3, 4]}
+    buf = _FixedOrder(perms, bs=2)
+
+    def live(cand):
+        return [i not in (1, 3) for i in cand]
+
+    got = [list(buf.epoch(e, live)) for e in (1, 2, 3)]
+    assert got == [[[0, 2]], [[4, 4], [2, 0]], [[4, 0], [2, 4]]]
+    assert buf.carry == [] and buf.buffer == [] and buf.stale == 1
+    want, quirk = _official_loop([perms[e] for e in (1, 2, 3)], 2, live)
+    assert got == want and quirk == 1
+
+
 def _official_loop(orders: list[list[int]], bs: int, live) -> tuple[list[list[list[int]]], int | None]:
     """A transcription of the epoch loop of refine/training/train.py (one process), for comparison:
-    the batches trained on in each epoch, and the first epoch whose end hit the official stale-tail
-    branch (after it the official next epoch differs by design, see LiveBuffer's docstring)."""
+    the batches trained on in each epoch, and the first epoch (0-based) whose end took the official
+    stale-tail branch (``sample_indices_unused`` not reset, so the next epoch rescans an old tail)."""
     out, sample_indices_unused, unused_indices, quirk = [], [], [], None
     for e, perm in enumerate(orders):
         sample_indices = sample_indices_unused + list(perm)
@@ -97,25 +118,45 @@ def _official_loop(orders: list[list[int]], bs: int, live) -> tuple[list[list[li
     return out, quirk
 
 
-@pytest.mark.parametrize("n,bs", [(23, 4), (150, 32), (10, 3)])
-def test_live_buffer_matches_the_official_loop(n, bs):
+def _every_third_dead(cand):  # deterministic, order-dependent: every third filtered example is dead
+    _every_third_dead.k += len(cand)
+    return [(_every_third_dead.k - len(cand) + j) % 3 != 2 for j in range(len(cand))]
+
+
+# (n, bs, live rule, first epoch index of the official stale-tail branch, from the transcription).
+# "few": 5 live examples, like late DCO at cpu scale: n = 150, batch 32 reaches the exact-multiple
+# order 160 in epoch 16 (index 15) with a short buffer. "all": CE, the branch can never be taken.
+CASES = [
+    (23, 4, "third", 7),
+    (150, 32, "third", None),
+    (10, 3, "third", 2),
+    (150, 32, "few", 15),
+    (150, 32, "all", None),
+]
+
+
+@pytest.mark.parametrize("n,bs,rule,quirk_at", CASES)
+def test_live_buffer_matches_the_official_loop(n, bs, rule, quirk_at):
+    live = {
+        "third": _every_third_dead,
+        "few": lambda c: [i < 5 for i in c],
+        "all": lambda c: [True] * len(c),
+    }[rule]
     buf = LiveBuffer(n, seed=7, bs=bs)
     orders, got = [], []
-
-    def live(cand):  # a deterministic, order-dependent rule: every third filtered example is dead
-        live.k += len(cand)
-        return [(live.k - len(cand) + j) % 3 != 2 for j in range(len(cand))]
-
-    live.k = 0
-    for epoch in range(1, 9):
+    _every_third_dead.k = 0
+    for epoch in range(1, 21):
         g = torch.Generator().manual_seed(7 * 1_000_003 + epoch)
         orders.append(torch.randperm(n, generator=g).tolist())
         got.append(list(buf.epoch(epoch, live)))
-    live.k = 0
+    _every_third_dead.k = 0
     want, quirk = _official_loop(orders, bs, live)
-    upto = len(orders) if quirk is None else quirk + 1
-    assert upto >= 2 and got[:upto] == want[:upto]
-    assert sum(map(len, got)) > 0
+    assert quirk == quirk_at  # the case exercises (or, for CE, cannot reach) the stale-tail branch
+    assert got == want  # every epoch, including those after the stale-tail branch
+    assert sum(map(len, got)) > 0 and (buf.stale > 0) == (quirk_at is not None)
+    if rule == "all":  # CE: every scanned example is trained on once; only the last tail is left
+        assert all(len(b) == bs for ep in got for b in ep)
+        assert bs * sum(map(len, got)) + len(buf.carry) == 20 * n and buf.buffer == []
 
 
 def test_threshold_is_strict():
@@ -218,7 +259,13 @@ def test_cpu_protocol_uses_the_official_settings():
     full = repro.FULL
     assert full["epsilon"] == 0.1 and full["batch_rule"] == "refine" and full["length_norm"] is True
     assert tuple(full["betas"]) == (0.9, 0.999) and full["warmup_steps"] == 20
-    assert {e.name: e.version for e in repro.EXPERIMENTS} == {m: "2" for m in repro.METHODS}
+    # 3: DCO with the official stale-tail branch (LiveBuffer); CE cannot reach it, stays at 2
+    assert {e.name: e.version for e in repro.EXPERIMENTS} == {
+        "ce": "2",
+        "dco4": "3",
+        "dco32": "3",
+        "dco256": "3",
+    }
     # the base pretraining keeps the rule its length was selected with (dco.base)
     from dco.base import pretrain_config
 

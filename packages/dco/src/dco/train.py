@@ -137,16 +137,19 @@ class LiveBuffer:
     (seeded by (seed, epoch)); it is scanned in full chunks of ``bs`` while a full chunk remains
     (the rest is the next epoch's tail). ``live(chunk)`` (called lazily, i.e. with the weights of
     the latest step) returns one bool per candidate; the live ones join ``buffer``, which persists
-    across epochs, and a batch of ``bs`` is yielded whenever the buffer holds that many. Official
-    quirk not reproduced: when an epoch's order is an exact multiple of ``bs`` and its last chunk
-    leaves the buffer short, the official loop exits without resetting its tail, so the previous
-    epoch's tail is scanned again; here the tail is then empty."""
+    across epochs, and a batch of ``bs`` is yielded whenever the buffer holds that many. The
+    official stale-tail branch is reproduced: when the order is used up exactly (its length a
+    multiple of ``bs``) and its last chunk leaves the buffer short, train.py breaks out of the epoch
+    without resetting ``sample_indices_unused``, so the next epoch again prepends the tail set
+    before (``carry`` is kept; counted in ``stale``). It never happens with CE (every chunk fills
+    the buffer); at cpu scale it does for DCO (README, "Re-selection under the official loop")."""
 
     def __init__(self, n: int, seed: int, bs: int):
         self.n, self.seed, self.bs = n, seed, bs
         self.carry: list[int] = []
         self.buffer: list[int] = []
         self.replaced = 0
+        self.stale = 0  # epochs that ended on the official stale-tail branch
 
     def order(self, epoch: int) -> list[int]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
@@ -163,6 +166,9 @@ class LiveBuffer:
             if len(self.buffer) >= self.bs:
                 batch, self.buffer = self.buffer[: self.bs], self.buffer[self.bs :]
                 yield batch
+            elif pos == len(order):  # official: `if last_used >= len(sample_indices): break`, tail kept
+                self.stale += 1
+                return
         self.carry = order[pos:]
 
 
@@ -252,7 +258,13 @@ def train(
             losses = [step(torch.tensor(b, device=device)) for b in buf.epoch(epoch, live)]
             steps += len(losses)
             if on_log:
-                row = {"epoch": epoch, "steps": steps, "epoch_steps": len(losses), "replaced": buf.replaced}
+                row = {
+                    "epoch": epoch,
+                    "steps": steps,
+                    "epoch_steps": len(losses),
+                    "replaced": buf.replaced,
+                    "stale_tail_epochs": buf.stale,
+                }
                 on_log(**row, **({"loss": sum(losses) / len(losses)} if losses else {}))
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                 evals.append(evaluate(epoch))
