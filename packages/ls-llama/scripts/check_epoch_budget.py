@@ -1,5 +1,6 @@
-"""Re-check of the NER epoch budget (14) by the rule that set it (README, "Learning-rate re-selection under
-per-arm dropout streams", written before this script ran). Reads validation curves only; trains nothing.
+"""Re-check of the NER epoch budget (14; 18 since the fifth cpu run) by the rule that set it (README,
+"Learning-rate re-selection under per-arm dropout streams", written before this script ran). Reads validation
+curves only; trains nothing.
 
 The rule (first cpu run): LS-unLLaMA's validation F1 on the right task was still rising at the last epoch of a
 10-epoch budget, so the budget was raised by 4 epochs to 14 for every arm and task. It gave no number; here
@@ -8,7 +9,13 @@ epochs before the end (the stretch the raise added) by more than ``TIE_POINTS`` 
 Applied to every NER arm of the committed cpu units (seeds 0-3, the fourth run: per-arm dropout streams) and,
 as a one-seed cross-check, to the probe seed's curves at the chosen lr in the re-selection's result file.
 
-Run: uv run python packages/ls-llama/scripts/check_epoch_budget.py [--pilot scripts/select_lr_rng_result.json]
+Raised to 18 (README, "NER epoch budget 14 -> 18", written before the rerun): the rule flagged right-task
+LS-unLLaMA at 14 (+4.86), so the budget was raised by the same step (+4 -> 18), the lr re-selected at 18 and
+``right`` / ``left`` rerun. The rule is unchanged at 18 (``ADDED`` stays 4: the last epoch against the best of
+epochs 1-14, the stretch this raise added) and is re-applied to the rerun's units and to the 18-epoch
+selection's probe-seed curves; its answer is reported, and the budget is not raised again in that session.
+
+Run: uv run python packages/ls-llama/scripts/check_epoch_budget.py [--pilot scripts/select_lr_ep18_result.json]
 """
 
 import argparse

@@ -33,6 +33,16 @@ packages/ls-llama/scripts/select_lr_result.json packages/ls-llama/scripts/select
 New jobs also store each arm's validation curve (for the epoch-budget check of the same README section).
 Result: the rechecks matched (difference 0.0), 4e-3 scored highest again (65.80; 8e-3 58.82, 2e-3 56.33), so
 4e-3 stays and nothing was rerun.
+
+Re-selection at the 18-epoch NER budget (README, "NER epoch budget 14 -> 18", written before it ran): the NER
+cpu configs in reproduce.py now train 18 epochs (``NER_EPOCHS``), which ``run_job`` reads, so the NER jobs are
+scored at 18 epochs; the same six candidates, probe seed 100, validation-only scoring, six-arm mean and 1.0-point
+tie rule against the incumbent 4e-3. The ``seqclf`` arm scores do not depend on the NER budget (20 epochs,
+its own config) and are reused unchanged from the stored jobs of the first two files (the ones the previous
+re-selection reused after its exact recheck; ``finetune_seqclf`` has not changed since):
+``--candidates 5e-4 1e-3 2e-3 4e-3 8e-3 1.6e-2 --exps right left --merge
+packages/ls-llama/scripts/select_lr_result.json packages/ls-llama/scripts/select_lr_continuation_result.json
+--incumbent 4e-3 --out packages/ls-llama/scripts/select_lr_ep18_result.json``.
 """
 
 import argparse

@@ -45,11 +45,31 @@ def test_cpu_lr_is_the_selected_one():
     first = json.loads((PKG / "scripts" / "select_lr_result.json").read_text())
     cont = json.loads((PKG / "scripts" / "select_lr_continuation_result.json").read_text())
     assert first["chosen_lr"] == cont["incumbent"] == 4e-3 and cont["recheck_ok"]
-    latest = json.loads((PKG / "scripts" / "select_lr_rng_result.json").read_text())
-    assert latest["incumbent"] == cont["chosen_lr"] and latest["recheck_ok"]
-    assert sorted(latest["candidates"]) == sorted(first["candidates"] + cont["candidates"])
-    assert latest["exps_scored"] == ["right", "left"] and latest["reused_from_merge"] == ["seqclf"]
+    rng = json.loads((PKG / "scripts" / "select_lr_rng_result.json").read_text())
+    assert rng["incumbent"] == cont["chosen_lr"] and rng["recheck_ok"]
+    # since the fifth cpu run the latest is the re-selection at the 18-epoch NER budget (NER jobs rescored)
+    latest = json.loads((PKG / "scripts" / "select_lr_ep18_result.json").read_text())
+    for sel in (rng, latest):
+        assert sorted(sel["candidates"]) == sorted(first["candidates"] + cont["candidates"])
+        assert sel["exps_scored"] == ["right", "left"] and sel["reused_from_merge"] == ["seqclf"]
+    assert latest["incumbent"] == rng["chosen_lr"]
     assert latest["chosen_lr"] == CPU_PEAK_LR
+
+
+def test_cpu_lr_was_selected_at_the_ner_budget_in_use():
+    # the lr is chosen for a budget (the linear decay spans all epochs): every NER job of the latest selection
+    # trained as many epochs as the committed NER cpu configs (18 since the fifth run), and both NER tasks share
+    # one budget (the epoch rule raises every NER arm and task together)
+    rep = load_reproduce(PKG / "reproduce.py")
+    cfgs = {e.name: e.configs["cpu"] for e in rep.EXPERIMENTS if e.name in ("right", "left")}
+    assert cfgs["right"]["epochs"] == cfgs["left"]["epochs"] == rep.NER_EPOCHS == 18
+    latest = json.loads((PKG / "scripts" / "select_lr_ep18_result.json").read_text())
+    ner_jobs = [j for j in latest["jobs"] if j["exp"] in cfgs]
+    assert len(ner_jobs) == 2 * len(latest["candidates"])
+    for job in ner_jobs:
+        for arm in job["arms"].values():
+            assert len(arm["val_curve"]) == cfgs[job["exp"]]["epochs"], (job["exp"], job["lr"])
+            assert 0 <= arm["best_epoch"] < cfgs[job["exp"]]["epochs"]
 
 
 def test_decide_rule():

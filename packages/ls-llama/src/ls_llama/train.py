@@ -29,8 +29,8 @@ class FinetuneConfig:
     the tiny model needs a larger lr: the default ``lr`` is the cpu scale's ``CPU_PEAK_LR``.
 
     reproduce.py passes every field explicitly, so the other defaults are not all the cpu values: the cpu
-    scale trains 14 (NER) / 20 (``seqclf``) epochs with ``trainer_defaults=True``; ``trainer_defaults=False``
-    (the default) keeps the first cpu run's optimiser bit-identical."""
+    scale trains 18 (NER; 14 before the fifth cpu run) / 20 (``seqclf``) epochs with ``trainer_defaults=True``;
+    ``trainer_defaults=False`` (the default) keeps the first cpu run's optimiser bit-identical."""
 
     epochs: int = 6
     batch_size: int = 16
