@@ -82,3 +82,17 @@ def test_module_follows_its_lambda():
 def test_lambda_must_be_finite():
     with pytest.raises(ValueError, match="finite"):
         grad_reverse(torch.ones(2), float("nan"))
+
+
+def test_default_lambda_is_one():
+    # Ganin & Lempitsky (Eq. 13) with the fixed lambda = 1 the callers rely on when they pass none:
+    # both the function and the module then hand back exactly minus the upstream gradient.
+    upstream = torch.tensor([0.5, -2.0, 3.0], dtype=torch.float64)
+    x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    grad_reverse(x).backward(upstream)
+    assert torch.equal(x.grad, -upstream)
+    grl = GradientReversal()
+    assert grl.lambd == 1.0 and "lambd=1" in repr(grl)
+    x.grad = None
+    grl(x).backward(upstream)
+    assert torch.equal(x.grad, -upstream)

@@ -170,3 +170,28 @@ def test_rows_equal_single_rows():
 def test_bounds_reject_scores_outside_unit_interval():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         expectation_bounds(np.array([0.5, 1.5]))
+
+
+def test_variance_point_estimate_is_the_plugin_variance():
+    # The first value is the variance of the empirical distribution (ddof = 0, the quantity the CDF band
+    # bounds): [0, 0, 1, 1] has mean 1/2 and every squared deviation 1/4, so 0.25 (ddof = 1 would give 1/3).
+    var, lo, hi = variance_bounds(np.array([0.0, 0.0, 1.0, 1.0]), 0.2)
+    assert var == pytest.approx(0.25, abs=1e-15)
+    sd, _, _ = std_bounds(np.array([0.0, 0.0, 1.0, 1.0]), 0.2)
+    assert sd == pytest.approx(0.5, abs=1e-15)
+    s = np.random.default_rng(2).uniform(size=(3, 50))
+    np.testing.assert_allclose(variance_bounds(s, 0.02)[0], np.var(s, axis=-1), rtol=1e-12)
+
+
+def test_std_bounds_are_square_roots_when_the_lower_bound_is_positive():
+    # 500 uniform scores: the variance band no longer reaches 0 (lower ~ 0.016), so the std's lower
+    # bound must be its square root, not the variance bound itself.
+    s = np.random.default_rng(3).uniform(size=500)
+    var, vlo, vhi = variance_bounds(s, 0.05)
+    sd, sdlo, sdhi = std_bounds(s, 0.05)
+    assert vlo > 0.01
+    assert (sd, sdlo, sdhi) == (
+        pytest.approx(np.sqrt(var), rel=1e-12),
+        pytest.approx(np.sqrt(vlo), rel=1e-12),
+        pytest.approx(np.sqrt(vhi), rel=1e-12),
+    )

@@ -196,6 +196,22 @@ def test_clear_errors():
         one_hot_targets([0, 3], 3)
 
 
+def test_one_hot_targets_rejects_negative_indices():
+    # -1 would silently mark the last item (numpy's negative indexing)
+    assert one_hot_targets([2, 0], 3).tolist() == [[False, False, True], [True, False, False]]
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        one_hot_targets([0, -1], 3)
+
+
+def test_pooled_auc_small_graded_gains_are_relevant():
+    # relevant means gain > 0, also for fractional gains: the 0.2- and 0.3-gain items are the positives
+    scores = np.array([[0.9, 0.1, 0.5], [0.4, 0.8, 0.2]])
+    gains = np.array([[0.2, 0.0, 0.0], [0.0, 0.3, 0.0]])
+    # positives 0.9, 0.8 beat every negative (0.5, 0.4, 0.2, 0.1)
+    assert pooled_auc(scores, gains) == 1.0
+    assert pooled_auc(-scores, gains) == 0.0
+
+
 def test_importing_xentlab_metrics_does_not_import_torchmetrics():
     code = (
         "import sys, xentlab.metrics, xentlab.metrics.ranking; "

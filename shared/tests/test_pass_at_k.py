@@ -44,6 +44,13 @@ def test_mean_over_problems():
     assert res[1] == pytest.approx(0.25) and res[16] == pytest.approx(0.5)
 
 
+def test_mean_over_three_problems_is_the_mean_not_the_median():
+    # pass@1 = c / n = 0, 1/5, 1 -> mean 0.4 (the median would be 0.2); pass@2 of (5, 1) is
+    # 1 - C(4, 2) / C(5, 2) = 0.4, so pass@2 = (0 + 0.4 + 1) / 3.
+    res = mean_pass_at_k([5, 5, 5], [0, 1, 5], [1, 2])
+    assert res == {1: pytest.approx(0.4, abs=1e-15), 2: pytest.approx(1.4 / 3, abs=1e-15)}
+
+
 def test_errors():
     with pytest.raises(ValueError, match="exceeds"):
         pass_at_k(4, 1, 5)

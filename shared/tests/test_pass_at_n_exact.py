@@ -24,9 +24,23 @@ def test_log_prob_input_matches_and_is_accurate_at_the_ends():
         pass_at_n_exact(np.log(p), 16, log_prob=True), pass_at_n_exact(p, 16), rtol=1e-12
     )
     # tiny p: n p (no cancellation to 0); log p = -1e-12: 1 - p = 1e-12 -> 1 - 1e-24 (rounds to 1)
-    assert pass_at_n_exact(-80.0, 256, log_prob=True) == pytest.approx(256 * math.exp(-80.0), rel=1e-12)
+    # abs=0: pytest.approx's default absolute tolerance (1e-12) would also accept 0 for this 4.6e-33
+    assert pass_at_n_exact(-80.0, 256, log_prob=True) == pytest.approx(
+        256 * math.exp(-80.0), rel=1e-12, abs=0
+    )
     assert pass_at_n_exact(0.0, 256, log_prob=True) == 1.0
     assert pass_at_n_exact(-1e-12, 2, log_prob=True) == pytest.approx(1.0, abs=1e-20)
+
+
+def test_tiny_p_keeps_its_value():
+    # 1 - (1 - p)^n = n p to first order; 1 - exp(n log(1 - p)) would round to 0 for p << 1e-16.
+    # abs=0: pytest.approx's default absolute tolerance (1e-12) would accept 0 here.
+    assert pass_at_n_exact(1e-30, 16) == pytest.approx(1.6e-29, rel=1e-12, abs=0)
+
+
+def test_negative_p_is_rejected():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        pass_at_n_exact([0.5, -0.1], 4)
 
 
 def test_monotone_in_n_and_p():

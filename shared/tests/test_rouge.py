@@ -46,3 +46,12 @@ def test_many_matches_single_and_bad_measure_is_an_error():
     assert rouge_l_many(preds, REF, measure="recall") == [rouge_l(p, REF, measure="recall") for p in preds]
     with pytest.raises(ValueError, match="measure must be one of"):
         rouge_l("a", "a", measure="f1")
+
+
+def test_many_follows_the_measure_with_hand_values():
+    # "lee born oxford" against REF: P = 1, R = 3/6, F = 2/3 (test_hand_lcs_for_each_measure); the
+    # repeated prediction is scored once, under the measure asked for; the default is the F-measure
+    preds = ["Lee born Oxford", "Lee born Oxford", "x"]
+    assert rouge_l_many(preds, REF) == [pytest.approx(2 / 3), pytest.approx(2 / 3), 0.0]
+    assert rouge_l_many(preds, REF, measure="recall") == [pytest.approx(0.5), pytest.approx(0.5), 0.0]
+    assert rouge_l_many(preds, REF, measure="precision") == [1.0, 1.0, 0.0]

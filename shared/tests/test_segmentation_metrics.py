@@ -45,6 +45,26 @@ def test_cubes_shifted_by_two_hand_values():
     assert hd95(p, g, spacing=(0.5, 1.0, 1.0)) == pytest.approx(1.0)  # distances along x halve
 
 
+def test_segmentation_metrics_pass_the_spacing_to_both_distances():
+    # the shifted cubes above with voxels half as long along x: every distance halves (they all run
+    # along x), so HD95 = 1 and ASD = 24/56; Dice and Jaccard do not depend on the spacing
+    p = _cube((12, 12, 12), (2, 2, 2), (6, 6, 6))
+    g = _cube((12, 12, 12), (4, 2, 2), (8, 6, 6))
+    m = segmentation_metrics(p, g, spacing=(0.5, 1.0, 1.0))
+    assert m == {
+        "dice": pytest.approx(0.5),
+        "jaccard": pytest.approx(1 / 3),
+        "hd95": pytest.approx(1.0),
+        "asd": pytest.approx(24 / 56),
+    }
+    # ASD is directed (pred -> gt, medpy's asd) in the dict too: a cube inside a longer box is
+    # close to the box's surface, but the box's far end is not close to the cube
+    y = _cube((12, 12, 12), (2, 2, 2), (9, 6, 6))
+    d_py, d_yp = _directed(p, y), _directed(y, p)
+    assert d_py.mean() < 0.8 * np.concatenate([d_py, d_yp]).mean()
+    assert segmentation_metrics(p, y)["asd"] == pytest.approx(d_py.mean(), rel=1e-6)
+
+
 def _surface(m):
     return m & ~ndimage.binary_erosion(m)
 

@@ -49,6 +49,13 @@ def test_hand_values():
     assert_close(supcon_loss(x, torch.tensor([0, 0, 1]), 1.0), torch.tensor(math.log(1 + math.exp(-1))))
 
 
+def test_default_temperature_is_khosla_0_07():
+    # Khosla et al. (2020) train with tau = 0.07; a call without a temperature must use it.
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(8, 4, generator=g, dtype=torch.float64), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    assert_close(supcon_loss(x, y), supcon_double_loop(x, y, 0.07), name="supcon default tau")
+
+
 def test_temperature_is_a_parameter():
     g = torch.Generator().manual_seed(2)
     x, y = torch.randn(8, 4, generator=g), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])

@@ -33,6 +33,16 @@ def test_hand_examples():
     assert eer([5, 4, 1, 3, 2, 1.5, 0], [1, 1, 1, 0, 0, 0, 0]) == pytest.approx(1 / 3)
 
 
+def test_threshold_is_interpolated_by_hand():
+    # the last example above: FRR - FAR = +1/12 at threshold 3 and -1/6 at threshold 2, so the weight
+    # is (1/12) / (1/4) = 1/3 of the way from 3 to 2: threshold 8/3 where FAR = FRR = 1/3
+    rate, thr = eer_with_threshold([5, 4, 1, 3, 2, 1.5, 0], [1, 1, 1, 0, 0, 0, 0])
+    assert (rate, thr) == (pytest.approx(1 / 3), pytest.approx(8 / 3))
+    # a target and a non-target tied at the top score: the crossing is between "accept nothing"
+    # (threshold +inf) and accepting both; EER 1/2 at the tied score itself (not inf or NaN)
+    assert eer_with_threshold([1.0, 1.0], [1, 0]) == (pytest.approx(0.5), 1.0)
+
+
 def test_matches_brute_force_on_random_scores():
     rng = np.random.default_rng(0)
     for _ in range(5):
