@@ -112,3 +112,45 @@ def test_whitening_shifts_by_the_advantages_mean_and_has_unit_std():
         assert torch.allclose(w, expected, rtol=0, atol=1e-14), group_size
         assert abs(float(w.mean())) < 1e-14
         assert float(w.std()) == pytest.approx(1.0, abs=1e-8)  # unit unbiased std (up to eps)
+
+
+def test_masked_positions_do_not_leak_into_returns_loss_or_stats():
+    # log-probs at prompt/padding positions are garbage: the KL sum and the ratio must ignore them
+    garbage = 1000.0 * (1 - MASK)
+    ret, kl = kl_penalised_returns(torch.tensor([1.0, 0.0]), OLD + garbage, REF - garbage, MASK, beta=0.1)
+    assert torch.allclose(kl, torch.tensor([0.5, 0.0])) and torch.allclose(ret, torch.tensor([0.95, 0.0]))
+    a = 1 / math.sqrt(2)
+    adv = torch.tensor([a, -a])
+    delta = torch.tensor([[0.0, math.log(1.5), math.log(0.5)], [0.0, math.log(0.7), 0.0]])
+    ref_loss, ref_stats = ppo_loss(OLD + delta, OLD, adv, MASK)
+    loss, stats = ppo_loss(OLD + delta + garbage, OLD, adv, MASK)
+    assert math.isfinite(loss.item()) and loss.item() == pytest.approx(ref_loss.item())
+    assert stats == pytest.approx(ref_stats)
+    # the mean ratio is over the 3 response tokens: (1.5 + 0.5 + 0.7) / 3
+    assert stats["ratio_mean"] == pytest.approx(2.7 / 3)
+
+
+def test_zero_advantage_tokens_are_not_counted_as_clipped():
+    logp = torch.tensor([[0.0, math.log(0.5)]])
+    _, stats = ppo_loss(logp, torch.zeros(1, 2), torch.zeros(1), torch.tensor([[0.0, 1.0]]))
+    assert stats["clip_frac"] == 0.0
+
+
+def test_defaults():
+    # trl's PPOConfig: cliprange 0.2, kl_coef 0.05; trl's PPOTrainer always whitens its advantages
+    # (masked_whiten, eps 1e-8 inside the square root)
+    assert PPOConfig() == PPOConfig(clip=0.2, beta=0.05, whiten=True, eps=1e-8)
+    ret = torch.tensor([1.0, 3.0, 10.0, 14.0], dtype=torch.float64)
+    assert torch.equal(ppo_advantages(ret), ppo_advantages(ret, whiten=True, eps=1e-8))
+    assert not torch.equal(ppo_advantages(ret), ppo_advantages(ret, whiten=False))
+
+
+def test_more_bad_inputs():
+    with pytest.raises(ValueError, match="group_size"):
+        ppo_advantages(torch.tensor([1.0, 2.0, 3.0, 4.0]), group_size=1)
+    with pytest.raises(ValueError, match="same shape"):
+        kl_penalised_returns(torch.zeros(2), OLD, REF[:, :2], MASK, beta=0.1)
+    with pytest.raises(ValueError):
+        PPOConfig(beta=-0.1)
+    with pytest.raises(ValueError):
+        PPOConfig(eps=0.0)

@@ -99,3 +99,72 @@ def test_sample_correct_counts_and_errors(setup):
         rollout(model, tok, PROMPTS, _reward, n=0, max_new_tokens=3)
     with pytest.raises(ValueError, match="position 0"):
         token_logprobs(model, torch.ones(1, 3, dtype=torch.long), torch.ones(1, 3), torch.ones(1, 3))
+
+
+def test_select_keeps_every_per_row_field_of_the_chosen_rows(setup):
+    tok, model = setup
+    ro = rollout(model, tok, PROMPTS, lambda i, t: float(i) + len(t) / 100, n=2, max_new_tokens=4, seed=0)
+    assert ro.num_groups == 3
+    sub = ro.select([2, 0])
+    rows = [4, 5, 0, 1]
+    w = sub.input_ids.shape[1]
+    assert torch.equal(sub.input_ids, ro.input_ids[rows, :w])
+    assert torch.equal(sub.response_mask, ro.response_mask[rows, :w])
+    assert torch.equal(sub.old_logprobs, ro.old_logprobs[rows, :w])
+    assert torch.equal(sub.rewards, ro.rewards[rows])
+    assert sub.finished == [ro.finished[i] for i in rows] and sub.num_groups == 2
+
+
+def test_rewards_are_scored_with_the_prompt_index(setup):
+    # reward_fn(i, text) gets the index of the row's prompt (row g*n + j belongs to prompt g)
+    tok, model = setup
+    ro = rollout(model, tok, PROMPTS, lambda i, t: float(i), n=2, max_new_tokens=3, seed=0)
+    assert ro.rewards.tolist() == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+
+
+def test_rollout_restores_the_training_mode(setup):
+    tok, model = setup
+    model.train()
+    try:
+        rollout(model, tok, PROMPTS[:1], _reward, n=2, max_new_tokens=3, seed=0)
+        assert model.training  # old log-probs are computed in eval mode, then the mode is restored
+    finally:
+        model.eval()
+    rollout(model, tok, PROMPTS[:1], _reward, n=2, max_new_tokens=3, seed=0)
+    assert not model.training
+
+
+def test_a_reward_of_one_half_counts_as_correct(setup):
+    # sample_correct: correct means reward >= 0.5
+    tok, model = setup
+    assert sample_correct(model, tok, PROMPTS, lambda i, t: 0.5, n=3, max_new_tokens=2, seed=0) == [3, 3, 3]
+    assert sample_correct(model, tok, PROMPTS, lambda i, t: 0.49, n=3, max_new_tokens=2, seed=0) == [0, 0, 0]
+
+
+def test_token_logprobs_divide_a_head_bias_by_the_temperature_too(setup):
+    # a head with a bias: log softmax((h W^T + b) / T) needs b / T as well as h / T (float64 reference)
+    import copy
+
+    tok, model = setup
+    biased = copy.deepcopy(model)
+    head = biased.get_output_embeddings()
+    g = torch.Generator().manual_seed(0)
+    head.bias = torch.nn.Parameter(torch.randn(head.weight.shape[0], generator=g))
+    ids = torch.tensor([tok.encode(PROMPTS[0])[:6]])
+    attn = torch.ones_like(ids)
+    resp = torch.tensor([[0, 0, 0, 1, 1, 1]], dtype=torch.float32)[:, : ids.shape[1]]
+    with torch.no_grad():
+        lp = token_logprobs(biased, ids, attn, resp, temperature=0.7)
+        logits = biased(input_ids=ids, attention_mask=attn).logits.double() / 0.7
+    ref = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
+    expected = torch.cat([torch.zeros(1, 1, dtype=ref.dtype), ref], 1) * resp
+    torch.testing.assert_close(lp.double(), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_clear_errors_for_temperature_and_empty_prompts(setup):
+    tok, model = setup
+    ids = torch.ones(1, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="temperature"):
+        token_logprobs(model, ids, torch.ones(1, 3), torch.tensor([[0.0, 1.0, 1.0]]), temperature=0.0)
+    with pytest.raises(ValueError, match="at least one prompt"):
+        rollout(model, tok, [], _reward, n=2, max_new_tokens=3)

@@ -136,3 +136,72 @@ def test_total_size_alone_cannot_fit_a_law_with_different_exponents():
     uni = fit_univariate(ne + nd, y, n_bar=NE_BAR + ND_BAR)
     assert bi.r2 == pytest.approx(1.0, abs=1e-9)
     assert uni.r2 < 0.99
+
+
+def test_rmse_and_r2_by_hand_on_noisy_points():
+    rng = np.random.default_rng(0)
+    ne, nd = _cross((0.25, 0.5, 1, 2, 4, 8))
+    y = _law(ne, nd, **TRUE) + rng.normal(0, 0.002, ne.size)
+    fit = fit_bivariate(ne, nd, y, ne_bar=NE_BAR, nd_bar=ND_BAR)
+    res = np.asarray(fit.predict(ne, nd)) - y
+    assert fit.rmse == pytest.approx(float(np.sqrt(np.mean(res**2))), rel=1e-9)
+    assert fit.r2 == pytest.approx(1 - (res**2).sum() / ((y - y.mean()) ** 2).sum(), rel=1e-9)
+    assert fit.as_dict()["ne_bar"] == NE_BAR and fit.as_dict()["nd_bar"] == ND_BAR
+
+
+def test_optimal_ratio_is_nan_when_either_exponent_is_not_positive():
+    from xentlab.scaling.bivariate import BivariateFit
+
+    base = dict(alpha=1.0, l_inf=0.5, ne_bar=1.0, nd_bar=1.0, r2=1.0, rmse=0.0, n_points=5)
+    assert BivariateFit(p_e=0.2, p_d=0.4, **base).optimal_ratio() == pytest.approx(0.5)
+    assert math.isnan(BivariateFit(p_e=0.2, p_d=-0.1, **base).optimal_ratio())
+    assert math.isnan(BivariateFit(p_e=-0.2, p_d=0.4, **base).optimal_ratio())
+
+
+def test_bootstrap_refits_the_seeded_resamples():
+    # replicate the documented procedure: idx = rng.integers(0, n, n) from default_rng(seed); resamples
+    # with < 5 distinct points or a single N_e or N_d value are skipped; the others are refitted with the
+    # SAME normalisers; the intervals are the 2.5th / 97.5th percentiles of the refits
+    rng_noise = np.random.default_rng(0)
+    ne, nd = _cross((0.5, 1, 2, 4))
+    y = _law(ne, nd, **TRUE) + rng_noise.normal(0, 0.002, ne.size)
+    boot = bootstrap_bivariate(ne, nd, y, ne_bar=NE_BAR, nd_bar=ND_BAR, n_boot=12, seed=4, min_ok=1)
+    rng = np.random.default_rng(4)
+    draws = {k: [] for k in ("p_e", "p_d", "l_inf", "alpha")}
+    for _ in range(12):
+        idx = rng.integers(0, y.size, y.size)
+        if np.unique(idx).size < 5 or np.unique(ne[idx]).size < 2 or np.unique(nd[idx]).size < 2:
+            continue
+        f = fit_bivariate(ne[idx], nd[idx], y[idx], ne_bar=NE_BAR, nd_bar=ND_BAR)
+        for k in draws:
+            draws[k].append(getattr(f, k))
+    assert 0 < boot["n_ok"] == len(draws["p_e"]) < 12
+    for k, v in draws.items():
+        np.testing.assert_allclose(boot[k], v, rtol=1e-12, err_msg=k)
+        assert boot[f"{k}_ci95"] == pytest.approx(tuple(np.percentile(v, [2.5, 97.5])), rel=1e-12), k
+    # exactly min_ok successful refits are enough for an interval
+    exact = bootstrap_bivariate(
+        ne, nd, y, ne_bar=NE_BAR, nd_bar=ND_BAR, n_boot=12, seed=4, min_ok=boot["n_ok"]
+    )
+    assert not any(math.isnan(v) for v in exact["p_e_ci95"])
+
+
+def test_more_clear_errors():
+    ne, nd = _cross()
+    y = _law(ne, nd, **TRUE)
+    with pytest.raises(ValueError, match="two values"):
+        fit_bivariate(np.full(ne.size, NE_BAR), nd, y, ne_bar=NE_BAR, nd_bar=ND_BAR)
+    with pytest.raises(ValueError, match="positive"):
+        fit_bivariate(ne, -nd, y, ne_bar=NE_BAR, nd_bar=ND_BAR)
+    with pytest.raises(ValueError, match="finite"):
+        fit_bivariate(ne, nd, np.where(ne > NE_BAR, np.nan, y), ne_bar=NE_BAR, nd_bar=ND_BAR)
+    n = np.geomspace(1e4, 1e6, 5)
+    u = 0.5 + 0.3 * (2e5 / n) ** 0.4
+    with pytest.raises(ValueError, match="at least 4"):
+        fit_univariate(n[:3], u[:3], n_bar=2e5)
+    with pytest.raises(ValueError, match="two values"):
+        fit_univariate(np.full(5, 2e5), u, n_bar=2e5)
+    with pytest.raises(ValueError, match="n_bar"):
+        fit_univariate(n, u, n_bar=0.0)
+    with pytest.raises(ValueError, match="finite"):
+        fit_univariate(n, np.where(n > 1e5, np.nan, u), n_bar=2e5)

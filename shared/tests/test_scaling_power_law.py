@@ -124,3 +124,62 @@ def test_points_that_rise_with_x_fit_without_crashing():
     assert np.all(np.isfinite(pred)) and fit.log_x0 is not None
     assert np.all(np.diff(pred) <= 1e-12)  # non-increasing in x
     assert y.min() <= pred.min() and pred.max() <= y.max()
+
+
+def test_rmse_log_is_the_root_mean_square_of_the_log_residuals():
+    rng = np.random.default_rng(0)
+    x = np.geomspace(1e3, 1e6, 12)
+    y = _law(x, **TRUE) * np.exp(rng.normal(0, 0.003, x.size))
+    fit = fit_power_law_plus_constant(x, y)
+    pred = np.asarray(fit.predict(x))
+    assert fit.rmse_log == pytest.approx(float(np.sqrt(np.mean((np.log(pred) - np.log(y)) ** 2))), rel=1e-12)
+    ss_res, ss_tot = ((y - pred) ** 2).sum(), ((y - y.mean()) ** 2).sum()
+    assert fit.r2 == pytest.approx(1 - ss_res / ss_tot, rel=1e-12)
+    assert set(fit.as_dict()) == {"l_inf", "x0", "alpha", "r2", "rmse_log", "n_points"}
+    assert fit_power_law(x, y).as_dict()["n_points"] == 12
+
+
+def test_bootstrap_refits_the_seeded_resamples_with_three_distinct_x():
+    # the bootstrap draws idx = rng.integers(0, n, n) per resample from default_rng(seed), skips resamples
+    # with fewer than 3 distinct x, refits the others; the intervals are the 2.5th / 97.5th percentiles
+    rng_noise = np.random.default_rng(2)
+    x = np.geomspace(1e3, 1e6, 5)
+    y = _law(x, **TRUE) * np.exp(rng_noise.normal(0, 0.003, x.size))
+    boot = bootstrap_power_law_plus_constant(x, y, n_boot=12, seed=3)
+    rng = np.random.default_rng(3)
+    l_infs, alphas = [], []
+    for _ in range(12):
+        idx = rng.integers(0, x.size, x.size)
+        if np.unique(x[idx]).size < 3:
+            continue
+        f = fit_power_law_plus_constant(x[idx], y[idx])
+        l_infs.append(f.l_inf)
+        alphas.append(f.alpha)
+    assert 0 < boot["n_ok"] == len(l_infs) < 12  # some resamples are skipped, some refit
+    np.testing.assert_array_equal(boot["l_inf"], l_infs)
+    np.testing.assert_array_equal(boot["alpha"], alphas)
+    assert boot["l_inf_ci95"] == pytest.approx(tuple(np.percentile(l_infs, [2.5, 97.5])), rel=1e-12)
+    assert boot["alpha_ci95"] == pytest.approx(tuple(np.percentile(alphas, [2.5, 97.5])), rel=1e-12)
+
+
+def test_loose_l_inf_bound_and_bad_fixed_l_inf():
+    x = np.geomspace(1e3, 1e6, 8)
+    y = _law(x, **TRUE)
+    # an upper bound above min(L) is capped just below min(L): the fit is the unbounded one
+    fit = fit_power_law_plus_constant(x, y, l_inf_max=100.0)
+    assert fit.l_inf == pytest.approx(TRUE["l_inf"], rel=1e-4) and fit.l_inf < y.min()
+    with pytest.raises(ValueError, match="fix_l_inf"):
+        fit_power_law_plus_constant(x, y, fix_l_inf=-0.1)
+    with pytest.raises(ValueError, match="positive"):
+        fit_power_law_plus_constant(x, np.where(x > 1e5, 0.0, y))
+
+
+def test_pure_power_law_r2_is_on_ln_y():
+    # the pure power law is fitted in (ln x, ln y), and its R^2 is that fit's, on ln y
+    x = np.geomspace(1e9, 1e13, 7)
+    rng = np.random.default_rng(1)
+    y = 3.0 * x**0.7 * np.exp(rng.normal(0, 0.05, x.size))
+    fit = fit_power_law(x, y)
+    res = np.log(y) - (np.log(fit.a) + fit.beta * np.log(x))
+    ly = np.log(y)
+    assert fit.r2 == pytest.approx(1 - (res**2).sum() / ((ly - ly.mean()) ** 2).sum(), rel=1e-9)
