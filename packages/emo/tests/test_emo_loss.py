@@ -149,3 +149,32 @@ def test_ratio_cap_hand_computation():
     assert_close(grad, 0.5 * (grad_ce + 1.0 * grad_emo), atol=1e-12)
     with pytest.raises(ValueError, match="ratio_cap"):
         emo_loss(logits, labels, e, ratio_cap=0.0)
+
+
+def test_mle_loss_honours_a_custom_ignore_index():
+    # mle_loss must skip the positions marked with ITS ignore_index, not torch's default -100:
+    # the token-mean CE over the kept positions, computed by hand from log_softmax (float64).
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 3, 5, generator=g, dtype=torch.float64)
+    labels = torch.tensor([[1, -1, 4], [0, 2, -1]])
+    keep = labels != -1
+    logp = torch.log_softmax(logits[keep], -1)
+    expected = -logp.gather(-1, labels[keep].unsqueeze(-1)).mean()
+    assert_close(mle_loss(logits, labels, ignore_index=-1), expected, atol=1e-12)
+    # and emo_loss with the same custom ignore_index equals it on the kept tokens only
+    e = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    assert_close(emo_loss(logits, labels, e, ignore_index=-1), emo_loss(logits[keep], labels[keep], e))
+
+
+def test_ignored_positions_use_label_zero_in_emo_cost():
+    # emo_cost's docstring: ignored positions use label 0 (official code: labels[labels == -100] = 0).
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    e = torch.randn(4, 2, generator=g, dtype=torch.float64)
+    got = emo_cost(logits, torch.tensor([2, -100, 3]), e)
+    assert_close(got, emo_cost(logits, torch.tensor([2, 0, 3]), e), atol=1e-12)
+
+
+def test_make_cost_embedding_rejects_a_non_matrix():
+    with pytest.raises(ValueError, match="vocab, hidden"):
+        make_cost_embedding(torch.randn(5))

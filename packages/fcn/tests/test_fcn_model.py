@@ -88,6 +88,21 @@ def test_tri_bce_value_and_gradient_through_weights(detach):
         assert_close(got, exp, name=f"dL/d{n}")
 
 
+def test_tri_bce_default_keeps_the_gradient_through_the_weights():
+    # The official add_loss does not detach w_D, w_S, and train.py calls tri_bce with the default:
+    # the default must give the undetached gradient dL/dz_d = g(z_d)(2 ld - l) (derivation above).
+    y = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
+    z = torch.tensor([2.0, -2.0, 1.5], dtype=torch.float64)
+    zd = torch.tensor([0.1, 0.3, -0.2], dtype=torch.float64, requires_grad=True)
+    zs = torch.tensor([-0.5, 0.2, 0.3], dtype=torch.float64)
+    tri_bce(z, zd, zs, y).backward()
+    with torch.no_grad():
+        l, ld = F.binary_cross_entropy_with_logits(z, y), F.binary_cross_entropy_with_logits(zd, y)
+        assert ld > l  # w_D > 0, so the weight's own gradient is live
+        expected = _bce_grad(zd, y) * (2 * ld - l)
+    assert_close(zd.grad, expected, name="dL/dz_d (default)")
+
+
 def test_tri_bce_weights_clip_at_zero():
     # heads better than the fused prediction get weight max(0, .) = 0: L = BCE(y_hat)
     y = torch.tensor([1.0, 0.0])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from hlgauss_rl.losses import LOSS_NAMES, C51Loss, HLGaussLoss, make_loss
+from hlgauss_rl.losses import LOSS_NAMES, C51Loss, ClippedMSELoss, HLGaussLoss, TwoHotLoss, make_loss
 from hlgauss_rl.targets import c51_project, hl_gauss_edges, hl_gauss_probs
 
 from xentlab.testing import assert_close, check_gradients
@@ -94,3 +94,37 @@ def test_minimising_the_loss_recovers_the_target_value(name):
 def test_c51_scalar_target_is_two_hot():
     loss = C51Loss(0.0, 2.0, 3)
     assert_close(loss.target_probs(torch.tensor([1.5])), torch.tensor([[0.0, 0.5, 0.5]]))
+
+
+def test_defaults_are_the_papers_m51_and_sigma_075_and_make_loss_passes_them_on():
+    # m = 51 bins/atoms (C51's default, the paper's Atari setting) and sigma = 0.75 bin width (Sec. 3.1).
+    for cls in (HLGaussLoss, TwoHotLoss, C51Loss):
+        assert cls(-10.0, 10.0).n_outputs == 51
+    assert HLGaussLoss(-10.0, 10.0).sigma == pytest.approx(0.75 * 20 / 51, rel=1e-12)
+    # make_loss forwards a non-default sigma_ratio and builds the clipped ablation
+    assert make_loss("hl_gauss", -10.0, 10.0, 51, sigma_ratio=0.5).sigma == pytest.approx(0.5 * 20 / 51)
+    assert isinstance(make_loss("mse_clip", -1.0, 1.0), ClippedMSELoss)
+
+
+def test_clipped_mse_clips_targets_in_prepare_and_in_loss():
+    # MSE on targets clipped to [v_min, v_max] = [-1, 1]: targets (3, -0.5) -> (1, -0.5);
+    # out (0, 0): ((0 - 1)^2 + (0 + 0.5)^2) / 2 = 0.625 (unclipped would give (9 + 0.25) / 2).
+    loss = make_loss("mse_clip", -1.0, 1.0)
+    y = torch.tensor([3.0, -0.5])
+    assert_close(loss.prepare(y), torch.tensor([1.0, -0.5]))
+    assert loss.loss(torch.zeros(2, 1), y).item() == pytest.approx(0.625)
+
+
+def test_prepare_turns_scalars_into_probs_once_and_passes_distributions_through():
+    # mdp.py calls prepare() on every TD target: a C51 target is already a distribution (B, m).
+    loss = C51Loss(-1.0, 1.0, 5)
+    dist = torch.tensor([[0.1, 0.2, 0.3, 0.2, 0.2]])
+    assert torch.equal(loss.prepare(dist), dist)
+    assert_close(loss.prepare(torch.tensor([0.25])), torch.tensor([[0.0, 0.0, 0.5, 0.5, 0.0]]))
+
+
+def test_to_moves_every_support_tensor():
+    # dqn.py builds the loss then calls .to(device): both the centres and the HL-Gauss edges must move
+    # ("meta" stands in for an accelerator on a CPU-only machine).
+    loss = HLGaussLoss(-1.0, 1.0, 5).to("meta")
+    assert loss.values.device.type == "meta" and loss.edges.device.type == "meta"

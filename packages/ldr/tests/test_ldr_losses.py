@@ -134,3 +134,59 @@ def test_baselines():
         ldr_kl_loss(f, y, lam=0.0)
     with pytest.raises(ValueError, match="target must be int64"):
         ldr_kl_loss(f, y.double())
+
+
+def test_margin_differences_by_hand():
+    # scores (1, 0.5, 2), y = 0, c = 0.1: d = (0, 0.5 - 1 + 0.1, 2 - 1 + 0.1) = (0, -0.4, 1.1); d_y = 0 (no margin)
+    s = torch.tensor([[1.0, 0.5, 2.0]], dtype=torch.float64)
+    expected = torch.tensor([[0.0, -0.4, 1.1]], dtype=torch.float64)
+    assert_close(margin_differences(s, torch.tensor([0]), 0.1), expected, atol=1e-12)
+
+
+def test_defaults_are_the_official_values():
+    # The values of the module docstring / README: LDR-KL lambda = 10 (official parameter_set=[10]), c = 0.1;
+    # ALDR-KL lambda_0 = 10, alpha = 2, c = 0.1; GCE q = 0.7; SCE b = 0.5, A = 4; and the Crammer-Singer
+    # baseline's unit margin (the package default).
+    f, y = _data()
+    assert_close(ldr_kl_loss(f, y), ldr_kl_loss(f, y, lam=10.0, margin=0.1))
+    aldr = ALDRKLLoss(3)
+    assert (aldr.lam0, aldr.alpha, aldr.margin, aldr.softplus) == (10.0, 2.0, 0.1, False)
+    assert torch.all(aldr.lambdas == 10.0)
+    assert_close(crammer_singer_loss(f, y), crammer_singer_loss(f, y, margin=1.0))
+    assert_close(gce_loss(f, y), gce_loss(f, y, q=0.7))
+    assert_close(sce_loss(f, y), sce_loss(f, y, balance=0.5, a=4.0))
+
+
+def test_clear_errors_for_shapes_and_aldr_hyperparameters():
+    f, y = _data()
+    with pytest.raises(ValueError, match="logits must be"):
+        ldr_kl_loss(f[None], y)
+    with pytest.raises(ValueError, match="logits must be"):
+        ldr_kl_loss(f[0], y[:1])
+    with pytest.raises(ValueError, match="lam0 > 0"):
+        ALDRKLLoss(3, lam0=0.0)
+    with pytest.raises(ValueError, match="alpha > 0"):
+        ALDRKLLoss(3, alpha=0.0)
+
+
+def test_aldr_second_visit_starts_from_the_stored_lambda():
+    # The official update uses the example's CURRENT lambda_i (from its last visit) in p = softmax(s / lambda_i),
+    # not lambda_0: on a second visit with new scores the reference is the rule applied with the stored value.
+    f, y = _data(n=4, k=5, seed=3)
+    f2, _ = _data(n=4, k=5, seed=4)
+    lam0, alpha, k = 10.0, 2.0, 5
+    aldr = ALDRKLLoss(4, lam0=lam0, alpha=alpha).double()
+    ids = torch.arange(4)
+    aldr(f, y, ids)
+    stored = aldr.lambdas.clone()
+    assert torch.all(stored < lam0)  # the first visit moved every lambda
+    loss = aldr(f2, y, ids)
+    s = f2 / (f2.abs().sum(1, keepdim=True) / k)
+    p = torch.softmax(s / stored[:, None], 1) + 1e-5
+    p = p / p.sum(1, keepdim=True)
+    lam = lam0 - lam0 * (p * torch.log(k * p)).sum(1) / (alpha * math.log(k))
+    assert_close(aldr.lambdas, lam)
+    expected = (
+        ldr_kl_from_scores(s, y, lam[:, None], 0.1) - alpha * math.log(k) / (2 * lam0) * (lam - lam0) ** 2
+    )
+    assert_close(loss, expected.mean())

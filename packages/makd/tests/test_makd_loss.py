@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from makd.loss import ALPHA, makd_loss, split_logits, widen_head
+from makd.loss import ALPHA, CE_WEIGHT, makd_loss, split_logits, widen_head
 
 from xentlab.models.cnn import build_cnn
 from xentlab.testing import assert_close, check_gradients
@@ -23,6 +23,7 @@ def test_hand_computation_float64():
 
 def test_official_defaults():
     assert ALPHA == 4.0  # configs/fine_grained/makd.yaml
+    assert CE_WEIGHT == 1.0  # configs/fine_grained/makd.yaml
 
 
 def test_alpha_zero_is_ce():
@@ -71,3 +72,26 @@ def test_widen_head():
     assert m(torch.zeros(2, 3, 16, 16)).shape == (2, 16)
     with pytest.raises(ValueError, match="expected C"):
         widen_head(build_cnn(3, 10, (4,)), 9, 2)
+
+
+def test_more_clear_errors():
+    s, y = torch.zeros(2, 5), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        makd_loss(s, y, torch.full((2, 2), -0.5), num_classes=3)  # below 0 is no probability either
+    with pytest.raises(ValueError, match="target must have shape"):
+        makd_loss(s, torch.tensor([[0], [1]]), torch.zeros(2, 2), num_classes=3)
+    with pytest.raises(ValueError, match="C \\+ Q"):
+        split_logits(torch.zeros(2, 1, 5), 3, 2)  # N x (C + Q) only, not a sequence of logits
+
+
+def test_widen_head_keeps_bias_setting_and_rejects_bad_heads():
+    m = build_cnn(3, 10, (4,))
+    m.head = torch.nn.Linear(m.head.in_features, 10, bias=False)
+    assert widen_head(m, 10, 2).head.bias is None  # same head kind, only wider
+    assert widen_head(build_cnn(3, 10, (4,)), 10, 2).head.bias is not None
+    with pytest.raises(ValueError, match="num_aspects"):
+        widen_head(build_cnn(3, 10, (4,)), 10, 0)
+    m2 = build_cnn(3, 10, (4,))
+    m2.head = torch.nn.Sequential(torch.nn.Linear(m2.head.in_features, 10))
+    with pytest.raises(TypeError, match="nn.Linear"):
+        widen_head(m2, 10, 2)

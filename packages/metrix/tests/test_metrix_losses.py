@@ -47,6 +47,8 @@ def test_contrastive_hand_derivation():
     assert_close(loss, torch.tensor(math.sqrt(2) + 0.5, dtype=torch.float64))
     with pytest.raises(ValueError, match="N x D"):
         contrastive_loss(e, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="N x D"):  # N x 1 x D: right N, but distances need N x D
+        contrastive_loss(e[:, None, :], torch.tensor([0, 0, 1]))
 
 
 def _official_posneg(labels):

@@ -141,3 +141,39 @@ def test_clear_errors():
         mw_loss(scores, pos_index, torch.zeros_like(neg_mask))
     with pytest.raises(ValueError, match="unknown loss"):
         compute_loss("bce", scores, pos_index, neg_mask)
+
+
+def test_pairwise_aoc_by_hand_with_a_tie():
+    # B = 2, N = 4. Query 0: s+ = 1 (col 0), negatives cols 1, 2 = (2, 1); query 1: s+ = 3 (col 1),
+    # negatives cols 0, 3 = (0, 5). Lemma 2 counts a tie (s+ = s-) as an error.
+    # per_query: errors 2 >= 1, 1 >= 1 (query 0) and 5 >= 3 (query 1): 3 of 4 pairs.
+    # global (the default): S^- = {2, 1, 0, 5}; s+ = 1 loses to 2, 1, 5 and s+ = 3 to 5: 4 of 8 pairs.
+    scores = torch.tensor([[1.0, 2.0, 1.0, 0.0], [0.0, 3.0, 0.0, 5.0]], dtype=torch.float64)
+    pos_index = torch.tensor([0, 1])
+    neg_mask = torch.tensor([[False, True, True, False], [True, False, False, True]])
+    assert float(pairwise_aoc(scores, pos_index, neg_mask, pairing="per_query")) == 0.75
+    assert float(pairwise_aoc(scores, pos_index, neg_mask)) == 0.5
+    with pytest.raises(ValueError, match="pairing"):
+        pairwise_aoc(scores, pos_index, neg_mask, pairing="row")
+
+
+def test_compute_loss_dispatches_each_arm():
+    scores, pos_index, neg_mask = random_batch(b=4, h=1, seed=8)
+    for name, expected in (
+        ("infonce", info_nce_loss(scores, pos_index, neg_mask)),
+        ("mw_global", mw_loss(scores, pos_index, neg_mask, pairing="global")),
+        ("mw_per_query", mw_loss(scores, pos_index, neg_mask, pairing="per_query")),
+    ):
+        assert_close(compute_loss(name, scores, pos_index, neg_mask), expected, atol=0, rtol=0)
+    # the two MW arms differ on this batch, so the check above can tell them apart
+    assert abs(float(compute_loss("mw_global", scores, pos_index, neg_mask)
+                     - compute_loss("mw_per_query", scores, pos_index, neg_mask))) > 1e-3  # fmt: skip
+
+
+def test_clear_errors_for_shapes():
+    scores, pos_index, neg_mask = random_batch(b=4, h=1, seed=0, dup=False)
+    for bad in (scores[None], scores[0]):  # (1, B, N) and (N,) are not a (B, N) score matrix
+        with pytest.raises(ValueError, match="scores must be"):
+            mw_loss(bad, pos_index, neg_mask)
+    with pytest.raises(ValueError, match="pos_index must be"):
+        mw_loss(scores, pos_index[:, None], neg_mask)
