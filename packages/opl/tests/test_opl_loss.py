@@ -136,3 +136,20 @@ def test_full_scale_loader_reads_a_local_cifar100(tmp_path):
     assert f.shape == (6, 64) and z.shape == (6, 100)
     with pytest.raises(ValueError, match="data_root"):
         load_data(RunConfig(dataset="cifar100"))
+
+
+def test_module_and_total_pass_gamma_through():
+    # a non-default gamma must reach Eq. 3 through the module and through ce_plus_opl (and the parts
+    # report s_pos / s_neg under their own names)
+    g = torch.Generator().manual_seed(2)
+    logits, f = torch.randn(10, 3, generator=g), torch.randn(10, 4, generator=g)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    ref, ref_pos, ref_neg = reference_opl(f, y, gamma=3.0)
+    loss, s_pos, s_neg = OrthogonalProjectionLoss(gamma=3.0)(f, y)
+    assert_close(loss, torch.tensor(ref, dtype=torch.float32), atol=1e-5, rtol=1e-5)
+    total, parts = ce_plus_opl(logits, f, y, lam=1.0, gamma=3.0)
+    ce = torch.nn.functional.cross_entropy(logits, y).item()
+    assert abs(total.item() - (ce + ref)) < 1e-5
+    assert abs(parts["opl"] - ref) < 1e-5 and abs(parts["ce"] - ce) < 1e-6
+    assert abs(parts["s_pos"] - ref_pos) < 1e-5 and abs(parts["s_neg"] - ref_neg) < 1e-5
+    assert abs(ref_pos - ref_neg) > 1e-2  # the two parts differ, so a swap is seen

@@ -157,3 +157,33 @@ def test_errors():
         PACSConfig(adv_estimator="ppo")
     with pytest.raises(ValueError, match="RLOO"):
         rloo_advantage(torch.zeros(4), 1)
+
+
+def test_config_reaches_the_loss_and_the_stats():
+    # PACSConfig's norm_adv_by_std and weight_mode must reach pacs_loss; official defaults: norm_adv_by_std
+    # True (compute_grpo_outcome_advantage), weight_mode "question" (compute_weight)
+    assert PACSConfig().norm_adv_by_std is True and PACSConfig().weight_mode == "question"
+    old = torch.zeros(4, 2, dtype=torch.float64)
+    logp = torch.tensor([[0.0, 1.0], [0.0, 2.0], [0.0, 3.0], [0.0, 6.0]], dtype=torch.float64)
+    mask = torch.tensor([[0.0, 1.0]] * 4, dtype=torch.float64)
+    R = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    # r = [1, 2, 3, 6]; grpo without std: psi = r - 3 = [-2, -1, 0, 3]; balanced weights are 1 (2 vs 2)
+    psi = [-2.0, -1.0, 0.0, 3.0]
+    cfg = PACSConfig(adv_estimator="grpo", norm_adv_by_std=False)
+    loss, stats = pacs_loss(logp, old, mask, R, 4, cfg)
+    expected = sum(_softplus(p) - y * p for p, y in zip(psi, R.tolist())) / 4
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    assert stats["psi_abs"] == pytest.approx(6.0 / 4) and stats["reward_hat"] == pytest.approx(3.0)
+    # weight_mode "only_positive": w = [1, 0, 0, 1], still a mean over all 4 rows
+    loss_pos, _ = pacs_loss(logp, old, mask, R, 4, PACSConfig(adv_estimator="grpo", norm_adv_by_std=False,
+                                                             weight_mode="only_positive"))  # fmt: skip
+    expected_pos = ((_softplus(-2.0) + 2.0) + (_softplus(3.0) - 3.0)) / 4
+    assert loss_pos.item() == pytest.approx(expected_pos, rel=1e-12)
+
+
+def test_reward_method_2_with_an_empty_response_is_zero_not_nan():
+    # the |y| clamp: a response with no token scores 0 instead of 0 / 0
+    logp = torch.tensor([[-1.0, -3.0], [-2.0, -2.0]])
+    mask = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    r = implicit_reward(logp, logp, mask, reward_method="2")
+    torch.testing.assert_close(r, torch.tensor([-2.0, 0.0]))

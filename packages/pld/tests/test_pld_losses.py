@@ -248,3 +248,33 @@ def test_errors_on_bad_parameters():
         pld_loss(s, t, y, reduction="avg")
     with pytest.raises(ValueError, match="at least 2 classes"):
         pld_loss(s[:, :1], t[:, :1], torch.zeros_like(y))
+
+
+def test_ties_are_broken_by_lower_class_index_at_cifar100_width():
+    # with C = 100 (CIFAR-100) an unstable sort reorders tied classes; the stable one keeps index order
+    t = torch.zeros(2, 100)
+    t[:, ::3] = 1.0
+    t[:, 1::5] = 2.0
+    y = torch.tensor([7, 50])
+    for row, label in enumerate(y.tolist()):
+        others = sorted((j for j in range(100) if j != label), key=lambda j: (-float(t[row, j]), j))
+        assert teacher_optimal_permutation(t, y)[row].tolist() == [label, *others]
+
+
+def test_listmle_and_kd_reductions():
+    s, t, y = _batch(dtype=torch.float64)
+    for fn in (listmle_loss, kd_loss):
+        per = fn(s, t, y, reduction="none")
+        assert per.shape == (len(s),)
+        assert_close(per.mean(), fn(s, t, y))
+        assert_close(per.sum(), fn(s, t, y, reduction="sum"))
+
+
+def test_plackett_luce_nll_rejects_mismatched_perm_or_weights():
+    s, t, y = _batch()
+    perm = teacher_optimal_permutation(t, y)
+    w = pld_weights(t, perm)
+    with pytest.raises(ValueError, match="must match"):
+        plackett_luce_nll(s, perm[:, :-1], w)
+    with pytest.raises(ValueError, match="must match"):
+        plackett_luce_nll(s, perm, w[:-1])

@@ -106,3 +106,68 @@ def test_entropy_gradient_and_errors():
         unlearning_loss(model, f, r, method="ga", eo=True, positions="question")
     with pytest.raises(ValueError, match="pad_to"):
         pad_batch(f, 3, 0)
+
+
+def test_pad_batch_values_and_empty_mask_entropy():
+    # the official max_length padding: pad id, attention 0, labels ignored
+    b = {"input_ids": torch.tensor([[5, 6]]), "attention_mask": torch.tensor([[1, 1]]),
+         "labels": torch.tensor([[-100, 6]])}  # fmt: skip
+    p = pad_batch(b, 4, 0)
+    assert p["input_ids"].tolist() == [[5, 6, 0, 0]]
+    assert p["attention_mask"].tolist() == [[1, 1, 0, 0]]
+    assert p["labels"].tolist() == [[-100, 6, -100, -100]]
+    # no selected position: 0 (the clamp), not 0 / 0
+    assert mean_entropy(torch.randn(1, 2, 3), torch.zeros(1, 2)).item() == 0.0
+
+
+def test_npo_defaults_reference_and_logs():
+    # NPO with the official beta = 0.05 by default and a non-default lambda on the retain CE; the
+    # reference model gets no gradient
+    model, f, r = _model_and_batches()
+    ref = _model_and_batches()[0]
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.01)
+    ce_r = _ref_ce(model, r).item()
+    nll = _ref_ce(model, f, "sum")
+    ratio = nll - _ref_ce(ref, f, "sum")
+    want = (-2 / 0.05 * F.logsigmoid(0.05 * ratio).mean() + 0.7 * ce_r).item()
+    loss, logs = unlearning_loss(model, f, r, method="npo", ref_model=ref, lam=0.7)
+    assert loss.item() == pytest.approx(want, rel=1e-9)
+    assert logs["nll_forget"] == pytest.approx(nll.mean().item(), rel=1e-9)
+    loss.backward()
+    assert all(p.grad is None for p in ref.parameters())
+    assert any(p.grad is not None for p in model.parameters())
+
+
+def test_eo_uses_each_batch_own_answer_positions_and_logs():
+    # retain batch with a different question length than the forget batch, so the two answer masks differ
+    model, f, r = _model_and_batches()
+    r = dict(r, labels=r["labels"].clone())
+    r["labels"][:, 3:5] = -100
+    with torch.no_grad():
+        lf = model(input_ids=f["input_ids"], attention_mask=f["attention_mask"]).logits
+        lr = model(input_ids=r["input_ids"], attention_mask=r["attention_mask"]).logits
+    h_f = mean_entropy(lf, answer_positions(f["labels"])).item()
+    h_r = mean_entropy(lr, answer_positions(r["labels"])).item()
+    assert abs(h_r - mean_entropy(lr, answer_positions(f["labels"])).item()) > 1e-6
+    loss, logs = unlearning_loss(model, f, r, method="ga", eo=True)
+    assert loss.item() == pytest.approx(-_ref_ce(model, f).item() + h_f - 0.25 * h_r, rel=1e-9)
+    assert logs["entropy_forget"] == pytest.approx(h_f, rel=1e-9)
+    assert logs["entropy_retain"] == pytest.approx(h_r, rel=1e-9)
+
+
+def test_output_bias_enters_logits_and_ce():
+    # Phi-1.5's lm_head has a bias; forward() must add it as model(...).logits does
+    model, f, r = _model_and_batches()
+    g = torch.Generator().manual_seed(3)
+    model.lm_head.bias = torch.nn.Parameter(torch.randn(17, generator=g, dtype=torch.float64))
+    with torch.no_grad():
+        lf = model(input_ids=f["input_ids"], attention_mask=f["attention_mask"]).logits
+    loss, logs = unlearning_loss(model, f, r, method="ga", eo=True, positions="all")
+    # GA + EO over all positions: -CE_f + H(f) - 0.25 H(r), all from the biased logits
+    with torch.no_grad():
+        lr = model(input_ids=r["input_ids"], attention_mask=r["attention_mask"]).logits
+    want = -_ref_ce(model, f).item() + mean_entropy(lf).item() - 0.25 * mean_entropy(lr).item()
+    assert loss.item() == pytest.approx(want, rel=1e-9)
+    assert logs["ce_forget"] == pytest.approx(_ref_ce(model, f).item(), rel=1e-9)

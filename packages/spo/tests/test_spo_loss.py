@@ -52,3 +52,17 @@ def test_win_rate_counts_ties_half():
     assert win_rate(np.array([2, 1, 0, 4]), np.array([1, 1, 3, 4])) == pytest.approx((1 + 0.5 + 0 + 0.5) / 4)
     with pytest.raises(ValueError):
         win_rate(np.array([1, 2]), np.array([1]))
+
+
+def test_degree_head_is_linear_on_the_response_pool_and_loss_is_plain_ce():
+    # the head sees only the response tokens' mean state; L_SSL is the plain mean CE (no smoothing)
+    torch.manual_seed(0)
+    head = DegreeHead(3, 4).double()
+    h = torch.randn(2, 4, 3, dtype=torch.float64)
+    labels = torch.tensor([[-100, 1, 2, 3], [-100, -100, 2, -100]])
+    pooled = torch.stack([h[0, 1:].mean(0), h[1, 2]])
+    assert_close(head(h, labels), pooled @ head.proj.weight.T + head.proj.bias)
+    logits = torch.tensor([[2.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
+    # row 0: -log(e^2 / (e^2 + 3)); row 1, label 3: -log(1 / (e + 3))
+    want = (math.log(math.e**2 + 3) - 2 + math.log(math.e + 3)) / 2
+    assert float(degree_loss(logits, torch.tensor([0, 3]))) == pytest.approx(want, rel=1e-12)

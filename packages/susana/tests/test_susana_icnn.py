@@ -156,3 +156,26 @@ def test_clear_errors():
         icnn_score(z, y, k=2, ipc=6)
     with pytest.raises(ValueError, match="k <= ipc"):
         icnn_score(z, y, k=3, ipc=2)
+
+
+def test_episode_loss_passes_margin_icnn_k_and_ipc():
+    # well-separated classes: each sample's 4 nearest neighbours are its own class, so only a search over
+    # ipc = shot + query = 5 neighbours reaches an other-class sample (ipc = 4 would leave lambda_sc = 1)
+    g = torch.Generator().manual_seed(6)
+    centres = 5.0 * torch.eye(3, 3, dtype=D64)
+    ys, yq = torch.tensor([0, 0, 1, 1, 2, 2]), torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    s = centres[ys] + 0.3 * torch.randn(6, 3, generator=g, dtype=D64)
+    q = centres[yq] + 0.3 * torch.randn(9, 3, generator=g, dtype=D64)
+    z, y = torch.cat([s, q]), torch.cat([ys, yq])
+    ic5, ic4 = icnn_loss(z, y, k=4, ipc=5), icnn_loss(z, y, k=4, ipc=4)
+    assert abs(ic5.item() - ic4.item()) > 1e-3
+    c = prototypes(s, ys, 3)
+    ce = F.cross_entropy(proto_logits(q, c), yq)
+    assert_close(episode_loss(s, ys, q, yq, 3, icnn=True)[0], (ce + ic5) / 2)
+    # a non-default margin and ICNN k reach their terms
+    tri = proto_triplet_loss(q, yq, c, margin=12.0)
+    assert tri.item() > 0  # the margin 12 keeps the hinges active
+    ic_k3 = icnn_loss(z, y, k=3, ipc=5)
+    assert abs(ic_k3.item() - ic5.item()) > 1e-6
+    got = episode_loss(s, ys, q, yq, 3, triplet=True, margin=12.0, icnn=True, icnn_k=3)[0]
+    assert_close(got, (ce + tri + ic_k3) / 3)

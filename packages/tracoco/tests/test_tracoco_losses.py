@@ -216,3 +216,39 @@ def test_cbc_gradient_reaches_the_student_only():
         cbc_loss(torch.zeros(1, 3, 2, 2, 2), torch.zeros(1, 3, 2, 2, 2))
     fixed = (torch.randn(1, 2, 3, 2, 2, dtype=torch.float64) * 3).detach()
     check_gradients(lambda s: cbc_loss(s, fixed)[0], torch.randn(1, 2, 3, 2, 2))
+
+
+def test_supervised_dice_uses_the_foreground_probability():
+    # logits (0, ln 3) on the foreground voxel and (0, 0) on the background one: p1 = (.75, .5)
+    # CE = (-ln .75 + ln 2) / 2; Dice on p1 with y = (1, 0): 1 - (2 * .75 + s) / (.5625 + .25 + 1 + s)
+    logits = torch.tensor([[0.0, 0.0], [math.log(3), 0.0]], dtype=torch.float64).reshape(1, 2, 2, 1, 1)
+    labels = torch.tensor([[[[1]], [[0]]]])
+    loss, stats = supervised_loss(logits, labels)
+    ce = (-math.log(0.75) + LN2) / 2
+    dice = 1 - (1.5 + 1e-5) / (1.8125 + 1e-5)
+    assert_close(loss, torch.tensor(0.5 * (ce + dice), dtype=torch.float64))
+    assert stats["dice_loss"] == pytest.approx(dice)
+
+
+def test_tc_defaults_are_the_official_quirks():
+    # defaults: logit clamp to [1e-6, 1] and the softmax over the first spatial axis (official spatial_loss)
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn(2, 2, 3, 2, 2, generator=g, dtype=torch.float64).unbind(0)
+    a, b = a[None], b[None]
+    r = [((0, 3), (0, 2), (0, 2))]
+    got, _ = translation_consistency(a, b, r, r)
+    want, _ = translation_consistency(a, b, r, r, logit_clamp=True, softmax_axis="x")
+    assert_close(got, want)
+    for other in ({"logit_clamp": False}, {"softmax_axis": "class"}):
+        assert abs(translation_consistency(a, b, r, r, **other)[0].item() - got.item()) > 1e-4
+
+
+def test_cbc_thresholds_default_and_boundary():
+    # q = (.15, .85): positive with the default .65, but not negative with the default .1 (min q = .15)
+    teacher = _voxels((0, math.log(17 / 3)))
+    loss, stats = cbc_loss(_voxels((0, 0)), teacher)
+    assert stats["cbc_neg"] == 0.0 and loss.item() == pytest.approx(0.85 * LN2)
+    # max q >= threshold is inclusive: q = (.5, .5) exactly with threshold .5 -> weight .5, CE ln 2
+    flat = _voxels((0, 0))
+    loss, stats = cbc_loss(flat, flat, threshold=0.5)
+    assert stats["pos_frac"] == 1.0 and loss.item() == pytest.approx(0.5 * LN2)
