@@ -264,11 +264,6 @@ def test_sort_vocab_false_is_the_no_sorting_ablation():
     assert (grads["sorted"] == 0).all(1).float().mean() > 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in xentlab.kernels.token_chunks.TokenChunkedLCE.forward: when no input needs a gradient it "
-    "returns the per-token losses whatever the reduction, and linear_cross_entropy returns them unreduced",
-)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_token_chunks_reduces_without_grad(reduction):
     # an evaluation call (no tensor requires grad) must give the same scalar as the naive loss

@@ -84,7 +84,10 @@ class TokenChunkedLCE(torch.autograd.Function):
             nll = _chunk_grads(x, c, bias, tgt, softcap, None, acc, None, None, None, n)
             ctx.save_for_backward(e2, c, bias, rows, tgt)
             ctx.precomputed = False
-            return nll
+            if reduction == "none":
+                return nll
+            # no input needs a gradient (an evaluation call): reduce as the gradient path below does
+            return nll.mean() if reduction == "mean" else nll.sum()
         # gradients in the forward pass, weighted by the reduction (Liger's design)
         w = torch.tensor((1.0 / k if k else 0.0) if reduction == "mean" else 1.0, dtype=acc, device=x.device)
         dx = torch.empty(x.shape, dtype=e2.dtype, device=x.device) if need_de else None
