@@ -152,3 +152,40 @@ def test_sol_gradcheck():
     y = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0], dtype=torch.float64)
     for score in SOL_SCORES:
         assert check_gradients(lambda q, score=score: sol(y, q, score), p)
+
+
+def test_stacked_losses_use_the_given_amplification():
+    # experiments.py passes cfg["L"]: the stacked AnyLoss rows must use that L, not the default 73
+    names = ["any_f1", "any_gmean", "any_bacc", "any_acc"]
+    g = torch.Generator().manual_seed(2)
+    p = torch.rand(len(names), 30, generator=g, dtype=torch.float64)
+    y = (torch.rand(30, generator=g) < 0.4).double()
+    got = stacked_losses(names, y, p, L=5.0)
+    for m, fn in enumerate((any_fbeta, any_gmean, any_bacc, any_acc)):
+        assert_close(got[m], fn(y, p[m], L=5.0), name=names[m])
+    assert not torch.allclose(got, stacked_losses(names, y, p))  # L = 5 and L = 73 differ here
+
+
+def test_shape_mismatch_is_an_error():
+    # a [B] label against [B, 1] predictions would silently broadcast to a [B, B] confusion matrix
+    p = torch.full((6, 1), 0.6, dtype=torch.float64)
+    with pytest.raises(ValueError, match="same shape"):
+        soft_confusion(Y, p)
+    with pytest.raises(ValueError, match="same shape"):
+        any_fbeta(Y, p)
+    with pytest.raises(ValueError, match="same shape"):
+        sol(Y, p)
+
+
+def test_sol_all_positive_batch_divide_no_nan():
+    # y all 1: TN = FP = 0, so specificity is 0/0 := 0 (tf.math.divide_no_nan in cesc14/SOL sol.py) and
+    # SOL-bacc = 1 - rec / 2 with rec = mean F(p); its gradient is -F'(p) / (2 N), finite, with the
+    # raised-cosine density F'(x) = (1 + cos(pi z)) / (2 delta), z = (x - mu) / delta
+    p = torch.tensor([0.58, 0.45, 0.52], dtype=torch.float64, requires_grad=True)
+    y = torch.ones(3, dtype=torch.float64)
+    loss = sol(y, p, "bacc")
+    loss.backward()
+    f = raised_cosine_cdf(p.detach())
+    assert loss.item() == pytest.approx(1 - f.mean().item() / 2, abs=1e-12)
+    z = (p.detach() - 0.5) / 0.1
+    assert_close(p.grad, -(1 + torch.cos(torch.pi * z)) / (2 * 0.1) / 6)

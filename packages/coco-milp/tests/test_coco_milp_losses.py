@@ -85,3 +85,42 @@ def test_gradients():
     check_gradients(lambda p: weighted_bce(p, sols, objs), probs)
     # the hinge has kinks at p_i - p_j = m; random probs keep away from them
     check_gradients(lambda p: rank_loss(p, sols, objs, margin=0.3), probs)
+
+
+def test_coco_passes_every_setting_through_and_defaults_are_train_py():
+    # defaults = train.py (tau 0.1, margin 0.9, alpha 0.01, T = 100 for SC); non-default settings reach
+    # both terms, the temperature included
+    probs, sols, objs = _case(5)
+    ref = vcl_loss(probs, sols, objs, tau=0.1, temperature=100.0) + 0.01 * rank_loss(
+        probs, sols, objs, margin=0.9, temperature=100.0
+    )
+    assert_close(coco_loss(probs, sols, objs), ref)
+    got = coco_loss(probs, sols, objs, tau=0.3, margin=0.5, alpha=0.7, temperature=20.0)
+    ref = vcl_loss(probs, sols, objs, tau=0.3, temperature=20.0) + 0.7 * rank_loss(
+        probs, sols, objs, margin=0.5, temperature=20.0
+    )
+    assert_close(got, ref)
+    # the temperature matters here (objs span 200..500), so a term left at T = 100 would show
+    assert not torch.allclose(
+        rank_loss(probs, sols, objs, margin=0.5), rank_loss(probs, sols, objs, 0.5, 20.0)
+    )
+    assert not torch.allclose(vcl_loss(probs, sols, objs, tau=0.3), vcl_loss(probs, sols, objs, 0.3, 20.0))
+
+
+def test_rank_hinge_is_zero_beyond_the_margin():
+    # one solution, x = [1, 0, 0]: pairs (0, 1) and (0, 2) with p_0 - p_1 = 0.98 > m = 0.9 -> 0 and
+    # p_0 - p_2 = 0.49 -> 0.9 - 0.49 = 0.41; mean over the 2 pairs = 0.205 (a single solution: w = 1)
+    probs = torch.tensor([0.99, 0.01, 0.5], dtype=torch.float64)
+    sols = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
+    got = rank_loss(probs, sols, torch.tensor([1.0], dtype=torch.float64), margin=0.9)
+    assert abs(got.item() - 0.205) < 1e-12
+
+
+def test_vcl_clamps_saturated_probabilities():
+    # train.py clamps p to [1e-8, 1 - 1e-8] before the logit: p = 1 or 0 gives the clamped value, not inf/nan
+    probs = torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64)
+    sols = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], dtype=torch.float64)
+    objs = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    got = vcl_loss(probs, sols, objs)
+    assert torch.isfinite(got)
+    assert_close(got, vcl_loss(probs.clamp(1e-8, 1 - 1e-8), sols, objs))

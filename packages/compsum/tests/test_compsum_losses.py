@@ -108,3 +108,33 @@ def test_smooth_term():
     assert_close(total, comp_sum_loss(h, y, 1.0, "none") + 0.5 * smooth_term(h_adv, h, y))
     with pytest.raises(ValueError, match="nu must be"):
         smooth_adv_comp_sum_loss(h, h, y, 1.0, -1.0)
+
+
+def test_score_differences_hand_value_and_target_shape_error():
+    # Dbar_h(x, y) = (h(x, y) - h(x, y'))_{y'}: h = (1, 3, 0), y = 0 -> (0, -2, 1)
+    h = torch.tensor([[1.0, 3.0, 0.0]], dtype=torch.float64)
+    assert_close(
+        score_differences(h, torch.tensor([0])), torch.tensor([[0.0, -2.0, 1.0]], dtype=torch.float64)
+    )
+    # a target of the wrong length is an error, not a silent broadcast
+    h7, y7 = _data()
+    with pytest.raises(ValueError, match="target must be int64"):
+        comp_sum_loss(h7, y7[:3], 1.0)
+
+
+def test_smooth_term_gradient_is_finite_at_x_adv_equal_x():
+    # PGD starts at x' = x; the plain norm has a 0/0 gradient there, the + 1e-12 under the sqrt gives 0
+    h, y = _data(n=3, k=4)
+    h_adv = h.clone().requires_grad_(True)
+    smooth_term(h_adv, h, y).sum().backward()
+    assert torch.isfinite(h_adv.grad).all() and h_adv.grad.abs().max() == 0
+
+
+def test_smooth_adv_loss_uses_its_tau():
+    h, y = _data()
+    h_adv = h + torch.randn(h.shape, generator=torch.Generator().manual_seed(2), dtype=h.dtype)
+    for tau in (0.5, 1.5):
+        total = smooth_adv_comp_sum_loss(h, h_adv, y, tau, 0.3, "none")
+        assert_close(
+            total, comp_sum_loss(h, y, tau, "none") + 0.3 * smooth_term(h_adv, h, y), name=f"tau={tau}"
+        )

@@ -151,3 +151,42 @@ def test_distill_term_averages_loss_and_stats_over_both_directions():
     kl, kl_stats = distill_term(RunConfig(arm="kl", kl_temp=1.0), s, t, 0.1, neg)
     assert_close(kl, 0.5 * (kl_distill_loss(s, t, 0.1) + kl_distill_loss(s.T, t.T, 0.1)), atol=1e-12)
     assert kl_stats == {}
+
+
+def test_itc_is_symmetric_over_rows_and_columns_by_hand():
+    # an asymmetric 2x2 matrix (tau = 1): rows CE = -log(e / (e + 1)), -log(e^2 / (e^.5 + e^2));
+    # columns (the transposed direction) CE = -log(e / (e + e^.5)), -log(e^2 / (1 + e^2));
+    # ITC = 0.5 (row mean + column mean), and the two directions differ here
+    s = torch.tensor([[1.0, 0.0], [0.5, 2.0]], dtype=torch.float64)
+    e, e2, eh = math.e, math.exp(2.0), math.exp(0.5)
+    rows = 0.5 * (-math.log(e / (e + 1)) - math.log(e2 / (eh + e2)))
+    cols = 0.5 * (-math.log(e / (e + eh)) - math.log(e2 / (1 + e2)))
+    assert abs(rows - cols) > 0.04
+    assert itc_loss(s, 1.0).item() == pytest.approx(0.5 * (rows + cols), abs=1e-12)
+
+
+def test_kl_teacher_is_a_fixed_target_and_shapes_must_match():
+    s = torch.rand(3, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.rand(3, 4, dtype=torch.float64, requires_grad=True)
+    kl_distill_loss(s, t, 0.1).backward()
+    assert t.grad is None and s.grad is not None
+    with pytest.raises(ValueError, match="differ in shape"):
+        kl_distill_loss(torch.rand(3, 4), torch.rand(3, 1), 0.1)
+
+
+def test_validity_threshold_is_inclusive_and_no_negatives_is_an_error():
+    # the single-anchor case of test_hand_derived_single_anchor with the cut exactly at teacher score 2:
+    # "valid when its teacher score is >= this" -> c_1 (3) and c_2 (2) are valid
+    s = torch.tensor([[1.0, 0.5, 0.2, 0.9]], dtype=torch.float64)
+    t = torch.tensor([[9.0, 1.0, 3.0, 2.0]], dtype=torch.float64)
+    neg = torch.tensor([[False, True, True, True]])
+    want = -(0.2 - math.log(math.exp(0.2) + math.exp(0.9) + math.exp(0.5))) - (
+        0.9 - math.log(math.exp(0.9) + math.exp(0.5))
+    )
+    got, stats = partial_ranking_loss(s, t, 1.0, k=None, valid_threshold=2.0, negatives=neg)
+    assert got.item() == pytest.approx(want, abs=1e-12)
+    assert stats["valid_per_anchor"] == 2
+    with pytest.raises(ValueError, match="no negatives"):
+        partial_ranking_loss(
+            s, t, 1.0, k=None, valid_threshold=None, negatives=torch.zeros(1, 4, dtype=torch.bool)
+        )

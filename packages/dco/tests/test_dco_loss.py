@@ -153,3 +153,25 @@ def test_rounding_above_zero_is_read_as_p_equal_one():
     assert torch.equal(s.grad, torch.zeros(2))
     assert torch.equal(coverage_factor(s.detach(), 256), torch.zeros(2, dtype=torch.float64))
     assert abs(dco_loss(s.detach(), 1).item()) < 1e-5
+
+
+def test_factor_stays_in_0_1_where_p_is_subnormal():
+    # long answers have log p of several hundred: p = e^s is subnormal for s < -708 and the float64 ratio
+    # -log1p(-p) / p loses bits there, so the computed log F exceeds 0 by up to ~1e-3 (s ~ -738); F must
+    # still be <= 1 (F -> 1 as p -> 0), and the coverage ~ N p, i.e. log coverage ~ log N + s.
+    # (Below s ~ -740 the subnormal p has too few bits for even this: see the audit report.)
+    s = -torch.linspace(316.0, 738.0, 20001, dtype=torch.float64)
+    for n in (2, 8, 256):
+        f = coverage_factor(s, n)
+        assert (f <= 1).all() and (f > 1 - 1e-2).all()
+        assert_close(log_coverage(s, n), math.log(n) + s, atol=1e-2, rtol=0)
+
+
+def test_n1_log_coverage_is_log_p_and_factor_checks_its_input():
+    s = torch.tensor([-0.3, -4.0], dtype=torch.float64)
+    assert_close(log_coverage(s, 1), s, atol=0, rtol=0)  # pass@1 = p
+    assert_close(coverage_factor(s, 1), torch.ones(2, dtype=torch.float64), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="N must be"):
+        coverage_factor(s, 0)
+    with pytest.raises(ValueError, match="log_p must be <= 0"):
+        coverage_factor(torch.tensor([0.5], dtype=torch.float64), 4)

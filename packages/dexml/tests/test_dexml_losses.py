@@ -165,3 +165,14 @@ def test_errors():
     y0[0] = False
     with pytest.raises(ValueError, match="at least one positive"):
         sample_one_positive(y0)
+
+
+def test_ds_row_without_positives_contributes_zero():
+    # |P_i| is clamped to 1 so a row with no relevant label adds 0 (not 0/0 = nan); the sum is still / B
+    g = torch.Generator().manual_seed(3)
+    sim = torch.randn(2, 6, generator=g, dtype=torch.float64)
+    targets = torch.zeros(2, 6, dtype=torch.bool)
+    targets[0, [1, 4]] = True
+    got = decoupled_softmax_loss(sim, targets)
+    assert torch.isfinite(got)
+    assert_close(got, decoupled_softmax_loss(sim[:1], targets[:1]) / 2)

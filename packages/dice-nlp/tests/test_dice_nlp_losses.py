@@ -187,3 +187,51 @@ def test_clear_errors():
         dice_loss(z, torch.zeros(4, dtype=torch.long), alpha=-1.0)
     with pytest.raises(ValueError, match="one entry per class"):
         focal_loss(z, torch.zeros(4, dtype=torch.long), class_weights=[1.0, 2.0])
+
+
+def test_more_clear_errors():
+    z = torch.randn(4, 3, dtype=torch.float64)
+    t = torch.tensor([0, 2, 1, 0])
+    with pytest.raises(TypeError, match="logits must be floating"):
+        dice_loss(z.long(), t)
+    with pytest.raises(TypeError, match="integer class indices"):
+        dice_loss(z, t.bool())
+    with pytest.raises(ValueError, match="alpha and smooth"):
+        dice_loss(z, t, smooth=-1.0)
+    with pytest.raises(ValueError, match="gamma must be"):
+        focal_loss(z, t, gamma=-0.5)
+    with pytest.raises(ValueError, match="K must be > 0"):
+        paper_class_weights([3, 1, 2], k=0.0)
+
+
+def test_all_padding_batch_gives_zero_not_nan():
+    # "mean" divides by the kept-token count clamped to 1: an all-padding batch contributes 0
+    z = torch.randn(2, 3, 4, dtype=torch.float64)
+    t = torch.full((2, 3), -100)
+    assert dice_loss(z, t).item() == 0.0 and focal_loss(z, t).item() == 0.0
+
+
+def test_focal_default_gamma_is_the_scripts_two_and_ce_keeps_the_shape():
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(2, 3, 4, generator=g, dtype=torch.float64)
+    t = torch.randint(0, 4, (2, 3), generator=g)
+    assert_close(focal_loss(z, t), focal_loss(z, t, gamma=2.0))
+    assert not torch.allclose(focal_loss(z, t), focal_loss(z, t, gamma=0.0))
+    per = cross_entropy(z, t, reduction="none")
+    assert per.shape == (2, 3)
+    assert_close(per, F.cross_entropy(z.reshape(-1, 4), t.reshape(-1), reduction="none").reshape(2, 3))
+
+
+def test_absent_class_gets_the_largest_present_weight():
+    # counts (3, 0, 1), n = 4, K = 1: alpha_0 = lg(1/3 + 1) = lg(4/3), alpha_2 = lg(3 + 1) = lg 4, alpha_1 = lg 4
+    w = paper_class_weights([3, 0, 1])
+    assert_close(w, torch.tensor([math.log10(4 / 3), math.log10(4.0), math.log10(4.0)]), atol=1e-7)
+
+
+def test_dice_defaults_are_the_official_scripts():
+    # DICE_ALPHA=0.01, DICE_SMOOTH=1 and --dice_square in every released dice script (README)
+    g = torch.Generator().manual_seed(6)
+    z = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    t = torch.randint(0, 3, (5,), generator=g)
+    assert_close(dice_loss(z, t), dice_loss(z, t, alpha=0.01, smooth=1.0, square_denominator=True))
+    assert not torch.allclose(dice_loss(z, t), dice_loss(z, t, alpha=0.1))
