@@ -155,16 +155,17 @@ def test_rounding_above_zero_is_read_as_p_equal_one():
     assert abs(dco_loss(s.detach(), 1).item()) < 1e-5
 
 
-def test_factor_stays_in_0_1_where_p_is_subnormal():
-    # long answers have log p of several hundred: p = e^s is subnormal for s < -708 and the float64 ratio
-    # -log1p(-p) / p loses bits there, so the computed log F exceeds 0 by up to ~1e-3 (s ~ -738); F must
-    # still be <= 1 (F -> 1 as p -> 0), and the coverage ~ N p, i.e. log coverage ~ log N + s.
-    # (Below s ~ -740 the subnormal p has too few bits for even this: see the audit report.)
-    s = -torch.linspace(316.0, 738.0, 20001, dtype=torch.float64)
+def test_coverage_and_factor_stay_exact_where_p_is_subnormal():
+    # long answers have log p of several hundred: p = e^s is subnormal below s = -708.4, where the float64
+    # ratio -log1p(-p) / p loses bits (at the smallest subnormal, s ~ -744.4, log1p(-p) rounds to 0 and the
+    # loss was inf; at s = -743.2 F was 0.75). As p -> 0: log(1 - (1-p)^N) = log N + s + O(p) and F -> 1.
+    s = -torch.linspace(316.0, 1000.0, 20001, dtype=torch.float64)
     for n in (2, 8, 256):
         f = coverage_factor(s, n)
-        assert (f <= 1).all() and (f > 1 - 1e-2).all()
-        assert_close(log_coverage(s, n), math.log(n) + s, atol=1e-2, rtol=0)
+        assert (f <= 1).all() and (f > 1 - 1e-9).all()
+        assert_close(log_coverage(s, n), math.log(n) + s, atol=1e-9, rtol=0)
+    loss = dco_loss(torch.tensor([-744.5, -2000.0], dtype=torch.float64), 8, reduction="none")
+    assert_close(loss, torch.tensor([744.5, 2000.0], dtype=torch.float64) - math.log(8), atol=1e-9, rtol=0)
 
 
 def test_n1_log_coverage_is_log_p_and_factor_checks_its_input():

@@ -77,8 +77,11 @@ def _log_coverage_and_factor(s: torch.Tensor, n: int) -> tuple[torch.Tensor, tor
     # log(-log(1 - p)): for p < 1/2 via s + log(-log1p(-p)/p) (stable as p -> 0), else directly
     p = torch.exp(s)
     small = s < -LN2
-    p_safe = torch.where(small & (p > 0), p, torch.ones_like(p))
-    ratio = torch.where(small & (p > 0), -torch.log1p(-p_safe) / p_safe, torch.ones_like(p))
+    # below float64's smallest normal number (s < -708.4) p is subnormal: too few bits for the ratio
+    # (at the smallest subnormal log1p(-p) rounds to 0), so use its limit 1 there (error ~p/2 < 1e-308)
+    normal = p >= torch.finfo(torch.float64).tiny
+    p_safe = torch.where(small & normal, p, torch.ones_like(p))
+    ratio = torch.where(small & normal, -torch.log1p(-p_safe) / p_safe, torch.ones_like(p))
     log_neg_log_q = torch.where(small, s + torch.log(ratio), torch.log(-torch.where(small, -p_safe, log_q)))
     x = n * log_q  # log (1-p)^N <= 0
     far = x < -LN2  # coverage not tiny: log1mexp is accurate
