@@ -10,8 +10,6 @@ L_align is DPO (``xentlab.lm.preference.dpo_loss``) or IPO.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,14 +44,6 @@ class DegreeHead(nn.Module):
 def degree_loss(logits: torch.Tensor, degree: torch.Tensor) -> torch.Tensor:
     """L_SSL: mean cross-entropy of the degree logits (B, K) against the degree labels (B,)."""
     return F.cross_entropy(logits, degree)
-
-
-@dataclass(frozen=True)
-class SPOConfig:
-    """lam: weight of L_SSL (0 = the plain alignment loss). n_classes: K, the degree classes."""
-
-    lam: float = 0.5
-    n_classes: int = 4
 
 
 def spo_objective(align: torch.Tensor, ssl: torch.Tensor | None, lam: float) -> torch.Tensor:
