@@ -88,10 +88,13 @@ def test_long_budget_arms_differ_only_in_steps_and_short_arms_are_unchanged():
     # audit 3: only the CPRD arms recompute (their valid-negative statistic now averages both directions)
     version = {"teacher": "2", "itc": "2", "kl": "2", "listmle": "2", "cprd": "3"}
     for arm in ("teacher", "itc", "kl", "listmle", "cprd"):
-        assert exps[arm].config("cpu") == {**base, "arm": arm} and exps[arm].version == version[arm]
+        assert exps[arm].config("cpu") == {**base, "arm": arm} and exps[arm].version_at("cpu") == version[arm]
     for arm in ("itc", "kl", "listmle", "cprd"):
         long = exps[f"{arm}_long"]
-        assert long.config("cpu") == {**base, "arm": arm, "s_steps": 2000} and long.version == version[arm]
+        assert (
+            long.config("cpu") == {**base, "arm": arm, "s_steps": 2000}
+            and long.version_at("cpu") == version[arm]
+        )
         assert long.config("full") is None  # --scale full students already train whole epochs
     # the long-budget claims reuse the thresholds of the 700-step ones
     checks = {c.id: c.check for c in repro.CLAIMS}
