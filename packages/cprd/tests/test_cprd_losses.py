@@ -43,6 +43,11 @@ def test_hand_derived_single_anchor():
         -(0.2 - math.log(math.exp(0.2) + math.exp(0.9) + math.exp(0.5))), abs=1e-12
     )
     assert stats["valid_per_anchor"] == 1
+    # the cut exactly at teacher score 2 is inclusive ("valid when its teacher score is >= this"):
+    # c_1 (3) and c_2 (2) are valid, the same loss as without a cut (c_3 adds -[.5 - log e^.5] = 0)
+    got, stats = partial_ranking_loss(s, t, 1.0, k=None, valid_threshold=2.0, negatives=neg)
+    assert got.item() == pytest.approx(want, abs=1e-12)
+    assert stats["valid_per_anchor"] == 2
     # K = 2 mines cols 3 (.9) and 1 (.5) by student similarity; teacher order: col 3 (2) then col 1 (1)
     got, _ = partial_ranking_loss(s, t, 1.0, k=2, valid_threshold=None, negatives=neg)
     assert got.item() == pytest.approx(-(0.9 - math.log(math.exp(0.9) + math.exp(0.5))), abs=1e-12)
@@ -174,18 +179,9 @@ def test_kl_teacher_is_a_fixed_target_and_shapes_must_match():
         kl_distill_loss(torch.rand(3, 4), torch.rand(3, 1), 0.1)
 
 
-def test_validity_threshold_is_inclusive_and_no_negatives_is_an_error():
-    # the single-anchor case of test_hand_derived_single_anchor with the cut exactly at teacher score 2:
-    # "valid when its teacher score is >= this" -> c_1 (3) and c_2 (2) are valid
+def test_no_negatives_is_an_error():
     s = torch.tensor([[1.0, 0.5, 0.2, 0.9]], dtype=torch.float64)
     t = torch.tensor([[9.0, 1.0, 3.0, 2.0]], dtype=torch.float64)
-    neg = torch.tensor([[False, True, True, True]])
-    want = -(0.2 - math.log(math.exp(0.2) + math.exp(0.9) + math.exp(0.5))) - (
-        0.9 - math.log(math.exp(0.9) + math.exp(0.5))
-    )
-    got, stats = partial_ranking_loss(s, t, 1.0, k=None, valid_threshold=2.0, negatives=neg)
-    assert got.item() == pytest.approx(want, abs=1e-12)
-    assert stats["valid_per_anchor"] == 2
     with pytest.raises(ValueError, match="no negatives"):
         partial_ranking_loss(
             s, t, 1.0, k=None, valid_threshold=None, negatives=torch.zeros(1, 4, dtype=torch.bool)
